@@ -1,0 +1,30 @@
+# `make demo` and `make test` each build .venv from scratch if it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch for development and CI; GPU nodes install the package alone and get CUDA torch.
+TORCH ?= torch==2.13.0
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet "$(TORCH)"
+	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	touch $@
+
+.PHONY: install demo test lint bench
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/wattsweep run examples/quickstart.yaml
+	$(VENV)/bin/wattsweep status
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: install
+	$(VENV)/bin/python bench/local_sweep.py

@@ -1,0 +1,90 @@
+"""Leases on jobs: claim, heartbeat, finish. Each is one conditional UPDATE.
+
+A conditional update is atomic on SQLite and Postgres alike, so two workers
+that receive the same job id cannot both claim it: the second sees rowcount 0.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Job, Run, Worker
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s: float) -> Job | None:
+    """Take the lease on a queued job, or on a running one whose lease went stale.
+
+    Returns the job, or None when someone else holds a live lease, the job is
+    finished, or it does not exist. Counts the attempt.
+    """
+    now = _now()
+    stale = now - timedelta(seconds=lease_timeout_s)
+    claimable = or_(
+        Job.status == "queued",
+        and_(Job.status == "running", or_(Job.lease_heartbeat_at < stale, Job.lease_worker_id == worker_id)),
+    )
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, claimable)
+        .values(status="running", lease_worker_id=worker_id, lease_heartbeat_at=now, attempts=Job.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    job = session.get(Job, job_id, populate_existing=True)
+    if job.started_at is None:
+        job.started_at = now
+    session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=job_id, heartbeat_at=now))
+    return job
+
+
+def heartbeat(session: Session, *, job_id: int, worker_id: str) -> bool:
+    """Refresh the lease; False means it was taken over and the worker must stop."""
+    now = _now()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_worker_id == worker_id, Job.status == "running")
+        .values(lease_heartbeat_at=now)
+    )
+    session.execute(update(Worker).where(Worker.id == worker_id).values(heartbeat_at=now))
+    return result.rowcount == 1
+
+
+def finish_job(session: Session, *, job_id: int, worker_id: str, error: str | None = None, final: bool = False) -> str:
+    """Release the lease and set the outcome; returns the new status.
+
+    With no error the job is done when all its runs are. With an error it goes
+    back to the queue for another attempt, or ends `failed` once its attempts
+    are used up (or at once with `final`).
+    """
+    job = session.get(Job, job_id, populate_existing=True)
+    if job.lease_worker_id != worker_id or job.status != "running":
+        return job.status  # the lease was taken over: the new holder decides
+    if error is None:
+        pending = session.scalar(select(Run.id).where(Run.job_id == job_id, Run.status != "done").limit(1))
+        status = "done" if pending is None else "queued"
+    else:
+        status = "failed" if final or job.attempts >= job.max_attempts else "queued"
+        job.last_error = error[-4000:]
+    job.status = status
+    job.lease_worker_id = None
+    job.lease_heartbeat_at = None
+    if status in ("done", "failed"):
+        job.finished_at = _now()
+    if status == "failed":  # its unfinished runs will not happen unless retried
+        session.execute(
+            update(Run).where(Run.job_id == job_id, Run.status == "pending").values(status="failed", error=job.last_error)
+        )
+    session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=None))
+    return status
+
+
+def pending_runs(session: Session, *, job_id: int) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.job_id == job_id, Run.status != "done").order_by(Run.id)))

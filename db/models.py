@@ -1,0 +1,162 @@
+"""SQLAlchemy models: sweeps -> jobs -> runs -> measurements, plus workers.
+
+The database is the source of truth. Unique keys make a duplicate job or run
+impossible; statuses are plain strings so that SQL reads them directly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, MetaData, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so that later migrations can alter them on SQLite too.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Sweep(Base):
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    spec: Mapped[dict[str, Any]]  # the validated sweep file, as submitted
+    hardware_class: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(20))  # local | distributed | imported
+    country_iso_code: Mapped[str | None] = mapped_column(String(3))
+    region: Mapped[str | None] = mapped_column(String(100))
+    grid_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    jobs: Mapped[list[Job]] = relationship(back_populates="sweep", order_by="Job.id")
+
+
+class Job(Base):
+    """One (task, model, hardware class) cell; the model is loaded once per job."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("sweep_id", "task", "model", "hardware_class"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(300))
+    hardware_class: Mapped[str] = mapped_column(String(100), index=True)
+    params: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|done|failed|cancelled
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_worker_id: Mapped[str | None] = mapped_column(String(200))  # who runs it now
+    lease_heartbeat_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    sweep: Mapped[Sweep] = relationship(back_populates="jobs")
+    runs: Mapped[list[Run]] = relationship(back_populates="job", order_by="Run.id")
+
+
+class Run(Base):
+    """One (dataset, repetition) measured inside a job."""
+
+    __tablename__ = "runs"
+    __table_args__ = (UniqueConstraint("job_id", "dataset", "repetition"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    dataset: Mapped[str] = mapped_column(String(300))
+    repetition: Mapped[int] = mapped_column(Integer)
+    n_queries: Mapped[int] = mapped_column(Integer)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    warmup: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|done|failed
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+
+    job: Mapped[Job] = relationship(back_populates="runs")
+
+
+class Measurement(Base):
+    """One meter window: phase `load` (per job attempt) or `query` (per run).
+
+    Raw CodeCarbon fields plus work units, derived figures and how each
+    component was measured, so that no estimate passes for a measurement.
+    """
+
+    __tablename__ = "measurements"
+    __table_args__ = (UniqueConstraint("run_id", "phase"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    phase: Mapped[str] = mapped_column(String(10))  # load | query
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+
+    duration_s: Mapped[float] = mapped_column(Float)
+    energy_kwh: Mapped[float] = mapped_column(Float)
+    cpu_energy_kwh: Mapped[float] = mapped_column(Float)
+    gpu_energy_kwh: Mapped[float] = mapped_column(Float)
+    ram_energy_kwh: Mapped[float] = mapped_column(Float)
+    emissions_kg: Mapped[float] = mapped_column(Float)
+    cpu_power_w: Mapped[float | None] = mapped_column(Float)
+    gpu_power_w: Mapped[float | None] = mapped_column(Float)
+    ram_power_w: Mapped[float | None] = mapped_column(Float)
+    cpu_utilization_pct: Mapped[float | None] = mapped_column(Float)
+    gpu_utilization_pct: Mapped[float | None] = mapped_column(Float)
+    ram_utilization_pct: Mapped[float | None] = mapped_column(Float)
+
+    cpu_model: Mapped[str | None] = mapped_column(String(200))
+    cpu_count: Mapped[int | None] = mapped_column(Integer)
+    gpu_model: Mapped[str | None] = mapped_column(String(200))
+    gpu_count: Mapped[int | None] = mapped_column(Integer)
+    ram_total_gb: Mapped[float | None] = mapped_column(Float)
+    cpu_method: Mapped[str] = mapped_column(String(30))  # rapl | cpu-load-estimate | constant
+    gpu_method: Mapped[str] = mapped_column(String(30))  # nvml-energy-counter | power-sampling | none
+    ram_method: Mapped[str] = mapped_column(String(30))  # always an estimate: which model
+    tracking_mode: Mapped[str] = mapped_column(String(10))
+    codecarbon_version: Mapped[str] = mapped_column(String(20))
+    country_iso_code: Mapped[str | None] = mapped_column(String(3))
+    region: Mapped[str | None] = mapped_column(String(100))
+    carbon_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
+    carbon_intensity_source: Mapped[str] = mapped_column(String(20))  # country mix | region | explicit
+
+    n_queries: Mapped[int | None] = mapped_column(Integer)  # None for the load phase
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    images: Mapped[int | None] = mapped_column(Integer)
+    kwh_per_1k_queries: Mapped[float | None] = mapped_column(Float)
+
+
+class Worker(Base):
+    """A worker process and the hardware and software it measures on."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. gpu0@node7, local@laptop
+    hostname: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str] = mapped_column(String(20))  # cpu | cuda:N (physical index)
+    hardware_class: Mapped[str] = mapped_column(String(100))
+    inventory: Mapped[dict[str, Any]]  # CPU, RAM, GPU, driver, CUDA, OS, library versions
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    current_job_id: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,94 @@
+"""Storing measurements and the per-task summary read by reports."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Job, Measurement, Run
+
+
+def record_load(session: Session, *, job_id: int, worker_id: str, reading: Any) -> Measurement:
+    """Store the `load` window of one job attempt."""
+    measurement = Measurement(job_id=job_id, run_id=None, phase="load", worker_id=worker_id, **asdict(reading))
+    session.add(measurement)
+    return measurement
+
+
+def record_run(session: Session, *, run_id: int, worker_id: str, reading: Any, units: Any) -> bool:
+    """Mark the run done and store its `query` measurement, in the caller's transaction.
+
+    Returns False (and stores nothing) when the run was already done: a
+    redelivered job never stores a run twice.
+    """
+    marked = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status != "done")
+        .values(status="done", worker_id=worker_id, error=None, finished_at=datetime.now(timezone.utc))
+    )
+    if marked.rowcount != 1:
+        return False
+    run = session.get(Run, run_id)
+    session.add(
+        Measurement(
+            job_id=run.job_id,
+            run_id=run_id,
+            phase="query",
+            worker_id=worker_id,
+            n_queries=units.queries,
+            batch_size=run.batch_size,
+            input_tokens=units.input_tokens,
+            output_tokens=units.output_tokens,
+            images=units.images,
+            kwh_per_1k_queries=reading.energy_kwh * 1000 / units.queries,
+            **asdict(reading),
+        )
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    task: str
+    models: int
+    runs: int
+    kwh_per_1k_mean: float
+    kwh_per_1k_std: float | None  # sample standard deviation over runs
+    g_co2e_per_1k_mean: float
+    estimated_components: str  # e.g. "cpu, ram": shown beside the figure
+
+
+def task_summary(session: Session, *, sweep_id: int) -> list[TaskSummary]:
+    """kWh and g CO2e per 1,000 queries per task, aggregated in SQL."""
+    x = Measurement.kwh_per_1k_queries
+    rows = session.execute(
+        select(
+            Job.task,
+            func.count(func.distinct(Job.model)),
+            func.count(Measurement.id),
+            func.avg(x),
+            func.sum(x * x),
+            func.sum(x),
+            func.avg(Measurement.emissions_kg * 1e6 / Measurement.n_queries),
+            func.max(Measurement.cpu_method),
+            func.max(Measurement.gpu_method),
+        )
+        .join(Measurement, Measurement.job_id == Job.id)
+        .where(Job.sweep_id == sweep_id, Measurement.phase == "query")
+        .group_by(Job.task)
+        .order_by(func.avg(x))
+    ).all()
+    summaries = []
+    for task, models, n, mean, sum_sq, total, grams, cpu_method, gpu_method in rows:
+        variance = (sum_sq - total * total / n) / (n - 1) if n > 1 else None
+        estimated = ["cpu"] if cpu_method != "rapl" else []
+        estimated += ["gpu"] if gpu_method == "power-sampling" else []
+        estimated.append("ram")
+        std = math.sqrt(max(variance, 0.0)) if variance is not None else None
+        summaries.append(TaskSummary(task, models, n, mean, std, grams, ", ".join(estimated)))
+    return summaries

@@ -1,0 +1,47 @@
+"""The one settings object: environment variables prefixed `WATTSWEEP_`.
+
+Lives in `db/` because every process (scheduler, worker, CLI) needs the database
+URL, and both scheduler/ and worker/ may depend on db/.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATTSWEEP_", extra="ignore")
+
+    database_url: str = "sqlite:///wattsweep.db"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    measure_power_secs: float = 1.0  # CodeCarbon sampling period inside a window
+    lease_timeout_s: float = 120.0  # a lease without a heartbeat for this long is stale
+    heartbeat_interval_s: float = 15.0
+    max_attempts: int = 3
+
+    @field_validator("database_url")
+    @classmethod
+    def _use_psycopg3(cls, url: str) -> str:
+        # Users paste plain `postgresql://` URLs; we ship psycopg 3, not psycopg2.
+        for prefix in ("postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced, for error messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

@@ -1,0 +1,208 @@
+"""The `wattsweep` command line. Heavy imports happen inside commands, so `--help` is fast."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Measure the energy and carbon cost of AI inference across a task x model matrix.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+
+SweepArg = Annotated[str | None, typer.Argument(help="Sweep id or name (default: the latest sweep).")]
+DatabaseOpt = Annotated[
+    str | None, typer.Option("--database-url", envvar="WATTSWEEP_DATABASE_URL", show_envvar=True,
+                             help="SQLAlchemy URL; default sqlite:///wattsweep.db.")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings(database_url: str | None):
+    from db.settings import Settings, get_settings
+
+    return Settings(database_url=database_url) if database_url else get_settings()
+
+
+def _sessions(database_url: str | None, *, migrate_sqlite: bool = False):
+    """A session factory for a database whose schema is in place."""
+    from db.migrate import is_up_to_date, upgrade
+    from db.session import DatabaseUnavailable, session_factory
+
+    url = _settings(database_url).database_url
+    try:
+        if not is_up_to_date(url):
+            if migrate_sqlite and url.startswith("sqlite"):
+                upgrade(url)  # a new local results file: create the schema
+            else:
+                fail("the database has no wattsweep schema yet: run `wattsweep db upgrade`")
+    except DatabaseUnavailable as error:
+        fail(str(error))
+    return session_factory(url)
+
+
+@app.command()
+def run(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML).")],
+    database_url: DatabaseOpt = None,
+    hardware_class: Annotated[str | None, typer.Option(help="Override the file's hardware_class.")] = None,
+) -> None:
+    """Run a sweep in this process (local mode) and print its per-task summary."""
+    from scheduler.spec import SpecError, load_sweep
+    from scheduler.submit import create_sweep
+
+    try:
+        spec = load_sweep(sweep_file)
+    except SpecError as error:
+        fail(str(error))
+    settings = _settings(database_url)
+    sessions = _sessions(database_url, migrate_sqlite=True)
+    with sessions.begin() as session:
+        sweep = create_sweep(session, spec, mode="local", hardware_class=hardware_class,
+                             max_attempts=settings.max_attempts)
+        sweep_id, sweep_hardware = sweep.id, sweep.hardware_class
+    console.print(f"sweep [bold]{spec.name}[/bold] (id {sweep_id}) -> {_masked(settings.database_url)}")
+    _run_with_progress(sweep_id, sweep_hardware, sessions, settings)
+    _print_summary(sessions, sweep_id)
+    with sessions() as session:
+        from db.sweeps import failed_jobs
+
+        failed = failed_jobs(session, sweep_id=sweep_id)
+        for job in failed:
+            errors.print(f"[red]failed:[/red] {job.task} / {job.model}: {job.last_error}", highlight=False)
+    if failed:
+        fail(f"{len(failed)} job(s) failed; the rest of the sweep is stored", code=1)
+
+
+def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from db.sweeps import sweep_progress
+    from worker.local import run_sweep_locally
+    from worker.runtime import WorkerRuntime, local_worker_id
+
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    runtime = WorkerRuntime(worker_id=local_worker_id(), device="cpu", hardware_class=hardware_class,
+                            sessions=sessions, measure_power_secs=settings.measure_power_secs)
+    runtime.register()
+    with sessions() as session:
+        total = sweep_progress(session, sweep_id=sweep_id).runs_total
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=False) as progress:
+            bar = progress.add_task("starting", total=total)
+
+            def on_event(event) -> None:
+                label = f"{event.task} / {event.model}"
+                if event.kind == "loaded":
+                    progress.update(bar, description=f"{label}: measuring")
+                elif event.kind == "run":
+                    progress.advance(bar)
+                elif event.kind == "finished":
+                    with sessions() as session:
+                        p = sweep_progress(session, sweep_id=sweep_id)
+                    progress.update(bar, completed=p.runs_done + p.runs_failed,
+                                    description=f"{label}: {event.detail.split(':')[0]}")
+
+            run_sweep_locally(sweep_id, runtime, on_event)
+    finally:
+        runtime.close()
+
+
+def _print_summary(sessions, sweep_id: int) -> None:
+    from rich.table import Table
+
+    from db.results import task_summary
+
+    with sessions() as session:
+        rows = task_summary(session, sweep_id=sweep_id)
+    if not rows:
+        console.print("no measurements stored for this sweep yet")
+        return
+    table = Table(title="kWh per 1,000 queries, by task (sorted by mean)")
+    for header in ("task", "models", "runs", "kWh/1k mean", "kWh/1k std", "g CO2e/1k", "estimated"):
+        table.add_column(header, justify="left" if header in ("task", "estimated") else "right")
+    for r in rows:
+        std = f"{r.kwh_per_1k_std:.3g}" if r.kwh_per_1k_std is not None else "-"
+        table.add_row(r.task, str(r.models), str(r.runs), f"{r.kwh_per_1k_mean:.3g}", std,
+                      f"{r.g_co2e_per_1k_mean:.3g}", r.estimated_components)
+    console.print(table)
+    console.print("[dim]estimated: components CodeCarbon modelled rather than measured on this host[/dim]")
+
+
+def _masked(url: str) -> str:
+    from db.settings import mask_url
+
+    return mask_url(url)
+
+
+def _find(session, sweep: str | None):
+    from db.sweeps import SweepNotFound, find_sweep
+
+    try:
+        return find_sweep(session, ref=sweep)
+    except SweepNotFound as error:
+        fail(str(error))
+
+
+@app.command()
+def report(sweep: SweepArg = None, database_url: DatabaseOpt = None) -> None:
+    """Per-task table of a sweep: kWh and g CO2e per 1,000 queries."""
+    sessions = _sessions(database_url)
+    with sessions() as session:
+        found = _find(session, sweep)
+        console.print(f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})")
+    _print_summary(sessions, found.id)
+
+
+@app.command()
+def status(sweep: SweepArg = None, database_url: DatabaseOpt = None) -> None:
+    """Jobs and runs of a sweep: done, running, failed, pending."""
+    from db.sweeps import failed_jobs, sweep_progress
+
+    sessions = _sessions(database_url)
+    with sessions() as session:
+        found = _find(session, sweep)
+        p = sweep_progress(session, sweep_id=found.id)
+        console.print(f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})")
+        console.print(f"jobs: {p.jobs_done} done, {p.jobs_running} running, {p.jobs_failed} failed, "
+                      f"{p.jobs_queued} queued, {p.jobs_total} total")
+        console.print(f"runs: {p.runs_done} done, {p.runs_failed} failed, {p.runs_pending} pending, "
+                      f"{p.runs_total} total")
+        for job in failed_jobs(session, sweep_id=found.id):
+            console.print(f"[red]failed:[/red] {job.task} / {job.model}: {job.last_error}", highlight=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: DatabaseOpt = None) -> None:
+    """Apply the committed schema migrations to the database."""
+    from db.migrate import upgrade
+    from db.session import DatabaseUnavailable
+
+    url = _settings(database_url).database_url
+    try:
+        upgrade(url)
+    except DatabaseUnavailable as error:
+        fail(str(error))
+    console.print(f"schema up to date at {_masked(url)}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted: the runs finished so far are stored")
+        sys.exit(130)

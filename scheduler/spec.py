@@ -1,0 +1,139 @@
+"""The sweep file: pure, typed, side-effect-free pydantic models.
+
+`load_sweep(path)` turns YAML into a validated `SweepSpec` or raises
+`SpecError` with one line naming the field, the value and what is allowed.
+Anything that depends on hardware is resolved later, on the worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import model_validator
+
+from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
+from worker.workloads import WORKLOADS
+
+
+class SpecError(ValueError):
+    """A sweep file that cannot be used; the message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSettings(_Strict):
+    """Settings a task may override; `None` means 'inherit from defaults'."""
+
+    queries: PositiveInt | None = None
+    repetitions: PositiveInt | None = None
+    batch_size: PositiveInt | None = None
+    warmup: NonNegativeInt | None = None
+
+
+class Defaults(RunSettings):
+    queries: PositiveInt = 100
+    repetitions: PositiveInt = 3
+    batch_size: PositiveInt = 1
+    warmup: NonNegativeInt = 10
+
+
+class Carbon(_Strict):
+    """Where the electricity comes from. Required: CodeCarbon would silently assume Canada."""
+
+    country_iso_code: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    region: str | None = None
+    grid_intensity_g_per_kwh: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Carbon:
+        if (self.country_iso_code is None) == (self.grid_intensity_g_per_kwh is None):
+            raise ValueError("give exactly one of country_iso_code (3 letters, e.g. USA) or grid_intensity_g_per_kwh")
+        if self.region and not self.country_iso_code:
+            raise ValueError("region needs country_iso_code")
+        return self
+
+    @property
+    def source(self) -> str:
+        if self.grid_intensity_g_per_kwh is not None:
+            return "explicit"
+        return "region" if self.region else "country mix"
+
+
+class TaskSpec(RunSettings):
+    models: list[str] = Field(min_length=1)
+    datasets: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SweepSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    hardware_class: str = Field(default="cpu", pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
+    defaults: Defaults = Defaults()
+    carbon: Carbon
+    tasks: dict[str, TaskSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_references(self) -> SweepSpec:
+        for task, task_spec in self.tasks.items():
+            if task not in WORKLOADS:
+                raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
+            for i, ref in enumerate(task_spec.models):
+                _check(f"tasks.{task}.models.{i}", lambda: parse_model_ref(ref))
+            for i, ref in enumerate(task_spec.datasets):
+                _check(f"tasks.{task}.datasets.{i}", lambda: parse_dataset_ref(ref))
+        return self
+
+    def settings_for(self, task: str) -> Defaults:
+        """The defaults with this task's overrides applied."""
+        overrides = self.tasks[task].model_dump(include=set(RunSettings.model_fields), exclude_none=True)
+        return self.defaults.model_copy(update=overrides)
+
+
+def _check(where: str, parse) -> None:
+    try:
+        parse()
+    except ReferenceError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def parse_sweep(data: Any, source: str = "sweep") -> SweepSpec:
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping with name, carbon and tasks, got {type(data).__name__}")
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(f"{source}: {_first_problem(error)}") from None
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read sweep file ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise SpecError(f"{path}: YAML syntax error at {where}: {error.problem}") from None
+    return parse_sweep(data, str(path))
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "missing":
+        return f"{where}: missing required field"
+    if problem["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    if message.startswith("tasks.") or not where:
+        return message
+    return f"{where}: {message} (got {problem.get('input')!r})"

@@ -1,0 +1,31 @@
+"""Writing a sweep: validate, expand, store every job and run in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from sqlalchemy.orm import Session
+
+from db.models import Sweep
+from db.sweeps import NewJob, insert_sweep
+from scheduler.expand import expand
+from scheduler.spec import SweepSpec
+
+
+def create_sweep(
+    session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
+) -> Sweep:
+    jobs = [
+        NewJob(job.task, job.model, job.hardware_class, job.params, [asdict(run) for run in job.runs])
+        for job in expand(spec, hardware_class)
+    ]
+    return insert_sweep(
+        session,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        hardware_class=hardware_class or spec.hardware_class,
+        mode=mode,
+        carbon=spec.carbon.model_dump(),
+        jobs=jobs,
+        max_attempts=max_attempts,
+    )

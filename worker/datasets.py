@@ -1,0 +1,289 @@
+"""Query sets: builtin (generated here, deterministic), `file:<path>.jsonl`, and `hf:` (not yet).
+
+Builtin sets need no network and no data files: item i of a set is generated
+from a `random.Random` seeded with the set's name and i, so a set is the same
+on every machine and a run of n queries does not depend on how many were asked
+before. Each set holds `BUILTIN_SIZE` distinct items (the study used 1,000
+queries a dataset); asking for more cycles through them in order.
+
+Module level stays light (no PIL, numpy, torch): the scheduler imports
+`BUILTIN_DATASETS` to validate sweep files.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from worker.refs import DatasetRef, ReferenceError, parse_dataset_ref
+
+INPUT_KINDS = ("text", "qa", "document", "prompt", "image")
+"""text: a sentence or review (str); qa: {"question", "context"} dict; document: a longer
+text to summarise (str); prompt: a generation or image prompt (str); image: a PIL image."""
+
+STRING_KINDS = ("text", "document", "prompt")  # all plain strings: a workload of one kind may read another
+
+BUILTIN_DATASETS: dict[str, str] = {
+    "texts": "text",
+    "reviews": "text",
+    "squad-like": "qa",
+    "trivia": "qa",
+    "news": "document",
+    "reports": "document",
+    "prompts": "prompt",
+    "image-prompts": "prompt",
+    "shapes": "image",
+    "noise": "image",
+}
+
+BUILTIN_SIZE = 1000
+IMAGE_SIZE_PX = 64
+
+
+class DatasetLoadError(RuntimeError):
+    """A dataset that cannot be read; the message says what is wrong and how to fix it."""
+
+
+# Word lists shared by the generators; worker.tiny builds its tokenizer vocabulary from them too.
+ADJECTIVES = (
+    "quiet", "bright", "dark", "old", "young", "small", "large", "green", "red", "blue", "golden", "silver",
+    "ancient", "modern", "strange", "gentle", "brave", "clever", "cold", "warm", "tired", "happy", "sad", "curious",
+    "careful", "wild", "calm", "noisy", "rapid", "slow", "heavy", "light"
+)
+NOUNS = (
+    "river", "city", "forest", "mountain", "village", "garden", "engine", "robot", "teacher", "doctor", "farmer",
+    "child", "dog", "cat", "horse", "bird", "ship", "train", "bridge", "market", "library", "castle", "island",
+    "desert", "storm", "lake", "tower", "machine", "painter", "musician"
+)
+VERBS = (
+    "found", "built", "crossed", "watched", "carried", "painted", "repaired", "visited", "opened", "closed",
+    "followed", "discovered", "protected", "described", "measured", "changed", "moved", "answered", "reached", "left"
+)
+PLACES = (
+    "Avalon", "Brenmoor", "Calder", "Dunwick", "Elmsford", "Fenwick", "Galloway", "Harrowgate", "Ismere", "Jorvik",
+    "Kestrel", "Lindum"
+)
+NAMES = (
+    "Ada", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Luca", "Mira",
+    "Nils", "Olga", "Pavel"
+)
+TOPICS = ("energy", "transport", "housing", "water", "health", "schools", "farming", "trade", "research", "tourism")
+FEELINGS = ("loved", "enjoyed", "liked", "disliked", "hated", "admired", "endured")
+QUALITIES = (
+    "wonderful", "dull", "moving", "confusing", "brilliant", "forgettable", "charming", "tedious", "clever",
+    "predictable"
+)
+ASPECTS = ("plot", "acting", "music", "ending", "dialogue", "pacing", "camera", "work", "cast", "script")
+STYLES = ("watercolor painting", "detailed oil painting", "pixel-art scene", "photograph", "pencil sketch", "pastel drawing")
+LIGHTS = ("at dawn", "at dusk", "under moonlight", "in fog", "in bright sunlight", "by candlelight")
+
+VOCABULARY: tuple[str, ...] = tuple(
+    sorted(
+        {w.lower() for group in (ADJECTIVES, NOUNS, VERBS, PLACES, NAMES, TOPICS, FEELINGS, QUALITIES, ASPECTS)
+         for w in group}
+        | {
+            "the", "a", "an", "of", "in", "on", "at", "to", "and", "was", "is", "were", "it", "this", "that", "by",
+            "with", "from", "for", "its", "who", "what", "when", "where", "which", "how", "many", "year", "years",
+            "people", "report", "said", "after", "before", "during", "about", "their", "has", "had"
+        }
+    )
+)
+
+
+def _sentence(rng: random.Random) -> str:
+    return (f"The {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} {rng.choice(VERBS)} the "
+            f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} near {rng.choice(PLACES)}.")
+
+
+def _texts(rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(rng.randint(1, 3)))
+
+
+def _reviews(rng: random.Random) -> str:
+    parts = [f"I {rng.choice(FEELINGS)} this film.",
+             f"The {rng.choice(ASPECTS)} was {rng.choice(QUALITIES)}, the {rng.choice(ASPECTS)} {rng.choice(QUALITIES)}.",
+             f"{rng.choice(NAMES)} plays a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} from {rng.choice(PLACES)}.",
+             f"Overall it is {rng.choice(QUALITIES)}, {rng.randint(1, 10)} out of 10."]
+    return " ".join(parts[: rng.randint(2, 4)])
+
+
+def _squad_like(rng: random.Random) -> dict[str, str]:
+    place, river, year = rng.choice(PLACES), rng.choice(PLACES), rng.randint(1100, 1950)
+    people, noun = rng.randint(2, 900) * 1000, rng.choice(NOUNS)
+    context = (f"{place} is a {rng.choice(ADJECTIVES)} town on the {river} river. It was founded in {year} "
+               f"around an old {noun}. Today {people} people live there, and its {rng.choice(TOPICS)} "
+               f"is known across the region. {_sentence(rng)}")
+    question = rng.choice([f"When was {place} founded?", f"On which river is {place}?",
+                           f"How many people live in {place}?", f"Around what was {place} founded?"])
+    return {"question": question, "context": context}
+
+
+def _trivia(rng: random.Random) -> dict[str, str]:
+    name, job, place = f"{rng.choice(NAMES)} {rng.choice(PLACES)}", rng.choice(NOUNS), rng.choice(PLACES)
+    year = rng.randint(1700, 1990)
+    context = (f"{name} was a {rng.choice(ADJECTIVES)} {job} born in {year} in {place}. {name} "
+               f"{rng.choice(VERBS)} the {rng.choice(NOUNS)} of {rng.choice(PLACES)} and wrote about "
+               f"{rng.choice(TOPICS)}.")
+    question = rng.choice([f"When was {name} born?", f"Where was {name} born?", f"What was {name}?"])
+    return {"question": question, "context": context}
+
+
+def _document(rng: random.Random, opener: str) -> str:
+    topic, place = rng.choice(TOPICS), rng.choice(PLACES)
+    lines = [opener.format(topic=topic, place=place, name=rng.choice(NAMES), n=rng.randint(3, 95))]
+    lines += [_sentence(rng) for _ in range(rng.randint(3, 6))]
+    lines.append(f"{rng.choice(NAMES)} said the {topic} plan for {place} would change after {rng.randint(2, 12)} "
+                 f"years.")
+    return " ".join(lines)
+
+
+def _news(rng: random.Random) -> str:
+    return _document(rng, "Officials in {place} announced a new {topic} plan on Monday, {name} reported.")
+
+
+def _reports(rng: random.Random) -> str:
+    return _document(rng, "This report on {topic} in {place} covers {n} sites visited by {name} and the team.")
+
+
+def _prompts(rng: random.Random) -> str:
+    adjective, noun, place, name = rng.choice(ADJECTIVES), rng.choice(NOUNS), rng.choice(PLACES), rng.choice(NAMES)
+    return rng.choice([f"Once upon a time in {place}, a {adjective} {noun}",
+                       f"The report on {rng.choice(TOPICS)} in {place} said that the {noun}",
+                       f"{name} opened the door of the {adjective} {noun} and",
+                       f"Here is how {name} repaired the {adjective} {noun}:",
+                       f"In {rng.randint(1800, 2030)}, the people of {place} {rng.choice(VERBS)} a {noun} that"])
+
+
+def _image_prompts(rng: random.Random) -> str:
+    return (f"a {rng.choice(STYLES)} of a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} near a "
+            f"{rng.choice(NOUNS)} {rng.choice(LIGHTS)}")
+
+
+def _shapes(rng: random.Random) -> Any:
+    from PIL import Image, ImageDraw
+
+    def color() -> tuple[int, int, int]:
+        return rng.randrange(256), rng.randrange(256), rng.randrange(256)
+
+    image = Image.new("RGB", (IMAGE_SIZE_PX, IMAGE_SIZE_PX), color())
+    draw = ImageDraw.Draw(image)
+    for _ in range(rng.randint(1, 4)):
+        x0, y0 = rng.randrange(IMAGE_SIZE_PX - 8), rng.randrange(IMAGE_SIZE_PX - 8)
+        box = (x0, y0, rng.randint(x0 + 6, IMAGE_SIZE_PX), rng.randint(y0 + 6, IMAGE_SIZE_PX))
+        shape = rng.choice(("ellipse", "rectangle", "triangle"))
+        if shape == "triangle":
+            draw.polygon([(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=color())
+        else:
+            getattr(draw, shape)(box, fill=color())
+    return image
+
+
+def _noise(rng: random.Random) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(rng.getrandbits(64))
+    coarse = generator.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)  # smooth blobs plus fine grain
+    image = Image.fromarray(coarse).resize((IMAGE_SIZE_PX, IMAGE_SIZE_PX), Image.Resampling.BILINEAR)
+    grain = generator.integers(-24, 25, size=(IMAGE_SIZE_PX, IMAGE_SIZE_PX, 3))
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
+
+
+_GENERATORS = {"texts": _texts, "reviews": _reviews, "squad-like": _squad_like, "trivia": _trivia,
+               "news": _news, "reports": _reports, "prompts": _prompts, "image-prompts": _image_prompts,
+               "shapes": _shapes, "noise": _noise}
+
+
+def builtin_item(name: str, index: int) -> Any:
+    """Item `index` of builtin set `name`: the same on every machine and in every run."""
+    return _GENERATORS[name](random.Random(f"wattsweep:{name}:{index % BUILTIN_SIZE}"))
+
+
+def _kind_of(value: Any) -> str:
+    return "qa" if isinstance(value, dict) else "image" if not isinstance(value, str) else "text"
+
+
+def _file_item(line: str, where: str, folder: Path) -> Any:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DatasetLoadError(f"{where}: not JSON ({exc.msg}); each line must be a JSON string or object") from exc
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, dict):
+        raise DatasetLoadError(f"{where}: expected a JSON string or object, got {type(value).__name__}")
+    if isinstance(value.get("question"), str) and isinstance(value.get("context"), str):
+        return {"question": value["question"], "context": value["context"]}
+    for key in ("text", "prompt"):
+        if isinstance(value.get(key), str):
+            return value[key]
+    if isinstance(value.get("image"), str):
+        from PIL import Image
+
+        path = folder / value["image"]
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except OSError as exc:
+            raise DatasetLoadError(f"{where}: cannot read image {str(path)!r}: {exc}") from exc
+    raise DatasetLoadError(f'{where}: expected a "text", "prompt", "question"+"context" or "image" (path) field')
+
+
+def _read_file(name: str, limit: int | None) -> list[Any]:
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise DatasetLoadError(f"dataset file {str(path)!r} does not exist (file: paths are read on the worker)")
+    items: list[Any] = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                items.append(_file_item(line, f"{path}:{number}", path.parent))
+                if _kind_of(items[-1]) != _kind_of(items[0]):
+                    raise DatasetLoadError(f"{path}:{number}: mixes query kinds; one file holds one kind")
+                if limit is not None and len(items) >= limit:
+                    break
+    if not items:
+        raise DatasetLoadError(f"dataset file {str(path)!r} holds no queries")
+    return items
+
+
+def _hf_unavailable(ref: str) -> DatasetLoadError:
+    return DatasetLoadError(f"dataset {ref!r}: hf: datasets arrive in a later release; "
+                            "use builtin:<name> or file:<path>.jsonl for now")
+
+
+def _parse(ref: str) -> DatasetRef:
+    try:
+        return parse_dataset_ref(ref)
+    except ReferenceError as exc:
+        raise DatasetLoadError(str(exc)) from exc
+
+
+def dataset_kind(ref: str) -> str:
+    """The input kind of the queries `ref` names (one of INPUT_KINDS; a file of plain strings reads as "text")."""
+    parsed = _parse(ref)
+    if parsed.kind == "builtin":
+        return BUILTIN_DATASETS[parsed.name]
+    if parsed.kind == "hf":
+        raise _hf_unavailable(ref)
+    return _kind_of(_read_file(parsed.name, limit=1)[0])
+
+
+def kinds_compatible(input_kind: str, dataset_kind: str) -> bool:
+    """Whether a workload consuming `input_kind` can read queries of `dataset_kind` (strings read as strings)."""
+    return input_kind == dataset_kind or (input_kind in STRING_KINDS and dataset_kind in STRING_KINDS)
+
+
+def load_queries(ref: str, n: int) -> list[Any]:
+    """Exactly `n` queries from dataset reference `ref`, cycling in order through a smaller set."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    parsed = _parse(ref)
+    if parsed.kind == "builtin":
+        return [builtin_item(parsed.name, i) for i in range(n)]
+    if parsed.kind == "hf":
+        raise _hf_unavailable(ref)
+    items = _read_file(parsed.name, limit=n)
+    return [items[i % len(items)] for i in range(n)]

@@ -1,0 +1,111 @@
+"""Run one job: load the model once, then measure every run not done yet.
+
+This is the plain function behind both transports: the in-process local
+runner and the thin Celery task call `execute_job(job_id, runtime)`. Each
+finished run is committed on its own, so a retried job redoes only what was
+lost.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from db.jobs import claim_job, finish_job, heartbeat, pending_runs
+from db.results import record_load, record_run
+from worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """Progress callbacks for the CLI: kind is `loaded`, `run` or `finished`."""
+
+    kind: str
+    job_id: int
+    task: str
+    model: str
+    detail: str = ""
+
+
+class LeaseLost(RuntimeError):
+    """Another worker took this job over; stop without writing more."""
+
+
+def execute_job(job_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEvent], None] | None = None) -> str:
+    """Claim, run and finish a job; returns the job's status afterwards (or `skipped`)."""
+    from db.settings import get_settings
+
+    settings = get_settings()
+    with runtime.sessions.begin() as session:
+        job = claim_job(session, job_id=job_id, worker_id=runtime.worker_id, lease_timeout_s=settings.lease_timeout_s)
+        if job is None:
+            log.info("job %s not claimable (done, unknown, or leased elsewhere): dropped", job_id)
+            return "skipped"
+        task, model, params = job.task, job.model, dict(job.params)
+        sweep = job.sweep
+        carbon = dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
+                      grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh)
+        runs = [(r.id, r.dataset, r.n_queries, r.batch_size, r.warmup) for r in pending_runs(session, job_id=job_id)]
+
+    def emit(kind: str, detail: str = "") -> None:
+        if on_event:
+            on_event(JobEvent(kind, job_id, task, model, detail))
+
+    pipeline = None
+    try:
+        from worker.datasets import load_queries
+        from worker.loading import ModelLoadError
+        from worker.workloads import get_workload
+
+        workload = get_workload(task)
+        params = {**workload.default_params, **params}
+        meter = runtime.meter_for(**carbon)
+        try:
+            with meter.window("load") as window:
+                pipeline = workload.load(model, runtime.device, params)
+        except ModelLoadError as error:
+            return _finish(runtime, job_id, f"model failed to load: {error}", final=True, emit=emit)
+        with runtime.sessions.begin() as session:
+            record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading)
+        emit("loaded")
+
+        for run_id, dataset, n_queries, batch_size, warmup in runs:
+            queries = load_queries(dataset, warmup + n_queries)
+            if warmup:
+                workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
+            with meter.window("query") as window:
+                units = workload.run(pipeline, queries[warmup:], batch_size, params)
+            with runtime.sessions.begin() as session:
+                if not heartbeat(session, job_id=job_id, worker_id=runtime.worker_id):
+                    raise LeaseLost(f"job {job_id} was taken over by another worker")
+                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=window.reading, units=units)
+            emit("run", dataset)
+    except LeaseLost as error:
+        log.warning("%s", error)
+        return "lost"
+    except Exception as error:  # a failed job must not stop the sweep
+        log.exception("job %s failed", job_id)
+        return _finish(runtime, job_id, f"{type(error).__name__}: {error}", final=False, emit=emit)
+    finally:
+        del pipeline
+        _free_memory(runtime.device)
+    return _finish(runtime, job_id, None, final=False, emit=emit)
+
+
+def _finish(runtime: WorkerRuntime, job_id: int, error: str | None, *, final: bool, emit) -> str:
+    with runtime.sessions.begin() as session:
+        status = finish_job(session, job_id=job_id, worker_id=runtime.worker_id, error=error, final=final)
+    emit("finished", status if error is None else f"{status}: {error}")
+    return status
+
+
+def _free_memory(device: str) -> None:
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()

@@ -1,0 +1,135 @@
+"""Turn a model reference (`tiny:`, `path:`, `hub:`) into a model and its pre-processors for one task.
+
+Every reference kind ends in the same `LoadedModel`, so workloads build their
+pipeline the same way whatever the weights' origin. Remote code never runs
+(`trust_remote_code=False`); a model that cannot be loaded becomes a
+`ModelLoadError` whose message says what to do, never a bare vendor traceback.
+Module level stays light: torch, transformers and diffusers load inside functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from worker.refs import ReferenceError, parse_model_ref
+
+# task -> transformers Auto class that loads a checkpoint for it ("diffusers" for the diffusion pipeline).
+TASK_MODEL_CLASSES: dict[str, str] = {
+    "text-classification": "AutoModelForSequenceClassification",
+    "token-classification": "AutoModelForTokenClassification",
+    "question-answering": "AutoModelForQuestionAnswering",
+    "fill-mask": "AutoModelForMaskedLM",
+    "text-generation": "AutoModelForCausalLM",
+    "summarization": "AutoModelForSeq2SeqLM",
+    "image-classification": "AutoModelForImageClassification",
+    "object-detection": "AutoModelForObjectDetection",
+    "image-to-text": "AutoModelForVision2Seq",
+    "text-to-image": "diffusers",
+}
+TOKENIZER_TASKS = frozenset(
+    {"text-classification", "token-classification", "question-answering", "fill-mask", "text-generation",
+     "summarization", "image-to-text"}
+)
+IMAGE_PROCESSOR_TASKS = frozenset({"image-classification", "object-detection", "image-to-text"})
+
+
+class ModelLoadError(RuntimeError):
+    """A model reference that cannot be loaded for a task; the message names the fix."""
+
+
+@dataclass
+class LoadedModel:
+    """A model with what it needs to read its inputs; for text-to-image `model` is the diffusers pipeline."""
+
+    model: Any
+    tokenizer: Any = None
+    image_processor: Any = None
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write every part into `folder`, loadable again as `path:<folder>`."""
+        for part in (self.model, self.tokenizer, self.image_processor):
+            if part is not None:
+                part.save_pretrained(str(folder))
+
+
+def torch_dtype(dtype: Any) -> Any:
+    """`None`, a torch dtype, or its name ("float16", "bfloat16", "float32") -> a torch dtype or None."""
+    if dtype is None or not isinstance(dtype, str):
+        return dtype
+    import torch
+
+    value = getattr(torch, dtype.removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16")
+    return value
+
+
+def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) -> LoadedModel:
+    """Load with the Auto classes; weights in safetensors are preferred, pickles are a fallback."""
+    options: dict[str, Any] = {"revision": revision, "trust_remote_code": False}
+    if TASK_MODEL_CLASSES[task] == "diffusers":
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # diffusers warns about CUDA autocast at import on CPU-only hosts
+            from diffusers import AutoPipelineForText2Image
+
+        pipe = AutoPipelineForText2Image.from_pretrained(where, torch_dtype=dtype, **options)
+        return LoadedModel(pipe)
+
+    import transformers
+
+    model_class = getattr(transformers, TASK_MODEL_CLASSES[task])
+    model = model_class.from_pretrained(where, dtype=dtype, **options)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(where, **options) if task in TOKENIZER_TASKS else None
+    processor = None
+    if task in IMAGE_PROCESSOR_TASKS:  # the slow (PIL) processor: the same pre-processing on every worker
+        processor = transformers.AutoImageProcessor.from_pretrained(where, use_fast=False, **options)
+    return LoadedModel(model, tokenizer, processor)
+
+
+def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> LoadedModel:
+    """Load `model_ref` for `task` onto `device` ("cpu", "cuda", "cuda:0"), optionally cast to `dtype`."""
+    if task not in TASK_MODEL_CLASSES:
+        raise ModelLoadError(f"unknown task {task!r}: allowed are {', '.join(sorted(TASK_MODEL_CLASSES))}")
+    try:
+        ref = parse_model_ref(model_ref)
+    except ReferenceError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    dtype = torch_dtype(dtype)
+
+    if ref.kind == "tiny":
+        from worker.tiny import TINY_FAMILIES, build_tiny
+
+        if task not in TINY_FAMILIES[ref.name].tasks:
+            able = sorted(name for name, family in TINY_FAMILIES.items() if task in family.tasks)
+            raise ModelLoadError(
+                f"tiny model family {ref.name!r} does not support task {task!r}; "
+                f"families that do: {', '.join(able)}"
+            )
+        loaded = build_tiny(ref.name, task)
+        if dtype is not None:
+            loaded.model.to(dtype)
+    elif ref.kind == "path":
+        if not Path(ref.name).expanduser().is_dir():
+            raise ModelLoadError(f"model {model_ref!r} is not available: folder {ref.name!r} does not exist")
+        try:
+            loaded = _from_pretrained(str(Path(ref.name).expanduser()), task, None, dtype)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(
+                f"model {model_ref!r} could not be loaded for {task}: {exc} "
+                "(expected a save_pretrained folder of a model for this task)"
+            ) from exc
+    else:
+        try:
+            loaded = _from_pretrained(ref.name, task, ref.revision, dtype)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # huggingface_hub errors are OSErrors
+            raise ModelLoadError(
+                f"model {model_ref!r} is not available: {exc}. Hub models need Hub access or the model in the "
+                "local Hugging Face cache (HF_HOME); with HF_HUB_OFFLINE=1 only the cache is read."
+            ) from exc
+
+    loaded.model.to(device)
+    return loaded

@@ -1,0 +1,73 @@
+"""A worker process's identity, its database handle and its meters."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Worker
+from worker.inventory import collect_inventory
+from worker.meter import Meter
+
+
+@dataclass
+class WorkerRuntime:
+    worker_id: str  # e.g. gpu0@node7
+    device: str  # torch device string inside this process: cpu | cuda:0
+    hardware_class: str
+    sessions: sessionmaker[Session]
+    gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one)
+    measure_power_secs: float = 1.0
+    _meters: dict[tuple, Meter] = field(default_factory=dict)
+
+    def register(self, gpu: dict[str, Any] | None = None) -> None:
+        """Insert or refresh this worker's row with its inventory."""
+        now = datetime.now(timezone.utc)
+        with self.sessions.begin() as session:
+            worker = session.get(Worker, self.worker_id) or Worker(id=self.worker_id, started_at=now)
+            worker.hostname = socket.gethostname()
+            worker.device = self.device
+            worker.hardware_class = self.hardware_class
+            worker.inventory = collect_inventory(gpu)
+            worker.heartbeat_at = now
+            worker.current_job_id = None
+            session.add(worker)
+
+    def meter_for(self, *, country_iso_code: str | None, region: str | None, grid_intensity_g_per_kwh: float | None):
+        """One meter per carbon setting, reused across jobs (CodeCarbon's start-up costs a second)."""
+        key = (country_iso_code, region, grid_intensity_g_per_kwh)
+        if key not in self._meters:
+            self._meters[key] = Meter(
+                country_iso_code=country_iso_code,
+                region=region,
+                grid_intensity_g_per_kwh=grid_intensity_g_per_kwh,
+                gpu_ids=self.gpu_ids,
+                measure_power_secs=self.measure_power_secs,
+                synchronize=_synchronizer(self.device),
+            )
+        return self._meters[key]
+
+    def close(self) -> None:
+        for meter in self._meters.values():
+            meter.close()
+        self._meters.clear()
+
+
+def _synchronizer(device: str):
+    if not device.startswith("cuda"):
+        return None
+
+    def synchronize() -> None:
+        import torch
+
+        torch.cuda.synchronize()
+
+    return synchronize
+
+
+def local_worker_id() -> str:
+    return f"local@{socket.gethostname()}"
