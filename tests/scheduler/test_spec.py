@@ -1,0 +1,97 @@
+"""Sweep file validation: every bad input gets one line naming field, value and fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from scheduler.spec import SpecError, load_sweep, parse_sweep
+
+VALID = {
+    "name": "t",
+    "defaults": {"queries": 5, "repetitions": 2, "batch_size": 1, "warmup": 1},
+    "carbon": {"country_iso_code": "USA"},
+    "tasks": {
+        "text-classification": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]},
+        "text-generation": {
+            "models": ["tiny:gpt2"], "datasets": ["builtin:prompts"], "queries": 3, "params": {"max_new_tokens": 4}
+        },
+    },
+}
+
+
+def with_change(path: str, value):
+    data = copy.deepcopy(VALID)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def test_valid_sweep_and_task_overrides():
+    spec = parse_sweep(VALID)
+    assert spec.hardware_class == "cpu"
+    assert spec.carbon.source == "country mix"
+    generation = spec.settings_for("text-generation")
+    assert (generation.queries, generation.repetitions, generation.warmup) == (3, 2, 1)
+    assert spec.settings_for("text-classification").queries == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("tasks.translation", {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}, "unknown task 'translation'"),
+        ("tasks.text-classification.models", ["tiny:nope"], "unknown tiny model family 'nope'"),
+        ("tasks.text-classification.models", ["bert-base"], "malformed model reference 'bert-base'"),
+        ("tasks.text-classification.datasets", ["builtin:nope"], "unknown builtin dataset 'nope'"),
+        ("tasks.text-classification.datasets", ["s3:bucket"], "malformed dataset reference"),
+        ("tasks.text-classification.models", [], "tasks.text-classification.models"),
+        ("defaults.queries", 0, "defaults.queries"),
+        ("defaults.repetitions", -1, "defaults.repetitions"),
+        ("tasks.text-generation.batch_size", 0, "tasks.text-generation.batch_size"),
+        ("carbon", ..., "carbon: missing required field"),
+        ("carbon", {}, "exactly one of country_iso_code"),
+        ("carbon", {"country_iso_code": "USA", "grid_intensity_g_per_kwh": 50}, "exactly one of"),
+        ("carbon", {"grid_intensity_g_per_kwh": -3}, "carbon.grid_intensity_g_per_kwh"),
+        ("carbon", {"country_iso_code": "usa"}, "carbon.country_iso_code"),
+        ("tasks", {}, "tasks"),
+        ("colour", "blue", "colour: unknown field"),
+    ],
+)
+def test_bad_input_names_the_field(path, value, expected):
+    with pytest.raises(SpecError) as caught:
+        parse_sweep(with_change(path, value), "sweep.yaml")
+    message = str(caught.value)
+    assert expected in message
+    assert message.startswith("sweep.yaml: ")
+    assert "\n" not in message
+
+
+def test_hub_models_parse_and_tiny_values_are_listed():
+    spec = parse_sweep(with_change("tasks.text-classification.models", ["hub:org/model@abc123", "path:/tmp/m"]))
+    assert spec.tasks["text-classification"].models[0] == "hub:org/model@abc123"
+    with pytest.raises(SpecError, match="allowed are .*bert"):
+        parse_sweep(with_change("tasks.text-classification.models", ["tiny:nope"]))
+
+
+def test_yaml_syntax_error_has_line_number(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: x\ntasks:\n  a: [1, 2\ncarbon: {}\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: YAML syntax error at line \d+"):
+        load_sweep(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="cannot read sweep file"):
+        load_sweep(tmp_path / "absent.yaml")
+
+
+def test_quickstart_example_is_valid():
+    spec = load_sweep("examples/quickstart.yaml")
+    assert len(spec.tasks) == 10

@@ -1,0 +1,121 @@
+"""Code every workload shares: parameters, quiet pipelines, token counting, generation counting.
+
+A leading underscore keeps this module out of the registry. Module level stays
+light (standard library only); transformers is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from worker.workloads.base import WorkUnits
+
+COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
+
+
+def with_common(**task_params: Any) -> dict[str, Any]:
+    """A workload's `default_params`: its own settings plus the ones every task accepts."""
+    return {**COMMON_PARAMS, **task_params}
+
+
+def merged(task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by sweep params; an unknown name is an error (a typo must not change the measurement)."""
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for task {task!r}: "
+                         f"allowed are {', '.join(sorted(defaults)) or 'none'}")
+    return {**defaults, **params}
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence library warnings and progress chatter around our calls, then restore the caller's levels."""
+    import transformers
+
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        transformers.logging.set_verbosity(level)
+
+
+def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    for start in range(0, len(items), batch_size):
+        yield list(items[start:start + batch_size])
+
+
+def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> int:
+    """Input tokens as the model sees them (special tokens included, truncated to the model's maximum)."""
+    if not texts:
+        return 0
+    encoded = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True)
+    return sum(len(ids) for ids in encoded["input_ids"])
+
+
+def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any], **options: Any) -> Any:
+    """A transformers pipeline for `task` on `device`, built from our loader (tokenizer/processor passed in)."""
+    from transformers import pipeline
+
+    from worker.loading import load_for_task
+
+    with quiet():
+        loaded = load_for_task(model, task, device, params.get("dtype"))
+        return pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer, image_processor=loaded.image_processor,
+                        device=device, **options)
+
+
+class TokenCounter:
+    """A logits processor that counts generated tokens: `generate` calls it once per step, one row per sequence.
+
+    It counts what was computed, so with fixed output lengths (min_new_tokens =
+    max_new_tokens) it is exactly queries x max_new_tokens, and it stays a true
+    count if a model or parameter ever lets sequences differ.
+    """
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        self.tokens += int(scores.shape[0])
+        return scores
+
+
+def fixed_length_generation(params: Mapping[str, Any]) -> tuple[dict[str, Any], TokenCounter]:
+    """generate() kwargs that always emit exactly max_new_tokens (EOS is masked until then), and their counter."""
+    from transformers import LogitsProcessorList
+
+    counter = TokenCounter()
+    length = int(params["max_new_tokens"])
+    kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter])}
+    return kwargs, counter
+
+
+class PipelineWorkload:
+    """Base for workloads that are one transformers pipeline: subclasses set the fields and `call`."""
+
+    task: str
+    input_kind: str
+    default_params: Mapping[str, Any] = with_common()
+    pipeline_options: Mapping[str, Any] = {}
+
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params),
+                           **self.pipeline_options)
+
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        with quiet():
+            return self.call(pipeline, list(queries), batch_size, merged(self.task, self.default_params, params))
+
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        """Run all queries (the pipeline batches them) and say what was processed."""
+        raise NotImplementedError

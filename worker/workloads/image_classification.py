@@ -1,0 +1,20 @@
+"""image-classification: one label per image (the study: ImageNet, CIFAR-10, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload
+from worker.workloads.base import WorkUnits
+
+
+class ImageClassification(PipelineWorkload):
+    task = "image-classification"
+    input_kind = "image"
+
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        pipeline(queries, batch_size=batch_size)
+        return WorkUnits(len(queries), images=len(queries))
+
+
+WORKLOAD = ImageClassification()

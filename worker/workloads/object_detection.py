@@ -1,0 +1,20 @@
+"""object-detection: boxes and labels per image (the study: DETR/YOLOS-style models on COCO, Visual Genome, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload
+from worker.workloads.base import WorkUnits
+
+
+class ObjectDetection(PipelineWorkload):
+    task = "object-detection"
+    input_kind = "image"
+
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        pipeline(queries, batch_size=batch_size)
+        return WorkUnits(len(queries), images=len(queries))
+
+
+WORKLOAD = ObjectDetection()

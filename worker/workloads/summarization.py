@@ -1,0 +1,27 @@
+"""summarization: a fixed-length summary of each document (the study: CNN/DailyMail, SAMSum, XSum).
+
+The study capped summaries at 15 tokens; here the length is fixed instead
+(min_new_tokens = max_new_tokens, 10 by default) so that models do equal work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, with_common
+from worker.workloads.base import WorkUnits
+
+
+class Summarization(PipelineWorkload):
+    task = "summarization"
+    input_kind = "document"
+    default_params = with_common(max_new_tokens=10)
+
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        generate, counter = fixed_length_generation(params)
+        pipeline(queries, batch_size=batch_size, truncation=True, **generate)
+        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+                         output_tokens=counter.tokens)
+
+
+WORKLOAD = Summarization()

@@ -1,0 +1,21 @@
+"""text-classification: one label per text (the study: sentiment models on IMDB, Rotten Tomatoes, Yelp)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads.base import WorkUnits
+
+
+class TextClassification(PipelineWorkload):
+    task = "text-classification"
+    input_kind = "text"
+
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        # Truncate like the tokens we count: long reviews would otherwise overflow the position table.
+        pipeline(queries, batch_size=batch_size, truncation=True)
+        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
+
+
+WORKLOAD = TextClassification()

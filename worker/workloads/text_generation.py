@@ -1,0 +1,36 @@
+"""text-generation: continue a prompt by exactly max_new_tokens tokens (the study: 10 new tokens).
+
+Fixed output length (min_new_tokens = max_new_tokens) makes models comparable on
+equal work; decoder-only models pad on the left so batched prompts end together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, with_common
+from worker.workloads.base import WorkUnits
+
+
+class TextGeneration(PipelineWorkload):
+    task = "text-generation"
+    input_kind = "prompt"
+    default_params = with_common(max_new_tokens=10)
+
+    def load(self, model: str, device: str, params: Any) -> Any:
+        pipeline = super().load(model, device, params)
+        tokenizer = pipeline.tokenizer
+        if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none, and batching needs one
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        pipeline.model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return pipeline
+
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        generate, counter = fixed_length_generation(params)
+        pipeline(queries, batch_size=batch_size, **generate)
+        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+                         output_tokens=counter.tokens)
+
+
+WORKLOAD = TextGeneration()

@@ -1,0 +1,20 @@
+"""token-classification: a label per token (the study: NER models on CoNLL-2003, WikiANN, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads.base import WorkUnits
+
+
+class TokenClassification(PipelineWorkload):
+    task = "token-classification"
+    input_kind = "text"
+
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        pipeline(queries, batch_size=batch_size)  # no aggregation: the pipeline's default, as in the study
+        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
+
+
+WORKLOAD = TokenClassification()
