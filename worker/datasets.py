@@ -76,7 +76,9 @@ QUALITIES = (
     "predictable"
 )
 ASPECTS = ("plot", "acting", "music", "ending", "dialogue", "pacing", "camera", "work", "cast", "script")
-STYLES = ("watercolor painting", "detailed oil painting", "pixel-art scene", "photograph", "pencil sketch", "pastel drawing")
+STYLES = (
+    "watercolor painting", "detailed oil painting", "pixel-art scene", "photograph", "pencil sketch", "pastel drawing"
+)
 LIGHTS = ("at dawn", "at dusk", "under moonlight", "in fog", "in bright sunlight", "by candlelight")
 
 VOCABULARY: tuple[str, ...] = tuple(
@@ -102,8 +104,9 @@ def _texts(rng: random.Random) -> str:
 
 
 def _reviews(rng: random.Random) -> str:
+    first, second = rng.sample(ASPECTS, 2)
     parts = [f"I {rng.choice(FEELINGS)} this film.",
-             f"The {rng.choice(ASPECTS)} was {rng.choice(QUALITIES)}, the {rng.choice(ASPECTS)} {rng.choice(QUALITIES)}.",
+             f"The {first} was {rng.choice(QUALITIES)} and the {second} was {rng.choice(QUALITIES)}.",
              f"{rng.choice(NAMES)} plays a {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)} from {rng.choice(PLACES)}.",
              f"Overall it is {rng.choice(QUALITIES)}, {rng.randint(1, 10)} out of 10."]
     return " ".join(parts[: rng.randint(2, 4)])

@@ -25,7 +25,7 @@ TASK_MODEL_CLASSES: dict[str, str] = {
     "summarization": "AutoModelForSeq2SeqLM",
     "image-classification": "AutoModelForImageClassification",
     "object-detection": "AutoModelForObjectDetection",
-    "image-to-text": "AutoModelForVision2Seq",
+    "image-to-text": "AutoModelForImageTextToText",  # AutoModelForVision2Seq is deprecated in 4.57
     "text-to-image": "diffusers",
 }
 TOKENIZER_TASKS = frozenset(
@@ -90,6 +90,10 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
     return LoadedModel(model, tokenizer, processor)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+
+
 def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> LoadedModel:
     """Load `model_ref` for `task` onto `device` ("cpu", "cuda", "cuda:0"), optionally cast to `dtype`."""
     if task not in TASK_MODEL_CLASSES:
@@ -112,24 +116,19 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> 
         loaded = build_tiny(ref.name, task)
         if dtype is not None:
             loaded.model.to(dtype)
-    elif ref.kind == "path":
-        if not Path(ref.name).expanduser().is_dir():
-            raise ModelLoadError(f"model {model_ref!r} is not available: folder {ref.name!r} does not exist")
-        try:
-            loaded = _from_pretrained(str(Path(ref.name).expanduser()), task, None, dtype)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ModelLoadError(
-                f"model {model_ref!r} could not be loaded for {task}: {exc} "
-                "(expected a save_pretrained folder of a model for this task)"
-            ) from exc
     else:
+        where = str(Path(ref.name).expanduser()) if ref.kind == "path" else ref.name
+        if ref.kind == "path" and not Path(where).is_dir():
+            raise ModelLoadError(f"model {model_ref!r} is not available: folder {where!r} does not exist")
         try:
-            loaded = _from_pretrained(ref.name, task, ref.revision, dtype)
-        except (OSError, ValueError, KeyError, TypeError) as exc:  # huggingface_hub errors are OSErrors
-            raise ModelLoadError(
-                f"model {model_ref!r} is not available: {exc}. Hub models need Hub access or the model in the "
-                "local Hugging Face cache (HF_HOME); with HF_HUB_OFFLINE=1 only the cache is read."
-            ) from exc
+            loaded = _from_pretrained(where, task, ref.revision, dtype)
+        except OSError as exc:  # missing files; huggingface_hub's network and not-found errors are OSErrors too
+            hint = ("Hub models need Hub access or the model in the local Hugging Face cache (HF_HOME); "
+                    "with HF_HUB_OFFLINE=1 only the cache is read" if ref.kind == "hub"
+                    else "expected a save_pretrained folder")
+            raise ModelLoadError(f"model {model_ref!r} is not available ({_one_line(exc)}). {hint}.") from exc
+        except (ValueError, KeyError, TypeError, ImportError) as exc:  # wrong kind of model, a missing package
+            raise ModelLoadError(f"model {model_ref!r} could not be loaded for {task}: {_one_line(exc)}") from exc
 
     loaded.model.to(device)
     return loaded

@@ -54,15 +54,14 @@ def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str 
         vocab.setdefault(token, len(vocab))
     for token in [f"##{c}" for c in string.ascii_lowercase + string.digits] + list(VOCABULARY):
         vocab.setdefault(token, len(vocab))
-    unk = specials.get("unk_token", next(iter(specials.values())))
-    backend = Tokenizer(models.WordPiece(vocab, unk_token=unk))
+    backend = Tokenizer(models.WordPiece(vocab, unk_token=specials["unk_token"]))
     backend.normalizer = normalizers.Sequence([normalizers.NFD(), normalizers.Lowercase(), normalizers.StripAccents()])
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece()
-    if template:
-        tokens = sorted(set(specials.values()) & set((template + " " + (pair or "")).replace(":1", "").split()))
+    if template:  # wrap inputs in special tokens the way the real tokenizer does
+        used = [token for token in dict.fromkeys(specials.values()) if token in f"{template} {pair}"]
         backend.post_processor = processors.TemplateProcessing(
-            single=template, pair=pair, special_tokens=[(t, vocab[t]) for t in tokens]
+            single=template, pair=pair, special_tokens=[(token, vocab[token]) for token in used]
         )
     return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=512, **specials, **extra)
 
@@ -174,15 +173,15 @@ def _build_stable_diffusion(task: str) -> LoadedModel:
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
         max_position_embeddings=32, bos_token_id=0, eos_token_id=1, pad_token_id=1))
-    # Two levels each: latents 16x16 and a VAE scale factor of 2, so the default image is 32x32.
+    # A VAE scale factor of 8 as in real Stable Diffusion (four levels), so the default image is 64x64 (8x8 latents).
     unet = UNet2DConditionModel(
-        sample_size=16, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8)
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(16, 32), latent_channels=4,
-        norm_num_groups=8, sample_size=IMAGE_SIZE_PX)
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 16, 16, 16), latent_channels=4,
+        norm_num_groups=8, sample_size=64)
     scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True,
                               steps_offset=1)  # the Stable Diffusion v1 scheduler settings
     pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,

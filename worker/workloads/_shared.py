@@ -31,18 +31,28 @@ def merged(task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) ->
 
 
 @contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence library warnings and progress chatter around our calls, then restore the caller's levels."""
-    import transformers
+def quiet(diffusers: bool = False) -> Iterator[None]:
+    """Silence library warnings, log chatter and progress bars around our calls, then restore the caller's state."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # also diffusers' CUDA-autocast warnings at import on CPU-only hosts
+        import transformers
 
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        loggers = [transformers.utils.logging]
+        if diffusers:
+            import diffusers as diffusers_module
+
+            loggers.append(diffusers_module.utils.logging)
+        saved = [(log.get_verbosity(), log.is_progress_bar_enabled()) for log in loggers]
+        for log in loggers:
+            log.set_verbosity_error()
+            log.disable_progress_bar()
+        try:
             yield
-    finally:
-        transformers.logging.set_verbosity(level)
+        finally:
+            for log, (level, bars) in zip(loggers, saved, strict=True):
+                log.set_verbosity(level)
+                if bars:
+                    log.enable_progress_bar()
 
 
 def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
@@ -60,7 +70,7 @@ def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | No
     return sum(len(ids) for ids in encoded["input_ids"])
 
 
-def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any], **options: Any) -> Any:
+def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -> Any:
     """A transformers pipeline for `task` on `device`, built from our loader (tokenizer/processor passed in)."""
     from transformers import pipeline
 
@@ -69,30 +79,37 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any], *
     with quiet():
         loaded = load_for_task(model, task, device, params.get("dtype"))
         return pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer, image_processor=loaded.image_processor,
-                        device=device, **options)
+                        device=device)
 
 
 class TokenCounter:
-    """A logits processor that counts generated tokens: `generate` calls it once per step, one row per sequence.
+    """A logits processor that counts generated tokens: `generate` calls it once per step.
 
-    It counts what was computed, so with fixed output lengths (min_new_tokens =
-    max_new_tokens) it is exactly queries x max_new_tokens, and it stays a true
-    count if a model or parameter ever lets sequences differ.
+    Each call sees one row per sequence and beam, so rows / num_beams tokens were
+    emitted. It counts what was computed: with fixed output lengths
+    (min_new_tokens = max_new_tokens) that is exactly queries x max_new_tokens,
+    and it stays a true count if a model or parameter ever lets lengths differ.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, num_beams: int = 1) -> None:
+        self.num_beams = num_beams
         self.tokens = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.tokens += int(scores.shape[0])
+        self.tokens += int(scores.shape[0]) // self.num_beams
         return scores
 
 
-def fixed_length_generation(params: Mapping[str, Any]) -> tuple[dict[str, Any], TokenCounter]:
-    """generate() kwargs that always emit exactly max_new_tokens (EOS is masked until then), and their counter."""
+def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], TokenCounter]:
+    """generate() kwargs that always emit exactly max_new_tokens (EOS is masked until then), and their counter.
+
+    Decoding otherwise stays the pipeline's default, as in the study: e.g. the
+    summarization pipeline searches 4 beams unless the model's config says otherwise.
+    """
     from transformers import LogitsProcessorList
 
-    counter = TokenCounter()
+    config = getattr(pipeline, "generation_config", None) or pipeline.model.generation_config
+    counter = TokenCounter(int(getattr(config, "num_beams", None) or 1))
     length = int(params["max_new_tokens"])
     kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter])}
     return kwargs, counter
@@ -104,11 +121,9 @@ class PipelineWorkload:
     task: str
     input_kind: str
     default_params: Mapping[str, Any] = with_common()
-    pipeline_options: Mapping[str, Any] = {}
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params),
-                           **self.pipeline_options)
+        return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params))
 
     def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
         if batch_size < 1:

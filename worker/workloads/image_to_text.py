@@ -14,7 +14,7 @@ class ImageToText(PipelineWorkload):
     default_params = with_common(max_new_tokens=10)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        generate, counter = fixed_length_generation(params)
+        generate, counter = fixed_length_generation(pipeline, params)
         # This pipeline takes generation settings only inside generate_kwargs.
         pipeline(queries, batch_size=batch_size, generate_kwargs=generate)
         return WorkUnits(len(queries), output_tokens=counter.tokens, images=len(queries))

@@ -2,6 +2,9 @@
 
 The study capped summaries at 15 tokens; here the length is fixed instead
 (min_new_tokens = max_new_tokens, 10 by default) so that models do equal work.
+Decoding is the pipeline's default, as in the study: beam search with 4 beams
+unless the model's generation config says otherwise (tokens are counted once,
+not once per beam).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ class Summarization(PipelineWorkload):
     default_params = with_common(max_new_tokens=10)
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        generate, counter = fixed_length_generation(params)
+        generate, counter = fixed_length_generation(pipeline, params)
         pipeline(queries, batch_size=batch_size, truncation=True, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          output_tokens=counter.tokens)

@@ -23,11 +23,13 @@ class TextGeneration(PipelineWorkload):
         if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none, and batching needs one
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-        pipeline.model.generation_config.pad_token_id = tokenizer.pad_token_id
+        for config in (pipeline.model.generation_config, pipeline.generation_config):  # the pipeline holds a copy
+            if config.pad_token_id is None:
+                config.pad_token_id = tokenizer.pad_token_id
         return pipeline
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        generate, counter = fixed_length_generation(params)
+        generate, counter = fixed_length_generation(pipeline, params)
         pipeline(queries, batch_size=batch_size, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          output_tokens=counter.tokens)

@@ -1,0 +1,86 @@
+"""Model references resolve to loadable models: tiny builds, save_pretrained folders, clear errors otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from worker.datasets import load_queries
+from worker.loading import ModelLoadError, load_for_task
+from worker.tiny import build_tiny
+from worker.workloads import get_workload
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("family", "task", "dataset", "params"),
+    [
+        ("bert", "text-classification", "builtin:reviews", {}),
+        ("gpt2", "text-generation", "builtin:prompts", {}),
+        ("vit-gpt2", "image-to-text", "builtin:noise", {}),
+        ("stable-diffusion", "text-to-image", "builtin:image-prompts", {"num_inference_steps": 2}),
+    ],
+)
+def test_saved_tiny_model_loads_from_path_and_runs(tmp_path, family, task, dataset, params):
+    build_tiny(family, task).save_pretrained(tmp_path)
+    workload = get_workload(task)
+    pipeline = workload.load(f"path:{tmp_path}", "cpu", params)
+    units = workload.run(pipeline, load_queries(dataset, 1), 1, params)
+    assert units.queries == 1
+
+
+def test_path_model_has_the_tiny_weights(tmp_path):
+    import torch
+
+    build_tiny("bert", "fill-mask").save_pretrained(tmp_path)
+    saved = load_for_task(f"path:{tmp_path}", "fill-mask", "cpu").model.state_dict()
+    rebuilt = build_tiny("bert", "fill-mask").model.state_dict()  # seeded: every build is the same model
+    assert all(torch.equal(saved[name], rebuilt[name]) for name in rebuilt)
+
+
+def test_unknown_hub_model_offline_says_what_is_needed(tmp_path):
+    code = ("from worker.loading import load_for_task\n"
+            "load_for_task('hub:wattsweep-tests/no-such-model', 'text-classification', 'cpu')\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ModelLoadError: model 'hub:wattsweep-tests/no-such-model' is not available" in result.stderr
+    assert "Hub access or the model in the local Hugging Face cache" in result.stderr
+
+
+def test_tiny_family_without_the_task_names_the_families_that_have_it():
+    with pytest.raises(ModelLoadError, match=r"'gpt2' does not support task 'fill-mask'; families that do: bert"):
+        load_for_task("tiny:gpt2", "fill-mask", "cpu")
+
+
+@pytest.mark.parametrize(
+    ("ref", "task", "message"),
+    [
+        ("path:/no/such/folder", "fill-mask", "folder '/no/such/folder' does not exist"),
+        ("tiny:llama", "fill-mask", "unknown tiny model family 'llama'"),
+        ("hub:not a name", "fill-mask", "malformed hub model"),
+        ("tiny:bert", "translation", "unknown task 'translation'"),
+    ],
+)
+def test_bad_references_raise_model_load_error(ref, task, message):
+    with pytest.raises(ModelLoadError, match=message):
+        load_for_task(ref, task, "cpu")
+
+
+def test_folder_of_the_wrong_model_kind_is_a_model_load_error(tmp_path):
+    build_tiny("vit", "image-classification").save_pretrained(tmp_path)
+    with pytest.raises(ModelLoadError, match="could not be loaded for summarization|is not available"):
+        load_for_task(f"path:{tmp_path}", "summarization", "cpu")
+
+
+def test_dtype_casts_the_weights():
+    import torch
+
+    assert load_for_task("tiny:bert", "fill-mask", "cpu", "bfloat16").model.dtype == torch.bfloat16
+    with pytest.raises(ModelLoadError, match="unknown dtype 'float13'"):
+        load_for_task("tiny:bert", "fill-mask", "cpu", "float13")

@@ -1,0 +1,43 @@
+"""text-to-image: one image per prompt with a diffusers pipeline (the study: Stable Diffusion models).
+
+Work is fixed by the number of denoising steps and the image size; both are
+parameters, since they set the cost far more than the prompt does.
+height/width None means the model's own default size (512 for SD 1.x, 64 for tiny).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from worker.workloads._shared import batches, count_tokens, merged, quiet, with_common
+from worker.workloads.base import WorkUnits
+
+
+class TextToImage:
+    task = "text-to-image"
+    input_kind = "prompt"
+    default_params = with_common(num_inference_steps=20, guidance_scale=7.5, height=None, width=None)
+
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        from worker.loading import load_for_task
+
+        settings = merged(self.task, self.default_params, params)
+        with quiet(diffusers=True):
+            pipeline = load_for_task(model, self.task, device, settings["dtype"]).model
+        pipeline.set_progress_bar_config(disable=True)
+        return pipeline
+
+    def run(self, pipeline: Any, queries: Sequence[str], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+        settings = merged(self.task, self.default_params, params)
+        images = 0
+        with quiet(diffusers=True):
+            for batch in batches(queries, batch_size):
+                result = pipeline(prompt=batch, num_inference_steps=int(settings["num_inference_steps"]),
+                                  guidance_scale=float(settings["guidance_scale"]), height=settings["height"],
+                                  width=settings["width"])
+                images += len(result.images)
+        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries), images=images)
+
+
+WORKLOAD = TextToImage()
