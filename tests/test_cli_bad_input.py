@@ -16,10 +16,10 @@ CARBON = "carbon: {grid_intensity_g_per_kwh: 100}\n"
 CASES = {
     "unknown task": (HEAD + CARBON + "tasks:\n  translate:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n",
                      "unknown task 'translate'; allowed are"),
-    "unknown tiny family": (HEAD + CARBON + GOOD_TASK.replace("tiny:bert", "tiny:llama"),
+    "unknown tiny family": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("[tiny:bert]", "[tiny:llama]"),
                             "unknown tiny model family 'llama': allowed are"),
-    "malformed model": (HEAD + CARBON + GOOD_TASK.replace("tiny:bert", "bert"), "malformed model reference 'bert'"),
-    "malformed dataset": (HEAD + CARBON + GOOD_TASK.replace("builtin:texts", "texts"), "malformed dataset reference"),
+    "malformed model": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("tiny:bert", "bert"), "malformed model reference 'bert'"),
+    "malformed dataset": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("builtin:texts", "texts"), "malformed dataset reference"),
     "zero queries": (HEAD.replace("queries: 2", "queries: 0") + CARBON + "tasks:\n" + GOOD_TASK,
                      "defaults.queries: Input should be greater than 0 (got 0)"),
     "negative repetitions": (HEAD.replace("repetitions: 1", "repetitions: -2") + CARBON + "tasks:\n" + GOOD_TASK,

@@ -61,6 +61,9 @@ def test_valid_sweep_and_task_overrides():
         ("carbon", {"grid_intensity_g_per_kwh": -3}, "carbon.grid_intensity_g_per_kwh"),
         ("carbon", {"country_iso_code": "usa"}, "carbon.country_iso_code"),
         ("tasks", {}, "tasks"),
+        ("tasks.text-classification.models", ["tiny:gpt2"], "tiny:gpt2 does not do text-classification; use tiny:bert"),
+        ("tasks.text-classification.datasets", ["builtin:shapes"], "holds image queries, text-classification reads"),
+        ("tasks.text-generation.params", {"max_tokens": 3}, "unknown parameter 'max_tokens'; allowed are"),
         ("colour", "blue", "colour: unknown field"),
     ],
 )
