@@ -88,3 +88,31 @@ def finish_job(session: Session, *, job_id: int, worker_id: str, error: str | No
 
 def pending_runs(session: Session, *, job_id: int) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.job_id == job_id, Run.status != "done").order_by(Run.id)))
+
+
+def release_job(session: Session, *, job_id: int, worker_id: str) -> bool:
+    """Hand a job back to the queue (worker shutting down): no error, and the attempt does not count.
+
+    Runs already stored stay done; False when this worker no longer held the lease.
+    """
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_worker_id == worker_id, Job.status == "running")
+        .values(status="queued", lease_worker_id=None, lease_heartbeat_at=None, attempts=Job.attempts - 1)
+    )
+    session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=None))
+    return result.rowcount == 1
+
+
+def job_exists(session: Session, *, job_id: int) -> bool:
+    return session.scalar(select(Job.id).where(Job.id == job_id)) is not None
+
+
+def touch_worker(
+    session: Session, *, worker_id: str, current_job_id: int | None = None, clear_job: bool = False
+) -> None:
+    """Refresh the worker's own heartbeat (also while idle, so `wattsweep workers` shows it alive)."""
+    values: dict = {"heartbeat_at": _now()}
+    if clear_job:
+        values["current_job_id"] = current_job_id
+    session.execute(update(Worker).where(Worker.id == worker_id).values(**values))

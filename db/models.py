@@ -65,6 +65,7 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     lease_worker_id: Mapped[str | None] = mapped_column(String(200))  # who runs it now
     lease_heartbeat_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]  # last time its id was sent to the broker (distributed mode)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     lease_timeout_s: float = 120.0  # a lease without a heartbeat for this long is stale
     heartbeat_interval_s: float = 15.0
     max_attempts: int = 3
+    # Distributed mode.
+    visibility_timeout_s: float = 48 * 3600.0  # Redis redelivers an unacked message after this: longer than any job
+    dispatch_grace_s: float = 60.0  # reconcile leaves a job alone this long after sending it (message in flight)
+    reconcile_interval_s: float = 30.0  # `reconcile --watch` period
+    db_retry_s: float = 3600.0  # how long a worker holding a finished run retries an unreachable database
 
     @field_validator("database_url")
     @classmethod

@@ -169,21 +169,47 @@ def report(sweep: SweepArg = None, database_url: DatabaseOpt = None) -> None:
 
 
 @app.command()
-def status(sweep: SweepArg = None, database_url: DatabaseOpt = None) -> None:
-    """Jobs and runs of a sweep: done, running, failed, pending."""
-    from db.sweeps import failed_jobs, sweep_progress
+def status(
+    sweep: SweepArg = None,
+    database_url: DatabaseOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until the sweep finishes.")] = False,
+) -> None:
+    """Jobs and runs of a sweep: done, running (on which worker), queued, failed, and an ETA."""
+    from scheduler.live_view import status_lines
 
     sessions = _sessions(database_url)
     with sessions() as session:
         found = _find(session, sweep)
-        p = sweep_progress(session, sweep_id=found.id)
-        console.print(f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})")
-        console.print(f"jobs: {p.jobs_done} done, {p.jobs_running} running, {p.jobs_failed} failed, "
-                      f"{p.jobs_queued} queued, {p.jobs_total} total")
-        console.print(f"runs: {p.runs_done} done, {p.runs_failed} failed, {p.runs_pending} pending, "
-                      f"{p.runs_total} total")
-        for job in failed_jobs(session, sweep_id=found.id):
-            console.print(f"[red]failed:[/red] {job.task} / {job.model}: {job.last_error}", highlight=False)
+        lines = status_lines(session, found)
+    if not watch:
+        for line in lines:
+            console.print(line, highlight=False)
+        return
+    _watch_status(sessions, found.id)
+
+
+def _watch_status(sessions, sweep_id: int) -> None:
+    import time
+
+    from rich.live import Live
+    from rich.text import Text
+
+    from db.models import Sweep
+    from db.sweeps import sweep_progress
+    from scheduler.live_view import status_lines
+
+    def render():
+        with sessions() as session:
+            sweep = session.get(Sweep, sweep_id)
+            finished = sweep.cancelled or sweep_progress(session, sweep_id=sweep_id).finished
+            return Text.from_markup("\n".join(status_lines(session, sweep))), finished
+
+    view, finished = render()
+    with Live(view, console=console, auto_refresh=False) as live:
+        while not finished:
+            time.sleep(2)
+            view, finished = render()
+            live.update(view, refresh=True)
 
 
 @db_app.command("upgrade")
@@ -198,6 +224,9 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     except DatabaseUnavailable as error:
         fail(str(error))
     console.print(f"schema up to date at {_masked(url)}")
+
+
+from scheduler import cli_distributed  # noqa: E402,F401  (registers submit, worker, workers, reconcile, ...)
 
 
 def main() -> None:

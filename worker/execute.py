@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from db.jobs import claim_job, finish_job, heartbeat, pending_runs
+from db.jobs import claim_job, finish_job, heartbeat, pending_runs, release_job
 from db.results import record_load, record_run
+from db.retry import run_in_transaction
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,17 @@ class LeaseLost(RuntimeError):
     """Another worker took this job over; stop without writing more."""
 
 
-def execute_job(job_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEvent], None] | None = None) -> str:
-    """Claim, run and finish a job; returns the job's status afterwards (or `skipped`)."""
+def execute_job(
+    job_id: int,
+    runtime: WorkerRuntime,
+    on_event: Callable[[JobEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> str:
+    """Claim, run and finish a job; returns the job's status afterwards (or `skipped`, `lost`, `handed-back`).
+
+    `should_stop` is asked before each run (a worker told to shut down): the
+    job is then handed back whole-runs-only, never with a half-written run.
+    """
     from db.settings import get_settings
 
     settings = get_settings()
@@ -68,21 +78,28 @@ def execute_job(job_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEven
             with meter.window("load") as window:
                 pipeline = workload.load(model, runtime.device, params)
         except ModelLoadError as error:
-            return _finish(runtime, job_id, f"model failed to load: {error}", final=True, emit=emit)
+            return _finish(runtime, job_id, f"model failed to load: {error}", final=runtime.load_failure_is_final,
+                           emit=emit)
         with runtime.sessions.begin() as session:
             record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading)
         emit("loaded")
 
         for run_id, dataset, n_queries, batch_size, warmup in runs:
+            if should_stop is not None and should_stop():
+                return _hand_back(runtime, job_id, emit)
             queries = load_queries(dataset, warmup + n_queries)
             if warmup:
                 workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
             with meter.window("query") as window:
                 units = workload.run(pipeline, queries[warmup:], batch_size, params)
-            with runtime.sessions.begin() as session:
+
+            def store(session, run_id=run_id, reading=window.reading, units=units) -> None:
                 if not heartbeat(session, job_id=job_id, worker_id=runtime.worker_id):
                     raise LeaseLost(f"job {job_id} was taken over by another worker")
-                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=window.reading, units=units)
+                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=reading, units=units)
+
+            # The reading is only in memory: if the database is down, wait for it rather than lose the run.
+            run_in_transaction(runtime.sessions, store, retry_for_s=settings.db_retry_s)
             emit("run", dataset)
     except LeaseLost as error:
         log.warning("%s", error)
@@ -97,10 +114,26 @@ def execute_job(job_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEven
 
 
 def _finish(runtime: WorkerRuntime, job_id: int, error: str | None, *, final: bool, emit) -> str:
-    with runtime.sessions.begin() as session:
-        status = finish_job(session, job_id=job_id, worker_id=runtime.worker_id, error=error, final=final)
+    from db.settings import get_settings
+
+    def finish(session) -> str:
+        return finish_job(session, job_id=job_id, worker_id=runtime.worker_id, error=error, final=final)
+
+    status = run_in_transaction(runtime.sessions, finish, retry_for_s=get_settings().db_retry_s)
     emit("finished", status if error is None else f"{status}: {error}")
     return status
+
+
+def _hand_back(runtime: WorkerRuntime, job_id: int, emit) -> str:
+    from db.settings import get_settings
+
+    def release(session) -> bool:
+        return release_job(session, job_id=job_id, worker_id=runtime.worker_id)
+
+    run_in_transaction(runtime.sessions, release, retry_for_s=get_settings().db_retry_s)
+    log.info("job %s handed back before its next run (worker stopping)", job_id)
+    emit("finished", "handed-back")
+    return "handed-back"
 
 
 def _free_memory(device: str) -> None:

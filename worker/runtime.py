@@ -22,6 +22,9 @@ class WorkerRuntime:
     sessions: sessionmaker[Session]
     gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one)
     measure_power_secs: float = 1.0
+    # Local: one machine, so a model that fails to load fails its job at once. Distributed: another node may
+    # have the folder or the memory, so the failure counts as one attempt of max_attempts.
+    load_failure_is_final: bool = True
     _meters: dict[tuple, Meter] = field(default_factory=dict)
 
     def register(self, gpu: dict[str, Any] | None = None) -> None:

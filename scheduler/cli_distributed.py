@@ -1,0 +1,173 @@
+"""Distributed-mode commands: submit, worker, workers, reconcile, cancel, retry (`status` lives in scheduler.cli).
+
+Registered on the one `wattsweep` app by scheduler.cli. Heavy imports stay
+inside the commands; the scheduler side never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scheduler.cli import DatabaseOpt, _find, _masked, _sessions, _settings, app, console, fail
+
+BrokerOpt = Annotated[
+    str | None, typer.Option("--broker-url", envvar="WATTSWEEP_BROKER_URL", show_envvar=True,
+                             help="Redis URL of the broker; default redis://127.0.0.1:6379/0.")
+]
+
+
+def _with_broker(database_url: str | None, broker_url: str | None):
+    """Settings with both URLs, after checking that Redis answers (exit 2 with the masked URL if not)."""
+    from worker.broker import BrokerUnavailable, check_broker
+
+    settings = _settings(database_url)
+    if broker_url:
+        settings = settings.model_copy(update={"broker_url": broker_url})
+    try:
+        check_broker(settings.broker_url)
+    except BrokerUnavailable as error:
+        fail(str(error))
+    return settings
+
+
+def _celery(settings):
+    from worker.celery_app import make_app
+
+    return make_app(settings.broker_url, settings.visibility_timeout_s)
+
+
+@app.command()
+def submit(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML).")],
+    hardware_class: Annotated[str | None, typer.Option(help="Override the file's hardware_class (= queue).")] = None,
+    database_url: DatabaseOpt = None,
+    broker_url: BrokerOpt = None,
+) -> None:
+    """Write a sweep's jobs to the database and send one message per job to its hardware class's queue."""
+    from scheduler.dispatch import submit_sweep
+    from scheduler.spec import SpecError, load_sweep
+
+    try:
+        spec = load_sweep(sweep_file)
+    except SpecError as error:
+        fail(str(error))
+    settings = _with_broker(database_url, broker_url)
+    sessions = _sessions(settings.database_url)
+    done = submit_sweep(sessions, spec, app=_celery(settings), hardware_class=hardware_class,
+                        max_attempts=settings.max_attempts)
+    console.print(f"sweep [bold]{spec.name}[/bold] (id {done.sweep_id}): {done.jobs} jobs, {done.runs} runs; "
+                  f"{done.sent} messages sent to queue [bold]{done.hardware_class}[/bold] at "
+                  f"{_masked(settings.broker_url)}")
+    console.print(f"start workers with: wattsweep worker --gpu N --queue {done.hardware_class}")
+
+
+@app.command()
+def worker(
+    queue: Annotated[str, typer.Option(help="Queue to consume = the hardware class this worker's numbers belong to.")],
+    gpu: Annotated[int | None, typer.Option(help="Physical GPU index (as nvidia-smi numbers it) this worker owns.")]
+    = None,
+    device: Annotated[str | None, typer.Option(help="'cpu' for a CPU worker (instead of --gpu).")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name NAME@HOST; default gpuN@host or cpu<pid>@host.")]
+    = None,
+    database_url: DatabaseOpt = None,
+    broker_url: BrokerOpt = None,
+    loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Run jobs from one queue on one pinned device (one worker per GPU), until SIGTERM."""
+    from worker.serve import WorkerOptions, WorkerStartError, serve
+
+    if database_url:  # the worker reads its settings once, from the environment
+        os.environ["WATTSWEEP_DATABASE_URL"] = database_url
+    if broker_url:
+        os.environ["WATTSWEEP_BROKER_URL"] = broker_url
+    try:
+        code = serve(WorkerOptions(queue=queue, gpu=gpu, device=device, name=name, loglevel=loglevel.upper()))
+    except WorkerStartError as error:
+        fail(str(error))
+    raise typer.Exit(code)
+
+
+@app.command()
+def workers(
+    all_: Annotated[bool, typer.Option("--all", help="Also list workers whose heartbeat stopped.")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Workers: host, device, hardware, current job, last heartbeat."""
+    from scheduler.live_view import workers_table
+
+    settings = _settings(database_url)
+    sessions = _sessions(database_url)
+    with sessions() as session:
+        console.print(workers_table(session, alive_within_s=settings.lease_timeout_s, include_gone=all_))
+
+
+@app.command()
+def reconcile(
+    watch: Annotated[bool, typer.Option("--watch", help="Keep reconciling every --interval seconds.")] = False,
+    interval: Annotated[float | None, typer.Option(help="Seconds between passes with --watch.")] = None,
+    database_url: DatabaseOpt = None,
+    broker_url: BrokerOpt = None,
+) -> None:
+    """Send again the jobs the broker lost and those whose worker died (Postgres decides what is left)."""
+    from scheduler.dispatch import Reconciled, reconcile_once
+    from scheduler.dispatch import watch as watch_loop
+    from worker.broker import redis_client
+
+    settings = _with_broker(database_url, broker_url)
+    sessions = _sessions(settings.database_url)
+    celery, redis = _celery(settings), redis_client(settings.broker_url)
+    options = dict(app=celery, redis=redis, lease_timeout_s=settings.lease_timeout_s,
+                   grace_s=settings.dispatch_grace_s)
+
+    def report(result: Reconciled) -> None:
+        if result.resent or not watch:
+            console.print(f"reconcile: {result.checked} to check, {len(result.resent_queued)} lost job(s) and "
+                          f"{len(result.resent_stale)} stale lease(s) sent again", highlight=False)
+
+    if not watch:
+        report(reconcile_once(sessions, **options))
+        return
+    console.print(f"reconciling every {interval or settings.reconcile_interval_s:g} s (Ctrl+C to stop)")
+    watch_loop(sessions, interval_s=interval or settings.reconcile_interval_s, on_pass=report, **options)
+
+
+@app.command()
+def cancel(sweep: Annotated[str, typer.Argument(help="Sweep id or name.")], database_url: DatabaseOpt = None) -> None:
+    """Cancel a sweep: queued jobs will not run; running ones stop at their next run boundary."""
+    from scheduler.dispatch import cancel as cancel_jobs
+
+    sessions = _sessions(database_url)
+    with sessions() as session:
+        found = _find(session, sweep)
+    stopped = cancel_jobs(sessions, sweep_id=found.id)
+    console.print(f"sweep {found.name} (id {found.id}) cancelled: {stopped} unfinished job(s) stopped; "
+                  "stored runs are kept")
+
+
+@app.command()
+def retry(
+    sweep: Annotated[str, typer.Argument(help="Sweep id or name.")],
+    failed: Annotated[bool, typer.Option("--failed", help="Retry the failed jobs (required).")] = False,
+    database_url: DatabaseOpt = None,
+    broker_url: BrokerOpt = None,
+) -> None:
+    """Give a sweep's failed jobs fresh attempts and send them again."""
+    from scheduler.dispatch import retry_failed
+
+    if not failed:
+        fail("say what to retry: `wattsweep retry SWEEP --failed`")
+    settings = _with_broker(database_url, broker_url)
+    sessions = _sessions(settings.database_url)
+    with sessions() as session:
+        found = _find(session, sweep)
+    if found.mode != "distributed":
+        fail(f"sweep {found.name} (id {found.id}) ran locally: run it again with `wattsweep run`")
+    if found.cancelled:
+        fail(f"sweep {found.name} (id {found.id}) is cancelled")
+    sent = retry_failed(sessions, app=_celery(settings), sweep_id=found.id)
+    console.print(f"sweep {found.name} (id {found.id}): {sent} failed job(s) sent again")
+

@@ -1,0 +1,137 @@
+"""Distributed mode, scheduler side: submit, reconcile, cancel, retry. Plain functions; the CLI wires them up.
+
+Postgres is the source of truth and Redis only a dispatch channel that may lose
+or repeat messages. A repeated message is harmless (the lease drops it), so
+when in doubt we send again. `reconcile` compares the two:
+
+- candidates come from the database: jobs `queued`, or `running` under a stale
+  lease, of distributed, non-cancelled sweeps, not sent in the last grace period;
+- a queued candidate is left alone if its id is in its queue's Redis list, or
+  was reserved by a worker within the grace period (about to be claimed);
+- a stale-lease candidate is left alone only if its id is in the list (a copy
+  in `unacked` belongs to the dead worker and would come back only after the
+  visibility timeout, hours later);
+- everything else is sent again, and its dispatch time recorded.
+
+Nothing here imports torch, transformers, diffusers or codecarbon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.dispatch import (
+    cancel_sweep,
+    dispatch_candidates,
+    mark_dispatched,
+    requeue_failed,
+    sweep_dispatches,
+)
+from db.models import Job, Run
+from scheduler.spec import SweepSpec
+from scheduler.submit import create_sweep
+from worker.broker import ready_job_ids, reserved_job_ids
+from worker.celery_app import send_job_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    sweep_id: int
+    hardware_class: str
+    jobs: int
+    runs: int
+    sent: int
+
+
+def submit_sweep(
+    sessions: sessionmaker[Session], spec: SweepSpec, *, app, hardware_class: str | None = None, max_attempts: int = 3
+) -> Submitted:
+    """Write every job and run in one transaction, then send one message (the job id) per job."""
+    with sessions.begin() as session:
+        sweep = create_sweep(session, spec, mode="distributed", hardware_class=hardware_class,
+                             max_attempts=max_attempts)
+        sweep_id, sweep_hardware = sweep.id, sweep.hardware_class
+        dispatches = sweep_dispatches(session, sweep_id=sweep_id)
+        runs = session.scalar(select(func.count(Run.id)).join(Job).where(Job.sweep_id == sweep_id))
+        mark_dispatched(session, sweep_id=sweep_id)
+    # After the commit: a worker must find the job in the database when its message arrives. If sending
+    # fails half-way, the jobs are queued in Postgres and `reconcile` sends the rest.
+    sent = send_job_ids(app, dispatches)
+    return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    checked: int  # candidates the database proposed
+    resent_queued: list[int] = field(default_factory=list)  # queued jobs the broker had lost
+    resent_stale: list[int] = field(default_factory=list)  # jobs whose worker stopped heart-beating
+
+    @property
+    def resent(self) -> int:
+        return len(self.resent_queued) + len(self.resent_stale)
+
+
+def reconcile_once(
+    sessions: sessionmaker[Session], *, app, redis, lease_timeout_s: float, grace_s: float
+) -> Reconciled:
+    """One pass: send again what the database says is to do and the broker does not hold."""
+    with sessions() as session:
+        candidates = dispatch_candidates(session, lease_timeout_s=lease_timeout_s, grace_s=grace_s)
+    if not candidates:
+        return Reconciled(0)
+    ready = ready_job_ids(redis, {c.queue for c in candidates})
+    reserved = reserved_job_ids(redis, within_s=grace_s)
+    lost = [c for c in candidates if c.job_id not in ready and (c.stale_lease or c.job_id not in reserved)]
+    if lost:
+        with sessions.begin() as session:
+            mark_dispatched(session, job_ids=[c.job_id for c in lost])
+        send_job_ids(app, lost)
+    return Reconciled(
+        len(candidates),
+        [c.job_id for c in lost if not c.stale_lease],
+        [c.job_id for c in lost if c.stale_lease],
+    )
+
+
+def watch(
+    sessions: sessionmaker[Session],
+    *,
+    app,
+    redis,
+    lease_timeout_s: float,
+    grace_s: float,
+    interval_s: float,
+    on_pass: Callable[[Reconciled], None],
+    stop: threading.Event | None = None,
+) -> None:
+    """Reconcile every `interval_s` until `stop` is set; a failed pass (database or Redis down) is logged."""
+    stop = stop or threading.Event()
+    while True:
+        try:
+            on_pass(reconcile_once(sessions, app=app, redis=redis, lease_timeout_s=lease_timeout_s, grace_s=grace_s))
+        except Exception as error:  # services come and go; the next pass tries again
+            log.warning("reconcile pass failed: %s: %s", type(error).__name__, error)
+        if stop.wait(interval_s):
+            return
+
+
+def cancel(sessions: sessionmaker[Session], *, sweep_id: int) -> int:
+    """Cancel a sweep's unfinished jobs; messages still in Redis are dropped by the workers' claim."""
+    with sessions.begin() as session:
+        return cancel_sweep(session, sweep_id=sweep_id)
+
+
+def retry_failed(sessions: sessionmaker[Session], *, app, sweep_id: int) -> int:
+    """Give a sweep's failed jobs fresh attempts and send them again; returns how many."""
+    with sessions.begin() as session:
+        dispatches = requeue_failed(session, sweep_id=sweep_id)
+        mark_dispatched(session, job_ids=[d.job_id for d in dispatches])
+    return send_job_ids(app, dispatches)

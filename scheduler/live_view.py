@@ -1,0 +1,68 @@
+"""What `wattsweep status` and `wattsweep workers` print: plain text lines built from db.live queries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from db.live import eta_s, job_status_counts, list_workers, running_jobs, sweep_started_at
+from db.models import Sweep
+from db.sweeps import failed_jobs, sweep_progress
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "never"
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return f"{duration((now or datetime.now(UTC)) - moment)} ago"
+
+
+def duration(delta) -> str:
+    seconds = int(max(delta if isinstance(delta, (int, float)) else delta.total_seconds(), 0))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def status_lines(session: Session, sweep: Sweep) -> list[str]:
+    """The sweep's progress: done / running (on which worker) / queued / failed, and an ETA."""
+    p = sweep_progress(session, sweep_id=sweep.id)
+    cancelled = job_status_counts(session, sweep_id=sweep.id).get("cancelled", 0)
+    state = " [yellow]cancelled[/yellow]" if sweep.cancelled else ""
+    lines = [
+        f"sweep [bold]{escape(sweep.name)}[/bold] (id {sweep.id}, {sweep.hardware_class}, {sweep.mode}){state}",
+        f"jobs: {p.jobs_done} done, {p.jobs_running} running, {p.jobs_failed} failed, {p.jobs_queued} queued, "
+        + (f"{cancelled} cancelled, " if cancelled else "") + f"{p.jobs_total} total",
+        f"runs: {p.runs_done} done, {p.runs_failed} failed, {p.runs_pending} pending, {p.runs_total} total",
+    ]
+    for job in running_jobs(session, sweep_id=sweep.id):
+        lines.append(f"running: job {job.job_id} {escape(job.task)} / {escape(job.model)} on "
+                     f"{escape(job.worker_id or '?')}: {job.runs_done}/{job.runs_total} runs, "
+                     f"heartbeat {ago(job.heartbeat_at)}")
+    if not p.finished and not sweep.cancelled:
+        eta = eta_s(runs_done=p.runs_done, runs_left=p.runs_pending,
+                    started_at=sweep_started_at(session, sweep_id=sweep.id))
+        lines.append(f"ETA: {duration(eta) if eta is not None else 'unknown until a run finishes'}")
+    for job in failed_jobs(session, sweep_id=sweep.id):
+        lines.append(f"[red]failed:[/red] {escape(job.task)} / {escape(job.model)}: {escape(job.last_error or '')}")
+    return lines
+
+
+def workers_table(session: Session, *, alive_within_s: float, include_gone: bool) -> Table:
+    table = Table(title="workers" + ("" if include_gone else f" (heartbeat in the last {alive_within_s:g} s)"))
+    for header in ("worker", "host", "device", "class", "hardware", "current job", "heartbeat"):
+        table.add_column(header)
+    for view in list_workers(session, alive_within_s=alive_within_s, include_gone=include_gone):
+        w = view.worker
+        gpu = (w.inventory or {}).get("gpu")
+        hardware = (f"{gpu['name']}, {gpu['memory_gb']:g} GB, driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu
+                    else f"{(w.inventory or {}).get('cpu_model') or 'cpu'}")
+        beat = ago(w.heartbeat_at) + ("" if view.alive else " [red](gone)[/red]")
+        table.add_row(escape(w.id), escape(w.hostname), w.device, escape(w.hardware_class), escape(hardware),
+                      escape(view.current or "-"), beat)
+    return table

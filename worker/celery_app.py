@@ -1,0 +1,72 @@
+"""The Celery app, configured for long, expensive GPU jobs whose results live in our own tables.
+
+Light on purpose (Celery only, no torch): the scheduler builds the same app to
+send job ids by task name. `make_app()` reads the settings; tests and the
+benchmark pass a broker URL of their own.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+RUN_JOB = "wattsweep.run_job"  # the one task; messages carry a job id only
+
+
+def make_app(broker_url: str | None = None, visibility_timeout_s: float | None = None) -> Celery:
+    from db.settings import get_settings
+
+    settings = get_settings()
+    broker_url = broker_url or settings.broker_url
+    visibility_timeout_s = int(visibility_timeout_s or settings.visibility_timeout_s)
+    app = Celery("wattsweep", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        # Only JSON crosses the broker: a pickled message could run code on a GPU node.
+        task_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        event_serializer="json",
+        # Ack after the job, not on receipt: a worker that dies mid-job leaves its message to be delivered again.
+        task_acks_late=True,
+        # If a pool child dies (OOM kill, segfault in a CUDA kernel) the message is requeued, not acked as done.
+        task_reject_on_worker_lost=True,
+        # Reserve one job at a time: a job is minutes to hours; a prefetched one would wait behind it, unstealable.
+        worker_prefetch_multiplier=1,
+        # One job per worker process: each worker owns exactly one GPU, and two jobs on it would skew both meters.
+        worker_concurrency=1,
+        # Results live in Postgres (runs, measurements); Celery keeps none, so there is no result backend to fill.
+        task_ignore_result=True,
+        result_backend=None,
+        # Task events for Flower (received/started/succeeded per job); "sent" events show what is waiting.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # Redis redelivers an unacked message after this many seconds: it must exceed the longest job, or a job
+        # still running would be handed to a second worker. Celery and kombu read it in each of these places.
+        broker_transport_options={"visibility_timeout": visibility_timeout_s},
+        result_backend_transport_options={"visibility_timeout": visibility_timeout_s},
+        visibility_timeout=visibility_timeout_s,
+        # On a lost broker connection a late-ack message is redelivered; cancel the running copy rather than
+        # let two workers measure the same job (the lease would drop one of them anyway, later).
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # `wattsweep worker` checks the broker itself and exits 2 with a clear line; after that, keep retrying.
+        broker_connection_retry_on_startup=True,
+        # A job is not a unit Celery should time out: CodeCarbon windows must close in `finally`, not be killed.
+        task_time_limit=None,
+        task_soft_time_limit=None,
+        # Our log lines (job claimed, dropped, handed back) stay visible next to Celery's.
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+def send_job_ids(app: Celery, dispatches) -> int:
+    """Publish one message per job (body: the job id only) to its hardware class's queue; returns the count.
+
+    One producer and kombu's publish batch (Redis pipelines of 1,000 LPUSHes) keep 10,000 jobs well under
+    a few seconds. `dispatches` are `db.dispatch.Dispatch`-like: `.job_id`, `.queue`.
+    """
+    sent = 0
+    with app.producer_or_acquire() as producer, producer.batch(1000):
+        for dispatch in dispatches:
+            app.send_task(RUN_JOB, args=[dispatch.job_id], queue=dispatch.queue, producer=producer)
+            sent += 1
+    return sent

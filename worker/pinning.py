@@ -1,0 +1,98 @@
+"""Pin a worker process to one GPU (or to the CPU) before anything imports torch.
+
+`--gpu N` means physical GPU N as NVML numbers it (what `nvidia-smi` shows).
+CUDA numbers devices fastest-first unless told otherwise, so the worker sets
+CUDA_DEVICE_ORDER=PCI_BUS_ID and CUDA_VISIBLE_DEVICES=N: inside the process
+torch then sees exactly that GPU, as `cuda:0`, while CodeCarbon reads NVML and
+is given the physical index N in `gpu_ids`, so that each worker measures its
+own GPU and not all eight. NVML is read here (no CUDA context is created) for
+the inventory: name, memory, driver and CUDA version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+HEAVY_MODULES = ("torch", "transformers", "diffusers", "codecarbon")
+_NAME = re.compile(r"^[\w.\-]+@[\w.\-]+$")
+
+
+class PinningError(RuntimeError):
+    """The requested device cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Pinning:
+    worker_id: str  # Celery node name too: gpu3@node7, cpu12345@node7
+    device: str  # torch device inside the process: cuda:0 (the one visible GPU) or cpu
+    gpu_index: int | None  # physical (NVML) index, None on CPU workers
+    env: dict[str, str] = field(default_factory=dict)  # to set before torch is imported
+
+    @property
+    def gpu_ids(self) -> list[int] | None:
+        """What CodeCarbon must measure: the physical GPU, by its NVML index."""
+        return None if self.gpu_index is None else [self.gpu_index]
+
+
+def plan_pinning(*, gpu: int | None, device: str | None, hostname: str, pid: int, name: str | None = None) -> Pinning:
+    """Decide device, worker name and environment from the command-line options."""
+    if (gpu is None) == (device is None):
+        raise PinningError("give exactly one of --gpu N (one GPU per worker) or --device cpu")
+    if device is not None and device != "cpu":
+        raise PinningError(f"--device {device!r}: only 'cpu' is allowed; use --gpu N for a GPU")
+    if gpu is not None and gpu < 0:
+        raise PinningError(f"--gpu {gpu}: a GPU index is 0 or more (see nvidia-smi)")
+    if name is not None and not _NAME.match(name):
+        raise PinningError(f"--name {name!r}: expected NAME@HOST, e.g. gpu0@node7")
+    if gpu is None:
+        # CPU-only: hide every GPU so that nothing (torch, CodeCarbon) touches one by accident.
+        return Pinning(name or f"cpu{pid}@{hostname}", "cpu", None, {"CUDA_VISIBLE_DEVICES": ""})
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(gpu)}
+    return Pinning(name or f"gpu{gpu}@{hostname}", "cuda:0", gpu, env)
+
+
+def apply_pinning(pinning: Pinning, environ: MutableMapping[str, str] = os.environ) -> None:
+    """Set the environment; refuses if torch (or anything that reads CUDA_VISIBLE_DEVICES) is already loaded."""
+    loaded = [module for module in HEAVY_MODULES if module in sys.modules]
+    if loaded:
+        raise PinningError(f"{', '.join(loaded)} imported before pinning: CUDA_VISIBLE_DEVICES would be ignored")
+    environ.update(pinning.env)
+
+
+def read_gpu(index: int, nvml: Any = None) -> dict[str, Any]:
+    """Name, memory, driver and CUDA version of physical GPU `index`, from NVML (no CUDA context)."""
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError as error:
+            raise PinningError(f"--gpu {index}: NVML is not installed ({error}); install nvidia-ml-py") from None
+    try:
+        nvml.nvmlInit()
+    except Exception as error:
+        raise PinningError(f"--gpu {index}: NVML unavailable ({error}): no NVIDIA driver on this host?") from None
+    try:
+        count = nvml.nvmlDeviceGetCount()
+        if index >= count:
+            raise PinningError(f"--gpu {index}: this host has {count} GPU(s), numbered 0 to {count - 1}")
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        cuda = nvml.nvmlSystemGetCudaDriverVersion_v2()  # e.g. 12040 -> "12.4"
+        return {
+            "index": index,
+            "name": _text(nvml.nvmlDeviceGetName(handle)),
+            "uuid": _text(nvml.nvmlDeviceGetUUID(handle)),
+            "pci_bus_id": _text(nvml.nvmlDeviceGetPciInfo(handle).busId),
+            "memory_gb": round(nvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30, 2),
+            "driver": _text(nvml.nvmlSystemGetDriverVersion()),
+            "cuda": f"{cuda // 1000}.{cuda % 1000 // 10}",
+        }
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

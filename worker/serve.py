@@ -1,0 +1,162 @@
+"""`wattsweep worker`: pin the process, check the services, register, and consume one queue.
+
+Pool: solo. The worker is one process that owns one GPU, so there is nothing
+to fork: the process that sets CUDA_VISIBLE_DEVICES and reads NVML is the one
+that later creates the CUDA context (no CUDA call in a parent that forks), the
+model cache and the CodeCarbon tracker live across jobs, and SIGTERM/SIGKILL
+reach exactly the process that holds the job. The price, accepted: while a
+job runs the process does not answer Celery remote control (Flower shows it
+busy); liveness comes from our own heartbeat thread and the workers table.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+
+from worker.pinning import Pinning, PinningError, apply_pinning, plan_pinning, read_gpu
+
+log = logging.getLogger(__name__)
+
+
+class WorkerStartError(RuntimeError):
+    """The worker cannot start; the message is one line for the user (exit 2)."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queue: str
+    gpu: int | None = None
+    device: str | None = None
+    name: str | None = None
+    loglevel: str = "INFO"
+
+
+class WorkerContext:
+    """What the thin task calls: the runtime, the heartbeat, the stop flag, and re-sending."""
+
+    def __init__(self, runtime, heartbeat, app, retry_for_s: float) -> None:
+        self.runtime = runtime
+        self.heartbeat = heartbeat
+        self.app = app
+        self.retry_for_s = retry_for_s
+        self.stopping = threading.Event()  # set on SIGTERM (warm shutdown): hand back at the next run boundary
+
+    def job_exists(self, job_id: int) -> bool:
+        from db.jobs import job_exists
+        from db.retry import run_in_transaction
+
+        return run_in_transaction(self.runtime.sessions, lambda s: job_exists(s, job_id=job_id),
+                                  retry_for_s=self.retry_for_s)
+
+    def run(self, job_id: int) -> str:
+        from db.jobs import touch_worker
+        from db.retry import run_in_transaction
+        from worker.execute import execute_job
+
+        with self.heartbeat.holding(job_id):
+            status = execute_job(job_id, self.runtime, should_stop=self.stopping.is_set)
+        run_in_transaction(self.runtime.sessions,
+                           lambda s: touch_worker(s, worker_id=self.runtime.worker_id, clear_job=True),
+                           retry_for_s=self.retry_for_s)
+        if status in ("queued", "handed-back"):  # another attempt, or our shutdown: back in the queue
+            self.send_again(job_id)
+        log.info("job %s: %s", job_id, status)
+        return status
+
+    def send_again(self, job_id: int) -> None:
+        from db.dispatch import Dispatch, mark_dispatched
+        from db.retry import run_in_transaction
+        from worker.celery_app import send_job_ids
+
+        send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
+        run_in_transaction(self.runtime.sessions, lambda s: mark_dispatched(s, job_ids=[job_id]),
+                           retry_for_s=self.retry_for_s)
+
+
+def pin(options: WorkerOptions) -> Pinning:
+    """Step one, before anything imports torch."""
+    try:
+        pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=socket.gethostname(),
+                               pid=os.getpid(), name=options.name)
+        apply_pinning(pinning)
+    except PinningError as error:
+        raise WorkerStartError(str(error)) from None
+    return pinning
+
+
+def serve(options: WorkerOptions) -> int:
+    """Run the worker until it is told to stop; returns the exit code."""
+    pinning = pin(options)
+    from db.settings import get_settings
+
+    settings = get_settings()
+    _configure_logging(options.loglevel)
+    sessions = _check_database(settings.database_url)
+    _check_broker(settings.broker_url)
+    try:
+        gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
+    except PinningError as error:
+        raise WorkerStartError(str(error)) from None
+
+    from celery import signals
+
+    from worker import tasks
+    from worker.celery_app import make_app
+    from worker.heartbeat import HeartbeatThread
+    from worker.runtime import WorkerRuntime
+
+    runtime = WorkerRuntime(worker_id=pinning.worker_id, device=pinning.device, hardware_class=options.queue,
+                            sessions=sessions, gpu_ids=pinning.gpu_ids, measure_power_secs=settings.measure_power_secs,
+                            load_failure_is_final=False)
+    runtime.register(gpu=gpu)
+    heartbeat = HeartbeatThread(sessions, pinning.worker_id, settings.heartbeat_interval_s)
+    heartbeat.start()
+    app = make_app(settings.broker_url)
+    context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s)
+    tasks.install(app, context)
+
+    def on_shutdown(**_) -> None:
+        context.stopping.set()
+
+    signals.worker_shutting_down.connect(on_shutdown, weak=False)
+    log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, options.queue,
+             f", GPU {gpu['name']} #{gpu['index']}" if gpu else "")
+    worker = app.Worker(hostname=pinning.worker_id, queues=[options.queue], pool="solo", concurrency=1,
+                        loglevel=options.loglevel, without_mingle=True, without_gossip=True)
+    try:
+        worker.start()
+    finally:
+        heartbeat.stop()
+        runtime.close()
+    return worker.exitcode or 0
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="[%(asctime)s %(levelname)s %(name)s] %(message)s")
+    for noisy in ("codecarbon", "urllib3", "filelock", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _check_database(url: str):
+    from db.migrate import is_up_to_date
+    from db.session import DatabaseUnavailable, session_factory
+
+    try:
+        if not is_up_to_date(url):
+            raise WorkerStartError("the database has no wattsweep schema yet: run `wattsweep db upgrade`")
+    except DatabaseUnavailable as error:
+        raise WorkerStartError(str(error)) from None
+    return session_factory(url)
+
+
+def _check_broker(url: str) -> None:
+    from worker.broker import BrokerUnavailable, check_broker
+
+    try:
+        check_broker(url)
+    except BrokerUnavailable as error:
+        raise WorkerStartError(str(error)) from None
