@@ -35,4 +35,5 @@ def is_up_to_date(url: str | None = None) -> bool:
     try:
         return "alembic_version" in inspect(get_engine(url)).get_table_names()
     except OperationalError as error:
-        raise DatabaseUnavailable(f"cannot reach the database at {mask_url(url or get_settings().database_url)}: {error.orig}") from None
+        url = mask_url(url or get_settings().database_url)
+        raise DatabaseUnavailable(f"cannot reach the database at {url}: {error.orig}") from None

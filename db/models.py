@@ -6,15 +6,28 @@ impossible; statuses are plain strings so that SQL reads them directly.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -59,7 +72,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(300))
     hardware_class: Mapped[str] = mapped_column(String(100), index=True)
     params: Mapped[dict[str, Any]]
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)  # queued|running|done|failed|cancelled
+    # queued | running | done | failed | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -146,6 +160,36 @@ class Measurement(Base):
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     images: Mapped[int | None] = mapped_column(Integer)
     kwh_per_1k_queries: Mapped[float | None] = mapped_column(Float)
+
+    # Measurement quality (see worker/baseline.py and db/attribution.py).
+    baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))
+    idle_energy_kwh: Mapped[float | None] = mapped_column(Float)  # idle power x duration; net = energy - idle
+    hostname: Mapped[str | None] = mapped_column(String(200), index=True)
+    cpu_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)  # share of machine-wide CPU energy
+    ram_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)
+    max_concurrent_windows: Mapped[int | None] = mapped_column(Integer)  # windows overlapping on this host
+    power_samples: Mapped[int | None] = mapped_column(Integer)
+    is_outlier: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # > 3 MAD: kept
+    is_unreliable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    flags: Mapped[str | None] = mapped_column(String(300))  # why unreliable, e.g. "short-window"
+
+
+class IdleBaseline(Base):
+    """A worker's idle power per component, subtracted to give net (above-idle) energy."""
+
+    __tablename__ = "idle_baselines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    measured_at: Mapped[datetime]
+    duration_s: Mapped[float] = mapped_column(Float)
+    cpu_power_w: Mapped[float] = mapped_column(Float)
+    gpu_power_w: Mapped[float] = mapped_column(Float)
+    ram_power_w: Mapped[float] = mapped_column(Float)
+    cpu_method: Mapped[str] = mapped_column(String(30))
+    gpu_method: Mapped[str] = mapped_column(String(30))
+    ram_method: Mapped[str] = mapped_column(String(30))
 
 
 class Worker(Base):

@@ -50,7 +50,11 @@ def insert_sweep(
     if not job_rows:
         return sweep
     job_ids = session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), job_rows).all()
-    run_rows = [dict(job_id=job_id, status="pending", **run) for job_id, job in zip(job_ids, jobs) for run in job.runs]
+    run_rows = [
+        dict(job_id=job_id, status="pending", **run)
+        for job_id, job in zip(job_ids, jobs, strict=True)
+        for run in job.runs
+    ]
     if run_rows:
         session.execute(insert(Run), run_rows)
     return sweep
@@ -65,7 +69,10 @@ def find_sweep(session: Session, *, ref: str | int | None = None) -> Sweep:
             raise SweepNotFound("no sweeps yet: run `wattsweep run FILE` or `wattsweep submit FILE` first")
         return sweep
     text = str(ref)
-    sweep = session.get(Sweep, int(text)) if text.isdigit() else session.scalars(query.where(Sweep.name == text)).first()
+    if text.isdigit():
+        sweep = session.get(Sweep, int(text))
+    else:
+        sweep = session.scalars(query.where(Sweep.name == text)).first()
     if sweep is None:
         names = session.scalars(select(Sweep.name).distinct()).all()
         close = difflib.get_close_matches(text, names, n=3, cutoff=0.4)

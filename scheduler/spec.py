@@ -11,8 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from worker.datasets import BUILTIN_DATASETS, kinds_compatible
 from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
@@ -87,19 +95,20 @@ class SweepSpec(_Strict):
                 raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
             workload = WORKLOADS[task]
             for i, ref in enumerate(task_spec.models):
-                model = _check(f"tasks.{task}.models.{i}", lambda: parse_model_ref(ref))
+                model = _check(f"tasks.{task}.models.{i}", parse_model_ref, ref)
                 family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
                 if family and task not in family.tasks:
                     fits = sorted(name for name, f in TINY_FAMILIES.items() if task in f.tasks)
                     raise ValueError(f"tasks.{task}.models.{i}: tiny:{model.name} does not do {task}; "
                                      f"use {', '.join('tiny:' + name for name in fits)}")
             for i, ref in enumerate(task_spec.datasets):
-                dataset = _check(f"tasks.{task}.datasets.{i}", lambda: parse_dataset_ref(ref))
+                dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref)
                 kind = BUILTIN_DATASETS.get(dataset.name) if dataset.kind == "builtin" else None
                 if kind and not kinds_compatible(workload.input_kind, kind):
                     fits = sorted(n for n, k in BUILTIN_DATASETS.items() if kinds_compatible(workload.input_kind, k))
+                    use = ", ".join("builtin:" + name for name in fits)
                     raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
-                                     f"{task} reads {workload.input_kind}; use {', '.join('builtin:' + n for n in fits)}")
+                                     f"{task} reads {workload.input_kind}; use {use}")
             unknown = sorted(set(task_spec.params) - set(workload.default_params))
             if unknown:
                 raise ValueError(f"tasks.{task}.params: unknown parameter {unknown[0]!r}; "
@@ -112,9 +121,9 @@ class SweepSpec(_Strict):
         return self.defaults.model_copy(update=overrides)
 
 
-def _check(where: str, parse):
+def _check(where: str, parse, ref: str):
     try:
-        return parse()
+        return parse(ref)
     except ReferenceError as error:
         raise ValueError(f"{where}: {error}") from None
 
