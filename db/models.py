@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -117,7 +118,7 @@ class Measurement(Base):
     """
 
     __tablename__ = "measurements"
-    __table_args__ = (UniqueConstraint("run_id", "phase"),)
+    __table_args__ = (UniqueConstraint("run_id", "phase"), Index(None, "hostname", "ended_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -164,7 +165,8 @@ class Measurement(Base):
     # Measurement quality (see worker/baseline.py and db/attribution.py).
     baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))
     idle_energy_kwh: Mapped[float | None] = mapped_column(Float)  # idle power x duration; net = energy - idle
-    hostname: Mapped[str | None] = mapped_column(String(200), index=True)
+    hostname: Mapped[str | None] = mapped_column(String(200))  # co-located windows share CPU and RAM readings
+    ended_at: Mapped[datetime | None]
     cpu_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)  # share of machine-wide CPU energy
     ram_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)
     max_concurrent_windows: Mapped[int | None] = mapped_column(Integer)  # windows overlapping on this host

@@ -44,6 +44,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("baseline_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("idle_energy_kwh", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("hostname", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("cpu_energy_attributed_kwh", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("ram_energy_attributed_kwh", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("max_concurrent_windows", sa.Integer(), nullable=True))
@@ -54,15 +55,15 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             op.f("fk_measurements_baseline_id_idle_baselines"), "idle_baselines", ["baseline_id"], ["id"]
         )
-        batch_op.create_index(op.f("ix_measurements_hostname"), ["hostname"])
+        batch_op.create_index(op.f("ix_measurements_hostname_ended_at"), ["hostname", "ended_at"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("measurements", schema=None) as batch_op:
-        batch_op.drop_index(op.f("ix_measurements_hostname"))
+        batch_op.drop_index(op.f("ix_measurements_hostname_ended_at"))
         batch_op.drop_constraint(op.f("fk_measurements_baseline_id_idle_baselines"), type_="foreignkey")
         for column in ("flags", "is_unreliable", "is_outlier", "power_samples", "max_concurrent_windows",
-                       "ram_energy_attributed_kwh", "cpu_energy_attributed_kwh", "hostname", "idle_energy_kwh",
+                       "ram_energy_attributed_kwh", "cpu_energy_attributed_kwh", "ended_at", "hostname", "idle_energy_kwh",
                        "baseline_id"):
             batch_op.drop_column(column)
     op.drop_index(op.f("ix_idle_baselines_worker_id"), table_name="idle_baselines")
