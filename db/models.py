@@ -81,6 +81,7 @@ class Job(Base):
     lease_worker_id: Mapped[str | None] = mapped_column(String(200))  # who runs it now
     lease_heartbeat_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]  # last time its id was sent to the broker (distributed mode)
+    num_parameters: Mapped[int | None] = mapped_column(BigInteger)  # of the loaded model, where known
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
