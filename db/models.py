@@ -82,6 +82,10 @@ class Job(Base):
     lease_heartbeat_at: Mapped[datetime | None]
     dispatched_at: Mapped[datetime | None]  # last time its id was sent to the broker (distributed mode)
     num_parameters: Mapped[int | None] = mapped_column(BigInteger)  # of the loaded model, where known
+    # task-specific | multi-purpose (a generative model prompted zero-shot); see migration 0006.
+    model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
+    model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
+    model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
