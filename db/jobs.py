@@ -6,7 +6,7 @@ that receive the same job id cannot both claim it: the second sees rowcount 0.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from db.models import Job, Run, Worker
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s: float) -> Job | None:
@@ -80,7 +80,9 @@ def finish_job(session: Session, *, job_id: int, worker_id: str, error: str | No
         job.finished_at = _now()
     if status == "failed":  # its unfinished runs will not happen unless retried
         session.execute(
-            update(Run).where(Run.job_id == job_id, Run.status == "pending").values(status="failed", error=job.last_error)
+            update(Run)
+            .where(Run.job_id == job_id, Run.status == "pending")
+            .values(status="failed", error=job.last_error)
         )
     session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=None))
     return status

@@ -4,24 +4,36 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, Measurement, Run
+from db.attribution import attribute_shared_energy
+from db.models import IdleBaseline, Job, Measurement, Run, Worker
+from db.stats import flag_outliers
 
 
-def record_load(session: Session, *, job_id: int, worker_id: str, reading: Any) -> Measurement:
+def record_load(
+    session: Session, *, job_id: int, worker_id: str, reading: Any, baseline_id: int | None = None
+) -> Measurement:
     """Store the `load` window of one job attempt."""
-    measurement = Measurement(job_id=job_id, run_id=None, phase="load", worker_id=worker_id, **asdict(reading))
-    session.add(measurement)
-    return measurement
+    return _add_window(session, reading, job_id=job_id, run_id=None, phase="load", worker_id=worker_id,
+                       baseline_id=baseline_id)
 
 
-def record_run(session: Session, *, run_id: int, worker_id: str, reading: Any, units: Any) -> bool:
-    """Mark the run done and store its `query` measurement, in the caller's transaction.
+def record_run(
+    session: Session,
+    *,
+    run_id: int,
+    worker_id: str,
+    reading: Any,
+    units: Any,
+    baseline_id: int | None = None,
+    prefill: Any | None = None,
+) -> bool:
+    """Mark the run done and store its `query` measurement (and `prefill`, if measured), in the caller's transaction.
 
     Returns False (and stores nothing) when the run was already done: a
     redelivered job never stores a run twice.
@@ -29,27 +41,42 @@ def record_run(session: Session, *, run_id: int, worker_id: str, reading: Any, u
     marked = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status != "done")
-        .values(status="done", worker_id=worker_id, error=None, finished_at=datetime.now(timezone.utc))
+        .values(status="done", worker_id=worker_id, error=None, finished_at=datetime.now(UTC))
     )
     if marked.rowcount != 1:
         return False
     run = session.get(Run, run_id)
-    session.add(
-        Measurement(
-            job_id=run.job_id,
-            run_id=run_id,
-            phase="query",
-            worker_id=worker_id,
-            n_queries=units.queries,
-            batch_size=run.batch_size,
-            input_tokens=units.input_tokens,
-            output_tokens=units.output_tokens,
-            images=units.images,
-            kwh_per_1k_queries=reading.energy_kwh * 1000 / units.queries,
-            **asdict(reading),
-        )
+    work = dict(
+        n_queries=units.queries,
+        batch_size=run.batch_size,
+        input_tokens=units.input_tokens,
+        output_tokens=units.output_tokens,
+        images=units.images,
     )
+    windows = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
+    for phase, window in windows.items():
+        _add_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
+                    baseline_id=baseline_id, kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
+    flag_outliers(session, job_id=run.job_id, dataset=run.dataset)
     return True
+
+
+def _add_window(session: Session, reading: Any, *, worker_id: str, baseline_id: int | None, **fields) -> Measurement:
+    """Insert one window with its host, idle energy and shared-energy attribution."""
+    worker = session.get(Worker, worker_id)
+    baseline = session.get(IdleBaseline, baseline_id) if baseline_id is not None else None
+    idle_w = baseline.cpu_power_w + baseline.gpu_power_w + baseline.ram_power_w if baseline else None
+    measurement = Measurement(
+        worker_id=worker_id,
+        hostname=worker.hostname if worker else None,
+        baseline_id=baseline_id,
+        idle_energy_kwh=idle_w * reading.duration_s / 3.6e6 if idle_w is not None else None,
+        **fields,
+        **asdict(reading),
+    )
+    session.add(measurement)
+    attribute_shared_energy(session, measurement=measurement)
+    return measurement
 
 
 @dataclass(frozen=True)

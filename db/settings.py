@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     lease_timeout_s: float = 120.0  # a lease without a heartbeat for this long is stale
     heartbeat_interval_s: float = 15.0
     max_attempts: int = 3
+    # Idle baseline: measured when a worker starts and again once older than this.
+    baseline_window_s: float = 20.0
+    baseline_max_age_s: float = 3600.0
     # Distributed mode.
     visibility_timeout_s: float = 48 * 3600.0  # Redis redelivers an unacked message after this: longer than any job
     dispatch_grace_s: float = 60.0  # reconcile leaves a job alone this long after sending it (message in flight)

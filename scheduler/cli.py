@@ -15,7 +15,7 @@ app = typer.Typer(help="Measure the energy and carbon cost of AI inference acros
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # piped output keeps whole table rows
 errors = Console(stderr=True)
 
 SweepArg = Annotated[str | None, typer.Argument(help="Sweep id or name (default: the latest sweep).")]
@@ -81,7 +81,8 @@ def run(
 
         failed = failed_jobs(session, sweep_id=sweep_id)
         for job in failed:
-            errors.print(f"[red]failed:[/red] {job.task} / {job.model}: {job.last_error}", highlight=False)
+            errors.print(f"[red]failed:[/red] {job.task} / {job.model}: {job.last_error}", highlight=False,
+                         soft_wrap=True)
     if failed:
         fail(f"{len(failed)} job(s) failed; the rest of the sweep is stored", code=1)
 
@@ -134,7 +135,8 @@ def _print_summary(sessions, sweep_id: int) -> None:
         return
     table = Table(title="kWh per 1,000 queries, by task (sorted by mean)")
     for header in ("task", "models", "runs", "kWh/1k mean", "kWh/1k std", "g CO2e/1k", "estimated"):
-        table.add_column(header, justify="left" if header in ("task", "estimated") else "right")
+        text_column = header in ("task", "estimated")
+        table.add_column(header, justify="left" if text_column else "right", no_wrap=text_column)
     for r in rows:
         std = f"{r.kwh_per_1k_std:.3g}" if r.kwh_per_1k_std is not None else "-"
         table.add_row(r.task, str(r.models), str(r.runs), f"{r.kwh_per_1k_mean:.3g}", std,

@@ -11,6 +11,9 @@ from sqlalchemy import create_engine, text
 from db.migrate import upgrade
 from db.session import session_factory
 
+# A short idle baseline keeps tests quick; the 20 s default is for real measurements.
+os.environ.setdefault("WATTSWEEP_BASELINE_WINDOW_S", "1")
+
 POSTGRES_ADMIN_URL = os.environ.get("WATTSWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

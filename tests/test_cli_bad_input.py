@@ -10,16 +10,19 @@ from db.session import session_factory
 from tests.test_local_sweep import wattsweep
 
 GOOD_TASK = "  fill-mask:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n"
+TASKS = "tasks:\n"
 HEAD = "name: bad\ndefaults: {queries: 2, repetitions: 1, warmup: 0}\n"
 CARBON = "carbon: {grid_intensity_g_per_kwh: 100}\n"
 
 CASES = {
     "unknown task": (HEAD + CARBON + "tasks:\n  translate:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n",
                      "unknown task 'translate'; allowed are"),
-    "unknown tiny family": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("[tiny:bert]", "[tiny:llama]"),
+    "unknown tiny family": (HEAD + CARBON + TASKS + GOOD_TASK.replace("[tiny:bert]", "[tiny:llama]"),
                             "unknown tiny model family 'llama': allowed are"),
-    "malformed model": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("tiny:bert", "bert"), "malformed model reference 'bert'"),
-    "malformed dataset": (HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("builtin:texts", "texts"), "malformed dataset reference"),
+    "malformed model": (HEAD + CARBON + TASKS + GOOD_TASK.replace("tiny:bert", "bert"),
+                        "malformed model reference 'bert'"),
+    "malformed dataset": (HEAD + CARBON + TASKS + GOOD_TASK.replace("builtin:texts", "texts"),
+                          "malformed dataset reference"),
     "zero queries": (HEAD.replace("queries: 2", "queries: 0") + CARBON + "tasks:\n" + GOOD_TASK,
                      "defaults.queries: Input should be greater than 0 (got 0)"),
     "negative repetitions": (HEAD.replace("repetitions: 1", "repetitions: -2") + CARBON + "tasks:\n" + GOOD_TASK,
@@ -42,14 +45,14 @@ def test_bad_sweep_file(case, tmp_path):
 
 
 def test_unknown_sweep_lists_closest_names(tmp_path):
-    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + "tasks:\n" + GOOD_TASK)
+    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK)
     assert wattsweep("run", "sweep.yaml", cwd=tmp_path).returncode == 0
     result = wattsweep("report", "bda", cwd=tmp_path)
     assert result.returncode == 2 and "no sweep 'bda'; closest: bad" in result.stderr
 
 
 def test_model_that_fails_to_load_fails_its_job_and_the_rest_goes_on(tmp_path):
-    text = HEAD + CARBON + "tasks:\n" + GOOD_TASK.replace("[tiny:bert]", f"[path:{tmp_path / 'missing'}, tiny:bert]")
+    text = HEAD + CARBON + TASKS + GOOD_TASK.replace("[tiny:bert]", f"[path:{tmp_path / 'missing'}, tiny:bert]")
     (tmp_path / "sweep.yaml").write_text(text)
     result = wattsweep("run", "sweep.yaml", cwd=tmp_path)
     assert result.returncode == 1
@@ -62,7 +65,7 @@ def test_model_that_fails_to_load_fails_its_job_and_the_rest_goes_on(tmp_path):
 
 
 def test_unreachable_postgres_is_one_line_with_masked_password(tmp_path):
-    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + "tasks:\n" + GOOD_TASK)
+    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK)
     url = "postgresql://user:secret@127.0.0.1:1/nothing"
     result = wattsweep("run", "sweep.yaml", cwd=tmp_path, env_url=url)
     assert result.returncode == 2

@@ -28,7 +28,7 @@ tasks:
 
 
 def wattsweep(*args, cwd, env_url=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {"HF_HUB_OFFLINE": "1"}
+    env = {k: v for k, v in os.environ.items() if k != "WATTSWEEP_DATABASE_URL"} | {"HF_HUB_OFFLINE": "1"}
     if env_url:
         env["WATTSWEEP_DATABASE_URL"] = env_url
     return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=env, capture_output=True,

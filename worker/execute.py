@@ -74,6 +74,7 @@ def execute_job(
         workload = get_workload(task)
         params = {**workload.default_params, **params}
         meter = runtime.meter_for(**carbon)
+        baseline_id = runtime.ensure_baseline(meter)
         try:
             with meter.window("load") as window:
                 pipeline = workload.load(model, runtime.device, params)
@@ -81,7 +82,8 @@ def execute_job(
             return _finish(runtime, job_id, f"model failed to load: {error}", final=runtime.load_failure_is_final,
                            emit=emit)
         with runtime.sessions.begin() as session:
-            record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading)
+            record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading,
+                        baseline_id=baseline_id)
         emit("loaded")
 
         for run_id, dataset, n_queries, batch_size, warmup in runs:
@@ -92,11 +94,17 @@ def execute_job(
                 workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
             with meter.window("query") as window:
                 units = workload.run(pipeline, queries[warmup:], batch_size, params)
+            prefill = None
+            if params.get("measure_prefill"):  # prefill alone: the same prompts, one new token; decode = query - this
+                with meter.window("prefill") as prefill_window:
+                    workload.run(pipeline, queries[warmup:], batch_size, {**params, "max_new_tokens": 1})
+                prefill = prefill_window.reading
 
-            def store(session, run_id=run_id, reading=window.reading, units=units) -> None:
+            def store(session, run_id=run_id, reading=window.reading, units=units, prefill=prefill) -> None:
                 if not heartbeat(session, job_id=job_id, worker_id=runtime.worker_id):
                     raise LeaseLost(f"job {job_id} was taken over by another worker")
-                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=reading, units=units)
+                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=reading, units=units,
+                           baseline_id=baseline_id, prefill=prefill)
 
             # The reading is only in memory: if the database is down, wait for it rather than lose the run.
             run_in_transaction(runtime.sessions, store, retry_for_s=settings.db_retry_s)

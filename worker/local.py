@@ -11,7 +11,9 @@ from worker.execute import JobEvent, execute_job
 from worker.runtime import WorkerRuntime
 
 
-def run_sweep_locally(sweep_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEvent], None] | None = None) -> None:
+def run_sweep_locally(
+    sweep_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEvent], None] | None = None
+) -> None:
     """Run every queued job of the sweep until it is done or out of attempts."""
     with runtime.sessions() as session:
         job_ids = session.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)).all()

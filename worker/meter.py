@@ -24,6 +24,7 @@ class MeterError(RuntimeError):
 @dataclass(frozen=True)
 class Reading:
     started_at: datetime
+    ended_at: datetime
     duration_s: float
     energy_kwh: float
     cpu_energy_kwh: float
@@ -50,6 +51,9 @@ class Reading:
     region: str | None
     carbon_intensity_g_per_kwh: float | None
     carbon_intensity_source: str  # country mix | region | explicit
+    power_samples: int  # power readings CodeCarbon could take inside the window
+    is_unreliable: bool
+    flags: str | None  # why unreliable: short-window, cpu-counter-backwards, ...
 
 
 class Window:
@@ -94,6 +98,7 @@ class Meter:
             allow_multiple_runs=True,  # several pinned workers share one host
             **carbon,
         )
+        self._measure_power_secs = measure_power_secs
         self._synchronize = synchronize or (lambda: None)
         self._started_at: datetime | None = None
 
@@ -131,12 +136,15 @@ class Meter:
 
     def _reading(self, data) -> Reading:
         energies = (data.energy_consumed, data.cpu_energy, data.gpu_energy, data.ram_energy, data.duration)
-        if any(value is None or not math.isfinite(value) or value < 0 for value in energies):
+        if any(value is None or not math.isfinite(value) for value in energies):
             raise MeterError(f"CodeCarbon returned an impossible reading: energy {data.energy_consumed!r} kWh")
+        power_samples = int(data.duration // self._measure_power_secs)
+        flags = window_flags(data, power_samples)
         intensity = data.emissions * 1000 / data.energy_consumed if data.energy_consumed > 0 else None
         cpu_method, gpu_method, ram_method = self._methods()
         return Reading(
             started_at=self._started_at,
+            ended_at=datetime.now(timezone.utc),
             duration_s=data.duration,
             energy_kwh=data.energy_consumed,
             cpu_energy_kwh=data.cpu_energy,
@@ -163,6 +171,9 @@ class Meter:
             region=data.region or None,
             carbon_intensity_g_per_kwh=intensity,
             carbon_intensity_source=self._intensity_source,
+            power_samples=power_samples,
+            is_unreliable=bool(flags),
+            flags=",".join(flags) or None,
         )
 
     def _methods(self) -> tuple[str, str, str]:
@@ -178,6 +189,20 @@ class Meter:
             elif kind == "RAM" and getattr(hardware, "_force_ram_power", None):
                 ram_method = "constant"
         return cpu_method, gpu_method, ram_method
+
+
+def window_flags(data, power_samples: int) -> list[str]:
+    """Why a window's figure should not be trusted; an empty list when it can be.
+
+    A window shorter than two power samples is mostly interpolation; a
+    component whose energy went down means a counter (RAPL, NVML) wrapped or
+    was reset inside the window.
+    """
+    flags = ["short-window"] if power_samples < 2 else []
+    for component in ("cpu", "gpu", "ram"):
+        if getattr(data, f"{component}_energy") < 0:
+            flags.append(f"{component}-counter-backwards")
+    return flags
 
 
 def _has_energy_counter(gpu) -> bool:

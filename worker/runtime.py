@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Worker
+from db.settings import get_settings
+from worker.baseline import measure_idle, store_baseline
 from worker.inventory import collect_inventory
 from worker.meter import Meter
 
@@ -25,7 +29,10 @@ class WorkerRuntime:
     # Local: one machine, so a model that fails to load fails its job at once. Distributed: another node may
     # have the folder or the memory, so the failure counts as one attempt of max_attempts.
     load_failure_is_final: bool = True
+    baseline_window_s: float = field(default_factory=lambda: get_settings().baseline_window_s)
+    baseline_max_age_s: float = field(default_factory=lambda: get_settings().baseline_max_age_s)
     _meters: dict[tuple, Meter] = field(default_factory=dict)
+    _baseline: tuple[int, float] | None = None  # (idle_baselines.id, time.monotonic() when measured)
 
     def register(self, gpu: dict[str, Any] | None = None) -> None:
         """Insert or refresh this worker's row with its inventory."""
@@ -54,6 +61,23 @@ class WorkerRuntime:
             )
         return self._meters[key]
 
+    def ensure_baseline(self, meter: Meter) -> int | None:
+        """The id of a fresh idle baseline, measuring one if there is none or it is too old.
+
+        Idle power (nothing running on this worker) is subtracted from each
+        window to give net energy: the study added seven idle GPUs to every figure.
+        """
+        fresh = self._baseline and time.monotonic() - self._baseline[1] < self.baseline_max_age_s
+        if self.baseline_window_s <= 0:
+            return None
+        if not fresh:
+            reading = measure_idle(meter, self.baseline_window_s)
+            with self.sessions.begin() as session:
+                baseline = store_baseline(session, worker_id=self.worker_id, hostname=socket.gethostname(),
+                                          reading=reading)
+                self._baseline = (baseline.id, time.monotonic())
+        return self._baseline[0]
+
     def close(self) -> None:
         for meter in self._meters.values():
             meter.close()
@@ -73,4 +97,4 @@ def _synchronizer(device: str):
 
 
 def local_worker_id() -> str:
-    return f"local@{socket.gethostname()}"
+    return f"local{os.getpid()}@{socket.gethostname()}"  # two local runs on one host are two workers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
@@ -10,7 +10,7 @@ from db.jobs import claim_job, finish_job, heartbeat, pending_runs
 from db.models import Job, Measurement, Run
 from db.results import record_run
 from db.sweeps import NewJob, insert_sweep, sweep_progress
-from worker.meter import Reading
+from tests.factories import make_reading
 from worker.workloads.base import WorkUnits
 
 
@@ -26,16 +26,8 @@ def make_sweep(sessions, n_jobs=2, n_runs=2, max_attempts=2):
         return sweep.id
 
 
-def reading(energy_kwh=2e-6) -> Reading:
-    return Reading(
-        started_at=datetime.now(timezone.utc), duration_s=1.0, energy_kwh=energy_kwh, cpu_energy_kwh=energy_kwh / 2,
-        gpu_energy_kwh=0.0, ram_energy_kwh=energy_kwh / 2, emissions_kg=energy_kwh * 0.1, cpu_power_w=5.0,
-        gpu_power_w=0.0, ram_power_w=3.0, cpu_utilization_pct=50.0, gpu_utilization_pct=None,
-        ram_utilization_pct=10.0, cpu_model="cpu", cpu_count=2, gpu_model=None, gpu_count=0, ram_total_gb=24.0,
-        cpu_method="cpu-load-estimate", gpu_method="none", ram_method="codecarbon-dimm-estimate",
-        tracking_mode="machine", codecarbon_version="3", country_iso_code=None, region=None,
-        carbon_intensity_g_per_kwh=100.0, carbon_intensity_source="explicit",
-    )
+def reading(energy_kwh=2e-6):
+    return make_reading(energy_kwh)
 
 
 def first_job_id(sessions, sweep_id):
@@ -57,7 +49,7 @@ def test_a_live_lease_blocks_a_second_worker_and_a_stale_one_is_taken_over(sessi
     with sessions.begin() as session:
         assert claim_job(session, job_id=job_id, worker_id="w2", lease_timeout_s=60) is None
     with sessions.begin() as session:  # w1 stops heart-beating
-        old = datetime.now(timezone.utc) - timedelta(seconds=120)
+        old = datetime.now(UTC) - timedelta(seconds=120)
         session.execute(update(Job).where(Job.id == job_id).values(lease_heartbeat_at=old))
     with sessions.begin() as session:
         job = claim_job(session, job_id=job_id, worker_id="w2", lease_timeout_s=60)

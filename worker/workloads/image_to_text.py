@@ -11,7 +11,7 @@ from worker.workloads.base import WorkUnits
 class ImageToText(PipelineWorkload):
     task = "image-to-text"
     input_kind = "image"
-    default_params = with_common(max_new_tokens=10)
+    default_params = with_common(max_new_tokens=10, measure_prefill=False)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)

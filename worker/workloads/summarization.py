@@ -18,7 +18,7 @@ from worker.workloads.base import WorkUnits
 class Summarization(PipelineWorkload):
     task = "summarization"
     input_kind = "document"
-    default_params = with_common(max_new_tokens=10)
+    default_params = with_common(max_new_tokens=10, measure_prefill=False)
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)

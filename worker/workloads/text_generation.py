@@ -15,7 +15,7 @@ from worker.workloads.base import WorkUnits
 class TextGeneration(PipelineWorkload):
     task = "text-generation"
     input_kind = "prompt"
-    default_params = with_common(max_new_tokens=10)
+    default_params = with_common(max_new_tokens=10, measure_prefill=False)
 
     def load(self, model: str, device: str, params: Any) -> Any:
         pipeline = super().load(model, device, params)

@@ -1,0 +1,67 @@
+"""Sharing machine-wide CPU and RAM energy between windows that overlapped on one host.
+
+CodeCarbon reads CPU (RAPL or load-based estimate) and RAM for the whole
+machine. Two workers measuring at once on one host would each report the
+host's full CPU and RAM energy, counting it twice. Each window's shared
+components are scaled by the average of 1/k(t) over the window, where k(t) is
+the number of this host's windows active at time t. At every instant the
+shares of the active windows add up to one, so their attributed energy never
+exceeds the host's reading. GPU energy is per device and is never shared.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Measurement
+
+
+def concurrency_share(window: tuple[datetime, datetime], others: list[tuple[datetime, datetime]]) -> tuple[float, int]:
+    """(average of 1/k over `window`, max k) where k counts `window` itself and the `others` active at each instant."""
+    start, end = _utc(window[0]), _utc(window[1])
+    others = [(_utc(s), _utc(e)) for s, e in others]
+    total_s = (end - start).total_seconds()
+    clipped = [(max(s, start), min(e, end)) for s, e in others if s < end and e > start]
+    if total_s <= 0 or not clipped:
+        return 1.0, 1
+    edges = sorted({start, end, *(t for interval in clipped for t in interval)})
+    weighted, most = 0.0, 1
+    for left, right in zip(edges, edges[1:], strict=False):
+        k = 1 + sum(1 for s, e in clipped if s <= left and e >= right)
+        weighted += (right - left).total_seconds() / k
+        most = max(most, k)
+    return weighted / total_s, most
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def attribute_shared_energy(session: Session, *, measurement: Measurement) -> None:
+    """Set the attributed CPU/RAM energy of `measurement` and of every stored window it overlaps."""
+    if measurement.hostname is None or measurement.ended_at is None:
+        return
+    affected = _overlapping(session, measurement)
+    for window in [measurement, *affected]:
+        others = [(m.started_at, m.ended_at) for m in _overlapping(session, window)]
+        share, most = concurrency_share((window.started_at, window.ended_at), others)
+        window.cpu_energy_attributed_kwh = window.cpu_energy_kwh * share
+        window.ram_energy_attributed_kwh = window.ram_energy_kwh * share
+        window.max_concurrent_windows = most
+
+
+def _overlapping(session: Session, window: Measurement) -> list[Measurement]:
+    session.flush()
+    return list(
+        session.scalars(
+            select(Measurement).where(
+                Measurement.hostname == window.hostname,
+                Measurement.ended_at > window.started_at,
+                Measurement.started_at < window.ended_at,
+                Measurement.id != window.id,
+            )
+        )
+    )

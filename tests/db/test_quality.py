@@ -1,0 +1,122 @@
+"""Measurement quality arithmetic: statistics, outliers, baseline subtraction, shared-energy attribution."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from db.attribution import concurrency_share
+from db.jobs import claim_job, pending_runs
+from db.models import Job, Measurement, Worker
+from db.results import record_load, record_run
+from db.stats import cell_stats, spread, t_quantile_975
+from db.sweeps import NewJob, insert_sweep
+from tests.factories import make_reading
+from worker.baseline import store_baseline
+from worker.workloads.base import WorkUnits
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_spread_matches_hand_computed_values():
+    values = [1.0, 2.0, 3.0, 4.0]
+    s = spread(len(values), sum(values), sum(v * v for v in values))
+    assert s.mean == 2.5
+    assert s.std == pytest.approx(statistics.stdev(values))  # 1.2910
+    half = 3.182 * statistics.stdev(values) / 2  # t(0.975, 3) = 3.182
+    assert (s.ci95_low, s.ci95_high) == (pytest.approx(2.5 - half), pytest.approx(2.5 + half))
+    assert s.cv == pytest.approx(statistics.stdev(values) / 2.5)
+    assert spread(1, 5.0, 25.0).std is None
+    assert t_quantile_975(1) == 12.706 and t_quantile_975(100) == 1.96
+
+
+def test_concurrency_share():
+    at = [T0 + timedelta(seconds=s) for s in range(0, 31)]
+    assert concurrency_share((at[0], at[10]), []) == (1.0, 1)
+    assert concurrency_share((at[0], at[10]), [(at[0], at[10])]) == (0.5, 2)  # fully shared: half each
+    # half the window alone, half shared with one other: (5 * 1 + 5 * 1/2) / 10
+    assert concurrency_share((at[0], at[10]), [(at[5], at[20])]) == (0.75, 2)
+    # three at once for 2 s of 10: (8 + 2 / 3) / 10
+    share, most = concurrency_share((at[0], at[10]), [(at[4], at[6]), (at[4], at[6])])
+    assert share == pytest.approx((8 + 2 / 3) / 10) and most == 3
+    assert concurrency_share((at[0], at[10]), [(at[10], at[20])]) == (1.0, 1)  # touching is not overlapping
+
+
+def _sweep(sessions, n_runs, workers=("w1@host",)):
+    runs = [dict(dataset="builtin:texts", repetition=r, n_queries=10, batch_size=1, warmup=0) for r in range(n_runs)]
+    with sessions.begin() as session:
+        for worker_id in workers:
+            session.add(Worker(id=worker_id, hostname="host", device="cpu", hardware_class="cpu", inventory={}))
+        sweep = insert_sweep(session, name="q", spec={}, hardware_class="cpu", mode="local",
+                             carbon=dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0),
+                             jobs=[NewJob("fill-mask", "tiny:bert", "cpu", {}, runs)])
+        sweep_id = sweep.id
+    with sessions.begin() as session:
+        job_id = session.scalar(select(Job.id).where(Job.sweep_id == sweep_id))
+        job = claim_job(session, job_id=job_id, worker_id=workers[0], lease_timeout_s=60)
+        return sweep_id, job.id, [r.id for r in pending_runs(session, job_id=job.id)]
+
+
+def test_outliers_flagged_not_dropped_and_cell_stats(sessions):
+    energies = [1.0e-6, 1.1e-6, 0.9e-6, 1.05e-6, 5.0e-6]  # the last is far beyond 3 scaled MADs
+    sweep_id, _, run_ids = _sweep(sessions, len(energies))
+    for i, (run_id, energy) in enumerate(zip(run_ids, energies, strict=True)):
+        with sessions.begin() as session:
+            reading = make_reading(energy, duration_s=3, started_at=T0 + timedelta(seconds=10 * i))
+            record_run(session, run_id=run_id, worker_id="w1@host", reading=reading, units=WorkUnits(queries=10))
+    with sessions() as session:
+        flags = session.scalars(select(Measurement.is_outlier).order_by(Measurement.run_id)).all()
+        assert flags == [False, False, False, False, True]
+        (cell,) = cell_stats(session, sweep_id=sweep_id)
+        per_1k = [e * 1000 / 10 for e in energies]
+        assert cell.kwh_per_1k.n == 5 and cell.outliers == 1
+        assert cell.kwh_per_1k.mean == pytest.approx(statistics.mean(per_1k))
+        assert cell.kwh_per_1k.std == pytest.approx(statistics.stdev(per_1k))
+        assert cell.estimated_components == "cpu, ram"
+        assert cell.g_co2e_per_1k_mean == pytest.approx(statistics.mean(per_1k) * 100)  # sweep intensity
+        (recomputed,) = cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=56)
+        assert recomputed.g_co2e_per_1k_mean == pytest.approx(statistics.mean(per_1k) * 56)
+
+
+def test_baseline_subtraction(sessions):
+    sweep_id, _, run_ids = _sweep(sessions, 1)
+    with sessions.begin() as session:  # idle: 10 s at 36 W in all = 1e-4 kWh
+        idle = make_reading(1e-4, duration_s=10, started_at=T0, cpu_energy_kwh=5e-5, ram_energy_kwh=5e-5)
+        baseline = store_baseline(session, worker_id="w1@host", hostname="host", reading=idle)
+        assert (baseline.cpu_power_w, baseline.ram_power_w, baseline.gpu_power_w) == (18.0, 18.0, 0.0)
+        reading = make_reading(3e-4, duration_s=20, started_at=T0 + timedelta(seconds=30))
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", reading=reading, units=WorkUnits(queries=10),
+                   baseline_id=baseline.id)
+    with sessions() as session:
+        stored = session.scalars(select(Measurement)).one()
+        assert stored.idle_energy_kwh == pytest.approx(36 * 20 / 3.6e6)  # 2e-4 kWh
+        (cell,) = cell_stats(session, sweep_id=sweep_id)
+        assert cell.net_kwh_per_1k_mean == pytest.approx((3e-4 - 2e-4) * 1000 / 10)
+        assert cell.kwh_per_1k.mean == pytest.approx(3e-4 * 1000 / 10)
+
+
+def test_overlapping_windows_on_one_host_never_sum_above_the_host(sessions):
+    sweep_id, job_id, run_ids = _sweep(sessions, 2, workers=("w1@host", "w2@host"))
+    # w1's query window 0-10 s; w2's load window 5-15 s on the same host; each read the whole machine.
+    with sessions.begin() as session:
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+                   reading=make_reading(1e-5, duration_s=10, started_at=T0))
+    with sessions.begin() as session:
+        record_load(session, job_id=job_id, worker_id="w2@host",
+                    reading=make_reading(1e-5, duration_s=10, started_at=T0 + timedelta(seconds=5)))
+    with sessions() as session:
+        first, second = session.scalars(select(Measurement).order_by(Measurement.started_at)).all()
+        for m in (first, second):
+            assert m.max_concurrent_windows == 2
+            assert m.cpu_energy_attributed_kwh == pytest.approx(m.cpu_energy_kwh * 0.75)
+            assert m.ram_energy_attributed_kwh == pytest.approx(m.ram_energy_kwh * 0.75)
+        # Host CPU power is 5e-6 kWh / 10 s; over the 15 s union the host used 7.5e-6 kWh of CPU.
+        host_cpu = 5e-6 / 10 * 15
+        total = first.cpu_energy_attributed_kwh + second.cpu_energy_attributed_kwh
+        assert total == pytest.approx(host_cpu)
+        assert first.cpu_energy_kwh + second.cpu_energy_kwh > host_cpu  # what summing raw readings would claim
+        assert math.isclose(first.gpu_energy_kwh, 0.0)
