@@ -27,12 +27,15 @@ tasks:
 """
 
 
-def wattsweep(*args, cwd, env_url=None):
+def wattsweep_env(database_url: str | None = None) -> dict[str, str]:
+    """This process's environment for a `wattsweep` subprocess, offline, with its own database URL."""
     env = {k: v for k, v in os.environ.items() if k != "WATTSWEEP_DATABASE_URL"} | {"HF_HUB_OFFLINE": "1"}
-    if env_url:
-        env["WATTSWEEP_DATABASE_URL"] = env_url
-    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return env | ({"WATTSWEEP_DATABASE_URL": database_url} if database_url else {})
+
+
+def wattsweep(*args, cwd, env_url=None):
+    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=wattsweep_env(env_url),
+                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

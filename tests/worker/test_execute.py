@@ -1,0 +1,73 @@
+"""execute_job in-process: one query per task is measured and stored; prefill windows; re-runs skip done work."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from db.models import Job, Measurement, Run
+from db.session import session_factory
+from scheduler.spec import parse_sweep
+from scheduler.submit import create_sweep
+from worker.execute import execute_job
+from worker.runtime import WorkerRuntime
+from worker.workloads import WORKLOADS
+
+TINY_FOR = {"text-generation": "tiny:gpt2", "summarization": "tiny:t5", "image-classification": "tiny:vit",
+            "object-detection": "tiny:yolos", "image-to-text": "tiny:vit-gpt2",
+            "text-to-image": "tiny:stable-diffusion"}
+DATASET_FOR = {"text": "builtin:texts", "qa": "builtin:squad-like", "document": "builtin:news",
+               "prompt": "builtin:prompts", "image": "builtin:shapes"}
+FAST_PARAMS = {"text-to-image": {"num_inference_steps": 2, "height": 64, "width": 64}}
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory):
+    from db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('execute') / 'wattsweep.db'}"
+    upgrade(url)
+    runtime = WorkerRuntime(worker_id="test@host", device="cpu", hardware_class="cpu",
+                            sessions=session_factory(url), measure_power_secs=1.0, baseline_window_s=0.5)
+    runtime.register()
+    yield runtime
+    runtime.close()
+
+
+def submit(runtime, tasks: dict) -> int:
+    spec = parse_sweep({"name": "one", "defaults": {"queries": 1, "repetitions": 1, "warmup": 1},
+                        "carbon": {"grid_intensity_g_per_kwh": 100}, "tasks": tasks})
+    with runtime.sessions.begin() as session:
+        sweep = create_sweep(session, spec, mode="local")
+        return session.scalar(select(Job.id).where(Job.sweep_id == sweep.id))
+
+
+@pytest.mark.parametrize("task", sorted(WORKLOADS))
+def test_one_query_of_each_task_is_measured_and_stored(runtime, task):
+    dataset = DATASET_FOR[WORKLOADS[task].input_kind]
+    job_id = submit(runtime, {task: {"models": [TINY_FOR.get(task, "tiny:bert")], "datasets": [dataset],
+                                     "params": FAST_PARAMS.get(task, {})}})
+    assert execute_job(job_id, runtime) == "done"
+    with runtime.sessions() as session:
+        query = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
+                                                          Measurement.phase == "query")).one()
+        assert query.n_queries == 1 and query.energy_kwh > 0 and query.kwh_per_1k_queries > 0
+        assert query.baseline_id is not None and query.idle_energy_kwh is not None
+        assert query.hostname and query.cpu_energy_attributed_kwh is not None
+        load = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
+                                                         Measurement.phase == "load")).one()
+        assert load.energy_kwh > 0
+
+
+def test_prefill_window_and_a_second_delivery_runs_nothing(runtime):
+    job_id = submit(runtime, {"text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                                                  "params": {"max_new_tokens": 4, "measure_prefill": True}}})
+    assert execute_job(job_id, runtime) == "done"
+    assert execute_job(job_id, runtime) == "skipped"  # a job id delivered twice is run once
+    with runtime.sessions() as session:
+        phases = sorted(session.scalars(select(Measurement.phase).where(Measurement.job_id == job_id)))
+        assert phases == ["load", "prefill", "query"]
+        query = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
+                                                          Measurement.phase == "query")).one()
+        assert query.output_tokens == 4
+        assert session.scalars(select(Run.status).where(Run.job_id == job_id)).all() == ["done"]
