@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from db.attribution import attribute_shared_energy
-from db.models import IdleBaseline, Job, Measurement, Run, Worker
+from db.models import IdleBaseline, Measurement, Run, Worker
 from db.stats import flag_outliers
+from db.views import task_rows
 
 
 def record_load(
@@ -91,31 +91,8 @@ class TaskSummary:
 
 
 def task_summary(session: Session, *, sweep_id: int) -> list[TaskSummary]:
-    """kWh and g CO2e per 1,000 queries per task, aggregated in SQL."""
-    x = Measurement.kwh_per_1k_queries
-    rows = session.execute(
-        select(
-            Job.task,
-            func.count(func.distinct(Job.model)),
-            func.count(Measurement.id),
-            func.avg(x),
-            func.sum(x * x),
-            func.sum(x),
-            func.avg(Measurement.emissions_kg * 1e6 / Measurement.n_queries),
-            func.max(Measurement.cpu_method),
-            func.max(Measurement.gpu_method),
-        )
-        .join(Measurement, Measurement.job_id == Job.id)
-        .where(Job.sweep_id == sweep_id, Measurement.phase == "query")
-        .group_by(Job.task)
-        .order_by(func.avg(x))
-    ).all()
-    summaries = []
-    for task, models, n, mean, sum_sq, total, grams, cpu_method, gpu_method in rows:
-        variance = (sum_sq - total * total / n) / (n - 1) if n > 1 else None
-        estimated = ["cpu"] if cpu_method != "rapl" else []
-        estimated += ["gpu"] if gpu_method == "power-sampling" else []
-        estimated.append("ram")
-        std = math.sqrt(max(variance, 0.0)) if variance is not None else None
-        summaries.append(TaskSummary(task, models, n, mean, std, grams, ", ".join(estimated)))
-    return summaries
+    """kWh and g CO2e per 1,000 queries per task, read from the v_task_summary view, sorted by mean."""
+    rows = sorted(task_rows(session, sweep_id=sweep_id), key=lambda r: (r["kwh_per_1k_mean"] is None,
+                                                                        r["kwh_per_1k_mean"] or 0.0, r["task"]))
+    return [TaskSummary(r["task"], r["models"], r["runs"], r["kwh_per_1k_mean"], r["kwh_per_1k_std"],
+                        r["g_co2e_per_1k_mean"], r["estimated_components"]) for r in rows]
