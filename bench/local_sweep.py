@@ -1,0 +1,83 @@
+"""Local-sweep benchmarks (issue: a whole sweep on one machine). Prints figures; asserts nothing.
+
+1. quickstart wall time and peak memory (targets: < 3 min, < 3 GB on 2 cores);
+2. harness overhead: queries/s through wattsweep's measured loop vs a bare loop
+   calling the same pipeline on the same queries (target: >= 97% of bare);
+3. `wattsweep --help` start-up time (target: < 1 s).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quickstart() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-v", sys.executable, "-m", "scheduler", "run", str(ROOT / "examples/quickstart.yaml")],
+            cwd=folder, capture_output=True, text=True,
+        )
+        wall_s = time.perf_counter() - start
+    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    print(f"quickstart: exit {result.returncode}, wall {wall_s:.1f} s, peak RSS {peak_kb / 2**20:.2f} GiB"
+          " (targets < 180 s, < 3 GB)")
+
+
+def harness_overhead(task: str = "text-classification", model: str = "tiny:bert", dataset: str = "builtin:reviews",
+                     n_queries: int = 400, rounds: int = 5) -> None:
+    from worker.datasets import load_queries
+    from worker.meter import Meter
+    from worker.workloads import get_workload
+
+    workload = get_workload(task)
+    params = dict(workload.default_params)
+    pipeline = workload.load(model, "cpu", params)
+    queries = load_queries(dataset, n_queries)
+    meter = Meter(grid_intensity_g_per_kwh=100.0)
+    with meter.window("warm-up"):  # CodeCarbon detects hardware on its first window
+        workload.run(pipeline, queries[:20], 1, params)
+
+    def bare() -> float:
+        start = time.perf_counter()
+        for query in queries:
+            pipeline(query)
+        return n_queries / (time.perf_counter() - start)
+
+    def measured() -> float:
+        start = time.perf_counter()
+        with meter.window("query"):
+            workload.run(pipeline, queries, 1, params)
+        return n_queries / (time.perf_counter() - start)
+
+    bare_qps, measured_qps = [], []
+    for _ in range(rounds):  # interleaved, so drift affects both alike
+        bare_qps.append(bare())
+        measured_qps.append(measured())
+    meter.close()
+    b, m = statistics.median(bare_qps), statistics.median(measured_qps)
+    print(f"harness overhead ({task}, {model}, {n_queries} queries, median of {rounds}): bare {b:.1f} q/s, "
+          f"wattsweep {m:.1f} q/s = {100 * m / b:.1f}% of bare (target >= 97%)")
+
+
+def help_startup(rounds: int = 5) -> None:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "scheduler", "--help"], capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+    print(f"`wattsweep --help`: median {statistics.median(times) * 1000:.0f} ms over {rounds} (target < 1 s)")
+
+
+if __name__ == "__main__":
+    help_startup()
+    harness_overhead()
+    quickstart()
