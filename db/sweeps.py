@@ -24,6 +24,7 @@ class NewJob:
     hardware_class: str
     params: dict[str, Any]
     runs: Sequence[dict[str, Any]]  # dataset, repetition, n_queries, batch_size, warmup
+    model_kind: str = "task-specific"  # or multi-purpose (prompted zero-shot)
 
 
 def insert_sweep(
@@ -44,7 +45,7 @@ def insert_sweep(
     jobs = list(jobs)
     job_rows = [
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
-             status="queued", attempts=0, max_attempts=max_attempts)
+             model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts)
         for j in jobs
     ]
     if not job_rows:

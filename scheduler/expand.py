@@ -2,6 +2,8 @@
 
 A job is one (task, model, hardware class) cell: the model is loaded once per
 job. Its runs are the (dataset, repetition) pairs measured with that model.
+A job's model is task-specific (run by the task's own pipeline) or
+multi-purpose (listed under the task's `zero_shot`: prompted to do the task).
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.spec import SweepSpec
+
+TASK_SPECIFIC = "task-specific"
+MULTI_PURPOSE = "multi-purpose"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class PlannedJob:
     hardware_class: str
     params: dict[str, Any] = field(hash=False)
     runs: tuple[PlannedRun, ...]
+    model_kind: str = TASK_SPECIFIC  # or MULTI_PURPOSE
 
 
 def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJob]:
@@ -42,5 +48,14 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
             for repetition in range(settings.repetitions)
         )
         for model in dict.fromkeys(task_spec.models):  # a model listed twice is one job
-            jobs.append(PlannedJob(task, model, hardware_class, dict(task_spec.params), runs))
+            jobs.append(PlannedJob(task, model, hardware_class, _params(spec, task_spec.params, model), runs))
+        for model in dict.fromkeys(task_spec.zero_shot.models if task_spec.zero_shot else []):
+            jobs.append(PlannedJob(task, model, hardware_class, _params(spec, task_spec.zero_shot.params, model),
+                                   runs, MULTI_PURPOSE))
     return jobs
+
+
+def _params(spec: SweepSpec, params: dict[str, Any], model: str) -> dict[str, Any]:
+    """The job's params: the task's (or its zero-shot block's), with the model's own dtype if the sweep sets one."""
+    dtype = spec.model_dtype.get(model)
+    return {**params, "dtype": dtype} if dtype else dict(params)

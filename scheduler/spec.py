@@ -8,7 +8,7 @@ Anything that depends on hardware is resolved later, on the worker.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -25,7 +25,7 @@ from pydantic import (
 from worker.datasets import BUILTIN_DATASETS, kinds_compatible
 from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
 from worker.tiny import TINY_FAMILIES
-from worker.workloads import WORKLOADS
+from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
 
 
 class SpecError(ValueError):
@@ -74,10 +74,25 @@ class Carbon(_Strict):
         return "region" if self.region else "country mix"
 
 
-class TaskSpec(RunSettings):
+class ZeroShotSpec(_Strict):
+    """Multi-purpose generative models prompted to do the task (the study's Flan-T5 and BLOOMz).
+
+    `params` override the task's zero-shot defaults: prompt_template, max_new_tokens, max_input_words,
+    fixed_length, dtype.
+    """
+
     models: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(RunSettings):
+    models: list[str] = Field(default_factory=list)  # task-specific models; may be empty if zero_shot has some
     datasets: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    zero_shot: ZeroShotSpec | None = None
+
+
+DType = Literal["float32", "float16", "bfloat16"]
 
 
 class SweepSpec(_Strict):
@@ -87,6 +102,11 @@ class SweepSpec(_Strict):
     defaults: Defaults = Defaults()
     carbon: Carbon
     tasks: dict[str, TaskSpec] = Field(min_length=1)
+    # Per model, over its tasks' params.dtype: e.g. {hub:google/flan-t5-xxl: bfloat16}.
+    model_dtype: dict[str, DType] = Field(default_factory=dict)
+    # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
+    # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
+    training_energy_kwh: dict[str, PositiveFloat] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_references(self) -> SweepSpec:
@@ -94,13 +114,19 @@ class SweepSpec(_Strict):
             if task not in WORKLOADS:
                 raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
             workload = WORKLOADS[task]
+            if not task_spec.models and task_spec.zero_shot is None:
+                raise ValueError(f"tasks.{task}.models: list at least one model (or zero_shot.models)")
             for i, ref in enumerate(task_spec.models):
                 model = _check(f"tasks.{task}.models.{i}", parse_model_ref, ref)
                 family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
                 if family and task not in family.tasks:
                     fits = sorted(name for name, f in TINY_FAMILIES.items() if task in f.tasks)
+                    hint = (f"; or prompt it zero-shot under tasks.{task}.zero_shot.models"
+                            if family.generator_task and task in ZERO_SHOT_WORKLOADS else "")
                     raise ValueError(f"tasks.{task}.models.{i}: tiny:{model.name} does not do {task}; "
-                                     f"use {', '.join('tiny:' + name for name in fits)}")
+                                     f"use {', '.join('tiny:' + name for name in fits)}{hint}")
+            if task_spec.zero_shot is not None:
+                _check_zero_shot(task, task_spec)
             for i, ref in enumerate(task_spec.datasets):
                 dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref)
                 kind = BUILTIN_DATASETS.get(dataset.name) if dataset.kind == "builtin" else None
@@ -113,12 +139,49 @@ class SweepSpec(_Strict):
             if unknown:
                 raise ValueError(f"tasks.{task}.params: unknown parameter {unknown[0]!r}; "
                                  f"allowed are {', '.join(sorted(workload.default_params))}")
+        models = self.all_models()
+        for field in ("model_dtype", "training_energy_kwh"):
+            for ref in getattr(self, field):
+                if ref not in models:
+                    raise ValueError(f"{field}: {ref!r} is not a model of this sweep; its models are written as "
+                                     "in tasks (e.g. hub:org/name)")
         return self
+
+    def all_models(self) -> list[str]:
+        """Every model reference of the sweep, task-specific and zero-shot, in file order, once each."""
+        refs = []
+        for task_spec in self.tasks.values():
+            refs += task_spec.models + (task_spec.zero_shot.models if task_spec.zero_shot else [])
+        return list(dict.fromkeys(refs))
 
     def settings_for(self, task: str) -> Defaults:
         """The defaults with this task's overrides applied."""
         overrides = self.tasks[task].model_dump(include=set(RunSettings.model_fields), exclude_none=True)
         return self.defaults.model_copy(update=overrides)
+
+
+def _check_zero_shot(task: str, task_spec: TaskSpec) -> None:
+    where = f"tasks.{task}.zero_shot"
+    if task not in ZERO_SHOT_WORKLOADS:
+        raise ValueError(f"{where}: {task} has no zero-shot workload; tasks that do: {', '.join(ZERO_SHOT_WORKLOADS)}")
+    workload = ZERO_SHOT_WORKLOADS[task]
+    for i, ref in enumerate(task_spec.zero_shot.models):
+        model = _check(f"{where}.models.{i}", parse_model_ref, ref)
+        family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
+        if family and not family.generator_task:
+            fits = sorted("tiny:" + name for name, f in TINY_FAMILIES.items() if f.generator_task)
+            raise ValueError(f"{where}.models.{i}: tiny:{model.name} does not generate text, so it cannot be "
+                             f"prompted; use {', '.join(fits)}")
+        if ref in task_spec.models:
+            raise ValueError(f"{where}.models.{i}: {ref} is also a task-specific model of {task}; a model is "
+                             "measured one way per task")
+    unknown = sorted(set(task_spec.zero_shot.params) - set(workload.default_params))
+    if unknown:
+        raise ValueError(f"{where}.params: unknown parameter {unknown[0]!r}; "
+                         f"allowed are {', '.join(sorted(workload.default_params))}")
+    problem = workload.params_problem(task_spec.zero_shot.params)
+    if problem:
+        raise ValueError(f"{where}.params: {problem}")
 
 
 def _check(where: str, parse, ref: str):

@@ -16,7 +16,8 @@ def create_sweep(
     session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
 ) -> Sweep:
     jobs = [
-        NewJob(job.task, job.model, job.hardware_class, job.params, [asdict(run) for run in job.runs])
+        NewJob(job.task, job.model, job.hardware_class, job.params, [asdict(run) for run in job.runs],
+               model_kind=job.model_kind)
         for job in expand(spec, hardware_class)
     ]
     return insert_sweep(

@@ -1,4 +1,4 @@
-"""Query sets: builtin (generated here, deterministic), `file:<path>.jsonl`, and `hf:` (not yet).
+"""Query sets: builtin (generated here, deterministic), `file:<path>.jsonl`, and `hf:` (worker.hf_datasets).
 
 Builtin sets need no network and no data files: item i of a set is generated
 from a `random.Random` seeded with the set's name and i, so a set is the same
@@ -252,11 +252,6 @@ def _read_file(name: str, limit: int | None) -> list[Any]:
     return items
 
 
-def _hf_unavailable(ref: str) -> DatasetLoadError:
-    return DatasetLoadError(f"dataset {ref!r}: hf: datasets arrive in a later release; "
-                            "use builtin:<name> or file:<path>.jsonl for now")
-
-
 def _parse(ref: str) -> DatasetRef:
     try:
         return parse_dataset_ref(ref)
@@ -265,12 +260,15 @@ def _parse(ref: str) -> DatasetRef:
 
 
 def dataset_kind(ref: str) -> str:
-    """The input kind of the queries `ref` names (one of INPUT_KINDS; a file of plain strings reads as "text")."""
+    """The input kind of the queries `ref` names (one of INPUT_KINDS; a file of plain strings reads as "text").
+
+    An `hf:` set has columns of several kinds: the task's input kind picks the column, so it has no kind of its own.
+    """
     parsed = _parse(ref)
     if parsed.kind == "builtin":
         return BUILTIN_DATASETS[parsed.name]
     if parsed.kind == "hf":
-        raise _hf_unavailable(ref)
+        raise DatasetLoadError(f"dataset {ref!r}: an hf: set's kind is the task's (its input kind picks the column)")
     return _kind_of(_read_file(parsed.name, limit=1)[0])
 
 
@@ -279,14 +277,21 @@ def kinds_compatible(input_kind: str, dataset_kind: str) -> bool:
     return input_kind == dataset_kind or (input_kind in STRING_KINDS and dataset_kind in STRING_KINDS)
 
 
-def load_queries(ref: str, n: int) -> list[Any]:
-    """Exactly `n` queries from dataset reference `ref`, cycling in order through a smaller set."""
+def load_queries(ref: str, n: int, input_kind: str | None = None) -> list[Any]:
+    """Exactly `n` queries from dataset reference `ref`, cycling in order through a smaller set.
+
+    `input_kind` is the kind the task reads: an `hf:` set needs it to pick its column.
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     parsed = _parse(ref)
     if parsed.kind == "builtin":
         return [builtin_item(parsed.name, i) for i in range(n)]
     if parsed.kind == "hf":
-        raise _hf_unavailable(ref)
+        if input_kind is None:
+            raise DatasetLoadError(f"dataset {ref!r}: hf: sets need the task's input kind to pick their column")
+        from worker.hf_datasets import load_hf_queries
+
+        return load_hf_queries(parsed.name, n, input_kind)
     items = _read_file(parsed.name, limit=n)
     return [items[i % len(items)] for i in range(n)]

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from db.jobs import claim_job, finish_job, heartbeat, pending_runs, release_job
+from db.provenance import record_provenance
 from db.results import record_load, record_run
 from db.retry import run_in_transaction
+from worker.datasets import DatasetLoadError
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def execute_job(
             log.info("job %s not claimable (done, unknown, or leased elsewhere): dropped", job_id)
             return "skipped"
         task, model, params = job.task, job.model, dict(job.params)
+        multi_purpose = job.model_kind == "multi-purpose"  # a generative model prompted zero-shot
         sweep = job.sweep
         carbon = dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
                       grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh)
@@ -71,7 +74,7 @@ def execute_job(
         from worker.loading import ModelLoadError
         from worker.workloads import get_workload
 
-        workload = get_workload(task)
+        workload = get_workload(task, multi_purpose=multi_purpose)
         params = {**workload.default_params, **params}
         meter = runtime.meter_for(**carbon)
         baseline_id = runtime.ensure_baseline(meter)
@@ -84,12 +87,14 @@ def execute_job(
         with runtime.sessions.begin() as session:
             record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading,
                         baseline_id=baseline_id)
+        with runtime.sessions.begin() as session:  # what was loaded: Hub commit, dtype, parameter count
+            record_provenance(session, job_id=job_id, provenance=getattr(pipeline, "wattsweep_provenance", None))
         emit("loaded")
 
         for run_id, dataset, n_queries, batch_size, warmup in runs:
             if should_stop is not None and should_stop():
                 return _hand_back(runtime, job_id, emit)
-            queries = load_queries(dataset, warmup + n_queries)
+            queries = load_queries(dataset, warmup + n_queries, workload.input_kind)
             if warmup:
                 workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
             with meter.window("query") as window:
@@ -109,6 +114,9 @@ def execute_job(
             # The reading is only in memory: if the database is down, wait for it rather than lose the run.
             run_in_transaction(runtime.sessions, store, retry_for_s=settings.db_retry_s)
             emit("run", dataset)
+    except DatasetLoadError as error:  # missing or unreadable: the same on the next attempt on this machine
+        return _finish(runtime, job_id, f"dataset failed to load: {error}", final=runtime.load_failure_is_final,
+                       emit=emit)
     except LeaseLost as error:
         log.warning("%s", error)
         return "lost"

@@ -1,5 +1,11 @@
 """Turn a model reference (`tiny:`, `path:`, `hub:`) into a model and its pre-processors for one task.
 
+`hub:` references resolve through worker.hub: offline from the local Hugging
+Face cache only, online to a commit on the Hub; the commit and the dtype of the
+loaded weights travel with the result (`LoadedModel.provenance`). With
+`generative=True` the model is loaded as the text generator it is (seq2seq or
+causal, read from its config) to be prompted for a task zero-shot.
+
 Every reference kind ends in the same `LoadedModel`, so workloads build their
 pipeline the same way whatever the weights' origin. Remote code never runs
 (`trust_remote_code=False`); a model that cannot be loaded becomes a
@@ -46,6 +52,12 @@ class LoadedModel:
     model: Any
     tokenizer: Any = None
     image_processor: Any = None
+    revision: str | None = None  # the Hub commit loaded; None for tiny: and path:
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What was loaded, for the job's record: Hub commit, dtype of the weights, parameter count."""
+        return model_provenance(self.model, self.revision)
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write every part into `folder`, loadable again as `path:<folder>`."""
@@ -64,6 +76,26 @@ def torch_dtype(dtype: Any) -> Any:
     if not isinstance(value, torch.dtype):
         raise ModelLoadError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16")
     return value
+
+
+def model_provenance(model: Any, revision: str | None = None) -> dict[str, Any]:
+    """revision, dtype ("float32", ...) and num_parameters of a loaded model or diffusers pipeline."""
+    import torch
+
+    modules = [model] if isinstance(model, torch.nn.Module) else [
+        part for part in getattr(model, "components", {}).values() if isinstance(part, torch.nn.Module)]
+    tensors = [t for module in modules for t in module.parameters()]
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()})
+    return {"revision": revision, "dtype": "+".join(dtypes) or None,
+            "num_parameters": sum(t.numel() for t in tensors) or None}
+
+
+def generative_task(where: str, revision: str | None = None) -> str:
+    """The task whose Auto class loads this checkpoint as a text generator: seq2seq or causal, from its config."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(where, revision=revision, trust_remote_code=False)
+    return "summarization" if getattr(config, "is_encoder_decoder", False) else "text-generation"
 
 
 def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) -> LoadedModel:
@@ -94,8 +126,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
 
 
-def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> LoadedModel:
-    """Load `model_ref` for `task` onto `device` ("cpu", "cuda", "cuda:0"), optionally cast to `dtype`."""
+def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, generative: bool = False
+                  ) -> LoadedModel:
+    """Load `model_ref` for `task` onto `device` ("cpu", "cuda", "cuda:0"), optionally cast to `dtype`.
+
+    `generative`: load the model as a text generator (to prompt it for `task` zero-shot) instead of
+    with the task's own head.
+    """
     if task not in TASK_MODEL_CLASSES:
         raise ModelLoadError(f"unknown task {task!r}: allowed are {', '.join(sorted(TASK_MODEL_CLASSES))}")
     try:
@@ -107,6 +144,12 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> 
     if ref.kind == "tiny":
         from worker.tiny import TINY_FAMILIES, build_tiny
 
+        if generative:
+            task = TINY_FAMILIES[ref.name].generator_task or ""
+            if not task:
+                able = sorted(name for name, family in TINY_FAMILIES.items() if family.generator_task)
+                raise ModelLoadError(f"tiny model family {ref.name!r} does not generate text, so it cannot be "
+                                     f"prompted zero-shot; families that do: {', '.join(able)}")
         if task not in TINY_FAMILIES[ref.name].tasks:
             able = sorted(name for name, family in TINY_FAMILIES.items() if task in family.tasks)
             raise ModelLoadError(
@@ -117,18 +160,38 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None) -> 
         if dtype is not None:
             loaded.model.to(dtype)
     else:
-        where = str(Path(ref.name).expanduser()) if ref.kind == "path" else ref.name
+        where, revision = str(Path(ref.name).expanduser()), None
         if ref.kind == "path" and not Path(where).is_dir():
             raise ModelLoadError(f"model {model_ref!r} is not available: folder {where!r} does not exist")
+        if ref.kind == "hub":
+            from worker.hub import HubModelError, resolve_model
+
+            try:
+                resolved = resolve_model(ref.name, ref.revision)
+            except HubModelError as exc:
+                raise ModelLoadError(str(exc)) from exc
+            where, revision = resolved.where, resolved.revision
         try:
-            loaded = _from_pretrained(where, task, ref.revision, dtype)
+            if generative:
+                task = generative_task(where, revision)
+            loaded = _from_pretrained(where, task, revision, dtype)
+            loaded.revision = revision
         except OSError as exc:  # missing files; huggingface_hub's network and not-found errors are OSErrors too
             hint = ("Hub models need Hub access or the model in the local Hugging Face cache (HF_HOME); "
-                    "with HF_HUB_OFFLINE=1 only the cache is read" if ref.kind == "hub"
+                    "with HF_HUB_OFFLINE=1 only the cache is read: is the cached snapshot complete? "
+                    "`wattsweep pull FILE` fetches it" if ref.kind == "hub"
                     else "expected a save_pretrained folder")
             raise ModelLoadError(f"model {model_ref!r} is not available ({_one_line(exc)}). {hint}.") from exc
         except (ValueError, KeyError, TypeError, ImportError) as exc:  # wrong kind of model, a missing package
             raise ModelLoadError(f"model {model_ref!r} could not be loaded for {task}: {_one_line(exc)}") from exc
 
-    loaded.model.to(device)
+    try:
+        loaded.model.to(device)
+    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+        if "out of memory" not in str(exc).lower():
+            raise
+        size = model_provenance(loaded.model).get("num_parameters") or 0
+        raise ModelLoadError(
+            f"model {model_ref!r} ({size / 1e9:.1f}B parameters) does not fit on {device}: use a device with more "
+            "memory, or params {dtype: float16} (or bfloat16) to halve it") from exc
     return loaded

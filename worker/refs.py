@@ -78,6 +78,67 @@ def parse_dataset_ref(text: str) -> DatasetRef:
             )
     if kind == "file" and not rest.endswith(".jsonl"):
         raise ReferenceError(f"malformed file dataset {text!r}: expected file:<path>.jsonl")
-    if kind == "hf" and ":" not in rest:
-        raise ReferenceError(f"malformed hf dataset {text!r}: expected hf:<dataset>[/<config>]:<split>[:<column>]")
+    if kind == "hf":
+        parse_hf_dataset(rest)  # raises on a malformed reference
     return DatasetRef(kind, rest)
+
+
+@dataclass(frozen=True)
+class HfDatasetRef:
+    """`hf:<dataset>[/<config>]:<split>[:<column>]`, parsed.
+
+    `path` is a Hub dataset id (`imdb`, `org/name`) or a local folder (starts
+    with `/`, `.` or `~`: a `save_to_disk` folder or a folder of data files).
+    Two-part Hub names are ambiguous (`c4/en` is dataset c4 with config en,
+    `rafaelpadilla/coco2017` is a dataset with an org): `candidates` lists both
+    readings, dataset-with-org first, and the loader takes the one that exists.
+    `columns` is empty (infer from the task), one column, or two for
+    question answering (`question,context`).
+    """
+
+    path: str
+    config: str | None
+    split: str
+    columns: tuple[str, ...] = ()
+
+    @property
+    def is_local(self) -> bool:
+        return is_local_path(self.path)
+
+    @property
+    def source(self) -> str:
+        """The reference without its column: what is downloaded and cached."""
+        return f"{self.path}/{self.config}:{self.split}" if self.config else f"{self.path}:{self.split}"
+
+    def candidates(self) -> list[tuple[str, str | None]]:
+        """(dataset, config) readings of the name, most likely first."""
+        if self.config is None and not self.is_local and "/" in self.path:
+            org, name = self.path.split("/")
+            return [(self.path, None), (org, name)]
+        return [(self.path, self.config)]
+
+
+def is_local_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~"))
+
+
+def parse_hf_dataset(rest: str) -> HfDatasetRef:
+    """The part after `hf:`; ReferenceError naming the expected shape otherwise."""
+    shape = "expected hf:<dataset>[/<config>]:<split>[:<column>]"
+    parts = rest.split(":")
+    if len(parts) not in (2, 3) or not all(part.strip() for part in parts):
+        raise ReferenceError(f"malformed hf dataset {'hf:' + rest!r}: {shape}")
+    name, split = parts[0].strip(), parts[1].strip()
+    columns = tuple(c.strip() for c in parts[2].split(",")) if len(parts) == 3 else ()
+    if not all(columns) or len(columns) > 2:
+        raise ReferenceError(f"malformed hf dataset {'hf:' + rest!r}: the column part is one column, or "
+                             "question,context for question answering")
+    if is_local_path(name):
+        return HfDatasetRef(name, None, split, columns)
+    segments = name.split("/")
+    if len(segments) > 3 or not all(_HUB_NAME.match(s) for s in segments):
+        raise ReferenceError(f"malformed hf dataset {'hf:' + rest!r}: {shape} (Hub names are org/name; "
+                             "local folders start with /, . or ~)")
+    if len(segments) == 3:
+        return HfDatasetRef("/".join(segments[:2]), segments[2], split, columns)
+    return HfDatasetRef(name, None, split, columns)

@@ -28,13 +28,16 @@ NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 class TinyFamily:
     architecture: str
     tasks: tuple[str, ...]
+    # A family that generates text can also be prompted for other tasks zero-shot (a "multi-purpose" model):
+    # this is the task whose build is its generator.
+    generator_task: str | None = None
 
 
 TINY_FAMILIES: dict[str, TinyFamily] = {
     "bert": TinyFamily("BERT encoder", ("text-classification", "token-classification", "question-answering",
                                         "fill-mask")),
-    "gpt2": TinyFamily("GPT-2 decoder", ("text-generation",)),
-    "t5": TinyFamily("T5 encoder-decoder", ("summarization",)),
+    "gpt2": TinyFamily("GPT-2 decoder", ("text-generation",), generator_task="text-generation"),
+    "t5": TinyFamily("T5 encoder-decoder", ("summarization",), generator_task="summarization"),
     "vit": TinyFamily("ViT image classifier", ("image-classification",)),
     "yolos": TinyFamily("YOLOS detector (ViT backbone, no timm)", ("object-detection",)),
     "vit-gpt2": TinyFamily("VisionEncoderDecoder: ViT encoder + GPT-2 decoder", ("image-to-text",)),

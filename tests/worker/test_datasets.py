@@ -97,7 +97,7 @@ def test_bad_file_lines_are_named_with_their_line(tmp_path, lines, message):
     ("ref", "message"),
     [
         ("builtin:imagenet", "unknown builtin dataset 'imagenet': allowed are"),
-        ("hf:imdb:test", "hf: datasets arrive in a later release"),
+        ("hf:imdb", "malformed hf dataset"),
         ("file:/no/such/queries.jsonl", "does not exist"),
         ("file:queries.csv", r"expected file:<path>\.jsonl"),
         ("texts", "malformed dataset reference"),

@@ -49,8 +49,8 @@ def test_unknown_hub_model_offline_says_what_is_needed(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "ModelLoadError: model 'hub:wattsweep-tests/no-such-model' is not available" in result.stderr
-    assert "Hub access or the model in the local Hugging Face cache" in result.stderr
+    assert ("ModelLoadError: model 'hub:wattsweep-tests/no-such-model' is not in the local cache; "
+            "run `wattsweep pull FILE` on a node with Hub access") in result.stderr
 
 
 def test_tiny_family_without_the_task_names_the_families_that_have_it():

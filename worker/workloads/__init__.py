@@ -1,7 +1,9 @@
 """The workload registry: task name -> workload, discovered from the modules of this package.
 
 Every module here except `base` and private (`_`) helpers defines a module-level
-`WORKLOAD`, so adding a task means adding one file. Importing the registry is
+`WORKLOAD`, so adding a task means adding one file. A task that a multi-purpose
+generative model can be prompted to do zero-shot also defines `ZERO_SHOT` (see
+`_zero_shot`), collected in `ZERO_SHOT_WORKLOADS`. Importing the registry is
 light (no torch, transformers or diffusers): the scheduler uses it to validate
 sweep files.
 """
@@ -13,11 +15,12 @@ import pkgutil
 
 from worker.workloads.base import Workload, WorkUnits
 
-__all__ = ["WORKLOADS", "Workload", "WorkUnits", "get_workload"]
+__all__ = ["WORKLOADS", "ZERO_SHOT_WORKLOADS", "Workload", "WorkUnits", "get_workload"]
 
 
-def _discover() -> dict[str, Workload]:
+def _discover() -> tuple[dict[str, Workload], dict[str, Workload]]:
     found: dict[str, Workload] = {}
+    zero_shot: dict[str, Workload] = {}
     for module_info in pkgutil.iter_modules(__path__):
         if module_info.name == "base" or module_info.name.startswith("_"):
             continue
@@ -28,15 +31,24 @@ def _discover() -> dict[str, Workload]:
         if workload.task in found:
             raise ImportError(f"two workload modules claim task {workload.task!r}")
         found[workload.task] = workload
-    return dict(sorted(found.items()))
+        prompted = getattr(module, "ZERO_SHOT", None)
+        if prompted is not None:
+            if prompted.task != workload.task:
+                raise ImportError(f"{module.__name__}: ZERO_SHOT is for {prompted.task!r}, "
+                                  f"WORKLOAD for {workload.task!r}")
+            zero_shot[prompted.task] = prompted
+    return dict(sorted(found.items())), dict(sorted(zero_shot.items()))
 
 
-WORKLOADS: dict[str, Workload] = _discover()
+WORKLOADS, ZERO_SHOT_WORKLOADS = _discover()
 
 
-def get_workload(task: str) -> Workload:
-    """The workload for `task`; KeyError naming the allowed tasks otherwise."""
+def get_workload(task: str, *, multi_purpose: bool = False) -> Workload:
+    """The workload for `task` (its zero-shot one for a multi-purpose model); KeyError naming the allowed tasks."""
+    registry = ZERO_SHOT_WORKLOADS if multi_purpose else WORKLOADS
     try:
-        return WORKLOADS[task]
+        return registry[task]
     except KeyError:
-        raise KeyError(f"unknown task {task!r}: allowed are {', '.join(WORKLOADS)}") from None
+        if multi_purpose:
+            raise KeyError(f"task {task!r} has no zero-shot workload; tasks that do: {', '.join(registry)}") from None
+        raise KeyError(f"unknown task {task!r}: allowed are {', '.join(registry)}") from None

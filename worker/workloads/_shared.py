@@ -78,8 +78,10 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
 
     with quiet():
         loaded = load_for_task(model, task, device, params.get("dtype"))
-        return pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer, image_processor=loaded.image_processor,
-                        device=device)
+        result = pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer,
+                          image_processor=loaded.image_processor, device=device)
+    result.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
+    return result
 
 
 class TokenCounter:

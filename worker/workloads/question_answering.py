@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
 
@@ -20,3 +21,8 @@ class QuestionAnswering(PipelineWorkload):
 
 
 WORKLOAD = QuestionAnswering()
+
+# The study's extractive-QA prompt for multi-purpose models, with 65 new tokens (end-of-sequence disabled).
+ZERO_SHOT = ZeroShot(task="question-answering", input_kind="qa", max_new_tokens=65,
+                     prompt_template='{question}? Find the answer to the question in the following text: '
+                                     '"{context}". Answer:')

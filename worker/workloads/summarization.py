@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, with_common
+from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
 
@@ -28,3 +29,7 @@ class Summarization(PipelineWorkload):
 
 
 WORKLOAD = Summarization()
+
+# The study's summarization prompt for multi-purpose models, with its summary length of 15 new tokens.
+ZERO_SHOT = ZeroShot(task="summarization", input_kind="document", max_new_tokens=15,
+                     prompt_template="Summarize the following text: {text}. Summary:")

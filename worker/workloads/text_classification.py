@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
 
@@ -19,3 +20,7 @@ class TextClassification(PipelineWorkload):
 
 
 WORKLOAD = TextClassification()
+
+# The study prompted multi-purpose models for sentiment with this question and read 1 new token.
+ZERO_SHOT = ZeroShot(task="text-classification", input_kind="text", max_new_tokens=1,
+                     prompt_template="what is the binary sentiment of the following sentence? {text}")

@@ -1,0 +1,23 @@
+"""What a job actually loaded: the Hub commit, the dtype of the weights, the parameter count.
+
+Written by the worker right after the load window, so that every result says
+which weights produced it (a `hub:` reference without `@revision` follows the
+branch; the commit pins what was measured).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from db.models import Job
+
+
+def record_provenance(session: Session, *, job_id: int, provenance: dict[str, Any] | None) -> None:
+    """Store revision, dtype and num_parameters (keys of `provenance`; missing or None ones are left alone)."""
+    columns = {"revision": Job.model_revision, "dtype": Job.model_dtype, "num_parameters": Job.num_parameters}
+    values = {columns[key].key: value for key, value in (provenance or {}).items() if key in columns and value}
+    if values:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
