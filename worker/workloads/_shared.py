@@ -55,6 +55,20 @@ def quiet(diffusers: bool = False) -> Iterator[None]:
                     log.enable_progress_bar()
 
 
+def cut_words(texts: Sequence[str], max_words: int | None) -> list[str]:
+    """The study's prompt truncation (20 words for text generation, 50 for text-to-image); None keeps all."""
+    if not max_words:
+        return list(texts)
+    return [" ".join(text.split()[: int(max_words)]) for text in texts]
+
+
+def resize_images(images: Sequence[Any], size_px: int | None) -> list[Any]:
+    """Images resized to size_px x size_px before the model's processor sees them (None: as they come)."""
+    if not size_px:
+        return list(images)
+    return [image.resize((int(size_px), int(size_px))) for image in images]
+
+
 def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload
+from worker.workloads._shared import PipelineWorkload, resize_images, with_common
 from worker.workloads.base import WorkUnits
 
 
 class ObjectDetection(PipelineWorkload):
     task = "object-detection"
     input_kind = "image"
+    default_params = with_common(resize_px=None)  # resize inputs to a square first (None: as the dataset has them)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        pipeline(queries, batch_size=batch_size)
+        pipeline(resize_images(queries, params["resize_px"]), batch_size=batch_size)
         return WorkUnits(len(queries), images=len(queries))
 
 

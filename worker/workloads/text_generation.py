@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, with_common
+from worker.workloads._shared import PipelineWorkload, count_tokens, cut_words, fixed_length_generation, with_common
 from worker.workloads.base import WorkUnits
 
 
 class TextGeneration(PipelineWorkload):
     task = "text-generation"
     input_kind = "prompt"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False)
+    default_params = with_common(max_new_tokens=10, measure_prefill=False, max_input_words=None)
 
     def load(self, model: str, device: str, params: Any) -> Any:
         pipeline = super().load(model, device, params)
@@ -30,6 +30,7 @@ class TextGeneration(PipelineWorkload):
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)
+        queries = cut_words(queries, params["max_input_words"])  # the study cut prompts to 20 words
         pipeline(queries, batch_size=batch_size, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          output_tokens=counter.tokens)

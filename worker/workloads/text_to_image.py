@@ -10,26 +10,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.workloads._shared import batches, count_tokens, merged, quiet, with_common
+from worker.workloads._shared import batches, count_tokens, cut_words, merged, quiet, with_common
 from worker.workloads.base import WorkUnits
 
 
 class TextToImage:
     task = "text-to-image"
     input_kind = "prompt"
-    default_params = with_common(num_inference_steps=20, guidance_scale=7.5, height=None, width=None)
+    default_params = with_common(num_inference_steps=20, guidance_scale=7.5, height=None, width=None,
+                                 max_input_words=None)  # the study cut prompts to 50 words
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from worker.loading import load_for_task
 
         settings = merged(self.task, self.default_params, params)
         with quiet(diffusers=True):
-            pipeline = load_for_task(model, self.task, device, settings["dtype"]).model
+            loaded = load_for_task(model, self.task, device, settings["dtype"])
+        pipeline = loaded.model
         pipeline.set_progress_bar_config(disable=True)
+        pipeline.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
         return pipeline
 
     def run(self, pipeline: Any, queries: Sequence[str], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
         settings = merged(self.task, self.default_params, params)
+        queries = cut_words(queries, settings["max_input_words"])
         images = 0
         with quiet(diffusers=True):
             for batch in batches(queries, batch_size):
