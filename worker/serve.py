@@ -101,6 +101,7 @@ def serve(options: WorkerOptions) -> int:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
+    _preload_libraries()
 
     from celery import signals
 
@@ -133,6 +134,18 @@ def serve(options: WorkerOptions) -> int:
         heartbeat.stop()
         runtime.close()
     return worker.exitcode or 0
+
+
+def _preload_libraries() -> None:
+    """Import the model libraries now, after pinning: otherwise the first job's `load` window on every
+    worker would also measure seconds of Python imports. Importing torch creates no CUDA context."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("torch", "transformers.pipelines"):  # the pipelines pull in the Auto classes too
+            importlib.import_module(name)
 
 
 def _configure_logging(level: str) -> None:
