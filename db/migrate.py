@@ -31,9 +31,17 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 
 def is_up_to_date(url: str | None = None) -> bool:
-    """Whether the schema exists (cheap check used before running commands)."""
+    """Whether the schema exists at the latest committed revision (cheap check used before running commands)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     try:
-        return "alembic_version" in inspect(get_engine(url)).get_table_names()
+        engine = get_engine(url)
+        if "alembic_version" not in inspect(engine).get_table_names():
+            return False
+        with engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
+        return current == set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
     except OperationalError as error:
         url = mask_url(url or get_settings().database_url)
         raise DatabaseUnavailable(f"cannot reach the database at {url}: {error.orig}") from None

@@ -47,7 +47,7 @@ def _sessions(database_url: str | None, *, migrate_sqlite: bool = False):
             if migrate_sqlite and url.startswith("sqlite"):
                 upgrade(url)  # a new local results file: create the schema
             else:
-                fail("the database has no wattsweep schema yet: run `wattsweep db upgrade`")
+                fail("the database has no wattsweep schema, or an older one: run `wattsweep db upgrade`")
     except DatabaseUnavailable as error:
         fail(str(error))
     return session_factory(url)
@@ -123,26 +123,30 @@ def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -
         runtime.close()
 
 
-def _print_summary(sessions, sweep_id: int) -> None:
+def _print_summary(sessions, sweep_id: int, out: Console | None = None) -> None:
     from rich.table import Table
 
     from db.results import task_summary
 
+    out = out or console
     with sessions() as session:
         rows = task_summary(session, sweep_id=sweep_id)
     if not rows:
-        console.print("no measurements stored for this sweep yet")
+        out.print("no measurements stored for this sweep yet")
         return
     table = Table(title="kWh per 1,000 queries, by task (sorted by mean)")
     for header in ("task", "models", "runs", "kWh/1k mean", "kWh/1k std", "g CO2e/1k", "estimated"):
         text_column = header in ("task", "estimated")
         table.add_column(header, justify="left" if text_column else "right", no_wrap=text_column)
+
+    def g3(value: float | None) -> str:
+        return f"{value:.3g}" if value is not None else "-"
+
     for r in rows:
-        std = f"{r.kwh_per_1k_std:.3g}" if r.kwh_per_1k_std is not None else "-"
-        table.add_row(r.task, str(r.models), str(r.runs), f"{r.kwh_per_1k_mean:.3g}", std,
-                      f"{r.g_co2e_per_1k_mean:.3g}", r.estimated_components)
-    console.print(table)
-    console.print("[dim]estimated: components CodeCarbon modelled rather than measured on this host[/dim]")
+        table.add_row(r.task, str(r.models), str(r.runs), g3(r.kwh_per_1k_mean), g3(r.kwh_per_1k_std),
+                      g3(r.g_co2e_per_1k_mean), r.estimated_components)
+    out.print(table)
+    out.print("[dim]estimated: components CodeCarbon modelled rather than measured on this host[/dim]")
 
 
 def _masked(url: str) -> str:
@@ -161,13 +165,71 @@ def _find(session, sweep: str | None):
 
 
 @app.command()
-def report(sweep: SweepArg = None, database_url: DatabaseOpt = None) -> None:
-    """Per-task table of a sweep: kWh and g CO2e per 1,000 queries."""
+def report(
+    sweep: SweepArg = None,
+    database_url: DatabaseOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | html.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file (html default: "
+                                             "<sweep>-report.html).")] = None,
+    phone_charge_kwh: Annotated[float, typer.Option(help="kWh per smartphone charge (EPA, as in the study).")] = 0.022,
+    car_g_per_km: Annotated[float, typer.Option(help="g CO2e per km, average petrol car (EPA: 393 g/mile).")] = 244.2,
+    daily_queries: Annotated[int, typer.Option(help="Queries a day, for the training break-even.")] = 1_000_000,
+    training_energy: Annotated[list[str] | None, typer.Option(
+        "--training-energy", help="MODEL=KWH declared training energy; repeatable.")] = None,
+) -> None:
+    """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
+    from scheduler.report import FORMATS
+
+    if format not in FORMATS:
+        fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    if phone_charge_kwh <= 0 or car_g_per_km <= 0 or daily_queries <= 0:
+        fail("--phone-charge-kwh, --car-g-per-km and --daily-queries must be positive")
     sessions = _sessions(database_url)
+    if format == "table":
+        with sessions() as session:
+            found = _find(session, sweep)
+        title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
+        if out is None:
+            console.print(title)
+            _print_summary(sessions, found.id)
+            return
+        with _open_out(out) as handle:
+            file_console = Console(file=handle, width=120, no_color=True)
+            file_console.print(title)
+            _print_summary(sessions, found.id, file_console)
+        console.print(f"wrote {out}")
+        return
+    from scheduler.report import render
+    from scheduler.report_data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
+
+    try:
+        options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy))
+    except TrainingEnergyError as error:
+        fail(str(error))
     with sessions() as session:
         found = _find(session, sweep)
-        console.print(f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})")
-    _print_summary(sessions, found.id)
+        text = render(gather(session, found, options), format)
+    if format == "html" and out is None:
+        out = Path(f"{_safe_name(found.name)}-report.html")
+    if out is None:
+        sys.stdout.write(text)
+        return
+    with _open_out(out) as handle:
+        handle.write(text)
+    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+def _safe_name(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "sweep"
+
+
+def _open_out(path: Path):
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        fail(f"cannot write {path}: {error.strerror}")
 
 
 @app.command()

@@ -1,0 +1,172 @@
+"""Inline SVG charts with log axes: no JavaScript, no fonts or files to fetch, so a report works offline.
+
+Two kinds: a strip chart (one row per category, points on a log x axis, an
+optional median tick and min-max whisker per row) and a log-log scatter.
+Values that cannot sit on a log axis (zero, negative, missing) are left out
+and counted in the caption.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from html import escape
+
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+           "#8C564B", "#7F7F7F")
+FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
+
+
+@dataclass(frozen=True)
+class Point:
+    value: float | None
+    color: str
+    tooltip: str
+    y: float | None = None  # scatter only
+
+
+@dataclass
+class Row:
+    label: str
+    points: list[Point] = field(default_factory=list)
+    median: float | None = None
+    whisker: tuple[float | None, float | None] | None = None
+
+
+class LogScale:
+    """Maps values to pixels on a log10 axis covering whole decades around the data."""
+
+    def __init__(self, values: list[float], start_px: float, end_px: float) -> None:
+        lo, hi = min(values), max(values)
+        self.lo, self.hi = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        if self.hi == self.lo:
+            self.hi += 1
+        self.start_px, self.end_px = start_px, end_px
+
+    def __call__(self, value: float) -> float:
+        share = (math.log10(value) - self.lo) / (self.hi - self.lo)
+        return self.start_px + share * (self.end_px - self.start_px)
+
+    def ticks(self) -> list[float]:
+        """Decades; with 2 and 5 between them when the axis spans at most three decades."""
+        step = max(1, math.ceil((self.hi - self.lo) / 8))
+        decades = [10.0 ** e for e in range(self.lo, self.hi + 1, step)]
+        if self.hi - self.lo > 3:
+            return decades
+        return sorted(decades + [d * m for d in decades[:-1] for m in (2, 5)])
+
+
+def tick_label(value: float) -> str:
+    if 1e-3 <= value < 1e5:
+        return f"{value:g}"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def short_label(label: str, limit: int = 50) -> str:
+    """Labels as people read them: without the hub: prefix, long ones cut in the middle."""
+    label = label.removeprefix("hub:")
+    return label if len(label) <= limit else label[: limit // 2 - 1] + "…" + label[-(limit // 2 - 1):]
+
+
+def _plottable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def legend_svg(items: list[tuple[str, str]], x: float, y: float) -> str:
+    parts = []
+    for i, (name, color) in enumerate(items):
+        cy = y + i * 18
+        parts.append(f'<circle cx="{x + 6}" cy="{cy}" r="5" fill="{color}"/>'
+                     f'<text x="{x + 16}" y="{cy + 4}" font-size="12">{escape(name)}</text>')
+    return "".join(parts)
+
+
+def _frame(width: float, height: float, title: str, body: str, caption: str) -> str:
+    return (f'<figure class="chart"><svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
+            f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" style="{FONT}">'
+            f'<title>{escape(title)}</title><rect width="100%" height="100%" fill="#ffffff"/>{body}</svg>'
+            + (f"<figcaption>{escape(caption)}</figcaption>" if caption else "") + "</figure>")
+
+
+def _x_axis(scale: LogScale, top: float, bottom: float, label: str, center: float) -> str:
+    parts = []
+    for tick in scale.ticks():
+        x = scale(tick)
+        parts.append(f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#e3e3e3"/>'
+                     f'<text x="{x:.1f}" y="{bottom + 16:.1f}" font-size="11" text-anchor="middle">'
+                     f"{tick_label(tick)}</text>")
+    parts.append(f'<text x="{center:.1f}" y="{bottom + 34:.1f}" font-size="12" text-anchor="middle">'
+                 f"{escape(label)}</text>")
+    return "".join(parts)
+
+
+def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tuple[str, str]] = (),
+                width: int = 900, label_width: int | None = None, row_height: int = 26) -> str:
+    values = [p.value for r in rows for p in r.points if _plottable(p.value)]
+    values += [v for r in rows for v in (r.whisker or ()) if _plottable(v)]
+    hidden = sum(1 for r in rows for p in r.points if not _plottable(p.value))
+    if not values:
+        return f'<p class="empty">{escape(title)}: no positive values to plot.</p>'
+    legend_width = 170 if legend else 0
+    label_width = label_width or min(380, 16 + 7 * max((len(short_label(r.label)) for r in rows), default=10))
+    top, left, right = 34, label_width, width - 20 - legend_width
+    bottom = top + row_height * len(rows)
+    scale = LogScale(values, left, right)
+    body = [f'<text x="8" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
+            _x_axis(scale, top, bottom, axis_label, (left + right) / 2)]
+    for i, row in enumerate(rows):
+        y = top + row_height * (i + 0.5)
+        body.append(f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
+                    f"<title>{escape(row.label)}</title>{escape(short_label(row.label))}</text>")
+        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#f2f2f2"/>')
+        if row.whisker and all(_plottable(v) for v in row.whisker):
+            x1, x2 = scale(row.whisker[0]), scale(row.whisker[1])
+            body.append(f'<line x1="{x1:.1f}" y1="{y:.1f}" x2="{x2:.1f}" y2="{y:.1f}" stroke="#555" '
+                        'stroke-width="1.5"/>')
+        for p in row.points:
+            if _plottable(p.value):
+                body.append(f'<circle cx="{scale(p.value):.1f}" cy="{y:.1f}" r="5" fill="{p.color}" '
+                            f'fill-opacity="0.75" stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}'
+                            "</title></circle>")
+        if _plottable(row.median):
+            x = scale(row.median)
+            body.append(f'<line x1="{x:.1f}" y1="{y - 10:.1f}" x2="{x:.1f}" y2="{y + 10:.1f}" stroke="#111" '
+                        f'stroke-width="2"><title>median {row.median:.3g}</title></line>')
+    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+                'stroke="#999"/>')
+    if legend:
+        body.append(legend_svg(list(legend), right + 16, top + 8))
+    caption = f"{hidden} value(s) not shown: zero, negative or missing cannot sit on a log axis." if hidden else ""
+    return _frame(width, bottom + 46, title, "".join(body), caption)
+
+
+def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str,
+                  legend: list[tuple[str, str]] = (), width: int = 900, height: int = 460) -> str:
+    shown = [p for p in points if _plottable(p.value) and _plottable(p.y)]
+    if not shown:
+        return f'<p class="empty">{escape(title)}: no positive values to plot.</p>'
+    legend_width = 190 if legend else 0
+    top, left, right, bottom = 34, 70, width - 20 - legend_width, height - 50
+    xs = LogScale([p.value for p in shown], left, right)
+    ys = LogScale([p.y for p in shown], bottom, top)
+    body = [f'<text x="8" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
+            _x_axis(xs, top, bottom, x_label, (left + right) / 2)]
+    for tick in ys.ticks():
+        y = ys(tick)
+        body.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#e3e3e3"/>'
+                    f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{tick_label(tick)}'
+                    "</text>")
+    body.append(f'<text x="14" y="{(top + bottom) / 2:.1f}" font-size="12" text-anchor="middle" '
+                f'transform="rotate(-90 14 {(top + bottom) / 2:.1f})">{escape(y_label)}</text>')
+    for p in shown:
+        body.append(f'<circle cx="{xs(p.value):.1f}" cy="{ys(p.y):.1f}" r="5" fill="{p.color}" fill-opacity="0.8" '
+                    f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
+    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+                'stroke="#999"/>')
+    if legend:
+        body.append(legend_svg(list(legend), right + 16, top + 8))
+    hidden = len(points) - len(shown)
+    caption = f"{hidden} model(s) not shown: zero, negative or missing values cannot sit on a log axis." if hidden \
+        else ""
+    return _frame(width, height, title, "".join(body), caption)

@@ -1,0 +1,164 @@
+"""What a report shows, read from the result views, and the arithmetic on top of them.
+
+The views aggregate; this module only reads their rows (one per task or model)
+and derives the everyday equivalents and the training-vs-inference break-even.
+Formats (table, csv, json, html) render a `ReportData`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from db.models import Sweep, Worker
+from db.views import model_rows, progress_row, provenance_rows, task_rows
+
+# EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
+PHONE_CHARGE_KWH = 0.022
+# EPA greenhouse-gas equivalencies: 3.93e-4 t CO2e per mile by an average gasoline passenger vehicle
+# = 244.2 g per km (the study's 1,594 g for 1,000 SDXL images ~ 6.6 km).
+CAR_G_PER_KM = 393 / 1.609344
+DAILY_QUERIES = 1_000_000
+
+
+class TrainingEnergyError(ValueError):
+    """A --training-energy value that is not MODEL=KWH with a positive number."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    phone_charge_kwh: float = PHONE_CHARGE_KWH
+    car_g_per_km: float = CAR_G_PER_KM
+    daily_queries: int = DAILY_QUERIES
+    training_energy_kwh: dict[str, float] = field(default_factory=dict)  # from the command line
+
+
+@dataclass
+class ReportData:
+    sweep: dict[str, Any]
+    progress: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    provenance: list[dict[str, Any]]
+    workers: list[dict[str, Any]]
+    equivalents: list[dict[str, Any]]
+    break_even: list[dict[str, Any]]
+    options: ReportOptions
+    generated_at: datetime
+
+    @property
+    def empty(self) -> bool:
+        return not self.tasks
+
+
+def parse_training_energy(values: list[str] | None) -> dict[str, float]:
+    """`["bloomz-7b1=51686", ...]` -> {"bloomz-7b1": 51686.0}."""
+    declared = {}
+    for value in values or []:
+        model, _, kwh = value.rpartition("=")
+        try:
+            number = float(kwh)
+        except ValueError:
+            number = -1.0
+        if not model or not number > 0:
+            raise TrainingEnergyError(f"--training-energy {value!r}: expected MODEL=KWH with KWH > 0, "
+                                      "e.g. bigscience/bloomz-7b1=51686")
+        declared[model.strip()] = number
+    return declared
+
+
+def declared_in_spec(spec: dict[str, Any]) -> dict[str, float]:
+    """Training energies a sweep file declares: `training_energy_kwh: {model: kWh}` at the top or in a task."""
+    declared: dict[str, float] = {}
+    sources = [spec.get("training_energy_kwh")]
+    sources += [task.get("training_energy_kwh") for task in (spec.get("tasks") or {}).values()
+                if isinstance(task, dict)]
+    for source in sources:
+        if isinstance(source, dict):
+            declared.update({str(k): float(v) for k, v in source.items() if isinstance(v, int | float) and v > 0})
+    return declared
+
+
+def _model_key(ref: str) -> str:
+    """hub:bigscience/bloomz-7b1@main -> bigscience/bloomz-7b1 (case-insensitive)."""
+    ref = re.sub(r"^(hub|path|tiny):", "", ref.strip())
+    return ref.split("@", 1)[0].lower()
+
+
+def match_training(models: list[str], declared: dict[str, float]) -> dict[str, tuple[float, str]]:
+    """Which sweep model each declared name means: the full reference, or its last path part if unique."""
+    by_key = {_model_key(m): m for m in models}
+    by_tail: dict[str, list[str]] = {}
+    for m in models:
+        by_tail.setdefault(_model_key(m).rsplit("/", 1)[-1], []).append(m)
+    matched = {}
+    for name, kwh in declared.items():
+        key = _model_key(name)
+        model = by_key.get(key)
+        if model is None and len(by_tail.get(key.rsplit("/", 1)[-1], [])) == 1:
+            model = by_tail[key.rsplit("/", 1)[-1]][0]
+        if model is not None:
+            matched[model] = (kwh, name)
+    return matched
+
+
+def equivalents(tasks: list[dict[str, Any]], options: ReportOptions) -> list[dict[str, Any]]:
+    """Per task, 1,000 queries in smartphone charges and in km driven by an average petrol car."""
+    rows = []
+    for t in tasks:
+        kwh, grams = t["kwh_per_1k_model_mean"], t["g_co2e_per_1k_mean"]
+        rows.append({
+            "task": t["task"], "kwh_per_1k": kwh, "g_co2e_per_1k": grams,
+            "phone_charges_per_1k": kwh / options.phone_charge_kwh if kwh is not None else None,
+            "car_km_per_1k": grams / options.car_g_per_km if grams is not None else None,
+        })
+    return rows
+
+
+def break_even(models: list[dict[str, Any]], training: dict[str, tuple[float, str]],
+               options: ReportOptions) -> list[dict[str, Any]]:
+    """Inferences (queries) whose energy equals the model's declared training energy, and days to reach them."""
+    rows = []
+    for m in models:
+        if m["model"] not in training or not m["kwh_per_1k_mean"] or m["kwh_per_1k_mean"] <= 0:
+            continue
+        training_kwh, source = training[m["model"]]
+        per_query = m["kwh_per_1k_mean"] / 1000
+        inferences = training_kwh / per_query
+        rows.append({
+            "task": m["task"], "model": m["model"], "training_kwh": training_kwh, "declared_as": source,
+            "kwh_per_query": per_query, "inferences_to_match_training": inferences,
+            "days_at_daily_queries": inferences / options.daily_queries,
+        })
+    return sorted(rows, key=lambda r: (r["task"], r["model"]))
+
+
+def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
+    tasks = task_rows(session, sweep_id=sweep.id)
+    models = model_rows(session, sweep_id=sweep.id)
+    provenance = provenance_rows(session, sweep_id=sweep.id)
+    worker_ids = sorted({p["worker_id"] for p in provenance if p["worker_id"]})
+    workers = [
+        {"id": w.id, "hostname": w.hostname, "device": w.device, "hardware_class": w.hardware_class,
+         "inventory": w.inventory}
+        for w in session.scalars(select(Worker).where(Worker.id.in_(worker_ids)).order_by(Worker.id))
+    ] if worker_ids else []
+    declared = declared_in_spec(sweep.spec or {}) | options.training_energy_kwh
+    training = match_training(sorted({m["model"] for m in models}), declared)
+    info = {
+        "id": sweep.id, "name": sweep.name, "mode": sweep.mode, "hardware_class": sweep.hardware_class,
+        "created_at": sweep.created_at, "country_iso_code": sweep.country_iso_code, "region": sweep.region,
+        "grid_intensity_g_per_kwh": sweep.grid_intensity_g_per_kwh, "cancelled": sweep.cancelled,
+        "source_files": (sweep.spec or {}).get("source_files"),
+        "training_energy_unmatched": sorted(set(declared) - {name for _, name in training.values()}),
+    }
+    return ReportData(
+        sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
+        provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
+        break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
+    )

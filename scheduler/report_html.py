@@ -1,0 +1,258 @@
+"""The HTML report: one self-contained file (inline CSS and SVG, no scripts, nothing fetched), readable offline.
+
+Sections follow the reference study: the per-task chart (tasks by median,
+log axis, one point per model), a chart per task of its models, energy vs
+parameter count, the study's Table 2, everyday equivalents, training vs
+inference break-even, every model's figures, and provenance.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from scheduler.charts import PALETTE, Point, Row, scatter_chart, strip_chart
+from scheduler.report_data import ReportData
+
+KIND_COLORS = {"task-specific": PALETTE[0], "multi-purpose": PALETTE[1]}
+OTHER_COLOR = "#7F7F7F"
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1100px;color:#1d1d1d;
+padding:0 1rem;line-height:1.45}
+h1{font-size:1.6rem;margin-bottom:.2rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
+h3{font-size:1.05rem;margin-bottom:.3rem}.meta{color:#555}.note{color:#555;font-size:.9rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem}
+th,td{padding:.25rem .6rem;border-bottom:1px solid #e5e5e5}
+th{text-align:left;background:#f6f6f6}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.empty{padding:1rem;background:#fff7e0;border:1px solid #f0d890}figure{margin:1rem 0}
+figcaption{color:#555;font-size:.85rem}.kpi{display:inline-block;margin:0 2rem .5rem 0}
+.kpi b{display:block;font-size:1.3rem}.est{color:#a15c00}.wrap{overflow-x:auto}
+"""
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+    return escape(str(value))
+
+
+def count(value: float | None) -> str:
+    """Large counts the way people read them: 592.6 M, 1.2 bn."""
+    if value is None:
+        return "–"
+    for size, unit in ((1e9, " bn"), (1e6, " M"), (1e3, " k")):
+        if abs(value) >= size:
+            return f"{value / size:,.1f}{unit}"
+    return f"{value:,.1f}"
+
+
+def days(value: float) -> str:
+    return f"{value:,.0f} ({value / 365:,.1f} years)" if value >= 365 else f"{value:.3g}"
+
+
+def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
+        + "</tr>" for r in rows
+    )
+    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _kind_color(kind: str | None) -> str:
+    return KIND_COLORS.get(kind or "", OTHER_COLOR)
+
+
+def _kind_legend(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    kinds = sorted({m.get("model_kind") or "unknown" for m in models})
+    return [(kind, _kind_color(kind)) for kind in kinds]
+
+
+def task_chart(data: ReportData) -> str:
+    by_task: dict[str, list[dict]] = {}
+    for m in data.models:
+        by_task.setdefault(m["task"], []).append(m)
+    rows = [
+        Row(t["task"], [Point(m["kwh_per_1k_mean"], _kind_color(m.get("model_kind")),
+                              f"{m['model']}: {fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries")
+                        for m in by_task.get(t["task"], [])],
+            median=t["kwh_per_1k_model_median"])
+        for t in data.tasks  # sorted by the median over models (db.views.task_rows)
+    ]
+    return strip_chart(rows, title="Energy per 1,000 queries by task (one point per model; bar: median)",
+                       axis_label="kWh per 1,000 queries (log scale)", legend=_kind_legend(data.models))
+
+
+def model_charts(data: ReportData) -> str:
+    parts = []
+    for t in data.tasks:
+        models = sorted((m for m in data.models if m["task"] == t["task"]),
+                        key=lambda m: (m["kwh_per_1k_mean"] is None, m["kwh_per_1k_mean"] or 0))
+        rows = [Row(m["model"], [Point(m["kwh_per_1k_mean"], _kind_color(m.get("model_kind")),
+                                       f"{m['model']}: mean {fmt(m['kwh_per_1k_mean'])}, median "
+                                       f"{fmt(m['kwh_per_1k_median'])}, std {fmt(m['kwh_per_1k_std'])} "
+                                       f"kWh per 1,000 queries over {m['runs']} run(s)")],
+                    median=m["kwh_per_1k_median"], whisker=(m["kwh_per_1k_min"], m["kwh_per_1k_max"]))
+                for m in models]
+        parts.append(strip_chart(rows, title=f"{t['task']}: {len(rows)} model(s)",
+                                 axis_label="kWh per 1,000 queries (log scale)"))
+    if parts:
+        parts.insert(0, '<p class="note">Dot: mean over runs; bar: median; line: lowest to highest run.</p>')
+    return "".join(parts)
+
+
+def parameter_chart(data: ReportData) -> str:
+    known = [m for m in data.models if m.get("num_parameters")]
+    if not known:
+        return ('<p class="note">No parameter counts are recorded for this sweep\'s models '
+                "(<code>jobs.num_parameters</code>), so energy cannot be plotted against model size.</p>")
+    tasks = sorted({m["task"] for m in known})
+    colors = {task: PALETTE[i % len(PALETTE)] for i, task in enumerate(tasks)}
+    points = [Point(float(m["num_parameters"]), colors[m["task"]],
+                    f"{m['model']} ({m['task']}): {m['num_parameters']:,} parameters, "
+                    f"{fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries", y=m["kwh_per_1k_mean"])
+              for m in known]
+    note = (f'<p class="note">{len(data.models) - len(known)} model(s) without a known parameter count are left out.'
+            "</p>" if len(known) < len(data.models) else "")
+    return scatter_chart(points, title="Energy vs model size", x_label="parameters (log scale)",
+                         y_label="kWh per 1,000 queries (log)", legend=[(t, colors[t]) for t in tasks]) + note
+
+
+def table2(data: ReportData) -> str:
+    rows = [[escape(t["task"]), fmt(t["kwh_per_1k_model_mean"]), fmt(t["kwh_per_1k_model_std"]),
+             fmt(t["kwh_per_1k_model_median"]), fmt(t["models"]), fmt(t["runs"])]
+            for t in sorted(data.tasks, key=lambda t: t["kwh_per_1k_model_mean"] or 0)]
+    return table(["task", "kWh per 1,000 queries: mean", "std", "median", "models", "runs"], rows, {1, 2, 3, 4, 5}) + (
+        '<p class="note">As in the study\'s Table 2: mean and standard deviation over the models of each task '
+        "(each model is the mean of its runs). A dash: only one model.</p>")
+
+
+def equivalents_section(data: ReportData) -> str:
+    o = data.options
+    rows = [[escape(e["task"]), fmt(e["kwh_per_1k"]), fmt(e["phone_charges_per_1k"]), fmt(e["g_co2e_per_1k"]),
+             fmt(e["car_km_per_1k"])] for e in data.equivalents]
+    total = (data.progress.get("query_energy_kwh_total") or 0) + (data.progress.get("load_energy_kwh_total") or 0)
+    return (table(["task", "kWh per 1,000 queries", "smartphone charges", "g CO2e per 1,000 queries",
+                   "km by petrol car"], rows, {1, 2, 3, 4})
+            + f'<p class="note">One smartphone charge = {o.phone_charge_kwh:g} kWh; an average petrol car emits '
+              f"{o.car_g_per_km:.1f} g CO2e per km (both configurable: <code>--phone-charge-kwh</code>, "
+              f"<code>--car-g-per-km</code>). The whole sweep used {fmt(total)} kWh (queries and model loading) = "
+              f"{fmt(total / o.phone_charge_kwh)} smartphone charges.</p>")
+
+
+def break_even_section(data: ReportData) -> str:
+    unmatched = data.sweep.get("training_energy_unmatched") or []
+    note = (f'<p class="note">Declared but not in this sweep: {escape(", ".join(unmatched))}.</p>'
+            if unmatched else "")
+    if not data.break_even:
+        return ('<p class="note">No model of this sweep has a declared training energy. Declare one with '
+                "<code>--training-energy MODEL=KWH</code> (e.g. <code>bigscience/bloomz-7b1=51686</code>) or "
+                "<code>training_energy_kwh: {MODEL: KWH}</code> in the sweep file.</p>" + note)
+    rows = [[escape(r["task"]), escape(r["model"]), fmt(r["training_kwh"], 6), fmt(r["kwh_per_query"]),
+             count(r["inferences_to_match_training"]), days(r["days_at_daily_queries"])] for r in data.break_even]
+    return table(["task", "model", "training kWh", "kWh per query", "queries to match training",
+                  f"days at {data.options.daily_queries:,} queries a day"], rows, {2, 3, 4, 5}) + (
+        '<p class="note">Queries to match training = training energy / energy per query (this sweep\'s mean). '
+        "The daily volume is configurable (<code>--daily-queries</code>).</p>") + note
+
+
+def models_table(data: ReportData) -> str:
+    rows = [[escape(m["task"]), escape(m["model"]), escape(m.get("model_kind") or "–"), fmt(m["num_parameters"]),
+             fmt(m["runs"]), fmt(m["kwh_per_1k_mean"]), fmt(m["kwh_per_1k_median"]), fmt(m["kwh_per_1k_std"]),
+             fmt(m["net_kwh_per_1k_mean"]), fmt(m["g_co2e_per_1k_mean"]), fmt(m["load_energy_kwh"]),
+             f'<span class="est">{escape(m["estimated_components"])}</span>',
+             fmt(m["outlier_runs"]) + " / " + fmt(m["unreliable_runs"])] for m in data.models]
+    return table(["task", "model", "kind", "parameters", "runs", "kWh/1k mean", "median", "std", "net of idle",
+                  "g CO2e/1k", "load kWh", "estimated", "outliers / unreliable"], rows, {3, 4, 5, 6, 7, 8, 9, 10})
+
+
+def provenance_section(data: ReportData) -> str:
+    s = data.sweep
+    if s["grid_intensity_g_per_kwh"] is not None:
+        carbon = f"explicit grid intensity {s['grid_intensity_g_per_kwh']:g} g CO2e/kWh"
+    elif s["country_iso_code"]:
+        carbon = f"grid mix of {escape(s['country_iso_code'])}" + (f" / {escape(s['region'])}" if s["region"] else "")
+    else:
+        carbon = "as recorded per window (see below)"
+    parts = [f"<p>Sweep mode <b>{escape(s['mode'])}</b>, hardware class <b>{escape(s['hardware_class'])}</b>, "
+             f"carbon: {carbon}.</p>"]
+    if s.get("source_files"):
+        parts.append("<p>Imported from: " + ", ".join(f"<code>{escape(str(f))}</code>" for f in s["source_files"])
+                     + "</p>")
+    if data.workers:
+        rows = []
+        for w in data.workers:
+            inv = w["inventory"] or {}
+            gpu = inv.get("gpu") or {}
+            versions = inv.get("versions") or {}
+            rows.append([escape(w["id"]), escape(w["device"]), fmt(inv.get("cpu_model")), fmt(inv.get("cpu_count")),
+                         fmt(inv.get("ram_total_gb")), fmt(gpu.get("name")) if gpu else "–",
+                         fmt(gpu.get("driver")) if gpu else "–", fmt(inv.get("os")), fmt(inv.get("python")),
+                         ", ".join(f"{escape(k)} {escape(str(v))}" for k, v in versions.items() if v)])
+        parts.append("<h3>Workers</h3>" + table(["worker", "device", "CPU", "cores", "RAM GB", "GPU", "driver", "OS",
+                                                  "Python", "libraries"], rows, {3, 4}))
+    rows = [[escape(p["worker_id"] or "–"), fmt(p["cpu_model"]), fmt(p["gpu_model"]),
+             _method(p["cpu_method"], p["cpu_method"] != "rapl"),
+             _method(p["gpu_method"], p["gpu_method"] not in ("none", "nvml-energy-counter")),
+             _method(p["ram_method"], True), fmt(p["codecarbon_version"]), fmt(p["tracking_mode"]),
+             fmt(p["torch_version"]), fmt(p["transformers_version"]),
+             f"{fmt(p['intensity_min'])}" + ("" if p["intensity_min"] == p["intensity_max"] else
+                                             f"–{fmt(p['intensity_max'])}") + f" ({fmt(p['carbon_intensity_source'])})",
+             fmt(p["runs"])] for p in data.provenance]
+    parts.append("<h3>How each figure was measured</h3>" + table(
+        ["worker", "CPU", "GPU", "CPU energy", "GPU energy", "RAM energy", "CodeCarbon", "tracking", "torch",
+         "transformers", "g CO2e/kWh", "runs"], rows, {11}))
+    parts.append('<p class="note">Components in <span class="est">orange</span> were estimated, not measured: '
+                 "CPU unless read from RAPL (otherwise TDP x load), GPU when power was sampled rather than read "
+                 "from the NVML energy counter (or unknown, for imported files), RAM always (a model of DIMM "
+                 "power). Net of idle subtracts the worker's measured idle power over each window.</p>")
+    return "".join(parts)
+
+
+def _method(name: str | None, estimated: bool) -> str:
+    if not name:
+        return "–"
+    return f'<span class="est">{escape(name)} (estimated)</span>' if estimated else escape(name)
+
+
+def render(data: ReportData) -> str:
+    s, p = data.sweep, data.progress
+    title = f"wattsweep report: {s['name']}"
+    done = f"{fmt(p.get('runs_done'))} of {fmt(p.get('runs_total'))} runs done"
+    if p.get("runs_failed"):
+        done += f", {fmt(p['runs_failed'])} failed"
+    head = (f"<h1>{escape(title)}</h1><p class=\"meta\">Sweep {s['id']}, {escape(s['mode'])}, hardware class "
+            f"{escape(s['hardware_class'])}, created {escape(str(s['created_at'])[:19])}; {done}. Generated "
+            f"{data.generated_at:%Y-%m-%d %H:%M %Z}.</p>")
+    if data.empty:
+        body = (f'<p class="empty">This sweep has no measurements yet ({done}), so there is nothing to chart. '
+                "Run it (<code>wattsweep run</code>, or workers for a submitted sweep) and make the report again."
+                "</p><h2>Provenance</h2>" + provenance_section(data))
+    else:
+        total = (p.get("query_energy_kwh_total") or 0) + (p.get("load_energy_kwh_total") or 0)
+        kpis = "".join(f'<span class="kpi"><b>{v}</b>{escape(k)}</span>' for k, v in (
+            ("tasks", fmt(len(data.tasks))), ("models", fmt(len({m["model"] for m in data.models}))),
+            ("runs measured", fmt(p.get("runs_done"))), ("kWh in total", fmt(total)),
+            ("smartphone charges", fmt(total / data.options.phone_charge_kwh))))
+        body = "".join([
+            f"<div>{kpis}</div>",
+            "<h2>Energy per task</h2>", task_chart(data),
+            "<h2>Energy per task: the study's Table 2</h2>", table2(data),
+            "<h2>Models within each task</h2>", model_charts(data),
+            "<h2>Energy and model size</h2>", parameter_chart(data),
+            "<h2>Everyday equivalents</h2>", equivalents_section(data),
+            "<h2>Training vs inference</h2>", break_even_section(data),
+            "<h2>All models</h2>", models_table(data),
+            "<h2>Provenance</h2>", provenance_section(data),
+        ])
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            f"<body>{head}{body}</body></html>\n")
