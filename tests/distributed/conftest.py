@@ -152,9 +152,8 @@ class Cluster:
     def assert_every_run_stored_once(self, sweep_id: int) -> None:
         with self.sessions() as session:
             runs = session.scalars(select(Run).join(Job).where(Job.sweep_id == sweep_id)).all()
-            per_run = dict(session.execute(
-                select(Measurement.run_id, func.count()).where(Measurement.phase == "query").group_by(Measurement.run_id)
-            ).all())
+            query_windows = select(Measurement.run_id, func.count()).where(Measurement.phase == "query")
+            per_run = dict(session.execute(query_windows.group_by(Measurement.run_id)).all())
         done = [run for run in runs if run.status == "done"]
         assert {per_run.get(run.id, 0) for run in done} == {1}, "a done run without exactly one measurement"
         assert sum(per_run.values()) == len(done), "a measurement for a run that is not done"
