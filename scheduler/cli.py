@@ -290,7 +290,12 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     console.print(f"schema up to date at {_masked(url)}")
 
 
-from scheduler import cli_distributed  # noqa: E402,F401  (registers submit, worker, workers, reconcile, ...)
+# Command modules register themselves on `app`: distributed mode (submit, worker, workers, reconcile, ...),
+# study (plan, pull).
+from scheduler import (  # noqa: E402
+    cli_distributed,  # noqa: F401
+    cli_study,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -62,11 +62,15 @@ def cut_words(texts: Sequence[str], max_words: int | None) -> list[str]:
     return [" ".join(text.split()[: int(max_words)]) for text in texts]
 
 
-def resize_images(images: Sequence[Any], size_px: int | None) -> list[Any]:
-    """Images resized to size_px x size_px before the model's processor sees them (None: as they come)."""
+def resize_images(images: Sequence[Any], size_px: int | Sequence[int] | None) -> list[Any]:
+    """Images resized before the model's processor sees them: `N` (N x N) or `[width, height]`; None: as they come.
+
+    Nearest-neighbour, as the study resized its captioning images to 640 x 480.
+    """
     if not size_px:
         return list(images)
-    return [image.resize((int(size_px), int(size_px))) for image in images]
+    width, height = (size_px, size_px) if isinstance(size_px, int) else size_px
+    return [image.resize((int(width), int(height)), resample=0) for image in images]
 
 
 def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:

@@ -11,7 +11,7 @@ from worker.workloads.base import WorkUnits
 class ImageClassification(PipelineWorkload):
     task = "image-classification"
     input_kind = "image"
-    default_params = with_common(resize_px=None)  # resize inputs to a square first (None: as the dataset has them)
+    default_params = with_common(resize_px=None)  # N or [width, height]: resize inputs first (None: as they come)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         pipeline(resize_images(queries, params["resize_px"]), batch_size=batch_size)

@@ -1,0 +1,176 @@
+"""Study commands: `plan` (what a sweep will cost) and `pull` (fetch its models and datasets into the cache).
+
+Registered on the one `wattsweep` app by scheduler.cli. `plan` imports no GPU
+stack and no Hub client (it must answer in well under two seconds on a login
+node); `pull` imports huggingface_hub and datasets inside the command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scheduler.cli import DatabaseOpt, _masked, _settings, app, console, errors, fail
+
+SweepFile = Annotated[Path, typer.Argument(help="Sweep file (YAML).")]
+
+
+def _load(sweep_file: Path):
+    from scheduler.spec import SpecError, load_sweep
+
+    try:
+        return load_sweep(sweep_file)
+    except SpecError as error:
+        fail(str(error))
+
+
+def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str | None]:
+    """Earlier measurements on this hardware class, and why there are none if the database cannot say."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = _settings(database_url).database_url
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return {}, f"database URL {url!r} not understood"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not Path(parsed.database).exists():
+        return {}, f"no database at {_masked(url)} yet"
+    from db.estimates import earlier_estimates
+    from db.session import session_factory
+
+    try:
+        with session_factory(url)() as session:
+            return earlier_estimates(session, hardware_class=hardware_class), None
+    except SQLAlchemyError as error:
+        reason = "schema older than this wattsweep: run `wattsweep db upgrade`" if "no such" in str(error) or \
+            "does not exist" in str(error) else type(error).__name__
+        return {}, f"could not read {_masked(url)} ({reason})"
+
+
+def _figure(values: list[float | None], digits: int = 3) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "unknown"
+    text = f"{sum(known):.{digits}g}"
+    return text if len(known) == len(values) else f"{text} + ? ({len(values) - len(known)} unknown)"
+
+
+@app.command()
+def plan(
+    sweep_file: SweepFile,
+    database_url: DatabaseOpt = None,
+    hardware_class: Annotated[str | None, typer.Option(help="Plan for this hardware class instead of the file's.")]
+    = None,
+    jobs: Annotated[bool, typer.Option("--jobs", help="List every job with its estimate.")] = False,
+) -> None:
+    """Jobs, runs, queries, models and datasets to download, and GPU-hours and kWh from earlier runs."""
+    from rich.table import Table
+
+    from scheduler.plan import make_plan
+
+    spec = _load(sweep_file)
+    target = hardware_class or spec.hardware_class
+    estimates, problem = _estimates(database_url, target)
+    result = make_plan(spec, hardware_class=target, estimates=estimates)
+
+    table = Table(title=f"sweep {result.name} on {result.hardware_class}")
+    for header in ("task", "model kind", "jobs", "runs", "queries", "warm-up", "GPU-h", "kWh"):
+        table.add_column(header, justify="left" if header in ("task", "model kind") else "right")
+    groups: dict[tuple[str, str], list] = {}
+    for job in result.jobs:
+        groups.setdefault((job.task, job.model_kind), []).append(job)
+    for (task, kind), members in groups.items():
+        table.add_row(task, kind, str(len(members)), f"{sum(j.runs for j in members):,}",
+                      f"{sum(j.queries for j in members):,}", f"{sum(j.warmup_queries for j in members):,}",
+                      _figure([j.hours for j in members]), _figure([j.kwh for j in members]))
+    table.add_row("total", "", str(len(result.jobs)), f"{result.runs:,}", f"{result.queries:,}",
+                  f"{result.warmup_queries:,}", _figure([j.hours for j in result.jobs]),
+                  _figure([j.kwh for j in result.jobs]), style="bold")
+    console.print(table)
+    if jobs:
+        for job in result.jobs:
+            hours = "unknown" if job.hours is None else f"{job.hours:.3g} GPU-h, {job.kwh:.3g} kWh"
+            console.print(f"  {job.task} / {job.model} ({job.model_kind}): {job.runs} runs, {hours}", highlight=False)
+    if problem:
+        console.print(f"estimates: unknown for all {len(result.jobs)} jobs: {problem}", highlight=False)
+    else:
+        console.print(f"estimates: {len(result.known)} of {len(result.jobs)} jobs from earlier runs of the same task, "
+                      f"model and hardware class in {_masked(_settings(database_url).database_url)}; the other "
+                      f"{len(result.jobs) - len(result.known)} unknown", highlight=False)
+    console.print(f"to download ({len(result.models_to_download)} models, {len(result.datasets_to_download)} "
+                  "datasets; `wattsweep pull FILE` on a node with Hub access):", highlight=False)
+    for ref in result.models_to_download:
+        console.print(f"  {ref}", highlight=False)
+    for dataset in result.datasets_to_download:
+        console.print(f"  {dataset.ref} (first {dataset.rows:,} rows)", highlight=False)
+
+
+@app.command()
+def pull(sweep_file: SweepFile) -> None:
+    """Download every Hub model and the rows of every hf: dataset a sweep needs into the Hugging Face cache.
+
+    Run once on a node with Hub access (HF_HOME on the shared disk, HF_TOKEN for gated models); workers
+    then run with HF_HUB_OFFLINE=1. With HF_HUB_OFFLINE=1 it only reports what the cache lacks.
+    """
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from scheduler.plan import make_plan
+    from worker.hf_datasets import pull_dataset
+    from worker.hub import pull_model
+    from worker.refs import parse_model_ref
+
+    spec = _load(sweep_file)
+    result = make_plan(spec)
+    items = [("model", ref, None) for ref in result.models_to_download] + \
+            [("dataset", d.ref, d.rows) for d in result.datasets_to_download]
+    if not items:
+        console.print("nothing to pull: the sweep has no hub: models and no hf: datasets")
+        return
+    _quiet_hub_bars()
+    outcomes = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), console=console) as progress:
+        overall = progress.add_task("pulling", total=len(items))
+        for number, (kind, ref, rows) in enumerate(items, start=1):
+            progress.update(overall, description=f"[{number}/{len(items)}] {kind} {ref}")
+            if kind == "model":
+                model = parse_model_ref(ref)
+                files = progress.add_task("  files", total=None)
+
+                def on_bytes(done: int, total: int, files=files) -> None:
+                    progress.update(files, completed=done, total=total or None,
+                                    description=f"  {done / 1e9:.2f} of {total / 1e9:.2f} GB")
+
+                outcome = pull_model(model.name, model.revision, on_bytes)
+                progress.remove_task(files)
+            else:
+                outcome = pull_dataset(ref, rows)
+            outcomes.append(outcome)
+            progress.advance(overall)
+        progress.update(overall, description=f"pulled {len(items)} items")
+    for outcome in outcomes:
+        colour = "green" if outcome.ok else "red"
+        console.print(f"[{colour}]{outcome.status:>10}[/{colour}] {outcome.ref}: {outcome.detail}", highlight=False,
+                      soft_wrap=True)
+    missing = [o for o in outcomes if not o.ok]
+    if missing:
+        errors.print(f"[red]error:[/red] {len(missing)} of {len(outcomes)} not pulled: "
+                     f"{', '.join(o.ref for o in missing)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"all {len(outcomes)} in the cache: workers can run this sweep with HF_HUB_OFFLINE=1")
+
+
+def _quiet_hub_bars() -> None:
+    """Our bar only: huggingface_hub's and datasets' own per-file bars would interleave with it."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass

@@ -1,0 +1,94 @@
+"""What a sweep will cost before it runs: jobs, runs, queries, downloads, and GPU-hours and kWh where known.
+
+Pure functions over the spec; the estimates come from earlier measurements of
+the same (task, model, model kind) on the same hardware class
+(db.estimates), and a job without any is "unknown", never a guess. No GPU
+stack is imported: a scheduler or login node plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scheduler.expand import PlannedJob, expand
+from scheduler.spec import SweepSpec
+from worker.refs import parse_dataset_ref, parse_hf_dataset, parse_model_ref
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    task: str
+    model: str
+    model_kind: str
+    runs: int
+    queries: int  # measured
+    warmup_queries: int
+    hours: float | None  # None: unknown
+    kwh: float | None
+
+
+@dataclass(frozen=True)
+class DatasetDownload:
+    ref: str  # hf:<dataset>[/<config>]:<split>, without a column
+    rows: int  # the most a run of the sweep reads (warm-up included)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    name: str
+    hardware_class: str
+    jobs: list[JobPlan]
+    models_to_download: list[str]
+    datasets_to_download: list[DatasetDownload]
+    estimated_from: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # cell -> runs behind it
+
+    @property
+    def runs(self) -> int:
+        return sum(job.runs for job in self.jobs)
+
+    @property
+    def queries(self) -> int:
+        return sum(job.queries for job in self.jobs)
+
+    @property
+    def warmup_queries(self) -> int:
+        return sum(job.warmup_queries for job in self.jobs)
+
+    @property
+    def known(self) -> list[JobPlan]:
+        return [job for job in self.jobs if job.kwh is not None]
+
+
+def _job_plan(job: PlannedJob, estimates: Mapping) -> JobPlan:
+    measured = sum(run.n_queries for run in job.runs)
+    warmup = sum(run.warmup for run in job.runs)
+    estimate = estimates.get((job.task, job.model, job.model_kind))
+    hours = kwh = None
+    if estimate is not None:  # warm-up queries cost the same as measured ones; the model loads once per job
+        hours = (estimate.s_per_query * (measured + warmup) + estimate.load_s) / 3600
+        kwh = estimate.kwh_per_query * (measured + warmup) + estimate.load_kwh
+    return JobPlan(job.task, job.model, job.model_kind, len(job.runs), measured, warmup, hours, kwh)
+
+
+def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None) -> SweepPlan:
+    """The plan of `spec` on `hardware_class` (default: the file's), with `estimates` from db.estimates."""
+    estimates = estimates or {}
+    jobs = expand(spec, hardware_class)
+    models = [ref for ref in spec.all_models() if parse_model_ref(ref).kind == "hub"]
+    rows: dict[str, int] = {}
+    for task, task_spec in spec.tasks.items():
+        settings = spec.settings_for(task)
+        for ref in task_spec.datasets:
+            dataset = parse_dataset_ref(ref)
+            if dataset.kind != "hf":
+                continue
+            parsed = parse_hf_dataset(dataset.name)
+            if not parsed.is_local:
+                key = f"hf:{parsed.source}"
+                rows[key] = max(rows.get(key, 0), settings.queries + settings.warmup)
+    plans = [_job_plan(job, estimates) for job in jobs]
+    used = {(j.task, j.model, j.model_kind): estimates[(j.task, j.model, j.model_kind)].runs
+            for j in plans if j.kwh is not None}
+    return SweepPlan(spec.name, hardware_class or spec.hardware_class, plans, models,
+                     [DatasetDownload(ref, n) for ref, n in rows.items()], used)
