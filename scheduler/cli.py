@@ -291,9 +291,10 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
 
 
 # Command modules register themselves on `app`: distributed mode (submit, worker, workers, reconcile, ...),
-# study (plan, pull).
+# study (plan, pull), results (import, export, compare).
 from scheduler import (  # noqa: E402
     cli_distributed,  # noqa: F401
+    cli_results,  # noqa: F401
     cli_study,  # noqa: F401
 )
 
