@@ -54,6 +54,8 @@ def seed_sweep(session: Session, *, name: str, models: list[SeedModel], hardware
                   grid_intensity_g_per_kwh=INTENSITY_G_PER_KWH)
     session.add(sweep)
     session.flush()
+    if not models:
+        return sweep.id
     job_ids = session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), [
         dict(sweep_id=sweep.id, task=m.task, model=m.model, hardware_class=hardware_class, params={},
              status="done", attempts=1, max_attempts=3, num_parameters=m.num_parameters, model_kind=m.kind)
