@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 class WorkerStartError(RuntimeError):
     """The worker cannot start; the message is one line for the user (exit 2)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # driver errors (psycopg) span several lines
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -94,13 +97,13 @@ def serve(options: WorkerOptions) -> int:
     from db.settings import get_settings
 
     settings = get_settings()
-    _configure_logging(options.loglevel)
     sessions = _check_database(settings.database_url)
     _check_broker(settings.broker_url)
     try:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
+    _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _preload_libraries()
 
     from celery import signals

@@ -1,0 +1,139 @@
+"""Submit, reconcile, cancel and retry as plain functions, on real Postgres and a real Redis (no workers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import redis
+from sqlalchemy import select, update
+
+from db.dispatch import Dispatch, requeue_failed
+from db.jobs import claim_job, finish_job, heartbeat
+from db.models import Job, Run
+from db.session import session_factory
+from scheduler.dispatch import cancel, reconcile_once, retry_failed, submit_sweep
+from scheduler.spec import parse_sweep
+from tests.distributed.conftest import REDIS_URL, redis_db  # noqa: F401  (a fixture)
+from worker.broker import UNACKED_INDEX_KEY, UNACKED_KEY, decode_job_id, ready_job_ids, reserved_job_ids
+from worker.celery_app import make_app
+
+SPEC = {
+    "name": "plan", "hardware_class": "cpu-x", "carbon": {"grid_intensity_g_per_kwh": 100},
+    "defaults": {"queries": 2, "repetitions": 2},
+    "tasks": {"fill-mask": {"models": ["tiny:bert", "hub:org/a", "hub:org/b"], "datasets": ["builtin:texts"]}},
+}
+
+
+@pytest.fixture
+def env(postgres_url, request):
+    url = f"{REDIS_URL}/{request.getfixturevalue('redis_db')}"  # the distributed tests' Redis database lock
+    client = redis.Redis.from_url(url)
+    yield session_factory(postgres_url), make_app(url), client
+    client.close()
+
+
+def reconcile(sessions, app, client, grace_s=0.0):
+    return reconcile_once(sessions, app=app, redis=client, lease_timeout_s=60, grace_s=grace_s)
+
+
+def test_submit_writes_then_sends_one_job_id_per_job(env):
+    sessions, app, client = env
+    done = submit_sweep(sessions, parse_sweep(SPEC), app=app)
+    assert (done.jobs, done.runs, done.sent, done.hardware_class) == (3, 6, 3, "cpu-x")
+    with sessions() as session:
+        job_ids = set(session.scalars(select(Job.id)))
+        assert all(j.dispatched_at is not None for j in session.scalars(select(Job)))
+    assert ready_job_ids(client, ["cpu-x"]) == job_ids
+    message = json.loads(client.lindex("cpu-x", 0))
+    assert message["content-type"] == "application/json" and decode_job_id(client.lindex("cpu-x", 0)) in job_ids
+    assert reconcile(sessions, app, client).resent == 0  # all present: nothing to do
+
+
+def test_hardware_class_override_picks_the_queue(env):
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep(SPEC), app=app, hardware_class="a100")
+    assert len(ready_job_ids(client, ["a100"])) == 3 and client.llen("cpu-x") == 0
+
+
+def test_reconcile_resends_what_redis_lost_but_respects_the_grace_period(env):
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep(SPEC), app=app)
+    client.delete("cpu-x")  # the messages are lost
+    assert reconcile(sessions, app, client, grace_s=60).checked == 0  # just sent: may still be in flight
+    result = reconcile(sessions, app, client)
+    assert len(result.resent_queued) == 3 and result.resent_stale == []
+    assert client.llen("cpu-x") == 3
+    assert reconcile(sessions, app, client).resent == 0
+
+
+def test_reconcile_counts_a_fresh_reservation_but_not_a_stale_lease(env):
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep(SPEC), app=app)
+    first, second, third = sorted(ready_job_ids(client, ["cpu-x"]))
+    # A worker reserved `first` just now (in `unacked`, not yet claimed): not lost.
+    raw = json.loads(client.rpop("cpu-x"))
+    assert decode_job_id(json.dumps(raw)) == first
+    client.hset(UNACKED_KEY, "tag-1", json.dumps([raw, "", "cpu-x"]))
+    client.zadd(UNACKED_INDEX_KEY, {"tag-1": time.time()})
+    assert reserved_job_ids(client, within_s=60) == {first}
+    # `second` is running under a lease that went stale: its worker died; its message was consumed.
+    client.lrem("cpu-x", 0, client.lindex("cpu-x", -1))
+    with sessions.begin() as session:
+        claim_job(session, job_id=second, worker_id="dead@x", lease_timeout_s=60)
+        session.execute(update(Job).where(Job.id == second)
+                        .values(lease_heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5)))
+    with sessions.begin() as session:  # all sent long ago
+        session.execute(update(Job).values(dispatched_at=datetime.now(timezone.utc) - timedelta(minutes=10)))
+    result = reconcile(sessions, app, client, grace_s=30)
+    assert (result.resent_queued, result.resent_stale) == ([], [second])
+    assert ready_job_ids(client, ["cpu-x"]) == {second, third}
+
+
+def test_cancel_stops_dispatch_and_a_running_worker(env):
+    sessions, app, client = env
+    sweep_id = submit_sweep(sessions, parse_sweep(SPEC), app=app).sweep_id
+    with sessions.begin() as session:
+        job_id = session.scalar(select(Job.id).order_by(Job.id))
+        claim_job(session, job_id=job_id, worker_id="w@x", lease_timeout_s=60)
+    assert cancel(sessions, sweep_id=sweep_id) == 3
+    with sessions.begin() as session:
+        assert heartbeat(session, job_id=job_id, worker_id="w@x") is False  # the worker stops at its next run
+        assert claim_job(session, job_id=job_id + 1, worker_id="w@x", lease_timeout_s=60) is None
+    client.delete("cpu-x")
+    assert reconcile(sessions, app, client).checked == 0  # a cancelled sweep is never re-sent
+
+
+def test_retry_failed_gives_fresh_attempts_and_sends_again(env):
+    sessions, app, client = env
+    sweep_id = submit_sweep(sessions, parse_sweep(SPEC), app=app).sweep_id
+    client.delete("cpu-x")
+    with sessions.begin() as session:
+        job_id = session.scalar(select(Job.id).order_by(Job.id))
+        claim_job(session, job_id=job_id, worker_id="w@x", lease_timeout_s=60)
+        finish_job(session, job_id=job_id, worker_id="w@x", error="boom", final=True)
+    assert retry_failed(sessions, app=app, sweep_id=sweep_id) == 1
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts, job.last_error) == ("queued", 0, "boom")
+        assert set(session.scalars(select(Run.status).where(Run.job_id == job_id))) == {"pending"}
+    assert ready_job_ids(client, ["cpu-x"]) == {job_id}
+    with sessions.begin() as session:
+        assert requeue_failed(session, sweep_id=sweep_id) == []
+
+
+def test_dispatch_is_sortable_by_job_id():
+    assert sorted([Dispatch(3, "q"), Dispatch(1, "q")], key=lambda d: d.job_id)[0].job_id == 1
+
+
+def test_the_scheduler_never_imports_the_gpu_stack():
+    code = ("import sys, scheduler.cli, scheduler.dispatch, scheduler.cli_distributed, worker.celery_app, "
+            "worker.broker\n"
+            "print([m for m in ('torch', 'transformers', 'diffusers', 'codecarbon') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,39 @@
+"""The Celery settings the design relies on: JSON only, late acks, one job at a time, no results in Celery."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.celery_app import RUN_JOB, make_app
+
+
+@pytest.fixture
+def conf():
+    return make_app("redis://127.0.0.1:6379/15", visibility_timeout_s=7200).conf
+
+
+def test_only_json_crosses_the_broker(conf):
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert conf.result_accept_content == ["json"] and conf.event_serializer == "json"
+
+
+def test_long_gpu_job_settings(conf):
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert (conf.worker_prefetch_multiplier, conf.worker_concurrency) == (1, 1)
+    assert conf.task_ignore_result and conf.result_backend is None
+    assert conf.worker_send_task_events and conf.task_send_sent_event
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    assert not conf.task_always_eager  # never eager: tests run real workers
+
+
+def test_visibility_timeout_everywhere_celery_reads_it(conf):
+    assert conf.broker_transport_options["visibility_timeout"] == 7200
+    assert conf.result_backend_transport_options["visibility_timeout"] == 7200
+    assert conf.visibility_timeout == 7200
+
+
+def test_messages_carry_the_job_id_only():
+    app = make_app("redis://127.0.0.1:6379/15")
+    message = app.amqp.create_task_message("id-1", RUN_JOB, [42], {})
+    args, kwargs, _ = message.body
+    assert (args, kwargs) == ([42], {})

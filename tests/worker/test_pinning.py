@@ -1,0 +1,119 @@
+"""GPU pinning with the NVML layer replaced (no GPU here): names, environment, gpu_ids, inventory, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from worker.pinning import PinningError, apply_pinning, plan_pinning, read_gpu
+
+
+class FakeNvml:
+    """Two GPUs as NVML reports them; records calls so that we can see init/shutdown pair up."""
+
+    def __init__(self, count: int = 2, fail_init: bool = False) -> None:
+        self.count, self.fail_init, self.calls = count, fail_init, []
+
+    def nvmlInit(self):
+        self.calls.append("init")
+        if self.fail_init:
+            raise RuntimeError("NVML Shared Library Not Found")
+
+    def nvmlShutdown(self):
+        self.calls.append("shutdown")
+
+    def nvmlDeviceGetCount(self):
+        return self.count
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return b"NVIDIA A100-SXM4-80GB" if handle == 1 else "NVIDIA H100 80GB HBM3"
+
+    def nvmlDeviceGetUUID(self, handle):
+        return f"GPU-{handle:04d}"
+
+    def nvmlDeviceGetPciInfo(self, handle):
+        return SimpleNamespace(busId=f"00000000:{handle + 7:02X}:00.0")
+
+    def nvmlDeviceGetMemoryInfo(self, handle):
+        return SimpleNamespace(total=80 * 2**30)
+
+    def nvmlSystemGetDriverVersion(self):
+        return "550.54.15"
+
+    def nvmlSystemGetCudaDriverVersion_v2(self):
+        return 12040
+
+
+def test_gpu_worker_sees_one_device_and_meters_the_physical_one():
+    pinning = plan_pinning(gpu=3, device=None, hostname="node7", pid=42)
+    assert pinning.worker_id == "gpu3@node7"
+    assert pinning.device == "cuda:0"  # the only GPU torch can see
+    assert pinning.gpu_ids == [3]  # CodeCarbon reads NVML, which ignores CUDA_VISIBLE_DEVICES
+    assert pinning.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "3"}
+
+
+def test_cpu_worker_hides_gpus_and_is_named_by_pid_or_name():
+    pinning = plan_pinning(gpu=None, device="cpu", hostname="node7", pid=4242)
+    assert (pinning.worker_id, pinning.device, pinning.gpu_ids) == ("cpu4242@node7", "cpu", None)
+    assert pinning.env == {"CUDA_VISIBLE_DEVICES": ""}
+    assert plan_pinning(gpu=None, device="cpu", hostname="h", pid=1, name="cpu0@rack2").worker_id == "cpu0@rack2"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(gpu=None, device=None), "exactly one of --gpu N"),
+    (dict(gpu=0, device="cpu"), "exactly one of --gpu N"),
+    (dict(gpu=None, device="cuda"), "only 'cpu' is allowed"),
+    (dict(gpu=-1, device=None), "0 or more"),
+    (dict(gpu=0, device=None, name="no-host"), "expected NAME@HOST"),
+])
+def test_bad_options_are_one_line_errors(options, message):
+    with pytest.raises(PinningError, match=message):
+        plan_pinning(hostname="h", pid=1, **options)
+
+
+def test_apply_sets_the_environment_only_before_torch(monkeypatch):
+    environ: dict[str, str] = {}
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    for heavy in ("transformers", "diffusers", "codecarbon"):
+        monkeypatch.delitem(sys.modules, heavy, raising=False)
+    apply_pinning(plan_pinning(gpu=1, device=None, hostname="h", pid=1), environ)
+    assert environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace())
+    with pytest.raises(PinningError, match="torch imported before pinning"):
+        apply_pinning(plan_pinning(gpu=1, device=None, hostname="h", pid=1), environ)
+
+
+def test_inventory_from_nvml():
+    nvml = FakeNvml()
+    gpu = read_gpu(1, nvml)
+    assert gpu == {"index": 1, "name": "NVIDIA A100-SXM4-80GB", "uuid": "GPU-0001", "pci_bus_id": "00000000:08:00.0",
+                   "memory_gb": 80.0, "driver": "550.54.15", "cuda": "12.4"}
+    assert nvml.calls == ["init", "shutdown"]
+
+
+def test_inventory_errors_name_the_problem():
+    with pytest.raises(PinningError, match="this host has 2 GPU\\(s\\), numbered 0 to 1"):
+        read_gpu(2, FakeNvml())
+    with pytest.raises(PinningError, match="NVML unavailable"):
+        read_gpu(0, FakeNvml(fail_init=True))
+
+
+def test_worker_pins_before_torch_is_imported(tmp_path):
+    """In a real process: the worker's own start-up path leaves torch unimported until pinning is done."""
+    code = (
+        "import sys, os\n"
+        "from worker.serve import WorkerOptions, pin\n"
+        "p = pin(WorkerOptions(queue='q', gpu=5))\n"
+        "assert 'torch' not in sys.modules\n"
+        "import torch\n"
+        "print(p.worker_id.split('@')[0], os.environ['CUDA_VISIBLE_DEVICES'], os.environ['CUDA_DEVICE_ORDER'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["gpu5", "5", "PCI_BUS_ID"]
