@@ -98,9 +98,13 @@ def plan(
     if problem:
         console.print(f"estimates: unknown for all {len(result.jobs)} jobs: {problem}", highlight=False)
     else:
+        unknown = len(result.jobs) - len(result.known)
         console.print(f"estimates: {len(result.known)} of {len(result.jobs)} jobs from earlier runs of the same task, "
-                      f"model and hardware class in {_masked(_settings(database_url).database_url)}; the other "
-                      f"{len(result.jobs) - len(result.known)} unknown", highlight=False)
+                      f"model and hardware class in {_masked(_settings(database_url).database_url)}"
+                      + (f"; no earlier runs for the other {unknown}" if unknown else ""), highlight=False)
+    if not result.models_to_download and not result.datasets_to_download:
+        console.print("nothing to download: no hub: models and no hf: datasets from the Hub")
+        return
     console.print(f"to download ({len(result.models_to_download)} models, {len(result.datasets_to_download)} "
                   "datasets; `wattsweep pull FILE` on a node with Hub access):", highlight=False)
     for ref in result.models_to_download:

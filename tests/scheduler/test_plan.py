@@ -1,0 +1,86 @@
+"""`wattsweep plan`: counts, downloads, and estimates from earlier measurements (or "unknown")."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db.estimates import earlier_estimates
+from db.models import Job, Run
+from db.results import record_load, record_run
+from scheduler.expand import MULTI_PURPOSE
+from scheduler.plan import make_plan
+from scheduler.spec import load_sweep
+from scheduler.submit import create_sweep
+from tests.factories import make_reading
+from worker.workloads.base import WorkUnits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PRESET = REPO_ROOT / "presets" / "power-hungry-processing.yaml"
+SMOKE = REPO_ROOT / "presets" / "power-hungry-processing-smoke.yaml"
+
+
+def test_the_study_plans_without_a_database():
+    plan = make_plan(load_sweep(PRESET))
+    assert (len(plan.jobs), plan.runs, plan.queries, plan.warmup_queries) == (118, 3460, 3_460_000, 34_600)
+    assert sum(job.model_kind == MULTI_PURPOSE for job in plan.jobs) == 36
+    assert len(plan.models_to_download) == 91 and "hub:bigscience/bloomz-7b1" in plan.models_to_download
+    datasets = {d.ref: d.rows for d in plan.datasets_to_download}
+    assert len(datasets) == 26 and datasets["hf:red_caps/roses_2020:train"] == 1010  # no column: the whole rows
+    assert plan.known == [] and all(job.hours is None and job.kwh is None for job in plan.jobs)
+
+
+def test_estimates_come_from_the_same_task_model_kind_and_hardware_class(sessions):
+    spec = load_sweep(SMOKE)
+    with sessions.begin() as session:
+        sweep = create_sweep(session, spec, mode="local")
+        jobs = {(j.task, j.model, j.model_kind): j for j in sweep.jobs}
+        measured = jobs[("text-classification", "tiny:t5", MULTI_PURPOSE)]
+        other_class = create_sweep(session, spec, mode="local", hardware_class="a100").jobs[0]
+        for job, energy in ((measured, 4e-6), (other_class, 1.0)):
+            record_load(session, job_id=job.id, worker_id="w", reading=make_reading(energy_kwh=1e-6, duration_s=3.0))
+            for run in session.scalars(select(Run).where(Run.job_id == job.id)):
+                reading = make_reading(energy_kwh=energy, duration_s=2.0)
+                record_run(session, run_id=run.id, worker_id="w", reading=reading, units=WorkUnits(run.n_queries))
+
+    with sessions() as session:
+        estimates = earlier_estimates(session, hardware_class="cpu")
+        assert session.scalar(select(Job.model_kind).where(Job.id == measured.id)) == MULTI_PURPOSE
+    assert set(estimates) == {("text-classification", "tiny:t5", MULTI_PURPOSE)}
+    estimate = estimates[("text-classification", "tiny:t5", MULTI_PURPOSE)]
+    assert (estimate.runs, estimate.load_s) == (2, 3.0)
+    assert estimate.kwh_per_query == pytest.approx(4e-6 / 2) and estimate.s_per_query == pytest.approx(1.0)
+
+    plan = make_plan(spec, estimates=estimates)
+    [known] = plan.known
+    queries = 2 * (2 + 1)  # two datasets x (2 measured + 1 warm-up)
+    assert known.kwh == pytest.approx(queries * 2e-6 + 1e-6)
+    assert known.hours == pytest.approx((queries * 1.0 + 3.0) / 3600)
+    assert len(plan.jobs) - len(plan.known) == 14
+
+
+def test_plan_command_is_light_and_says_unknown(tmp_path):
+    code = (
+        "import sys\n"
+        "from scheduler.cli import app\n"
+        f"try: app(['plan', {str(PRESET)!r}])\n"
+        "except SystemExit as exit: assert exit.code in (0, None), exit.code\n"
+        "heavy = [m for m in ('torch', 'transformers', 'diffusers', 'codecarbon', 'datasets', 'huggingface_hub')"
+        " if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {"PYTHONPATH": str(REPO_ROOT),
+                                                                                       "COLUMNS": "200"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "│ total" in result.stdout and "3,460,000" in result.stdout
+    assert "estimates: unknown for all 118 jobs: no database at sqlite:///wattsweep.db yet" in result.stdout
+    assert "to download (91 models, 26 datasets" in result.stdout
+    assert "hf:c4/en:train (first 1,010 rows)" in result.stdout
+    assert not (tmp_path / "wattsweep.db").exists()  # planning creates nothing

@@ -1,0 +1,47 @@
+"""The smoke preset (the study's shape with tiny models) runs end to end through `wattsweep run`, then plans."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import select
+
+from db.models import Job, Measurement, Run
+from db.session import session_factory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SMOKE = REPO_ROOT / "presets" / "power-hungry-processing-smoke.yaml"
+
+
+def wattsweep(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")}
+    # No idle baseline: 20 s of idling says nothing about the path under test.
+    env |= {"HF_HUB_OFFLINE": "1", "WATTSWEEP_BASELINE_WINDOW_S": "0", "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_smoke_preset_runs_every_task_and_kind_of_model_then_plans_from_its_results(tmp_path):
+    result = wattsweep("run", str(SMOKE), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+    with session_factory(f"sqlite:///{tmp_path / 'wattsweep.db'}")() as session:
+        jobs = session.scalars(select(Job)).all()
+        assert len(jobs) == 15 and {job.status for job in jobs} == {"done"}
+        assert Counter(job.model_kind for job in jobs) == {"task-specific": 10, "multi-purpose": 5}
+        assert all(job.model_dtype == "float32" and job.num_parameters > 0 for job in jobs)
+        assert all(job.model_revision is None for job in jobs)  # tiny: models have no Hub commit
+        assert {run.status for run in session.scalars(select(Run))} == {"done"}
+        queries = session.scalars(select(Measurement).where(Measurement.phase == "query")).all()
+        assert len(queries) == 30 and all(m.energy_kwh > 0 for m in queries)
+        qa_zero_shot = {j.id for j in jobs if j.task == "question-answering" and j.model_kind == "multi-purpose"}
+        zero_shot_qa = [m for m in queries if m.job_id in qa_zero_shot]
+        assert {m.output_tokens for m in zero_shot_qa} == {2 * 65}  # the study's QA length, fixed
+
+    plan = wattsweep("plan", str(SMOKE), cwd=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert "estimates: 15 of 15 jobs from earlier runs" in plan.stdout and "unknown" not in plan.stdout

@@ -1,0 +1,161 @@
+"""`hub:` models from a local cache laid out as the Hugging Face cache is, with the Hub offline.
+
+The fixture writes tiny models where huggingface_hub keeps downloads
+(`hub/models--org--name/snapshots/<commit>/` plus `refs/main`). In-process tests
+point huggingface_hub's constants at it (it reads HF_HOME and HF_HUB_OFFLINE
+once, at import); the end-to-end test sets the real environment variables in a
+`wattsweep` subprocess. Nothing here can reach the Hub: downloading is not
+exercised, only what the cache has and lacks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from db.models import Job
+from db.session import session_factory
+from worker.hub import pull_model, weight_files
+from worker.loading import ModelLoadError, load_for_task
+from worker.tiny import build_tiny
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+OLD_COMMIT = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def put_in_cache(hf_home: Path, repo_id: str, family: str, task: str, commit: str = COMMIT,
+                 branch: str | None = "main") -> None:
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    build_tiny(family, task).save_pretrained(repo / "snapshots" / commit)
+    if branch:
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / branch).write_text(commit)
+
+
+@pytest.fixture(scope="module")
+def hf_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("hf_home")
+    put_in_cache(home, "wattsweep-tests/tiny-bert", "bert", "text-classification")
+    put_in_cache(home, "wattsweep-tests/tiny-bert", "bert", "text-classification", OLD_COMMIT, branch="v1")
+    put_in_cache(home, "wattsweep-tests/tiny-t5", "t5", "summarization")
+    return home
+
+
+@pytest.fixture
+def offline_cache(hf_home, monkeypatch) -> Path:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HOME", str(hf_home))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+    return hf_home
+
+
+def test_cached_model_loads_offline_and_records_its_commit(offline_cache):
+    loaded = load_for_task("hub:wattsweep-tests/tiny-bert", "text-classification", "cpu")
+    assert loaded.revision == COMMIT
+    assert loaded.provenance == {"revision": COMMIT, "dtype": "float32",
+                                 "num_parameters": sum(p.numel() for p in loaded.model.parameters())}
+
+
+def test_a_pinned_revision_resolves_through_its_ref_or_its_commit(offline_cache):
+    assert load_for_task("hub:wattsweep-tests/tiny-bert@v1", "text-classification", "cpu").revision == OLD_COMMIT
+    assert load_for_task(f"hub:wattsweep-tests/tiny-bert@{OLD_COMMIT}", "fill-mask", "cpu",
+                         "bfloat16").provenance["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("hub:wattsweep-tests/not-pulled",
+         r"model 'hub:wattsweep-tests/not-pulled' is not in the local cache; run `wattsweep pull FILE` on a node "
+         r"with Hub access"),
+        ("hub:wattsweep-tests/tiny-bert@v9",
+         r"revision 'v9' is not in the local cache \(other revisions are\); run `wattsweep pull FILE`"),
+    ],
+)
+def test_what_the_cache_lacks_fails_with_the_fix(offline_cache, ref, message):
+    with pytest.raises(ModelLoadError, match=message):
+        load_for_task(ref, "text-classification", "cpu")
+
+
+def test_a_multi_purpose_model_loads_as_the_generator_its_config_says(offline_cache):
+    loaded = load_for_task("hub:wattsweep-tests/tiny-t5", "question-answering", "cpu", generative=True)
+    assert loaded.model.config.is_encoder_decoder and loaded.revision == COMMIT
+    with pytest.raises(ModelLoadError, match="does not generate text"):
+        load_for_task("tiny:bert", "question-answering", "cpu", generative=True)
+
+
+def test_pull_offline_reports_what_the_cache_has_and_lacks(offline_cache):
+    cached = pull_model("wattsweep-tests/tiny-bert", None)
+    assert (cached.status, cached.ok, cached.detail) == ("cached", True, f"commit {COMMIT}")
+    missing = pull_model("wattsweep-tests/not-pulled", "main")
+    assert (missing.status, missing.ok) == ("missing", False)
+    assert "HF_HUB_OFFLINE=1 and not in the local cache" in missing.detail
+
+
+def test_weight_files_prefer_safetensors_and_skip_other_frameworks():
+    transformers_repo = ["config.json", "pytorch_model.bin", "model.safetensors", "tf_model.h5", "flax_model.msgpack",
+                         "onnx/model.onnx", "tokenizer.json", "model.fp16.safetensors"]
+    assert weight_files(transformers_repo) == ["config.json", "model.safetensors", "tokenizer.json"]
+    sharded_pickles = ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin",
+                       "pytorch_model.bin.index.json"]
+    assert weight_files(sharded_pickles) == sharded_pickles  # no safetensors: the pickles are all there is
+    diffusers_repo = ["model_index.json", "v1-5-pruned.ckpt", "v1-5-pruned.safetensors", "unet/config.json",
+                      "unet/diffusion_pytorch_model.bin", "unet/diffusion_pytorch_model.safetensors",
+                      "unet/diffusion_pytorch_model.fp16.safetensors", "text_encoder/model.safetensors"]
+    assert weight_files(diffusers_repo) == ["model_index.json", "text_encoder/model.safetensors", "unet/config.json",
+                                            "unet/diffusion_pytorch_model.safetensors"]
+
+
+def test_sweep_with_cached_missing_and_zero_shot_hub_models_runs_offline(hf_home, tmp_path):
+    """`wattsweep run` and `wattsweep pull` with the real HF_HOME / HF_HUB_OFFLINE environment."""
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({"test": Dataset.from_dict({"text": ["a calm river", "the old tower"], "label": [0, 1]})}
+                ).save_to_disk(str(tmp_path / "reviews"))
+    (tmp_path / "sweep.yaml").write_text(f"""
+name: hub-offline
+defaults: {{queries: 2, repetitions: 1, warmup: 0}}
+carbon: {{grid_intensity_g_per_kwh: 100}}
+tasks:
+  text-classification:
+    models: [hub:wattsweep-tests/tiny-bert, hub:wattsweep-tests/not-pulled]
+    datasets: ["hf:{tmp_path / 'reviews'}:test"]
+    zero_shot:
+      models: [hub:wattsweep-tests/tiny-t5]
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WATTSWEEP_", "HF_"))}
+    env |= {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "WATTSWEEP_BASELINE_WINDOW_S": "0",
+            "PYTHONPATH": str(REPO_ROOT)}
+
+    def wattsweep(*args):
+        return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    result = wattsweep("run", "sweep.yaml")
+    assert result.returncode == 1, result.stderr  # one job failed; the rest of the sweep is stored
+    assert ("hub:wattsweep-tests/not-pulled' is not in the local cache; run `wattsweep pull FILE` on a node with "
+            "Hub access") in " ".join(result.stderr.split())
+    with session_factory(f"sqlite:///{tmp_path / 'wattsweep.db'}")() as session:
+        jobs = {job.model: job for job in session.scalars(select(Job))}
+    assert {m: (j.status, j.model_kind, j.model_revision) for m, j in jobs.items()} == {
+        "hub:wattsweep-tests/tiny-bert": ("done", "task-specific", COMMIT),
+        "hub:wattsweep-tests/not-pulled": ("failed", "task-specific", None),
+        "hub:wattsweep-tests/tiny-t5": ("done", "multi-purpose", COMMIT),
+    }
+    assert jobs["hub:wattsweep-tests/tiny-t5"].model_dtype == "float32"
+
+    pulled = wattsweep("pull", "sweep.yaml")
+    assert pulled.returncode == 1
+    lines = " ".join(pulled.stdout.split())
+    assert "cached hub:wattsweep-tests/tiny-bert: commit" in lines
+    assert "hf:" not in lines  # a local folder is read where it is: nothing to pull
+    assert "missing hub:wattsweep-tests/not-pulled: HF_HUB_OFFLINE=1 and not in the local cache" in lines
+    assert "1 of 3 not pulled: hub:wattsweep-tests/not-pulled" in " ".join(pulled.stderr.split())
