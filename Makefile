@@ -29,3 +29,4 @@ lint: install
 bench: install
 	$(VENV)/bin/python bench/local_sweep.py
 	$(VENV)/bin/python bench/reports.py
+	$(VENV)/bin/python bench/plan.py
