@@ -172,7 +172,7 @@ def _open_hub(ref: HfDatasetRef) -> tuple[Any, str, str | None]:
                     raise
                 return (load_dataset(path, config, split=ref.split, streaming=True, revision="refs/convert/parquet"),
                         path, config)
-        except DatasetNotFoundError as error:
+        except (DatasetNotFoundError, FileNotFoundError) as error:  # not this reading of the name: try the next
             if "gated" in str(error).lower():
                 raise DatasetLoadError(f"dataset {_label(ref)!r} is gated: accept its conditions on the Hub and "
                                        "set HF_TOKEN") from error

@@ -130,3 +130,40 @@ def test_offline_without_a_snapshot_names_the_fix():
     result = pull_dataset("hf:imdb:test", 10)
     assert (result.status, result.ok) == ("missing", False)
     assert pull_dataset("hf:./somewhere:test", 10).status == "local"
+
+
+def test_pull_streams_the_reading_of_the_name_that_exists_then_workers_read_it_offline(monkeypatch):
+    """The Hub is replaced by a fake `load_dataset`: `c4/en` is no repository, so it is dataset c4, config en."""
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub import constants
+
+    import worker.hf_datasets as hf
+
+    calls = []
+
+    def fake_load_dataset(path, config=None, *, split, streaming, revision=None):
+        calls.append((path, config, split, streaming, revision))
+        if path not in ("c4", "visual_genome"):
+            raise DatasetNotFoundError(f"Dataset '{path}' doesn't exist on the Hub or cannot be accessed.")
+        if revision is None and path == "visual_genome":
+            raise RuntimeError("Dataset scripts are no longer supported, but found visual_genome.py")
+        return Dataset.from_dict({"text": [f"{path} row {i}" for i in range(5)], "url": ["u"] * 5})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setattr(hf, "_dataset_commit", lambda path: "abc123")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    pulled = pull_dataset("hf:c4/en:train", 3)
+    assert (pulled.status, pulled.detail) == ("downloaded", "3 rows")
+    assert calls == [("c4/en", None, "train", True, None), ("c4", "en", "train", True, None)]
+    meta = json.loads((snapshot_dir(parse("hf:c4/en:train")) / "wattsweep.json").read_text())
+    assert (meta["dataset"], meta["config"], meta["rows"], meta["complete"], meta["revision"]) == (
+        "c4", "en", 3, False, "abc123")
+
+    assert pull_dataset("hf:visual_genome/objects_v1.2.0:train", 2).ok  # a script dataset: the parquet export
+    assert calls[-1] == ("visual_genome", "objects_v1.2.0", "train", True, "refs/convert/parquet")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    calls.clear()
+    assert load_queries("hf:c4/en:train", 3, "text") == ["c4 row 0", "c4 row 1", "c4 row 2"]
+    assert calls == []  # read from the snapshot, not the Hub
