@@ -159,3 +159,53 @@ tasks:
     assert "hf:" not in lines  # a local folder is read where it is: nothing to pull
     assert "missing hub:wattsweep-tests/not-pulled: HF_HUB_OFFLINE=1 and not in the local cache" in lines
     assert "1 of 3 not pulled: hub:wattsweep-tests/not-pulled" in " ".join(pulled.stderr.split())
+
+
+def test_pull_downloads_torch_weights_of_one_commit_and_offline_nodes_then_resolve_it(tmp_path, monkeypatch):
+    """The Hub is replaced by fakes of HfApi.model_info and snapshot_download (no network here)."""
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import GatedRepoError, RevisionNotFoundError
+    from huggingface_hub.hf_api import RepoSibling
+
+    cache = tmp_path / "hub"
+    files = {"config.json": 10, "model.safetensors": 1000, "pytorch_model.bin": 1000, "tf_model.h5": 1000,
+             "tokenizer.json": 20}
+    fetched = []
+
+    class FakeApi:
+        def model_info(self, repo_id, *, revision=None, files_metadata=False):
+            if repo_id == "meta-llama/Llama-2-7b-hf":
+                raise GatedRepoError("gated")
+            if revision == "v9":
+                raise RevisionNotFoundError("no v9")
+            siblings = [RepoSibling(rfilename=name, size=size) for name, size in files.items()]
+            return type("Info", (), {"sha": COMMIT, "siblings": siblings})()
+
+    def fake_snapshot_download(repo_id, *, revision, allow_patterns):
+        [name] = allow_patterns
+        fetched.append((revision, name))
+        target = cache / ("models--" + repo_id.replace("/", "--")) / "snapshots" / revision / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("x")
+        return str(target.parent)
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    progress = []
+    result = pull_model("org/model", None, lambda done, total: progress.append((done, total)))
+    assert (result.status, result.nbytes) == ("downloaded", 1030)
+    assert fetched == [(COMMIT, "config.json"), (COMMIT, "model.safetensors"), (COMMIT, "tokenizer.json")]
+    assert progress[-1] == (1030, 1030)
+    assert (cache / "models--org--model" / "refs" / "main").read_text() == COMMIT  # offline nodes resolve `main`
+    assert pull_model("meta-llama/Llama-2-7b-hf", None).status == "gated"
+    assert pull_model("org/model", "v9").status == "not-found"
+
+    from worker.hub import resolve_model
+
+    monkeypatch.undo()  # the real snapshot_download reads the cache the fake wrote
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    assert resolve_model("org/model", None).revision == COMMIT
