@@ -130,6 +130,9 @@ tasks:
     datasets: ["hf:{tmp_path / 'reviews'}:test"]
     zero_shot:
       models: [hub:wattsweep-tests/tiny-t5]
+  fill-mask:
+    models: [tiny:bert]
+    datasets: [builtin:texts, "hf:wattsweep-tests/never-pulled:test"]
 """)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WATTSWEEP_", "HF_"))}
     env |= {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hf_home), "WATTSWEEP_BASELINE_WINDOW_S": "0",
@@ -140,11 +143,17 @@ tasks:
                               text=True, timeout=300)
 
     result = wattsweep("run", "sweep.yaml")
-    assert result.returncode == 1, result.stderr  # one job failed; the rest of the sweep is stored
+    assert result.returncode == 1, result.stderr  # two jobs failed; the rest of the sweep is stored
+    stderr = " ".join(result.stderr.split())
     assert ("hub:wattsweep-tests/not-pulled' is not in the local cache; run `wattsweep pull FILE` on a node with "
-            "Hub access") in " ".join(result.stderr.split())
+            "Hub access") in stderr
+    assert ("fill-mask / tiny:bert: dataset failed to load: dataset 'hf:wattsweep-tests/never-pulled:test' is not "
+            "in the local cache; run `wattsweep pull FILE`") in stderr
     with session_factory(f"sqlite:///{tmp_path / 'wattsweep.db'}")() as session:
-        jobs = {job.model: job for job in session.scalars(select(Job))}
+        jobs = {job.model: job for job in session.scalars(select(Job).where(Job.task == "text-classification"))}
+        fill_mask = session.scalars(select(Job).where(Job.task == "fill-mask")).one()
+        assert [(run.dataset, run.status) for run in fill_mask.runs] == [
+            ("builtin:texts", "done"), ("hf:wattsweep-tests/never-pulled:test", "failed")]
     assert {m: (j.status, j.model_kind, j.model_revision) for m, j in jobs.items()} == {
         "hub:wattsweep-tests/tiny-bert": ("done", "task-specific", COMMIT),
         "hub:wattsweep-tests/not-pulled": ("failed", "task-specific", None),
@@ -156,9 +165,11 @@ tasks:
     assert pulled.returncode == 1
     lines = " ".join(pulled.stdout.split())
     assert "cached hub:wattsweep-tests/tiny-bert: commit" in lines
-    assert "hf:" not in lines  # a local folder is read where it is: nothing to pull
+    assert "reviews" not in lines  # a local folder is read where it is: nothing to pull
     assert "missing hub:wattsweep-tests/not-pulled: HF_HUB_OFFLINE=1 and not in the local cache" in lines
-    assert "1 of 3 not pulled: hub:wattsweep-tests/not-pulled" in " ".join(pulled.stderr.split())
+    assert "missing hf:wattsweep-tests/never-pulled:test" in lines
+    assert "2 of 4 not pulled: hub:wattsweep-tests/not-pulled, hf:wattsweep-tests/never-pulled:test" in " ".join(
+        pulled.stderr.split())
 
 
 def test_pull_downloads_torch_weights_of_one_commit_and_offline_nodes_then_resolve_it(tmp_path, monkeypatch):
