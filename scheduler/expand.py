@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scheduler.spec import SweepSpec
+from worker.workloads import ZERO_SHOT_WORKLOADS
 
 TASK_SPECIFIC = "task-specific"
 MULTI_PURPOSE = "multi-purpose"
@@ -49,9 +50,11 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
         )
         for model in dict.fromkeys(task_spec.models):  # a model listed twice is one job
             jobs.append(PlannedJob(task, model, hardware_class, _params(spec, task_spec.params, model), runs))
-        for model in dict.fromkeys(task_spec.zero_shot.models if task_spec.zero_shot else []):
-            jobs.append(PlannedJob(task, model, hardware_class, _params(spec, task_spec.zero_shot.params, model),
-                                   runs, MULTI_PURPOSE))
+        if task_spec.zero_shot:  # the prompt and lengths in force are stored with the job, defaults included
+            defaults = {k: v for k, v in ZERO_SHOT_WORKLOADS[task].default_params.items() if v is not None}
+            for model in dict.fromkeys(task_spec.zero_shot.models):
+                params = _params(spec, {**defaults, **task_spec.zero_shot.params}, model)
+                jobs.append(PlannedJob(task, model, hardware_class, params, runs, MULTI_PURPOSE))
     return jobs
 
 

@@ -44,7 +44,9 @@ def test_zero_shot_models_become_multi_purpose_jobs_with_their_own_params():
     specific = jobs[("text-classification", "hub:distilbert-base-uncased-finetuned-sst-2-english")]
     assert (specific.model_kind, specific.params) == (TASK_SPECIFIC, {})
     flan = jobs[("text-classification", "hub:google/flan-t5-xl")]
-    assert (flan.model_kind, flan.params) == (MULTI_PURPOSE, {"max_new_tokens": 2, "dtype": "bfloat16"})
+    assert (flan.model_kind, flan.params) == (MULTI_PURPOSE, {
+        "prompt_template": "what is the binary sentiment of the following sentence? {text}", "max_new_tokens": 2,
+        "fixed_length": True, "dtype": "bfloat16"})  # the template in force is stored with the job
     assert len(flan.runs) == 2 * 2  # the task's datasets and repetitions
     assert jobs[("summarization", "tiny:t5")].model_kind == MULTI_PURPOSE  # a task may have zero-shot models only
     assert spec.training_energy_kwh == {"hub:bigscience/bloomz-560m": 10505}
