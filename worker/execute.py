@@ -84,10 +84,9 @@ def execute_job(
         except ModelLoadError as error:
             return _finish(runtime, job_id, f"model failed to load: {error}", final=runtime.load_failure_is_final,
                            emit=emit)
-        with runtime.sessions.begin() as session:
+        with runtime.sessions.begin() as session:  # the load window, and what was loaded: Hub commit, dtype, size
             record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading,
                         baseline_id=baseline_id)
-        with runtime.sessions.begin() as session:  # what was loaded: Hub commit, dtype, parameter count
             record_provenance(session, job_id=job_id, provenance=getattr(pipeline, "wattsweep_provenance", None))
         emit("loaded")
 

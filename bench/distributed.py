@@ -1,0 +1,302 @@
+"""Distributed-mode benchmarks (issue 3). Prints figures; asserts nothing.
+
+1. submit throughput: expand, write and enqueue a sweep of 10,000 jobs / 100,000 runs (target < 10 s);
+2. orchestration efficiency: 200 jobs of a calibration workload (one 0.5 s sleep per job, so CPU count does
+   not limit it) over 1, 4 and 8 real `wattsweep worker` processes; efficiency = ideal makespan / measured
+   (target >= 0.95 at 8 workers);
+3. per-run bookkeeping overhead: claim + heartbeat + store (+ finish) in Postgres, median (target < 20 ms).
+
+Needs Postgres on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, as the tests do. Each part uses a fresh
+database and a Redis database of its own. Usage: python bench/distributed.py [submit] [efficiency] [bookkeeping]
+
+The calibration workload is registered only in this benchmark's processes (the study's registry keeps its
+ten tasks): the workers are this script started with --serve-worker, which registers it and then runs the
+ordinary worker. Each worker first runs warm-up jobs (CodeCarbon's one-off hardware probe, ~1.6 s per
+process) so that the makespan measures steady-state orchestration: claim, meter windows, store, ack, next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+POSTGRES_ADMIN_URL = os.environ.get("WATTSWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("WATTSWEEP_TEST_REDIS", "redis://127.0.0.1:6379")
+SLEEP_S = 0.5
+CARBON = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
+
+
+class Calibration:
+    """A fixed-duration job: loading is free, the one run sleeps SLEEP_S."""
+
+    task = "calibration"
+    input_kind = "text"
+    default_params: dict = {}
+
+    def load(self, model, device, params):
+        return None
+
+    def run(self, pipeline, queries, batch_size, params):
+        from worker.workloads.base import WorkUnits
+
+        time.sleep(SLEEP_S)
+        return WorkUnits(queries=len(queries))
+
+
+@contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    from sqlalchemy import create_engine, text
+
+    from db.migrate import upgrade
+    from db.session import get_engine
+
+    name = f"wattsweep_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        get_engine(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def free_redis() -> Iterator[str]:
+    """A Redis database nobody uses (the tests' lock key), flushed afterwards."""
+    import redis
+
+    for number in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
+        if client.dbsize() == 0 and client.set("wattsweep-test-lock", "bench", nx=True, ex=3600):
+            try:
+                yield f"{REDIS_URL}/{number}"
+            finally:
+                client.flushdb()
+                client.close()
+            return
+        client.close()
+    raise RuntimeError("no free Redis database")
+
+
+def submit_throughput(n_models: int = 1000, repetitions: int = 10) -> None:
+    """10 tasks x 1,000 models x 1 dataset x 10 repetitions = 10,000 jobs / 100,000 runs."""
+    import yaml
+
+    from db.session import session_factory
+    from scheduler.dispatch import submit_sweep
+    from scheduler.spec import parse_sweep
+    from worker.celery_app import make_app
+
+    quickstart = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
+    tasks = {
+        task: {"models": [f"hub:bench-org/{task}-{i}" for i in range(n_models)], "datasets": body["datasets"],
+               **({"params": body["params"]} if "params" in body else {})}
+        for task, body in quickstart["tasks"].items()
+    }
+    data = {"name": "submit-bench", "hardware_class": "bench", "carbon": {"grid_intensity_g_per_kwh": 100},
+            "defaults": {"queries": 1000, "repetitions": repetitions}, "tasks": tasks}
+    with fresh_database() as url, free_redis() as broker:
+        import redis
+
+        sessions, app = session_factory(url), make_app(broker)
+        start = time.perf_counter()
+        spec = parse_sweep(data)
+        done = submit_sweep(sessions, spec, app=app)
+        wall_s = time.perf_counter() - start
+        queued = redis.Redis.from_url(broker).llen("bench")
+    print(f"submit: {done.jobs:,} jobs / {done.runs:,} runs validated, written and enqueued in {wall_s:.2f} s "
+          f"({done.jobs / wall_s:,.0f} jobs/s; {queued:,} messages in Redis) - target < 10 s")
+
+
+def serve_calibration_worker(queue: str, name: str) -> None:
+    """Entry point of a benchmark worker process: register the calibration workload, then run the real worker."""
+    from worker.workloads import WORKLOADS
+
+    WORKLOADS["calibration"] = Calibration()
+    if os.environ.get("BENCH_NO_ATTRIBUTION"):  # diagnosis only: skip shared-energy attribution
+        import db.results
+
+        db.results.attribute_shared_energy = lambda session, measurement: None
+    from worker.serve import WorkerOptions, serve
+
+    loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
+    sys.exit(serve(WorkerOptions(queue=queue, device="cpu", name=name, loglevel=loglevel)))
+
+
+def start_workers(n: int, queue: str, env: dict, folder: Path) -> list[tuple[subprocess.Popen, Path]]:
+    workers = []
+    for i in range(n):
+        log_path = folder / f"worker{i}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(
+                [sys.executable, __file__, "--serve-worker", queue, f"cal{i}@bench"],
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+            )
+        workers.append((process, log_path))
+    return workers
+
+
+def wait_registered(sessions, n: int, timeout_s: float = 300) -> None:
+    from sqlalchemy import func, select
+
+    from db.models import Worker
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with sessions() as session:
+            if session.scalar(select(func.count()).select_from(Worker)) >= n:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError("workers did not start")
+        time.sleep(0.2)
+
+
+def run_calibration_sweep(sessions, app, queue: str, n_jobs: int, name: str) -> tuple[float, float]:
+    """Insert and send `n_jobs` calibration jobs; returns (start, last finish) as epoch seconds."""
+    from sqlalchemy import func, select
+
+    from db.dispatch import mark_dispatched, sweep_dispatches
+    from db.models import Job
+    from db.sweeps import NewJob, insert_sweep
+    from worker.celery_app import send_job_ids
+
+    run = dict(dataset="builtin:texts", repetition=0, n_queries=1, batch_size=1, warmup=0)
+    start = time.time()
+    with sessions.begin() as session:
+        sweep = insert_sweep(session, name=name, spec={}, hardware_class=queue, mode="distributed", carbon=CARBON,
+                             jobs=[NewJob("calibration", f"sleep-{i}", queue, {}, [run]) for i in range(n_jobs)])
+        sweep_id = sweep.id
+        dispatches = sweep_dispatches(session, sweep_id=sweep_id)
+        mark_dispatched(session, sweep_id=sweep_id)
+    send_job_ids(app, dispatches)
+    while True:
+        with sessions() as session:
+            left = session.scalar(select(func.count()).select_from(Job)
+                                  .where(Job.sweep_id == sweep_id, Job.status.in_(("queued", "running"))))
+            if left == 0:
+                last = session.scalar(select(func.max(Job.finished_at)).where(Job.sweep_id == sweep_id))
+                return start, last.timestamp()
+        time.sleep(0.05)
+
+
+def orchestration_efficiency(worker_counts=(1, 4, 8), n_jobs: int = 200) -> None:
+    from db.session import session_factory
+    from worker.celery_app import make_app
+
+    for n in worker_counts:
+        with fresh_database() as url, free_redis() as broker, tempfile.TemporaryDirectory() as folder:
+            queue = f"calibration-{uuid.uuid4().hex[:6]}"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {
+                "WATTSWEEP_DATABASE_URL": url, "WATTSWEEP_BROKER_URL": broker,
+                "WATTSWEEP_BASELINE_WINDOW_S": "0",  # the idle baseline is measurement, not orchestration
+                "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+            }
+            sessions, app = session_factory(url), make_app(broker)
+            workers = start_workers(n, queue, env, Path(folder))
+            try:
+                wait_registered(sessions, n)
+                run_calibration_sweep(sessions, app, queue, 2 * n, "warm-up")
+                start, last = run_calibration_sweep(sessions, app, queue, n_jobs, "calibration")
+            finally:
+                for process, _ in workers:
+                    process.send_signal(signal.SIGTERM)
+                for process, _ in workers:
+                    try:
+                        process.wait(30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+        measured_s = last - start
+        ideal_s = math.ceil(n_jobs / n) * SLEEP_S
+        print(f"efficiency: {n} worker(s), {n_jobs} jobs of {SLEEP_S} s: makespan {measured_s:.2f} s, "
+              f"ideal {ideal_s:.2f} s, efficiency {ideal_s / measured_s:.3f} (target >= 0.95 at 8), "
+              f"overhead {(measured_s - ideal_s) / math.ceil(n_jobs / n) * 1000:.0f} ms per job per worker")
+
+
+def bookkeeping_overhead(n_jobs: int = 20) -> None:
+    """What a worker writes around its runs, on study-shaped jobs (3 datasets x 10 repetitions = 30 runs):
+    claim (one transaction per job), heartbeat + store (one per run: the lease check, the run, its window,
+    shared-energy attribution, outlier flags), finish (one per job)."""
+    from datetime import UTC, datetime, timedelta
+
+    from db.jobs import claim_job, finish_job, heartbeat, pending_runs
+    from db.models import Worker
+    from db.results import record_run
+    from db.session import session_factory
+    from db.sweeps import NewJob, insert_sweep
+    from tests.factories import make_reading
+    from worker.workloads.base import WorkUnits
+
+    runs = [dict(dataset=f"builtin:{name}", repetition=r, n_queries=4, batch_size=1, warmup=0)
+            for name in ("texts", "reviews", "news") for r in range(10)]
+    with fresh_database() as url:
+        sessions = session_factory(url)
+        with sessions.begin() as session:
+            session.add(Worker(id="w@bench", hostname="bench", device="cpu", hardware_class="cpu", inventory={}))
+            sweep = insert_sweep(session, name="bookkeeping", spec={}, hardware_class="cpu", mode="distributed",
+                                 carbon=CARBON, jobs=[NewJob("fill-mask", f"m{i}", "cpu", {}, runs)
+                                                      for i in range(n_jobs)])
+            job_ids = [job.id for job in sweep.jobs]
+        claims, stores, finishes = [], [], []
+        window_start = datetime.now(UTC) - timedelta(seconds=n_jobs * len(runs))
+        for job_id in job_ids:
+            t0 = time.perf_counter()
+            with sessions.begin() as session:
+                claim_job(session, job_id=job_id, worker_id="w@bench", lease_timeout_s=120)
+                run_ids = [run.id for run in pending_runs(session, job_id=job_id)]
+            claims.append(time.perf_counter() - t0)
+            for run_id in run_ids:
+                # One worker's windows follow each other (nothing to share), as on a real worker.
+                reading = make_reading(started_at=window_start, duration_s=0.9)
+                window_start += timedelta(seconds=1)
+                t1 = time.perf_counter()
+                with sessions.begin() as session:
+                    heartbeat(session, job_id=job_id, worker_id="w@bench")
+                    record_run(session, run_id=run_id, worker_id="w@bench", reading=reading,
+                               units=WorkUnits(queries=4))
+                stores.append(time.perf_counter() - t1)
+            t2 = time.perf_counter()
+            with sessions.begin() as session:
+                finish_job(session, job_id=job_id, worker_id="w@bench")
+            finishes.append(time.perf_counter() - t2)
+    claim_ms, finish_ms = statistics.median(claims[2:]) * 1000, statistics.median(finishes[2:]) * 1000
+    store_ms = statistics.median(stores[60:]) * 1000  # the first jobs warm the connection pool
+    store_p95 = statistics.quantiles(stores[60:], n=20)[-1] * 1000
+    per_run = store_ms + (claim_ms + finish_ms) / len(runs)
+    print(f"bookkeeping: per run {per_run:.1f} ms median (heartbeat + store {store_ms:.1f} ms, p95 {store_p95:.1f}; "
+          f"claim {claim_ms:.1f} ms and finish {finish_ms:.1f} ms per job of {len(runs)} runs); "
+          f"a one-run job pays {claim_ms + store_ms + finish_ms:.1f} ms. Postgres, fsync on - target < 20 ms")
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--serve-worker"]:
+        serve_calibration_worker(argv[1], argv[2])
+        return
+    parts = argv or ["submit", "efficiency", "bookkeeping"]
+    if "submit" in parts:
+        submit_throughput()
+    if "bookkeeping" in parts:
+        bookkeeping_overhead()
+    if "efficiency" in parts:
+        orchestration_efficiency()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
