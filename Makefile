@@ -30,3 +30,4 @@ bench: install
 	$(VENV)/bin/python bench/local_sweep.py
 	$(VENV)/bin/python bench/reports.py
 	$(VENV)/bin/python bench/plan.py
+	$(VENV)/bin/python bench/distributed.py
