@@ -57,7 +57,10 @@ class LogScale:
 
 
 def tick_label(value: float) -> str:
-    if 1e-3 <= value < 1e5:
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if value >= size:
+            return f"{value / size:g}{suffix}"
+    if value >= 1e-3:
         return f"{value:g}"
     mantissa, exponent = f"{value:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"

@@ -204,8 +204,7 @@ def provenance_section(data: ReportData) -> str:
              _method(p["gpu_method"], p["gpu_method"] not in ("none", "nvml-energy-counter")),
              _method(p["ram_method"], True), fmt(p["codecarbon_version"]), fmt(p["tracking_mode"]),
              fmt(p["torch_version"]), fmt(p["transformers_version"]),
-             f"{fmt(p['intensity_min'])}" + ("" if p["intensity_min"] == p["intensity_max"] else
-                                             f"–{fmt(p['intensity_max'])}") + f" ({fmt(p['carbon_intensity_source'])})",
+             _intensity(p["intensity_min"], p["intensity_max"]) + f" ({fmt(p['carbon_intensity_source'])})",
              fmt(p["runs"])] for p in data.provenance]
     parts.append("<h3>How each figure was measured</h3>" + table(
         ["worker", "CPU", "GPU", "CPU energy", "GPU energy", "RAM energy", "CodeCarbon", "tracking", "torch",
@@ -215,6 +214,13 @@ def provenance_section(data: ReportData) -> str:
                  "from the NVML energy counter (or unknown, for imported files), RAM always (a model of DIMM "
                  "power). Net of idle subtracts the worker's measured idle power over each window.</p>")
     return "".join(parts)
+
+
+def _intensity(low: float | None, high: float | None) -> str:
+    """One figure when the windows agree (emissions / energy varies in the last digits), else the range."""
+    if low is None or high is None or abs(high - low) <= 1e-6 * abs(high):
+        return fmt(high, 4)
+    return f"{fmt(low, 4)}–{fmt(high, 4)}"
 
 
 def _method(name: str | None, estimated: bool) -> str:
