@@ -185,8 +185,12 @@ def provenance_section(data: ReportData) -> str:
     parts = [f"<p>Sweep mode <b>{escape(s['mode'])}</b>, hardware class <b>{escape(s['hardware_class'])}</b>, "
              f"carbon: {carbon}.</p>"]
     if s.get("source_files"):
-        parts.append("<p>Imported from: " + ", ".join(f"<code>{escape(str(f))}</code>" for f in s["source_files"])
-                     + "</p>")
+        rows = [[f"<code>{escape(str(f.get('path')))}</code>", escape(str(f.get("layout", "–"))), fmt(f.get("rows")),
+                 escape(", ".join(f.get("os") or [])), escape(", ".join(f.get("python_version") or [])),
+                 escape(", ".join(f.get("codecarbon_version") or [])), escape(str(f.get("sha256", ""))[:12])]
+                for f in s["source_files"] if isinstance(f, dict)]
+        parts.append("<h3>Imported from CodeCarbon files</h3>" + table(
+            ["file", "layout", "rows", "OS", "Python", "CodeCarbon", "SHA-256"], rows, {2}))
     if data.workers:
         rows = []
         for w in data.workers:

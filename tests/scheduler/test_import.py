@@ -122,8 +122,11 @@ def test_codecarbon_2_files_and_options(sqlite_url, tmp_path):
     assert row.hardware_class == "nvidia-a100-sxm4-80gb"
     assert (row.runs, row.kwh_per_1k_mean, row.load_energy_kwh) == (3, pytest.approx(0.017 / 3), pytest.approx(0.02))
     assert row.estimated_components == "cpu, gpu, ram"  # CodeCarbon files do not say how GPU power was read
-    # Imported figures appear in the report like measured ones.
+    # Imported figures appear in the report like measured ones, with the files they came from.
     assert "text-classification" in wattsweep(sqlite_url, "report").output
+    html = tmp_path / "report.html"
+    assert wattsweep(sqlite_url, "report", "-f", "html", "-o", str(html)).exit_code == 0
+    assert "Imported from CodeCarbon files" in html.read_text() and "emissions_base_x.csv" in html.read_text()
 
 
 BAD = {
