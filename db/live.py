@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Job, Run, Worker
@@ -77,3 +77,17 @@ def list_workers(session: Session, *, alive_within_s: float, include_gone: bool 
         if alive or include_gone:
             views.append(WorkerView(worker, f"{task} / {model}" if task else None, alive))
     return views
+
+
+def heartbeat_age_s(session: Session, *, worker_id: str) -> float | None:
+    """Seconds since this worker id last beat, or None if it never registered."""
+    beat = session.scalar(select(Worker.heartbeat_at).where(Worker.id == worker_id))
+    if beat is None:
+        return None
+    beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - beat).total_seconds()
+
+
+def set_worker_device(session: Session, *, worker_id: str, device: str) -> None:
+    """Record the physical device (cuda:3), not the one the pinned process sees (always cuda:0)."""
+    session.execute(update(Worker).where(Worker.id == worker_id).values(device=device))

@@ -55,6 +55,10 @@ def submit(
         spec = load_sweep(sweep_file)
     except SpecError as error:
         fail(str(error))
+    from worker.celery_app import queue_name_problem
+
+    if problem := queue_name_problem(hardware_class or spec.hardware_class):
+        fail(f"--hardware-class: {problem}")
     settings = _with_broker(database_url, broker_url)
     sessions = _sessions(settings.database_url)
     done = submit_sweep(sessions, spec, app=_celery(settings), hardware_class=hardware_class,

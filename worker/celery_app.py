@@ -7,9 +7,23 @@ benchmark pass a broker URL of their own.
 
 from __future__ import annotations
 
+import re
+
 from celery import Celery
 
 RUN_JOB = "wattsweep.run_job"  # the one task; messages carry a job id only
+# Redis keys kombu and Celery use themselves: a queue by one of these names would corrupt them.
+RESERVED_QUEUE_NAMES = frozenset({"unacked", "unacked_index", "unacked_mutex", "celery", "celeryev"})
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+
+
+def queue_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a queue (= hardware class), or None if it can."""
+    if not _QUEUE_NAME.match(name):
+        return f"queue {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
+    if name in RESERVED_QUEUE_NAMES or name.startswith("_kombu"):
+        return f"queue {name!r} is a name Celery uses itself; pick another hardware class"
+    return None
 
 
 def make_app(broker_url: str | None = None, visibility_timeout_s: float | None = None) -> Celery:

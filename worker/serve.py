@@ -87,6 +87,10 @@ class WorkerContext:
 
 def pin(options: WorkerOptions) -> Pinning:
     """Step one, before anything imports torch."""
+    from worker.celery_app import queue_name_problem
+
+    if problem := queue_name_problem(options.queue):
+        raise WorkerStartError(f"--queue: {problem}")
     try:
         pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=socket.gethostname(),
                                pid=os.getpid(), name=options.name)
@@ -104,6 +108,7 @@ def serve(options: WorkerOptions) -> int:
     settings = get_settings()
     sessions = _check_database(settings.database_url)
     _check_broker(settings.broker_url)
+    _refuse_a_live_twin(sessions, pinning.worker_id, settings.heartbeat_interval_s)
     try:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
@@ -122,6 +127,11 @@ def serve(options: WorkerOptions) -> int:
                             sessions=sessions, gpu_ids=pinning.gpu_ids, measure_power_secs=settings.measure_power_secs,
                             load_failure_is_final=False)
     runtime.register(gpu=gpu)
+    if pinning.gpu_index is not None:
+        from db.live import set_worker_device
+
+        with sessions.begin() as session:
+            set_worker_device(session, worker_id=pinning.worker_id, device=f"cuda:{pinning.gpu_index}")
     heartbeat = HeartbeatThread(sessions, pinning.worker_id, settings.heartbeat_interval_s)
     heartbeat.start()
     app = make_app(settings.broker_url)
@@ -156,6 +166,17 @@ def _preload_libraries() -> None:
             importlib.import_module(name)
     gc.collect()
     gc.freeze()  # the libraries' objects live as long as the process: out of every later full collection
+
+
+def _refuse_a_live_twin(sessions, worker_id: str, heartbeat_interval_s: float) -> None:
+    """Two live processes under one name would share leases and, on a GPU, skew each other's meters."""
+    from db.live import heartbeat_age_s
+
+    with sessions() as session:
+        age_s = heartbeat_age_s(session, worker_id=worker_id)
+    if age_s is not None and age_s < 2 * heartbeat_interval_s:
+        raise WorkerStartError(f"worker {worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker per "
+                               f"device; if it has just stopped, start again in {2 * heartbeat_interval_s:.0f} s")
 
 
 def _configure_logging(level: str) -> None:

@@ -54,3 +54,17 @@ def test_worker_on_a_gpu_this_host_does_not_have(cli, postgres_url):
 def test_worker_needs_a_device_and_retry_needs_failed(cli):
     one_line_error(cli("worker", "--queue", "q"), "give exactly one of --gpu N")
     one_line_error(cli("retry", "1"), "wattsweep retry SWEEP --failed")
+
+
+def test_a_second_worker_under_a_live_name_is_refused(cli, postgres_url):
+    from db.models import Worker
+
+    with session_factory(postgres_url).begin() as session:
+        session.add(Worker(id="gpu0@node7", hostname="node7", device="cuda:0", hardware_class="a100", inventory={}))
+    result = cli("worker", "--device", "cpu", "--queue", "a100", "--name", "gpu0@node7", database_url=postgres_url,
+                 broker_url=f"{REDIS_URL}/15")
+    one_line_error(result, "worker gpu0@node7 is already running")
+
+
+def test_submit_refuses_a_queue_name_celery_uses(cli):
+    one_line_error(cli("submit", "sweep.yaml", "--hardware-class", "unacked"), "a name Celery uses itself")

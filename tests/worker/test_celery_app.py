@@ -37,3 +37,15 @@ def test_messages_carry_the_job_id_only():
     message = app.amqp.create_task_message("id-1", RUN_JOB, [42], {})
     args, kwargs, _ = message.body
     assert (args, kwargs) == ([42], {})
+
+
+@pytest.mark.parametrize(("name", "problem"), [
+    ("a100", None), ("h100-sxm.80gb", None), ("cpu_x86", None),
+    ("unacked", "Celery uses itself"), ("celery", "Celery uses itself"), ("_kombu.binding.x", "letters, digits"),
+    ("a 100", "letters, digits"), ("", "letters, digits"),
+])
+def test_queue_names(name, problem):
+    from worker.celery_app import queue_name_problem
+
+    found = queue_name_problem(name)
+    assert (found is None) if problem is None else (problem in found)
