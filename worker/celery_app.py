@@ -41,7 +41,8 @@ def make_app(broker_url: str | None = None, visibility_timeout_s: float | None =
         event_serializer="json",
         # Ack after the job, not on receipt: a worker that dies mid-job leaves its message to be delivered again.
         task_acks_late=True,
-        # If a pool child dies (OOM kill, segfault in a CUDA kernel) the message is requeued, not acked as done.
+        # A pool child that dies (OOM kill, CUDA segfault) gets its message requeued, not acked as done (prefork;
+        # our workers run solo, where a dead process simply never acks and the lease + reconcile take over).
         task_reject_on_worker_lost=True,
         # Reserve one job at a time: a job is minutes to hours; a prefetched one would wait behind it, unstealable.
         worker_prefetch_multiplier=1,
@@ -59,7 +60,7 @@ def make_app(broker_url: str | None = None, visibility_timeout_s: float | None =
         result_backend_transport_options={"visibility_timeout": visibility_timeout_s},
         visibility_timeout=visibility_timeout_s,
         # On a lost broker connection a late-ack message is redelivered; cancel the running copy rather than
-        # let two workers measure the same job (the lease would drop one of them anyway, later).
+        # let two workers measure the same job (the lease drops the second copy anyway).
         worker_cancel_long_running_tasks_on_connection_loss=True,
         # `wattsweep worker` checks the broker itself and exits 2 with a clear line; after that, keep retrying.
         broker_connection_retry_on_startup=True,
