@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from db.attribution import attribute_shared_energy
 from db.models import IdleBaseline, Measurement, Run, Worker
 from db.stats import flag_outliers
-from db.views import task_rows
 
 
 def record_load(
@@ -77,22 +76,3 @@ def _add_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
     session.add(measurement)
     attribute_shared_energy(session, measurement=measurement)
     return measurement
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    task: str
-    models: int
-    runs: int
-    kwh_per_1k_mean: float
-    kwh_per_1k_std: float | None  # sample standard deviation over runs
-    g_co2e_per_1k_mean: float
-    estimated_components: str  # e.g. "cpu, ram": shown beside the figure
-
-
-def task_summary(session: Session, *, sweep_id: int) -> list[TaskSummary]:
-    """kWh and g CO2e per 1,000 queries per task, read from the v_task_summary view, sorted by mean."""
-    rows = sorted(task_rows(session, sweep_id=sweep_id), key=lambda r: (r["kwh_per_1k_mean"] is None,
-                                                                        r["kwh_per_1k_mean"] or 0.0, r["task"]))
-    return [TaskSummary(r["task"], r["models"], r["runs"], r["kwh_per_1k_mean"], r["kwh_per_1k_std"],
-                        r["g_co2e_per_1k_mean"], r["estimated_components"]) for r in rows]

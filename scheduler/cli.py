@@ -75,7 +75,7 @@ def run(
         sweep_id, sweep_hardware = sweep.id, sweep.hardware_class
     console.print(f"sweep [bold]{spec.name}[/bold] (id {sweep_id}) -> {_masked(settings.database_url)}")
     _run_with_progress(sweep_id, sweep_hardware, sessions, settings)
-    _print_summary(sessions, sweep_id)
+    _print_summary(sessions, sweep_id, cells=False)  # `wattsweep report` adds the per-model statistics
     with sessions() as session:
         from db.sweeps import failed_jobs
 
@@ -123,30 +123,12 @@ def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -
         runtime.close()
 
 
-def _print_summary(sessions, sweep_id: int, out: Console | None = None) -> None:
-    from rich.table import Table
+def _print_summary(sessions, sweep_id: int, out: Console | None = None, grid_intensity: float | None = None,
+                   cells: bool = True) -> None:
+    from scheduler.report_table import print_report
 
-    from db.results import task_summary
-
-    out = out or console
     with sessions() as session:
-        rows = task_summary(session, sweep_id=sweep_id)
-    if not rows:
-        out.print("no measurements stored for this sweep yet")
-        return
-    table = Table(title="kWh per 1,000 queries, by task (sorted by mean)")
-    for header in ("task", "models", "runs", "kWh/1k mean", "kWh/1k std", "g CO2e/1k", "estimated"):
-        text_column = header in ("task", "estimated")
-        table.add_column(header, justify="left" if text_column else "right", no_wrap=text_column)
-
-    def g3(value: float | None) -> str:
-        return f"{value:.3g}" if value is not None else "-"
-
-    for r in rows:
-        table.add_row(r.task, str(r.models), str(r.runs), g3(r.kwh_per_1k_mean), g3(r.kwh_per_1k_std),
-                      g3(r.g_co2e_per_1k_mean), r.estimated_components)
-    out.print(table)
-    out.print("[dim]estimated: components CodeCarbon modelled rather than measured on this host[/dim]")
+        print_report(out or console, session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity, cells=cells)
 
 
 def _masked(url: str) -> str:
@@ -176,6 +158,8 @@ def report(
     daily_queries: Annotated[int, typer.Option(help="Queries a day, for the training break-even.")] = 1_000_000,
     training_energy: Annotated[list[str] | None, typer.Option(
         "--training-energy", help="MODEL=KWH declared training energy; repeatable.")] = None,
+    grid_intensity: Annotated[float | None, typer.Option(
+        "--grid-intensity", help="Recompute emissions from stored energy at this g CO2e/kWh.")] = None,
 ) -> None:
     """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
     from scheduler.report import FORMATS
@@ -184,6 +168,8 @@ def report(
         fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if phone_charge_kwh <= 0 or car_g_per_km <= 0 or daily_queries <= 0:
         fail("--phone-charge-kwh, --car-g-per-km and --daily-queries must be positive")
+    if grid_intensity is not None and grid_intensity < 0:
+        fail(f"--grid-intensity {grid_intensity:g}: give g CO2e per kWh, 0 or more")
     sessions = _sessions(database_url)
     if format == "table":
         with sessions() as session:
@@ -191,19 +177,20 @@ def report(
         title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
         if out is None:
             console.print(title)
-            _print_summary(sessions, found.id)
+            _print_summary(sessions, found.id, grid_intensity=grid_intensity)
             return
         with _open_out(out) as handle:
             file_console = Console(file=handle, width=120, no_color=True)
             file_console.print(title)
-            _print_summary(sessions, found.id, file_console)
+            _print_summary(sessions, found.id, file_console, grid_intensity=grid_intensity)
         console.print(f"wrote {out}")
         return
     from scheduler.report import render
     from scheduler.report_data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
 
     try:
-        options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy))
+        options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
+                                grid_intensity)
     except TrainingEnergyError as error:
         fail(str(error))
     with sessions() as session:

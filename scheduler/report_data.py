@@ -36,6 +36,7 @@ class ReportOptions:
     car_g_per_km: float = CAR_G_PER_KM
     daily_queries: int = DAILY_QUERIES
     training_energy_kwh: dict[str, float] = field(default_factory=dict)  # from the command line
+    grid_intensity_g_per_kwh: float | None = None  # recompute emissions from stored energy at this intensity
 
 
 @dataclass
@@ -107,6 +108,10 @@ def match_training(models: list[str], declared: dict[str, float]) -> dict[str, t
     return matched
 
 
+def _grams(kwh: float | None, g_per_kwh: float) -> float | None:
+    return kwh * g_per_kwh if kwh is not None else None
+
+
 def equivalents(tasks: list[dict[str, Any]], options: ReportOptions) -> list[dict[str, Any]]:
     """Per task, 1,000 queries in smartphone charges and in km driven by an average petrol car."""
     rows = []
@@ -141,6 +146,9 @@ def break_even(models: list[dict[str, Any]], training: dict[str, tuple[float, st
 def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
     tasks = task_rows(session, sweep_id=sweep.id)
     models = model_rows(session, sweep_id=sweep.id)
+    if options.grid_intensity_g_per_kwh is not None:  # energy is primary: emissions follow from any intensity
+        for row in (*tasks, *models):
+            row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
     provenance = provenance_rows(session, sweep_id=sweep.id)
     worker_ids = sorted({p["worker_id"] for p in provenance if p["worker_id"]})
     workers = [
@@ -154,6 +162,7 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         "id": sweep.id, "name": sweep.name, "mode": sweep.mode, "hardware_class": sweep.hardware_class,
         "created_at": sweep.created_at, "country_iso_code": sweep.country_iso_code, "region": sweep.region,
         "grid_intensity_g_per_kwh": sweep.grid_intensity_g_per_kwh, "cancelled": sweep.cancelled,
+        "grid_intensity_override": options.grid_intensity_g_per_kwh,
         "source_files": (sweep.spec or {}).get("source_files"),
         "training_energy_unmatched": sorted(set(declared) - {name for _, name in training.values()}),
     }

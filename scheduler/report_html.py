@@ -182,6 +182,9 @@ def provenance_section(data: ReportData) -> str:
         carbon = f"grid mix of {escape(s['country_iso_code'])}" + (f" / {escape(s['region'])}" if s["region"] else "")
     else:
         carbon = "as recorded per window (see below)"
+    if s.get("grid_intensity_override") is not None:
+        carbon = (f"<b>recomputed at {s['grid_intensity_override']:g} g CO2e/kWh</b> from stored energy "
+                  f"(measured with {carbon})")
     parts = [f"<p>Sweep mode <b>{escape(s['mode'])}</b>, hardware class <b>{escape(s['hardware_class'])}</b>, "
              f"carbon: {carbon}.</p>"]
     if s.get("source_files"):

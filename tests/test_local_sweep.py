@@ -79,7 +79,9 @@ def test_two_task_sweep_stores_every_field(backend, tmp_path, request):
         generation = [m for m in queries if m.job_id == jobs[1].id]
         assert {m.output_tokens for m in generation} == {4 * 3}
 
-    report = wattsweep("report", cwd=tmp_path, env_url=url)
+    report = wattsweep("report", "--grid-intensity", "56", cwd=tmp_path, env_url=url)
     assert report.returncode == 0 and "text-classification" in report.stdout
+    assert "95% confidence interval" in report.stdout and "recomputed at 56 g/kWh" in report.stdout
+    assert "tiny:gpt2" in report.stdout and "builtin:prompts" in report.stdout
     status = wattsweep("status", "two-tasks", cwd=tmp_path, env_url=url)
     assert "runs: 4 done, 0 failed, 0 pending, 4 total" in status.stdout

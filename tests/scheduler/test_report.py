@@ -44,7 +44,7 @@ def study(sqlite_url):
 def test_table_is_the_default(study):
     result = wattsweep(study, "report", "study")
     assert result.exit_code == 0
-    assert "text-to-image" in result.output and "kWh per 1,000 queries, by task" in result.output
+    assert "text-to-image" in result.output and "kWh per 1,000 queries by task" in result.output
 
 
 def test_csv_and_json(study, tmp_path):
