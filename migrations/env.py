@@ -1,6 +1,7 @@
 """Alembic environment: runs the committed revisions against the configured URL."""
 
 from alembic import context
+
 from db.models import Base
 from db.session import make_engine
 from db.settings import get_settings
