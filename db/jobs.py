@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
-from db.models import Job, Run, Worker
+from db.models import Job, Run, Sweep, Worker
 
 
 def _now() -> datetime:
@@ -43,6 +43,36 @@ def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s:
         job.started_at = now
     session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=job_id, heartbeat_at=now))
     return job
+
+
+def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout_s: float) -> bool:
+    """Whether exclusivity forbids this worker to start `job_id` now.
+
+    An exclusive sweep's job runs alone on its host, and nothing starts beside
+    one: CPU and RAM are machine-wide readings. On Postgres a transaction lock
+    per host makes this check and the claim that follows atomic between
+    workers of one host (SQLite serialises writers anyway).
+    """
+    hostname = session.scalar(select(Worker.hostname).where(Worker.id == worker_id))
+    if hostname is None:
+        return False
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-host:{hostname}"))))
+    other, other_sweep, mine = aliased(Job), aliased(Sweep), aliased(Sweep)
+    stale = _now() - timedelta(seconds=lease_timeout_s)
+    exclusive_involved = or_(
+        other_sweep.exclusive,
+        select(mine.exclusive).join(Job, Job.sweep_id == mine.id).where(Job.id == job_id).scalar_subquery(),
+    )
+    busy = (
+        select(other.id)
+        .join(Worker, Worker.id == other.lease_worker_id)
+        .join(other_sweep, other_sweep.id == other.sweep_id)
+        .where(other.status == "running", other.id != job_id, other.lease_heartbeat_at >= stale,
+               Worker.hostname == hostname, exclusive_involved)
+        .limit(1)
+    )
+    return session.scalar(busy) is not None
 
 
 def heartbeat(session: Session, *, job_id: int, worker_id: str) -> bool:

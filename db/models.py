@@ -56,6 +56,7 @@ class Sweep(Base):
     region: Mapped[str | None] = mapped_column(String(100))
     grid_intensity_g_per_kwh: Mapped[float | None] = mapped_column(Float)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    exclusive: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # one job per host
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     jobs: Mapped[list[Job]] = relationship(back_populates="sweep", order_by="Job.id")

@@ -37,9 +37,10 @@ def insert_sweep(
     carbon: dict[str, Any],
     jobs: Iterable[NewJob],
     max_attempts: int = 3,
+    exclusive: bool = False,
 ) -> Sweep:
     """Write a sweep with all its jobs and runs (bulk inserts: 100,000 runs must be quick)."""
-    sweep = Sweep(name=name, spec=spec, hardware_class=hardware_class, mode=mode, **carbon)
+    sweep = Sweep(name=name, spec=spec, hardware_class=hardware_class, mode=mode, exclusive=exclusive, **carbon)
     session.add(sweep)
     session.flush()
     jobs = list(jobs)

@@ -29,4 +29,5 @@ def create_sweep(
         carbon=spec.carbon.model_dump(),
         jobs=jobs,
         max_attempts=max_attempts,
+        exclusive=spec.exclusive,
     )

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from db.jobs import claim_job, finish_job, heartbeat, pending_runs, release_job
+from db.jobs import claim_job, finish_job, heartbeat, host_is_busy, pending_runs, release_job
 from db.provenance import record_provenance
 from db.results import record_load, record_run
 from db.retry import run_in_transaction
@@ -44,7 +44,7 @@ def execute_job(
     on_event: Callable[[JobEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> str:
-    """Claim, run and finish a job; returns the job's status afterwards (or `skipped`, `lost`, `handed-back`).
+    """Claim, run and finish a job; returns its status afterwards, or `skipped`, `lost`, `handed-back`, `host-busy`.
 
     `should_stop` is asked before each run (a worker told to shut down): the
     job is then handed back whole-runs-only, never with a half-written run.
@@ -53,6 +53,9 @@ def execute_job(
 
     settings = get_settings()
     with runtime.sessions.begin() as session:
+        if host_is_busy(session, job_id=job_id, worker_id=runtime.worker_id, lease_timeout_s=settings.lease_timeout_s):
+            log.info("job %s waits: an exclusive job holds this host, or it is exclusive and the host is busy", job_id)
+            return "host-busy"
         job = claim_job(session, job_id=job_id, worker_id=runtime.worker_id, lease_timeout_s=settings.lease_timeout_s)
         if job is None:
             log.info("job %s not claimable (done, unknown, or leased elsewhere): dropped", job_id)

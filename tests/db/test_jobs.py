@@ -101,3 +101,43 @@ def test_finish_without_error_is_done_only_when_every_run_is(sessions):
     with sessions.begin() as session:
         record_run(session, run_id=first, worker_id="w1", reading=reading(), units=WorkUnits(queries=4))
         assert finish_job(session, job_id=job_id, worker_id="w1") == "queued"
+
+
+def test_exclusive_sweeps_run_alone_on_their_host(sessions):
+    from db.jobs import host_is_busy
+    from db.models import Worker
+
+    runs = [dict(dataset="builtin:texts", repetition=0, n_queries=4, batch_size=1, warmup=0)]
+    carbon = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
+    with sessions.begin() as session:
+        for worker_id, host in (("w1@h", "h"), ("w2@h", "h"), ("w3@other", "other")):
+            session.add(Worker(id=worker_id, hostname=host, device="cpu", hardware_class="cpu", inventory={}))
+        ids = {}
+        for name, exclusive in (("shared", False), ("alone", True)):
+            sweep = insert_sweep(session, name=name, spec={}, hardware_class="cpu", mode="distributed",
+                                 carbon=carbon, exclusive=exclusive,
+                                 jobs=[NewJob("fill-mask", f"tiny:m{i}", "cpu", {}, runs) for i in range(2)])
+            session.flush()
+            ids[name] = [job.id for job in sweep.jobs]
+
+    def busy(job_id, worker_id):
+        with sessions.begin() as session:
+            return host_is_busy(session, job_id=job_id, worker_id=worker_id, lease_timeout_s=60)
+
+    def claim(job_id, worker_id):
+        with sessions.begin() as session:
+            assert claim_job(session, job_id=job_id, worker_id=worker_id, lease_timeout_s=60)
+
+    claim(ids["shared"][0], "w1@h")
+    assert not busy(ids["shared"][1], "w2@h")  # two ordinary jobs may share a host
+    assert busy(ids["alone"][0], "w2@h")  # an exclusive job waits for the host to be free
+    assert not busy(ids["alone"][0], "w3@other")  # ... of this host only
+    with sessions.begin() as session:
+        finish_job(session, job_id=ids["shared"][0], worker_id="w1@h")
+    assert not busy(ids["alone"][0], "w2@h")
+    claim(ids["alone"][0], "w2@h")
+    assert busy(ids["shared"][1], "w1@h")  # nothing starts beside an exclusive job
+    with sessions.begin() as session:  # unless its lease went stale (its worker died)
+        old = datetime.now(UTC) - timedelta(seconds=120)
+        session.execute(update(Job).where(Job.id == ids["alone"][0]).values(lease_heartbeat_at=old))
+    assert not busy(ids["shared"][1], "w1@h")
