@@ -23,6 +23,9 @@ from worker.pinning import Pinning, PinningError, apply_pinning, plan_pinning, r
 log = logging.getLogger(__name__)
 
 
+HOST_BUSY_WAIT_S = 5.0
+
+
 class WorkerStartError(RuntimeError):
     """The worker cannot start; the message is one line for the user (exit 2)."""
 
@@ -70,7 +73,9 @@ class WorkerContext:
             run_in_transaction(self.runtime.sessions,
                                lambda s: touch_worker(s, worker_id=self.runtime.worker_id, clear_job=True),
                                retry_for_s=self.retry_for_s)
-        if status in ("queued", "handed-back"):  # another attempt, or our shutdown: back in the queue
+        if status == "host-busy":  # exclusivity: an exclusive job holds this host; let it finish first
+            self.stopping.wait(HOST_BUSY_WAIT_S)
+        if status in ("queued", "handed-back", "host-busy"):  # another attempt, or our shutdown: back in the queue
             self.send_again(job_id)
         log.info("job %s: %s", job_id, status)
         return status
