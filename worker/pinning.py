@@ -39,8 +39,14 @@ class Pinning:
         return None if self.gpu_index is None else [self.gpu_index]
 
 
-def plan_pinning(*, gpu: int | None, device: str | None, hostname: str, pid: int, name: str | None = None) -> Pinning:
-    """Decide device, worker name and environment from the command-line options."""
+def plan_pinning(*, gpu: int | None, device: str | None, hostname: str, pid: int, name: str | None = None,
+                 inherited_visible: str | None = None, nvml: Any = None) -> Pinning:
+    """Decide device, worker name and environment from the command-line options.
+
+    `inherited_visible` is a CUDA_VISIBLE_DEVICES the process was started with
+    (a cluster scheduler's allocation, by index or UUID): `--gpu N` then means
+    its N-th entry, translated to the physical NVML index CodeCarbon reads.
+    """
     if (gpu is None) == (device is None):
         raise PinningError("give exactly one of --gpu N (one GPU per worker) or --device cpu")
     if device is not None and device != "cpu":
@@ -52,8 +58,41 @@ def plan_pinning(*, gpu: int | None, device: str | None, hostname: str, pid: int
     if gpu is None:
         # CPU-only: hide every GPU so that nothing (torch, CodeCarbon) touches one by accident.
         return Pinning(name or f"cpu{pid}@{hostname}", "cpu", None, {"CUDA_VISIBLE_DEVICES": ""})
-    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": str(gpu)}
-    return Pinning(name or f"gpu{gpu}@{hostname}", "cuda:0", gpu, env)
+    entry, physical = str(gpu), gpu
+    allocated = [e.strip() for e in (inherited_visible or "").split(",") if e.strip()]
+    if allocated:
+        if gpu >= len(allocated):
+            raise PinningError(f"--gpu {gpu}: CUDA_VISIBLE_DEVICES={inherited_visible} gives this process "
+                               f"{len(allocated)} GPU(s), numbered 0 to {len(allocated) - 1}")
+        entry = allocated[gpu]
+        physical = physical_index(entry, nvml)
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": entry}
+    return Pinning(name or f"gpu{physical}@{hostname}", "cuda:0", physical, env)
+
+
+def physical_index(entry: str, nvml: Any = None) -> int:
+    """One CUDA_VISIBLE_DEVICES entry, an index (PCI bus order) or a GPU UUID, as NVML's physical index."""
+    if entry.isdigit():
+        return int(entry)
+    nvml = nvml or _import_nvml(entry)
+    try:
+        nvml.nvmlInit()
+        try:
+            return int(nvml.nvmlDeviceGetIndex(nvml.nvmlDeviceGetHandleByUUID(entry)))
+        finally:
+            nvml.nvmlShutdown()
+    except PinningError:
+        raise
+    except Exception as error:
+        raise PinningError(f"CUDA_VISIBLE_DEVICES entry {entry!r}: NVML knows no such GPU ({error})") from None
+
+
+def _import_nvml(what: str) -> Any:
+    try:
+        import pynvml
+    except ImportError as error:
+        raise PinningError(f"{what}: NVML is not installed ({error}); install nvidia-ml-py") from None
+    return pynvml
 
 
 def apply_pinning(pinning: Pinning, environ: MutableMapping[str, str] = os.environ) -> None:

@@ -98,7 +98,8 @@ def pin(options: WorkerOptions) -> Pinning:
         raise WorkerStartError(f"--queue: {problem}")
     try:
         pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=socket.gethostname(),
-                               pid=os.getpid(), name=options.name)
+                               pid=os.getpid(), name=options.name,
+                               inherited_visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
         apply_pinning(pinning)
     except PinningError as error:
         raise WorkerStartError(str(error)) from None

@@ -37,6 +37,14 @@ class FakeNvml:
     def nvmlDeviceGetUUID(self, handle):
         return f"GPU-{handle:04d}"
 
+    def nvmlDeviceGetHandleByUUID(self, uuid):
+        if uuid not in {f"GPU-{i:04d}" for i in range(self.count)}:
+            raise RuntimeError("NVML_ERROR_NOT_FOUND")
+        return int(uuid.removeprefix("GPU-"))
+
+    def nvmlDeviceGetIndex(self, handle):
+        return handle
+
     def nvmlDeviceGetPciInfo(self, handle):
         return SimpleNamespace(busId=f"00000000:{handle + 7:02X}:00.0")
 
@@ -117,3 +125,16 @@ def test_worker_pins_before_torch_is_imported(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["gpu5", "5", "PCI_BUS_ID"]
+
+
+def test_an_inherited_allocation_is_translated_to_the_physical_gpu():
+    nvml = FakeNvml(count=4)
+    by_index = plan_pinning(gpu=1, device=None, hostname="n", pid=1, inherited_visible="2,3")
+    assert (by_index.gpu_ids, by_index.env["CUDA_VISIBLE_DEVICES"], by_index.worker_id) == ([3], "3", "gpu3@n")
+    by_uuid = plan_pinning(gpu=0, device=None, hostname="n", pid=1, inherited_visible="GPU-0002,GPU-0000", nvml=nvml)
+    assert (by_uuid.gpu_ids, by_uuid.env["CUDA_VISIBLE_DEVICES"]) == ([2], "GPU-0002")
+    assert plan_pinning(gpu=2, device=None, hostname="n", pid=1, inherited_visible="").gpu_ids == [2]
+    with pytest.raises(PinningError, match="gives this process 2 GPU"):
+        plan_pinning(gpu=2, device=None, hostname="n", pid=1, inherited_visible="2,3")
+    with pytest.raises(PinningError, match="NVML knows no such GPU"):
+        plan_pinning(gpu=0, device=None, hostname="n", pid=1, inherited_visible="GPU-9999", nvml=nvml)
