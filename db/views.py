@@ -1,4 +1,4 @@
-"""Reading the result views (migration 0007): their columns and types, and the queries reports make.
+"""Reading the result views (migrations 0007 and 0009): their columns and types, and the queries reports make.
 
 Every aggregate is computed by the database in a view; Python only reads the
 rows (one per task, model or run). Column types are declared here so that
@@ -51,6 +51,11 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
     "v_hardware_summary": {
         "hardware_class": S, "task": S, "sweeps": INT, "models": INT, "cpu_model": S, "gpu_model": S,
     } | _GROUP_STATS,
+    "v_model_kind_summary": {
+        "sweep_id": INT, "sweep_name": S, "task": S, "model_kind": S, "models": INT, "runs": INT,
+        "kwh_per_1k_model_mean": F, "kwh_per_1k_model_median": F, "kwh_per_1k_model_min": F,
+        "kwh_per_1k_model_max": F, "g_co2e_per_1k_model_mean": F,
+    },
     "v_sweep_progress": {
         "sweep_id": INT, "sweep_name": S, "mode": S, "hardware_class": S, "created_at": T, "cancelled": B,
         "jobs_total": INT, "jobs_queued": INT, "jobs_running": INT, "jobs_done": INT, "jobs_failed": INT,
@@ -82,6 +87,12 @@ def task_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
 def model_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
     """Per-model (per-job) summary of a sweep, by task then energy."""
     return _rows(session, _query("v_model_summary", "sweep_id = :sweep_id", "task, kwh_per_1k_mean, model"),
+                 sweep_id=sweep_id)
+
+
+def model_kind_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
+    """Per (task, model kind) of a sweep: the models' energy, task-specific and multi-purpose side by side."""
+    return _rows(session, _query("v_model_kind_summary", "sweep_id = :sweep_id", "task, model_kind"),
                  sweep_id=sweep_id)
 
 

@@ -33,7 +33,8 @@ def _plain(value: Any) -> Any:
 def to_json(data: ReportData) -> str:
     document = {
         "sweep": data.sweep, "progress": data.progress, "tasks": data.tasks, "models": data.models,
-        "equivalents": data.equivalents, "break_even": data.break_even, "provenance": data.provenance,
+        "model_kinds": data.model_kinds, "kind_comparison": data.kind_comparison, "equivalents": data.equivalents,
+        "break_even": data.break_even, "provenance": data.provenance,
         "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
     }
     return json.dumps(document, default=_plain, indent=2) + "\n"

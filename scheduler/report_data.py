@@ -1,7 +1,8 @@
 """What a report shows, read from the result views, and the arithmetic on top of them.
 
-The views aggregate; this module only reads their rows (one per task or model)
-and derives the everyday equivalents and the training-vs-inference break-even.
+The views aggregate; this module only reads their rows (one per task, model
+kind or model) and derives the everyday equivalents, multi-purpose vs
+task-specific per task, and the training-vs-inference break-even.
 Formats (table, csv, json, html) render a `ReportData`.
 """
 
@@ -16,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Sweep, Worker
-from db.views import model_rows, progress_row, provenance_rows, task_rows
+from db.views import model_kind_rows, model_rows, progress_row, provenance_rows, task_rows
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
 PHONE_CHARGE_KWH = 0.022
@@ -24,6 +25,7 @@ PHONE_CHARGE_KWH = 0.022
 # = 244.2 g per km (the study's 1,594 g for 1,000 SDXL images ~ 6.6 km).
 CAR_G_PER_KM = 393 / 1.609344
 DAILY_QUERIES = 1_000_000
+TASK_SPECIFIC, MULTI_PURPOSE = "task-specific", "multi-purpose"
 
 
 class TrainingEnergyError(ValueError):
@@ -51,6 +53,8 @@ class ReportData:
     break_even: list[dict[str, Any]]
     options: ReportOptions
     generated_at: datetime
+    model_kinds: list[dict[str, Any]] = field(default_factory=list)  # v_model_kind_summary rows
+    kind_comparison: list[dict[str, Any]] = field(default_factory=list)  # per task: the two kinds side by side
 
     @property
     def empty(self) -> bool:
@@ -125,6 +129,25 @@ def equivalents(tasks: list[dict[str, Any]], options: ReportOptions) -> list[dic
     return rows
 
 
+def kind_comparison(kinds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task: the median over task-specific and over multi-purpose models, and how many times more the
+    multi-purpose ones cost (multi-purpose / task-specific; None unless the task has both kinds)."""
+    by_task: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in kinds:
+        by_task.setdefault(row["task"], {})[row["model_kind"]] = row
+    rows = []
+    for task, both in sorted(by_task.items()):
+        ts, mp = both.get(TASK_SPECIFIC, {}), both.get(MULTI_PURPOSE, {})
+        ts_median, mp_median = ts.get("kwh_per_1k_model_median"), mp.get("kwh_per_1k_model_median")
+        rows.append({
+            "task": task, "task_specific_models": ts.get("models", 0),
+            "task_specific_kwh_per_1k_median": ts_median, "multi_purpose_models": mp.get("models", 0),
+            "multi_purpose_kwh_per_1k_median": mp_median,
+            "ratio": mp_median / ts_median if ts_median and mp_median is not None else None,
+        })
+    return rows
+
+
 def break_even(models: list[dict[str, Any]], training: dict[str, tuple[float, str]],
                options: ReportOptions) -> list[dict[str, Any]]:
     """Inferences (queries) whose energy equals the model's declared training energy, and days to reach them."""
@@ -146,9 +169,12 @@ def break_even(models: list[dict[str, Any]], training: dict[str, tuple[float, st
 def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
     tasks = task_rows(session, sweep_id=sweep.id)
     models = model_rows(session, sweep_id=sweep.id)
+    kinds = model_kind_rows(session, sweep_id=sweep.id)
     if options.grid_intensity_g_per_kwh is not None:  # energy is primary: emissions follow from any intensity
         for row in (*tasks, *models):
             row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
+        for row in kinds:  # the mean over models of (model mean x intensity) = (mean over models) x intensity
+            row["g_co2e_per_1k_model_mean"] = _grams(row["kwh_per_1k_model_mean"], options.grid_intensity_g_per_kwh)
     provenance = provenance_rows(session, sweep_id=sweep.id)
     worker_ids = sorted({p["worker_id"] for p in provenance if p["worker_id"]})
     workers = [
@@ -170,4 +196,5 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
         provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
+        model_kinds=kinds, kind_comparison=kind_comparison(kinds),
     )

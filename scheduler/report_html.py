@@ -1,9 +1,10 @@
 """The HTML report: one self-contained file (inline CSS and SVG, no scripts, nothing fetched), readable offline.
 
 Sections follow the reference study: the per-task chart (tasks by median,
-log axis, one point per model), a chart per task of its models, energy vs
-parameter count, the study's Table 2, everyday equivalents, training vs
-inference break-even, every model's figures, and provenance.
+log axis, one point per model), the study's Table 2, a chart per task of its
+models, energy vs parameter count, multi-purpose vs task-specific models per
+task, everyday equivalents, training vs inference break-even, every model's
+figures, and provenance.
 """
 
 from __future__ import annotations
@@ -135,6 +136,53 @@ def table2(data: ReportData) -> str:
         "(each model is the mean of its runs). A dash: only one model.</p>")
 
 
+def _ratio(value: float | None) -> str:
+    return f"{fmt(value)}×" if value is not None else "–"
+
+
+def kinds_chart(data: ReportData, tasks: list[str]) -> str:
+    """One row per (task, kind) for tasks with both kinds: the models as points, the kind's median as a bar."""
+    by_kind = {(k["task"], k["model_kind"]): k for k in data.model_kinds}
+    rows = []
+    for task in tasks:
+        for kind in KIND_COLORS:
+            k = by_kind[(task, kind)]
+            points = [Point(m["kwh_per_1k_mean"], KIND_COLORS[kind],
+                            f"{m['model']} ({kind}): {fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries")
+                      for m in data.models if m["task"] == task and m.get("model_kind") == kind]
+            rows.append(Row(f"{task}: {kind}", points, median=k["kwh_per_1k_model_median"],
+                            whisker=(k["kwh_per_1k_model_min"], k["kwh_per_1k_model_max"])))
+    return strip_chart(rows, title="Multi-purpose vs task-specific models (one point per model; bar: median)",
+                       axis_label="kWh per 1,000 queries (log scale)", legend=list(KIND_COLORS.items()))
+
+
+def kinds_section(data: ReportData) -> str:
+    """The study's second finding: per task, zero-shot multi-purpose models beside task-specific ones."""
+    present = sorted({k["model_kind"] for k in data.model_kinds if k["model_kind"] in KIND_COLORS})
+    if len(present) < 2:
+        only = present[0] if present else "task-specific"
+        return (f'<p class="note">This sweep measured only {escape(only)} models, so there is no multi-purpose vs '
+                "task-specific comparison. To make one, prompt a generative model zero-shot on a task "
+                "(<code>tasks.&lt;task&gt;.zero_shot.models</code> in the sweep file) beside its task-specific "
+                "models.</p>")
+    rows = [[escape(c["task"]), fmt(c["task_specific_models"]), fmt(c["task_specific_kwh_per_1k_median"]),
+             fmt(c["multi_purpose_models"]), fmt(c["multi_purpose_kwh_per_1k_median"]), _ratio(c["ratio"])]
+            for c in data.kind_comparison]
+    parts = [table(["task", "task-specific models", "their median kWh per 1,000 queries", "multi-purpose models",
+                    "their median kWh per 1,000 queries", "multi-purpose / task-specific"], rows, {1, 2, 3, 4, 5})]
+    both = [c for c in data.kind_comparison if c["ratio"] is not None]
+    if both:
+        low, high = min(c["ratio"] for c in both), max(c["ratio"] for c in both)
+        spread = _ratio(low) if low == high else f"{_ratio(low)} to {_ratio(high)}"
+        parts.append(f'<p class="note">On the {len(both)} task(s) with both kinds, multi-purpose models used '
+                     f"{spread} the energy per query of task-specific ones (medians over each kind's models, "
+                     "each model the mean of its runs; SQL: <code>v_model_kind_summary</code>).</p>")
+        parts.append(kinds_chart(data, [c["task"] for c in both]))
+    else:
+        parts.append('<p class="note">No task of this sweep has both kinds measured, so no ratio can be given.</p>')
+    return "".join(parts)
+
+
 def equivalents_section(data: ReportData) -> str:
     o = data.options
     rows = [[escape(e["task"]), fmt(e["kwh_per_1k"]), fmt(e["phone_charges_per_1k"]), fmt(e["g_co2e_per_1k"]),
@@ -261,6 +309,7 @@ def render(data: ReportData) -> str:
             "<h2>Energy per task: the study's Table 2</h2>", table2(data),
             "<h2>Models within each task</h2>", model_charts(data),
             "<h2>Energy and model size</h2>", parameter_chart(data),
+            "<h2>Multi-purpose vs task-specific models</h2>", kinds_section(data),
             "<h2>Everyday equivalents</h2>", equivalents_section(data),
             "<h2>Training vs inference</h2>", break_even_section(data),
             "<h2>All models</h2>", models_table(data),

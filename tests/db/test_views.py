@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from db.migrate import alembic_config
 from db.models import Measurement
-from db.views import VIEW_COLUMNS, hardware_rows, model_rows, progress_row, task_rows
+from db.views import VIEW_COLUMNS, hardware_rows, model_kind_rows, model_rows, progress_row, task_rows
 from tests.results_data import INTENSITY_G_PER_KWH, SeedModel, seed_sweep
 
 A = [0.010, 0.020, 0.030, 0.060]  # model a: even count (median interpolates)
@@ -94,6 +94,34 @@ def test_model_summary_matches_hand_computed(sessions, seeded):
     assert b["net_kwh_per_1k_mean"] is None and b["idle_measured_runs"] == 0
 
 
+def test_model_kind_summary_matches_hand_computed(sessions):
+    ts = {"hub:ts/a": [0.010, 0.010], "hub:ts/b": [0.020, 0.040], "hub:ts/c": [0.020]}  # means 0.01, 0.03, 0.02
+    mp = {"hub:mp/x": [0.4, 0.6], "hub:mp/y": [0.7]}  # means 0.5, 0.7: an even count, the median interpolates
+    with sessions.begin() as session:
+        sweep_id = seed_sweep(session, name="kinds", models=[
+            *(SeedModel("text-classification", m, v) for m, v in ts.items()),
+            *(SeedModel("text-classification", m, v, kind="multi-purpose") for m, v in mp.items()),
+            SeedModel("summarization", "hub:mp/x", [0.9], kind="multi-purpose"),
+        ])
+        seed_sweep(session, name="kinds-other", models=[SeedModel("text-classification", "hub:ts/a", [5.0])])
+    with sessions() as session:
+        rows = {(r["task"], r["model_kind"]): r for r in model_kind_rows(session, sweep_id=sweep_id)}
+    assert list(rows) == [("summarization", "multi-purpose"), ("text-classification", "multi-purpose"),
+                          ("text-classification", "task-specific")]
+    for (task, kind), runs in ((("text-classification", "task-specific"), ts),
+                               (("text-classification", "multi-purpose"), mp)):
+        row, means = rows[(task, kind)], [statistics.mean(v) for v in runs.values()]
+        assert (row["sweep_name"], row["models"], row["runs"]) == ("kinds", len(runs), sum(map(len, runs.values())))
+        assert row["kwh_per_1k_model_mean"] == pytest.approx(statistics.mean(means))
+        assert row["kwh_per_1k_model_median"] == pytest.approx(statistics.median(means))
+        assert (row["kwh_per_1k_model_min"], row["kwh_per_1k_model_max"]) == pytest.approx((min(means), max(means)))
+        assert row["g_co2e_per_1k_model_mean"] == pytest.approx(statistics.mean(means) * INTENSITY_G_PER_KWH)
+    assert rows[("text-classification", "task-specific")]["kwh_per_1k_model_median"] == pytest.approx(0.02)
+    assert rows[("text-classification", "multi-purpose")]["kwh_per_1k_model_median"] == pytest.approx(0.6)
+    one = rows[("summarization", "multi-purpose")]
+    assert (one["models"], one["runs"], one["kwh_per_1k_model_median"]) == (1, 1, pytest.approx(0.9))
+
+
 def test_hardware_summary_spans_sweeps_and_marks_estimates(sessions, seeded):
     with sessions() as session:
         rows = {r["task"]: r for r in hardware_rows(session) if r["hardware_class"] == "a100"}
@@ -141,3 +169,13 @@ def test_downgrade_drops_the_views(sqlite_url):
     assert not set(VIEW_COLUMNS) & set(inspect(get_engine(sqlite_url)).get_view_names())
     command.upgrade(alembic_config(sqlite_url), "head")
     assert set(VIEW_COLUMNS) <= set(inspect(get_engine(sqlite_url)).get_view_names())
+
+
+def test_downgrade_to_0008_drops_only_the_model_kind_view(sqlite_url):
+    from db.session import get_engine
+
+    command.downgrade(alembic_config(sqlite_url), "0008")
+    names = set(inspect(get_engine(sqlite_url)).get_view_names())
+    assert "v_model_kind_summary" not in names and set(VIEW_COLUMNS) - {"v_model_kind_summary"} <= names
+    command.upgrade(alembic_config(sqlite_url), "head")
+    assert "v_model_kind_summary" in set(inspect(get_engine(sqlite_url)).get_view_names())

@@ -58,6 +58,38 @@ def test_csv_and_json(study, tmp_path):
     assert document["break_even"][0]["model"] == "hub:bigscience/bloomz-3b"  # declared in the sweep file
 
 
+def test_multi_purpose_vs_task_specific(study, tmp_path):
+    # text-classification: distilbert (mean 0.0021) vs bloomz-7b1 (0.0872) and bloomz-3b (0.073): median 0.0801.
+    ratio = ((0.0872 + 0.073) / 2) / 0.0021
+    document = json.loads(wattsweep(study, "report", "study", "-f", "json").output)
+    comparison = {c["task"]: c for c in document["kind_comparison"]}
+    tc = comparison["text-classification"]
+    assert (tc["task_specific_models"], tc["multi_purpose_models"]) == (1, 2)
+    assert tc["task_specific_kwh_per_1k_median"] == pytest.approx(0.0021)
+    assert tc["multi_purpose_kwh_per_1k_median"] == pytest.approx(0.0801)
+    assert tc["ratio"] == pytest.approx(ratio) and 38.1 < ratio < 38.2
+    assert comparison["text-to-image"]["ratio"] is None and comparison["text-to-image"]["multi_purpose_models"] == 0
+    assert {(k["task"], k["model_kind"]) for k in document["model_kinds"]} == {
+        ("text-classification", "task-specific"), ("text-classification", "multi-purpose"),
+        ("text-to-image", "task-specific")}
+    out = tmp_path / "report.html"
+    assert wattsweep(study, "report", "study", "-f", "html", "-o", str(out)).exit_code == 0
+    section = out.read_text().split("<h2>Multi-purpose vs task-specific models</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "38.1×" in section and "0.0801" in section and "0.0021" in section
+    assert "On the 1 task(s) with both kinds, multi-purpose models used 38.1×" in section
+    assert section.count("<svg") == 1 and "text-classification: multi-purpose" in section
+
+    with session_factory(study).begin() as session:
+        seed_sweep(session, name="one-kind", models=[SeedModel("fill-mask", "hub:bert", [0.001])])
+    assert wattsweep(study, "report", "one-kind", "-f", "html", "-o", str(out)).exit_code == 0
+    section = out.read_text().split("<h2>Multi-purpose vs task-specific models</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "This sweep measured only task-specific models, so there is no multi-purpose vs task-specific " \
+           "comparison" in section and "<svg" not in section
+    assert json.loads(wattsweep(study, "report", "one-kind", "-f", "json").output)["kind_comparison"] == [
+        {"task": "fill-mask", "task_specific_models": 1, "task_specific_kwh_per_1k_median": pytest.approx(0.001),
+         "multi_purpose_models": 0, "multi_purpose_kwh_per_1k_median": None, "ratio": None}]
+
+
 def test_equivalents_and_break_even_reproduce_the_study():
     # SDXL: 11.5 kWh and 1,594 g CO2e per 1,000 images ~ 523 phone charges and ~6.5 km by car (the study: 6.6 km).
     task = {"task": "text-to-image", "kwh_per_1k_model_mean": 11.5, "g_co2e_per_1k_mean": 1594.0}
@@ -85,7 +117,7 @@ def test_html_report_is_self_contained(study, tmp_path):
     for heading in ("Energy per task", "Table 2", "Models within each task", "Energy and model size",
                     "Everyday equivalents", "Training vs inference", "Provenance"):
         assert heading in html
-    assert html.count("<svg") == 4  # per task, one per task's models (2), energy vs parameters
+    assert html.count("<svg") == 5  # per task, one per task's models (2), energy vs parameters, model kinds
     assert "One smartphone charge = 0.012 kWh" in html and "250.0 g CO2e per km" in html
     assert "592.7 M" in html and "25,634" in html  # both training energies: command line and sweep file
     assert "rapl" in html and "codecarbon-dimm-estimate (estimated)" in html
@@ -119,7 +151,7 @@ def test_html_report_in_headless_chromium(study, tmp_path):
     assert page.console_errors == []
     assert page.requests == [out.resolve().as_uri()]  # the page itself, nothing else
     image = Image.open(io.BytesIO(page.screenshot_png)).convert("RGB")
-    assert len(page.boxes) == 4
+    assert len(page.boxes) == 5
     for box in page.boxes:
         assert box["width"] > 300 and box["height"] > 80
         area = image.crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]),
