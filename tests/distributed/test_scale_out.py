@@ -14,20 +14,21 @@ from tests.distributed.conftest import sweep_yaml
 
 def test_late_worker_joins_and_sigterm_hands_back(cluster, tiny_bert_dir):
     models = []
-    for i in range(6):
+    for i in range(8):
         os.symlink(tiny_bert_dir, cluster.folder / f"m{i}")
         models.append(f"path:{cluster.folder / f'm{i}'}")
     early = cluster.start_worker("early")
     early.wait_ready()
-    sweep_id = cluster.submit(sweep_yaml("scale", models, queries=300, repetitions=4))
+    # Runs of ~0.5 s: the early worker cannot drain the sweep while the late one starts (seconds of imports).
+    sweep_id = cluster.submit(sweep_yaml("scale", models, queries=500, repetitions=4))
+    late = cluster.start_worker("late")  # joins a sweep already under way
 
     def runs_by(worker_name: str) -> int:
         with cluster.sessions() as session:
             return session.scalar(select(func.count()).select_from(Run).where(Run.worker_id == worker_name))
 
-    cluster.wait_for(lambda: runs_by(early.name) >= 4, "the early worker to finish a job", logs=[early])
-    late = cluster.start_worker("late")  # joins mid-sweep
     cluster.wait_for(lambda: runs_by(late.name) >= 1, "the late worker to take a job", logs=[late])
+    assert runs_by(early.name) >= 1  # the sweep was under way when it joined
 
     def early_mid_job() -> int | None:
         """The job the early worker holds once one of its runs is stored and more are left."""
@@ -45,11 +46,11 @@ def test_late_worker_joins_and_sigterm_hands_back(cluster, tiny_bert_dir):
 
     cluster.wait_for(cluster.finished, "the late worker to finish the sweep", logs=[late])
     with cluster.sessions() as session:
-        assert dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all()) == {"done": 6}
+        assert dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all()) == {"done": 8}
         assert session.scalar(select(func.max(Job.attempts))) == 1  # handing back does not use up an attempt
         by_worker = dict(session.execute(select(Run.worker_id, func.count()).group_by(Run.worker_id)).all())
         shared = session.scalar(select(func.count(func.distinct(Run.job_id))).where(Run.worker_id == early.name)
                                 .where(Run.job_id.in_(select(Run.job_id).where(Run.worker_id == late.name))))
-    assert set(by_worker) == {early.name, late.name} and sum(by_worker.values()) == 24
+    assert set(by_worker) == {early.name, late.name} and sum(by_worker.values()) == 32
     assert shared == 1, "the job the early worker handed back was finished by the late one"
     cluster.assert_every_run_stored_once(sweep_id)
