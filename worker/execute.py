@@ -109,7 +109,7 @@ def execute_job(
 
             def store(session, run_id=run_id, reading=window.reading, units=units, prefill=prefill) -> None:
                 if not heartbeat(session, job_id=job_id, worker_id=runtime.worker_id):
-                    raise LeaseLost(f"job {job_id} was taken over by another worker")
+                    raise LeaseLost(f"job {job_id}: lease lost (taken over by another worker, or cancelled)")
                 record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=reading, units=units,
                            baseline_id=baseline_id, prefill=prefill)
 
