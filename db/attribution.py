@@ -41,27 +41,32 @@ def _utc(moment: datetime) -> datetime:
 
 
 def attribute_shared_energy(session: Session, *, measurement: Measurement) -> None:
-    """Set the attributed CPU/RAM energy of `measurement` and of every stored window it overlaps."""
+    """Set the attributed CPU/RAM energy of `measurement` and of every stored window it overlaps.
+
+    Two queries whatever the overlap: the windows overlapping this one, then
+    every window overlapping any of those; shares are computed here.
+    """
     if measurement.hostname is None or measurement.ended_at is None:
         return
-    affected = _overlapping(session, measurement)
-    for window in [measurement, *affected]:
-        others = [(m.started_at, m.ended_at) for m in _overlapping(session, window)]
+    session.flush()
+    overlapping = _on_host(session, measurement.hostname, measurement.started_at, measurement.ended_at)
+    affected = [measurement, *(m for m in overlapping if m.id != measurement.id)]
+    nearby = _on_host(session, measurement.hostname, min(_utc(m.started_at) for m in affected),
+                      max(_utc(m.ended_at) for m in affected))
+    for window in affected:
+        others = [(m.started_at, m.ended_at) for m in nearby if m.id != window.id]
         share, most = concurrency_share((window.started_at, window.ended_at), others)
         window.cpu_energy_attributed_kwh = window.cpu_energy_kwh * share
         window.ram_energy_attributed_kwh = window.ram_energy_kwh * share
         window.max_concurrent_windows = most
 
 
-def _overlapping(session: Session, window: Measurement) -> list[Measurement]:
-    session.flush()
+def _on_host(session: Session, hostname: str, start: datetime, end: datetime) -> list[Measurement]:
+    """Stored windows of `hostname` overlapping [start, end], in id order (a stable row-lock order)."""
     return list(
         session.scalars(
-            select(Measurement).where(
-                Measurement.hostname == window.hostname,
-                Measurement.ended_at > window.started_at,
-                Measurement.started_at < window.ended_at,
-                Measurement.id != window.id,
-            )
+            select(Measurement)
+            .where(Measurement.hostname == hostname, Measurement.ended_at > start, Measurement.started_at < end)
+            .order_by(Measurement.id)
         )
     )

@@ -69,7 +69,7 @@ class Meter:
         country_iso_code: str | None = None,
         region: str | None = None,
         grid_intensity_g_per_kwh: float | None = None,
-        gpu_ids: list[int] | None = None,
+        gpu_ids: list[int] | None = None,  # physical NVML indices; None = all GPUs, [] = none
         measure_power_secs: float = 1.0,
         synchronize: Callable[[], None] | None = None,
     ) -> None:
@@ -99,6 +99,7 @@ class Meter:
             **carbon,
         )
         self._measure_power_secs = measure_power_secs
+        self._measures_gpu = gpu_ids != []
         self._synchronize = synchronize or (lambda: None)
         self._started_at: datetime | None = None
 
@@ -159,8 +160,8 @@ class Meter:
             ram_utilization_pct=data.ram_utilization_percent,
             cpu_model=data.cpu_model or None,
             cpu_count=int(data.cpu_count) if data.cpu_count else None,
-            gpu_model=data.gpu_model or None,
-            gpu_count=int(data.gpu_count) if data.gpu_count else 0,
+            gpu_model=(data.gpu_model or None) if self._measures_gpu else None,
+            gpu_count=int(data.gpu_count or 0) if self._measures_gpu else 0,
             ram_total_gb=data.ram_total_size,
             cpu_method=cpu_method,
             gpu_method=gpu_method,
@@ -184,7 +185,7 @@ class Meter:
             if kind == "CPU":
                 mode = getattr(hardware, "_mode", "constant")
                 cpu_method = {"intel_rapl": "rapl", "cpu_load": "cpu-load-estimate"}.get(mode, mode)
-            elif kind == "GPU":
+            elif kind == "GPU" and self._measures_gpu:
                 gpu_method = "nvml-energy-counter" if _has_energy_counter(hardware) else "power-sampling"
             elif kind == "RAM" and getattr(hardware, "_force_ram_power", None):
                 ram_method = "constant"

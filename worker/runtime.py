@@ -55,7 +55,8 @@ class WorkerRuntime:
                 country_iso_code=country_iso_code,
                 region=region,
                 grid_intensity_g_per_kwh=grid_intensity_g_per_kwh,
-                gpu_ids=self.gpu_ids,
+                # NVML ignores CUDA_VISIBLE_DEVICES: a CPU worker on a GPU node must ask for no GPU, not all.
+                gpu_ids=self.gpu_ids if self.device.startswith("cuda") else [],
                 measure_power_secs=self.measure_power_secs,
                 synchronize=_synchronizer(self.device),
             )
