@@ -101,6 +101,7 @@ def execute_job(
                 workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
             with meter.window("query") as window:
                 units = workload.run(pipeline, queries[warmup:], batch_size, params)
+            units = units.resolved()  # token counting, outside the window
             prefill = None
             if params.get("measure_prefill"):  # prefill alone: the same prompts, one new token; decode = query - this
                 with meter.window("prefill") as prefill_window:

@@ -68,7 +68,7 @@ def test_tiny_model_runs_two_queries(task):
     if workload.input_kind == "image" or task == "text-to-image":
         assert units.images == 2
     if workload.input_kind != "image":
-        assert units.input_tokens > 0
+        assert units.resolved().input_tokens > 0
 
 
 def test_generation_emits_exactly_max_new_tokens_even_with_random_weights():

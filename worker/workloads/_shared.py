@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from worker.workloads.base import WorkUnits
@@ -80,12 +80,19 @@ def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
         yield list(items[start:start + batch_size])
 
 
-def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> int:
-    """Input tokens as the model sees them (special tokens included, truncated to the model's maximum)."""
-    if not texts:
-        return 0
-    encoded = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True)
-    return sum(len(ids) for ids in encoded["input_ids"])
+def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Callable[[], int]:
+    """Input tokens as the model sees them (special tokens included, truncated to the model's maximum).
+
+    Deferred: the count runs when `WorkUnits.resolved()` asks, after the meter window has closed.
+    """
+    texts, pairs = list(texts), list(pairs) if pairs is not None else None
+
+    def count() -> int:
+        if not texts:
+            return 0
+        return sum(len(ids) for ids in tokenizer(texts, pairs, truncation=True)["input_ids"])
+
+    return count
 
 
 def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -> Any:
