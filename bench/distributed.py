@@ -56,26 +56,10 @@ class Calibration:
         return WorkUnits(queries=len(queries))
 
 
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    from sqlalchemy import create_engine, text
+def fresh_database():
+    from db.scratch import scratch_database
 
-    from db.migrate import upgrade
-    from db.session import get_engine
-
-    name = f"wattsweep_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    try:
-        yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_database(POSTGRES_ADMIN_URL, "wattsweep_bench")
 
 
 @contextlib.contextmanager

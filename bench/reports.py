@@ -17,10 +17,9 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.results_data seeds the report sweep
@@ -55,24 +54,10 @@ SELECT id, NULL, 'load', 'gpu0@bench', now(), 5, 0.0001, 0, 0.0001, 0, 0.00003, 
 """
 
 
-@contextmanager
 def scratch_postgres():
-    from db.migrate import upgrade
-    from db.session import get_engine
+    from db.scratch import scratch_database
 
-    name = f"wattsweep_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return scratch_database(ADMIN_URL, "wattsweep_bench")
 
 
 def timed(function, repeat: int = 5) -> tuple[float, float]:

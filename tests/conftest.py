@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from db.migrate import upgrade
+from db.scratch import scratch_database
 from db.session import session_factory
 
 # A short idle baseline keeps tests quick; the 20 s default is for real measurements.
@@ -27,19 +26,8 @@ def sqlite_url(tmp_path) -> str:
 @pytest.fixture
 def postgres_url():
     """A new, migrated Postgres database, dropped after the test."""
-    name = f"wattsweep_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
-    from db.session import get_engine
-
-    get_engine(url).dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(POSTGRES_ADMIN_URL, "wattsweep_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
