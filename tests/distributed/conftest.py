@@ -121,6 +121,14 @@ class Cluster:
         self.processes.append(process)
         return process, log_path
 
+    def model_copies(self, model_dir: Path, n: int) -> list[str]:
+        """`n` distinct `path:` references to one saved model (symlinks): n jobs of equal work."""
+        references = []
+        for i in range(n):
+            os.symlink(model_dir, self.folder / f"m{i}")
+            references.append(f"path:{self.folder / f'm{i}'}")
+        return references
+
     def start_worker(self, name: str) -> WorkerProcess:
         process, log_path = self.spawn("worker", "--device", "cpu", "--queue", self.queue, "--name", f"{name}@test",
                                        log_name=name)

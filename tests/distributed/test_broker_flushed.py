@@ -3,7 +3,6 @@ Postgres and the sweep completes with nothing lost and nothing run twice."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from sqlalchemy import func, select
@@ -13,10 +12,7 @@ from tests.distributed.conftest import sweep_yaml
 
 
 def test_flushdb_mid_sweep_then_reconcile_completes_it(cluster, tiny_bert_dir):
-    models = []
-    for i in range(8):
-        os.symlink(tiny_bert_dir, cluster.folder / f"m{i}")
-        models.append(f"path:{cluster.folder / f'm{i}'}")
+    models = cluster.model_copies(tiny_bert_dir, 8)
     worker = cluster.start_worker("lone")
     worker.wait_ready()
     sweep_id = cluster.submit(sweep_yaml("flushed", models, queries=100, repetitions=2))

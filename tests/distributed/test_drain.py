@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from sqlalchemy import func, select
 
 from db.models import Job, Run
@@ -11,10 +9,7 @@ from tests.distributed.conftest import sweep_yaml
 
 
 def test_three_workers_drain_a_30_job_sweep(cluster, tiny_bert_dir):
-    models = []
-    for i in range(30):
-        os.symlink(tiny_bert_dir, cluster.folder / f"m{i}")
-        models.append(f"path:{cluster.folder / f'm{i}'}")
+    models = cluster.model_copies(tiny_bert_dir, 30)
     workers = [cluster.start_worker(f"cpu{i}") for i in range(3)]
     for worker in workers:
         worker.wait_ready()

@@ -3,7 +3,6 @@ hands its job back at a run boundary (no half-written run, no attempt used up) a
 
 from __future__ import annotations
 
-import os
 import signal
 
 from sqlalchemy import func, select
@@ -13,10 +12,7 @@ from tests.distributed.conftest import sweep_yaml
 
 
 def test_late_worker_joins_and_sigterm_hands_back(cluster, tiny_bert_dir):
-    models = []
-    for i in range(8):
-        os.symlink(tiny_bert_dir, cluster.folder / f"m{i}")
-        models.append(f"path:{cluster.folder / f'm{i}'}")
+    models = cluster.model_copies(tiny_bert_dir, 8)
     early = cluster.start_worker("early")
     early.wait_ready()
     # Runs of ~0.5 s: the early worker cannot drain the sweep while the late one starts (seconds of imports).
