@@ -161,3 +161,14 @@ class PipelineWorkload:
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         """Run all queries (the pipeline batches them) and say what was processed."""
         raise NotImplementedError
+
+
+class ImagePipelineWorkload(PipelineWorkload):
+    """A pipeline that reads one image per query and returns labels or boxes (classification, detection)."""
+
+    input_kind = "image"
+    default_params = with_common(resize_px=None)  # N or [width, height]: resize inputs first (None: as they come)
+
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        pipeline(resize_images(queries, params["resize_px"]), batch_size=batch_size)
+        return WorkUnits(len(queries), images=len(queries))
