@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from codecarbon import OfflineEmissionsTracker
 from sqlalchemy import func, select
 
@@ -48,8 +49,13 @@ def test_concurrent_workers_on_one_host_share_cpu_and_ram(tmp_path, postgres_url
         raw_cpu = session.scalar(select(func.sum(Measurement.cpu_energy_kwh)))
         attributed_cpu = session.scalar(select(func.sum(Measurement.cpu_energy_attributed_kwh)))
         attributed_ram = session.scalar(select(func.sum(Measurement.ram_energy_attributed_kwh)))
-    # The windows cover part of the host's span, so their attributed sum stays under the host's own reading
-    # (10% for sampling differences between trackers); the raw sum counts the overlap twice.
-    assert attributed_cpu <= host_reading.cpu_energy * 1.1
-    assert attributed_ram <= host_reading.ram_energy * 1.1
+    # CodeCarbon models RAM as constant power, so the bound against the host's own reading is exact: the windows
+    # cover part of the host's span and their shares add up to at most one at every instant.
+    assert attributed_ram <= host_reading.ram_energy * 1.01
+    # CPU has no RAPL here: its estimate is cubic in machine load, sampled over each tracker's own intervals, so two
+    # trackers disagree on the same seconds by tens of percent and the host's figure is no bound. Check instead that
+    # CPU got exactly the share RAM got, window by window, and that the overlap is no longer counted twice.
+    for m in windows:
+        share = m.ram_energy_attributed_kwh / m.ram_energy_kwh
+        assert m.cpu_energy_attributed_kwh / m.cpu_energy_kwh == pytest.approx(share)
     assert attributed_cpu < raw_cpu
