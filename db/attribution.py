@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Measurement
@@ -41,24 +41,39 @@ def _utc(moment: datetime) -> datetime:
 
 
 def attribute_shared_energy(session: Session, *, measurement: Measurement) -> None:
-    """Set the attributed CPU/RAM energy of `measurement` and of every stored window it overlaps.
+    """Set the attributed CPU/RAM energy of a new, not yet added `measurement` and of every stored window it overlaps.
 
-    Two queries whatever the overlap: the windows overlapping this one, then
-    every window overlapping any of those; shares are computed here.
+    On Postgres a transaction lock per host serialises the writers of one host,
+    so two windows stored at the same instant still see each other. One query
+    when nothing overlaps (the common case: one worker per host, or windows that
+    follow each other); otherwise a second one for the windows overlapping
+    those, and the shares are computed here.
     """
     if measurement.hostname is None or measurement.ended_at is None:
         return
-    session.flush()
+    lock_host(session, measurement.hostname)
     overlapping = _on_host(session, measurement.hostname, measurement.started_at, measurement.ended_at)
-    affected = [measurement, *(m for m in overlapping if m.id != measurement.id)]
-    nearby = _on_host(session, measurement.hostname, min(_utc(m.started_at) for m in affected),
-                      max(_utc(m.ended_at) for m in affected))
+    if not overlapping:
+        _set_share(measurement, 1.0, 1)
+        return
+    affected = [measurement, *overlapping]
+    windows = [measurement, *_on_host(session, measurement.hostname, min(_utc(m.started_at) for m in affected),
+                                      max(_utc(m.ended_at) for m in affected))]
     for window in affected:
-        others = [(m.started_at, m.ended_at) for m in nearby if m.id != window.id]
-        share, most = concurrency_share((window.started_at, window.ended_at), others)
-        window.cpu_energy_attributed_kwh = window.cpu_energy_kwh * share
-        window.ram_energy_attributed_kwh = window.ram_energy_kwh * share
-        window.max_concurrent_windows = most
+        others = [(m.started_at, m.ended_at) for m in windows if m is not window]  # one object per row in a session
+        _set_share(window, *concurrency_share((window.started_at, window.ended_at), others))
+
+
+def lock_host(session: Session, hostname: str) -> None:
+    """Postgres: hold this host's transaction lock until commit (SQLite serialises writers anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-host:{hostname}"))))
+
+
+def _set_share(window: Measurement, share: float, most: int) -> None:
+    window.cpu_energy_attributed_kwh = window.cpu_energy_kwh * share
+    window.ram_energy_attributed_kwh = window.ram_energy_kwh * share
+    window.max_concurrent_windows = most
 
 
 def _on_host(session: Session, hostname: str, start: datetime, end: datetime) -> list[Measurement]:

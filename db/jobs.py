@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from db.attribution import lock_host
 from db.models import Job, Run, Sweep, Worker
 
 
@@ -30,17 +31,16 @@ def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s:
         Job.status == "queued",
         and_(Job.status == "running", or_(Job.lease_heartbeat_at < stale, Job.lease_worker_id == worker_id)),
     )
-    result = session.execute(
+    job = session.scalars(
         update(Job)
         .where(Job.id == job_id, claimable)
-        .values(status="running", lease_worker_id=worker_id, lease_heartbeat_at=now, attempts=Job.attempts + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
+        .values(status="running", lease_worker_id=worker_id, lease_heartbeat_at=now, attempts=Job.attempts + 1,
+                started_at=func.coalesce(Job.started_at, now))
+        .returning(Job)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if job is None:
         return None
-    job = session.get(Job, job_id, populate_existing=True)
-    if job.started_at is None:
-        job.started_at = now
     session.execute(update(Worker).where(Worker.id == worker_id).values(current_job_id=job_id, heartbeat_at=now))
     return job
 
@@ -56,8 +56,7 @@ def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout
     hostname = session.scalar(select(Worker.hostname).where(Worker.id == worker_id))
     if hostname is None:
         return False
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-host:{hostname}"))))
+    lock_host(session, hostname)
     other, other_sweep, mine = aliased(Job), aliased(Sweep), aliased(Sweep)
     stale = _now() - timedelta(seconds=lease_timeout_s)
     exclusive_involved = or_(

@@ -37,14 +37,14 @@ def record_run(
     Returns False (and stores nothing) when the run was already done: a
     redelivered job never stores a run twice.
     """
-    marked = session.execute(
+    run = session.execute(
         update(Run)
         .where(Run.id == run_id, Run.status != "done")
         .values(status="done", worker_id=worker_id, error=None, finished_at=datetime.now(UTC))
-    )
-    if marked.rowcount != 1:
+        .returning(Run.job_id, Run.dataset, Run.batch_size)
+    ).one_or_none()
+    if run is None:
         return False
-    run = session.get(Run, run_id)
     work = dict(
         n_queries=units.queries,
         batch_size=run.batch_size,
@@ -73,6 +73,6 @@ def _add_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
         **fields,
         **asdict(reading),
     )
+    attribute_shared_energy(session, measurement=measurement)  # before add: the query must not flush it
     session.add(measurement)
-    attribute_shared_energy(session, measurement=measurement)
     return measurement

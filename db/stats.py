@@ -109,15 +109,20 @@ def estimated_components(cpu_method: str | None, gpu_method: str | None) -> str:
 def flag_outliers(session: Session, *, job_id: int, dataset: str) -> None:
     """Re-flag the runs of one cell: beyond 3 scaled MADs from the median is an outlier (kept, not dropped)."""
     rows = session.execute(
-        select(Measurement.id, Measurement.kwh_per_1k_queries)
+        select(Measurement.id, Measurement.kwh_per_1k_queries, Measurement.is_outlier)
         .join(Run, Run.id == Measurement.run_id)
         .where(Run.job_id == job_id, Run.dataset == dataset, Measurement.phase == "query")
     ).all()
     if len(rows) < 3:
         return
-    values = [value for _, value in rows]
+    values = [value for _, value, _ in rows]
     median = statistics.median(values)
     mad = statistics.median(abs(value - median) for value in values) * MAD_TO_SIGMA
-    for measurement_id, value in rows:
+    changed = {True: [], False: []}  # one UPDATE per new flag value, only for the rows whose flag changes
+    for measurement_id, value, was_outlier in rows:
         outlier = mad > 0 and abs(value - median) > MAD_THRESHOLD * mad
-        session.execute(update(Measurement).where(Measurement.id == measurement_id).values(is_outlier=outlier))
+        if outlier != was_outlier:
+            changed[outlier].append(measurement_id)
+    for outlier, ids in changed.items():
+        if ids:
+            session.execute(update(Measurement).where(Measurement.id.in_(ids)).values(is_outlier=outlier))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from db.attribution import concurrency_share
 from db.jobs import claim_job, pending_runs
 from db.models import Job, Measurement, Worker
 from db.results import record_load, record_run
+from db.session import session_factory
 from db.stats import cell_stats, spread, t_quantile_975
 from db.sweeps import NewJob, insert_sweep
 from tests.factories import make_reading
@@ -120,3 +122,32 @@ def test_overlapping_windows_on_one_host_never_sum_above_the_host(sessions):
         assert total == pytest.approx(host_cpu)
         assert first.cpu_energy_kwh + second.cpu_energy_kwh > host_cpu  # what summing raw readings would claim
         assert math.isclose(first.gpu_energy_kwh, 0.0)
+
+
+def test_windows_stored_at_the_same_instant_still_see_each_other(postgres_url):
+    """Two workers of one host store overlapping windows in concurrent transactions: the host lock makes the
+    second wait for the first, so neither misses the other and nothing is counted twice."""
+    sessions = session_factory(postgres_url)
+    _, job_id, run_ids = _sweep(sessions, 1, workers=("w1@host", "w2@host"))
+    first = sessions()
+    first.begin()
+    record_run(first, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+               reading=make_reading(1e-5, duration_s=10, started_at=T0))
+    first.flush()  # stored but not committed while the other worker writes
+
+    def second_worker() -> None:
+        with sessions.begin() as session:
+            record_load(session, job_id=job_id, worker_id="w2@host",
+                        reading=make_reading(1e-5, duration_s=10, started_at=T0))
+
+    writer = threading.Thread(target=second_worker)
+    writer.start()
+    writer.join(timeout=1)
+    assert writer.is_alive()  # waiting on the host lock, not reading a snapshot without the first window
+    first.commit()
+    first.close()
+    writer.join(timeout=30)
+    with sessions() as session:
+        windows = session.scalars(select(Measurement)).all()
+        assert [m.max_concurrent_windows for m in windows] == [2, 2]
+        assert sum(m.cpu_energy_attributed_kwh for m in windows) == pytest.approx(windows[0].cpu_energy_kwh)
