@@ -118,7 +118,7 @@ def serve_calibration_worker(queue: str, name: str) -> None:
     if os.environ.get("BENCH_NO_ATTRIBUTION"):  # diagnosis only: skip shared-energy attribution
         import db.results
 
-        db.results.attribute_shared_energy = lambda session, measurement: None
+        db.results.attribute_shared_energy = lambda session, windows: None
     from worker.serve import WorkerOptions, serve
 
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")

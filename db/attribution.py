@@ -40,27 +40,29 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
 
 
-def attribute_shared_energy(session: Session, *, measurement: Measurement) -> None:
-    """Set the attributed CPU/RAM energy of a new, not yet added `measurement` and of every stored window it overlaps.
+def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> None:
+    """Set the attributed CPU/RAM energy of one worker's new `windows` (not yet added) and of every stored
+    window they overlap.
 
-    On Postgres a transaction lock per host serialises the writers of one host,
-    so two windows stored at the same instant still see each other. One query
-    when nothing overlaps (the common case: one worker per host, or windows that
-    follow each other); otherwise a second one for the windows overlapping
-    those, and the shares are computed here.
+    Call it last before commit: on Postgres it takes the host's transaction
+    lock, so that two windows stored at the same instant still see each other,
+    and holds it until commit. One query when nothing overlaps (one worker per
+    host, or windows that follow each other); otherwise a second one for the
+    windows overlapping those, and the shares are computed here.
     """
-    if measurement.hostname is None or measurement.ended_at is None:
+    hostname = windows[0].hostname
+    if hostname is None or any(w.ended_at is None for w in windows):
         return
-    lock_host(session, measurement.hostname)
-    overlapping = _on_host(session, measurement.hostname, measurement.started_at, measurement.ended_at)
-    if not overlapping:
-        _set_share(measurement, 1.0, 1)
-        return
-    affected = [measurement, *overlapping]
-    windows = [measurement, *_on_host(session, measurement.hostname, min(_utc(m.started_at) for m in affected),
-                                      max(_utc(m.ended_at) for m in affected))]
-    for window in affected:
-        others = [(m.started_at, m.ended_at) for m in windows if m is not window]  # one object per row in a session
+    lock_host(session, hostname)
+    affected = _on_host(session, hostname, min(_utc(w.started_at) for w in windows),
+                        max(_utc(w.ended_at) for w in windows))
+    nearby = []
+    if affected:  # other windows overlap: the shares of those depend on what overlaps them in turn
+        span = [*windows, *affected]
+        nearby = _on_host(session, hostname, min(_utc(m.started_at) for m in span), max(_utc(m.ended_at) for m in span))
+    everyone = [*windows, *nearby]
+    for window in [*windows, *affected]:
+        others = [(m.started_at, m.ended_at) for m in everyone if m is not window]  # one object per row in a session
         _set_share(window, *concurrency_share((window.started_at, window.ended_at), others))
 
 

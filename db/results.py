@@ -17,9 +17,11 @@ from db.stats import flag_outliers
 def record_load(
     session: Session, *, job_id: int, worker_id: str, reading: Any, baseline_id: int | None = None
 ) -> Measurement:
-    """Store the `load` window of one job attempt."""
-    return _add_window(session, reading, job_id=job_id, run_id=None, phase="load", worker_id=worker_id,
-                       baseline_id=baseline_id)
+    """Store the `load` window of one job attempt; last in the caller's transaction (see `_add_windows`)."""
+    window = _new_window(session, reading, job_id=job_id, run_id=None, phase="load", worker_id=worker_id,
+                         baseline_id=baseline_id)
+    _add_windows(session, [window])
+    return window
 
 
 def record_run(
@@ -32,7 +34,8 @@ def record_run(
     baseline_id: int | None = None,
     prefill: Any | None = None,
 ) -> bool:
-    """Mark the run done and store its `query` measurement (and `prefill`, if measured), in the caller's transaction.
+    """Mark the run done and store its `query` measurement (and `prefill`, if measured), last in the caller's
+    transaction (see `_add_windows`).
 
     Returns False (and stores nothing) when the run was already done: a
     redelivered job never stores a run twice.
@@ -52,20 +55,23 @@ def record_run(
         output_tokens=units.output_tokens,
         images=units.images,
     )
-    windows = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
-    for phase, window in windows.items():
-        _add_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
+    readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
+    windows = [
+        _new_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
                     baseline_id=baseline_id, kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
-    flag_outliers(session, job_id=run.job_id, dataset=run.dataset)
+        for phase, window in readings.items()
+    ]
+    flag_outliers(session, job_id=run.job_id, dataset=run.dataset, new=windows[0])
+    _add_windows(session, windows)
     return True
 
 
-def _add_window(session: Session, reading: Any, *, worker_id: str, baseline_id: int | None, **fields) -> Measurement:
-    """Insert one window with its host, idle energy and shared-energy attribution."""
+def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: int | None, **fields) -> Measurement:
+    """One window with its host and idle energy, not yet added."""
     worker = session.get(Worker, worker_id)
     baseline = session.get(IdleBaseline, baseline_id) if baseline_id is not None else None
     idle_w = baseline.cpu_power_w + baseline.gpu_power_w + baseline.ram_power_w if baseline else None
-    measurement = Measurement(
+    return Measurement(
         worker_id=worker_id,
         hostname=worker.hostname if worker else None,
         baseline_id=baseline_id,
@@ -73,6 +79,9 @@ def _add_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
         **fields,
         **asdict(reading),
     )
-    attribute_shared_energy(session, measurement=measurement)  # before add: the query must not flush it
-    session.add(measurement)
-    return measurement
+
+
+def _add_windows(session: Session, windows: list[Measurement]) -> None:
+    """Attribute shared energy, then add. Last before commit: on Postgres it holds the host's lock until then."""
+    attribute_shared_energy(session, windows=windows)
+    session.add_all(windows)

@@ -106,23 +106,26 @@ def estimated_components(cpu_method: str | None, gpu_method: str | None) -> str:
     return ", ".join([*estimated, "ram"])
 
 
-def flag_outliers(session: Session, *, job_id: int, dataset: str) -> None:
-    """Re-flag the runs of one cell: beyond 3 scaled MADs from the median is an outlier (kept, not dropped)."""
+def flag_outliers(session: Session, *, job_id: int, dataset: str, new: Measurement) -> None:
+    """Flag `new` (a query window not yet added) and re-flag its cell's stored runs: beyond 3 scaled MADs from
+    the median is an outlier (kept, not dropped)."""
     rows = session.execute(
         select(Measurement.id, Measurement.kwh_per_1k_queries, Measurement.is_outlier)
         .join(Run, Run.id == Measurement.run_id)
         .where(Run.job_id == job_id, Run.dataset == dataset, Measurement.phase == "query")
     ).all()
-    if len(rows) < 3:
-        return
-    values = [value for _, value, _ in rows]
+    values = [value for _, value, _ in rows] + [new.kwh_per_1k_queries]
     median = statistics.median(values)
     mad = statistics.median(abs(value - median) for value in values) * MAD_TO_SIGMA
-    changed = {True: [], False: []}  # one UPDATE per new flag value, only for the rows whose flag changes
+
+    def is_outlier(value: float) -> bool:
+        return len(values) >= 3 and mad > 0 and abs(value - median) > MAD_THRESHOLD * mad
+
+    new.is_outlier = is_outlier(new.kwh_per_1k_queries)
+    changed = {True: [], False: []}  # one UPDATE per new flag value, only for the stored rows whose flag changes
     for measurement_id, value, was_outlier in rows:
-        outlier = mad > 0 and abs(value - median) > MAD_THRESHOLD * mad
-        if outlier != was_outlier:
-            changed[outlier].append(measurement_id)
+        if is_outlier(value) != was_outlier:
+            changed[not was_outlier].append(measurement_id)
     for outlier, ids in changed.items():
         if ids:
             session.execute(update(Measurement).where(Measurement.id.in_(ids)).values(is_outlier=outlier))

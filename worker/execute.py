@@ -88,9 +88,9 @@ def execute_job(
             return _finish(runtime, job_id, f"model failed to load: {error}", final=runtime.load_failure_is_final,
                            emit=emit)
         with runtime.sessions.begin() as session:  # the load window, and what was loaded: Hub commit, dtype, size
+            record_provenance(session, job_id=job_id, provenance=getattr(pipeline, "wattsweep_provenance", None))
             record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading,
                         baseline_id=baseline_id)
-            record_provenance(session, job_id=job_id, provenance=getattr(pipeline, "wattsweep_provenance", None))
         emit("loaded")
 
         for run_id, dataset, n_queries, batch_size, warmup in runs:
