@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from sqlalchemy.orm import Session
 
 from db.models import Sweep
@@ -15,8 +13,9 @@ from scheduler.spec import SweepSpec
 def create_sweep(
     session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
 ) -> Sweep:
+    # A run's fields are flat: vars() rather than asdict(), whose deep copy costs seconds at 100,000 runs.
     jobs = [
-        NewJob(job.task, job.model, job.hardware_class, job.params, [asdict(run) for run in job.runs],
+        NewJob(job.task, job.model, job.hardware_class, job.params, [dict(vars(run)) for run in job.runs],
                model_kind=job.model_kind)
         for job in expand(spec, hardware_class)
     ]

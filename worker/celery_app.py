@@ -51,9 +51,10 @@ def make_app(broker_url: str | None = None, visibility_timeout_s: float | None =
         # Results live in Postgres (runs, measurements); Celery keeps none, so there is no result backend to fill.
         task_ignore_result=True,
         result_backend=None,
-        # Task events for Flower (received/started/succeeded per job); "sent" events show what is waiting.
+        # Task events for Flower (received/started/succeeded per job). No "sent" events: they would double the
+        # Redis writes of a 10,000-job submit, and `wattsweep status` already shows what is waiting.
         worker_send_task_events=True,
-        task_send_sent_event=True,
+        task_send_sent_event=False,
         # Redis redelivers an unacked message after this many seconds: it must exceed the longest job, or a job
         # still running would be handed to a second worker. Celery and kombu read it in each of these places.
         broker_transport_options={"visibility_timeout": visibility_timeout_s},

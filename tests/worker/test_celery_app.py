@@ -21,7 +21,7 @@ def test_long_gpu_job_settings(conf):
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert (conf.worker_prefetch_multiplier, conf.worker_concurrency) == (1, 1)
     assert conf.task_ignore_result and conf.result_backend is None
-    assert conf.worker_send_task_events and conf.task_send_sent_event
+    assert conf.worker_send_task_events and not conf.task_send_sent_event
     assert conf.worker_cancel_long_running_tasks_on_connection_loss
     assert not conf.task_always_eager  # never eager: tests run real workers
 
