@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.paired import compare  # noqa: E402
 
 
 def quickstart() -> None:
@@ -33,7 +36,7 @@ def quickstart() -> None:
 
 
 def harness_overhead(task: str = "text-classification", model: str = "tiny:bert", dataset: str = "builtin:reviews",
-                     n_queries: int = 400, rounds: int = 5) -> None:
+                     n_queries: int = 400, rounds: int = 16) -> None:
     from worker.datasets import load_queries
     from worker.meter import Meter
     from worker.workloads import get_workload
@@ -46,26 +49,18 @@ def harness_overhead(task: str = "text-classification", model: str = "tiny:bert"
     with meter.window("warm-up"):  # CodeCarbon detects hardware on its first window
         workload.run(pipeline, queries[:20], 1, params)
 
-    def bare() -> float:
-        start = time.perf_counter()
+    def bare() -> None:
         for query in queries:
             pipeline(query)
-        return n_queries / (time.perf_counter() - start)
 
-    def measured() -> float:
-        start = time.perf_counter()
+    def measured() -> None:
         with meter.window("query"):
             workload.run(pipeline, queries, 1, params)
-        return n_queries / (time.perf_counter() - start)
 
-    bare_qps, measured_qps = [], []
-    for _ in range(rounds):  # interleaved, so drift affects both alike
-        bare_qps.append(bare())
-        measured_qps.append(measured())
+    result = compare(bare, measured, items=n_queries, rounds=rounds)
     meter.close()
-    b, m = statistics.median(bare_qps), statistics.median(measured_qps)
-    print(f"harness overhead ({task}, {model}, {n_queries} queries, median of {rounds}): bare {b:.1f} q/s, "
-          f"wattsweep {m:.1f} q/s = {100 * m / b:.1f}% of bare (target >= 97%)")
+    print(f"harness overhead ({task}, {model}, {n_queries} queries, {rounds} paired rounds): wattsweep's measured "
+          f"loop runs at {result.describe()} of the bare loop (target >= 97%)")
 
 
 def help_startup(rounds: int = 5) -> None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
+from pathlib import Path
 
-from worker.datasets import load_queries
-from worker.meter import Meter
-from worker.workloads import get_workload
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.paired import compare  # noqa: E402
+from worker.datasets import load_queries  # noqa: E402
+from worker.meter import Meter  # noqa: E402
+from worker.workloads import get_workload  # noqa: E402
 
 
 def setup(task: str, model: str, dataset: str, n_queries: int):
@@ -27,18 +31,16 @@ def setup(task: str, model: str, dataset: str, n_queries: int):
 
 
 def meter_overhead(workload, pipeline, queries, params, meter: Meter, rounds: int) -> None:
-    bare, metered = [], []
-    for _ in range(rounds):  # interleaved, so drift affects both alike
-        start = time.perf_counter()
+    def unmetered() -> None:
         workload.run(pipeline, queries, 1, params)
-        bare.append(len(queries) / (time.perf_counter() - start))
-        start = time.perf_counter()
+
+    def metered() -> None:
         with meter.window("query"):
             workload.run(pipeline, queries, 1, params)
-        metered.append(len(queries) / (time.perf_counter() - start))
-    b, m = statistics.median(bare), statistics.median(metered)
-    print(f"meter overhead: unmetered {b:.1f} q/s, metered {m:.1f} q/s = {100 * m / b:.1f}% "
-          f"(median of {rounds}, {len(queries)} queries each; target >= 98%)")
+
+    result = compare(unmetered, metered, items=len(queries), rounds=rounds)
+    print(f"meter overhead: metered throughput is {result.describe()} of unmetered "
+          f"({rounds} paired rounds of {len(queries)} queries; target >= 98%)")
 
 
 def repeatability(workload, pipeline, queries, params, meter: Meter, repetitions: int) -> None:
@@ -66,7 +68,7 @@ if __name__ == "__main__":
     with meter.window("warm-up"):  # CodeCarbon detects the hardware on its first window
         workload.run(pipeline, queries[:50], 1, params)
     try:
-        meter_overhead(workload, pipeline, queries[: args.queries // 4], params, meter, rounds=5)
+        meter_overhead(workload, pipeline, queries[: args.queries // 4], params, meter, rounds=16)
         repeatability(workload, pipeline, queries, params, meter, repetitions=5)
     finally:
         meter.close()
