@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from db.attribution import attribute_shared_energy
@@ -68,12 +68,12 @@ def record_run(
 
 def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: int | None, **fields) -> Measurement:
     """One window with its host and idle energy, not yet added."""
-    hostname = session.scalar(select(Worker.hostname).where(Worker.id == worker_id))  # not the inventory JSON
+    worker = session.get(Worker, worker_id)  # from the session's identity map after the first window
     baseline = session.get(IdleBaseline, baseline_id) if baseline_id is not None else None
     idle_w = baseline.cpu_power_w + baseline.gpu_power_w + baseline.ram_power_w if baseline else None
     return Measurement(
         worker_id=worker_id,
-        hostname=hostname,
+        hostname=worker.hostname if worker else None,
         baseline_id=baseline_id,
         idle_energy_kwh=idle_w * reading.duration_s / 3.6e6 if idle_w is not None else None,
         **fields,

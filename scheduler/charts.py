@@ -85,6 +85,14 @@ def legend_svg(items: list[tuple[str, str]], x: float, y: float) -> str:
     return "".join(parts)
 
 
+def _plot_border_and_legend(left: float, top: float, right: float, bottom: float,
+                            legend: list[tuple[str, str]]) -> str:
+    """The plot area's border, and the legend to its right when there is one."""
+    border = (f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
+              'stroke="#999"/>')
+    return border + (legend_svg(list(legend), right + 16, top + 8) if legend else "")
+
+
 def _frame(width: float, height: float, title: str, body: str, caption: str) -> str:
     return (f'<figure class="chart"><svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width:.0f}" '
             f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" style="{FONT}">'
@@ -136,10 +144,7 @@ def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tu
             x = scale(row.median)
             body.append(f'<line x1="{x:.1f}" y1="{y - 10:.1f}" x2="{x:.1f}" y2="{y + 10:.1f}" stroke="#111" '
                         f'stroke-width="2"><title>median {row.median:.3g}</title></line>')
-    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-                'stroke="#999"/>')
-    if legend:
-        body.append(legend_svg(list(legend), right + 16, top + 8))
+    body.append(_plot_border_and_legend(left, top, right, bottom, legend))
     caption = f"{hidden} value(s) not shown: zero, negative or missing cannot sit on a log axis." if hidden else ""
     return _frame(width, bottom + 46, title, "".join(body), caption)
 
@@ -165,10 +170,7 @@ def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str
     for p in shown:
         body.append(f'<circle cx="{xs(p.value):.1f}" cy="{ys(p.y):.1f}" r="5" fill="{p.color}" fill-opacity="0.8" '
                     f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
-    body.append(f'<rect x="{left}" y="{top}" width="{right - left}" height="{bottom - top}" fill="none" '
-                'stroke="#999"/>')
-    if legend:
-        body.append(legend_svg(list(legend), right + 16, top + 8))
+    body.append(_plot_border_and_legend(left, top, right, bottom, legend))
     hidden = len(points) - len(shown)
     caption = f"{hidden} model(s) not shown: zero, negative or missing values cannot sit on a log axis." if hidden \
         else ""
