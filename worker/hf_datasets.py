@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.datasets import DatasetLoadError
-from worker.hub import PULL_HINT, PullResult
+from worker.hub import PULL_HINT, PullResult, hub_offline
 from worker.refs import HfDatasetRef, ReferenceError, parse_hf_dataset
 
 # Usual column names per input kind, most specific first; matched case-insensitively.
@@ -183,12 +183,6 @@ def _open_hub(ref: HfDatasetRef) -> tuple[Any, str, str | None]:
                            f"{_one_line(missing)}")
 
 
-def _hub_offline() -> bool:
-    from worker.hub import hub_offline
-
-    return hub_offline()
-
-
 @functools.lru_cache(maxsize=8)  # repetitions of a run read the same rows: read them once per process
 def read_rows(ref: HfDatasetRef, n: int) -> Rows:
     """The first `n` rows of the set `ref` names, from a local folder, a pulled snapshot or the Hub."""
@@ -202,7 +196,7 @@ def read_rows(ref: HfDatasetRef, n: int) -> Rows:
         from datasets import load_from_disk
 
         return _take(load_from_disk(str(snapshot_dir(ref) / "data")), n)
-    if _hub_offline():
+    if hub_offline():
         raise DatasetLoadError(f"dataset {_label(ref)!r} is not in the local cache; {PULL_HINT}")
     dataset, _, _ = _open_hub(ref)
     return _take(dataset, n)
@@ -268,7 +262,7 @@ def _image(value: Any, where: str) -> Any:
     if isinstance(value, dict) and value.get("path"):
         value = value["path"]
     if isinstance(value, str) and value.startswith(("http://", "https://")):
-        if _hub_offline():
+        if hub_offline():
             raise DatasetLoadError(f"{where}: the images are URLs, and fetching them needs network access")
         import urllib.request
 
@@ -331,7 +325,7 @@ def pull_dataset(text: str, n: int) -> PullResult:
     meta = snapshot_meta(ref)
     if _snapshot_covers(meta, n):
         return PullResult(label, "cached", f"{meta['rows']} rows pulled")
-    if _hub_offline():
+    if hub_offline():
         return PullResult(label, "missing", "HF_HUB_OFFLINE=1 and no pulled snapshot with enough rows")
     try:
         dataset, path, config = _open_hub(ref)
