@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, Run, Sweep
+from db.models import Job, Run, Sweep, utcnow
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,6 @@ class Dispatch:
     job_id: int
     queue: str
     stale_lease: bool = False  # running on a worker that stopped heart-beating
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def sweep_dispatches(session: Session, *, sweep_id: int) -> list[Dispatch]:
@@ -40,7 +36,7 @@ def sweep_dispatches(session: Session, *, sweep_id: int) -> list[Dispatch]:
 
 def mark_dispatched(session: Session, *, job_ids: Sequence[int] = (), sweep_id: int | None = None) -> None:
     """Record that these jobs (or every queued job of `sweep_id`) were just sent."""
-    now = _now()
+    now = utcnow()
     if sweep_id is not None:
         session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status == "queued").values(dispatched_at=now))
     for start in range(0, len(job_ids), 5000):  # bounded IN lists
@@ -54,7 +50,7 @@ def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: fl
     Only distributed, non-cancelled sweeps. The caller then drops those the
     broker already holds.
     """
-    now = _now()
+    now = utcnow()
     stale = now - timedelta(seconds=lease_timeout_s)
     sent_before = now - timedelta(seconds=grace_s)
     rows = session.execute(
@@ -82,7 +78,7 @@ def cancel_sweep(session: Session, *, sweep_id: int) -> int:
     result = session.execute(
         update(Job)
         .where(Job.sweep_id == sweep_id, Job.status.in_(("queued", "running")))
-        .values(status="cancelled", lease_worker_id=None, lease_heartbeat_at=None, finished_at=_now())
+        .values(status="cancelled", lease_worker_id=None, lease_heartbeat_at=None, finished_at=utcnow())
     )
     return result.rowcount
 

@@ -6,17 +6,13 @@ that receive the same job id cannot both claim it: the second sees rowcount 0.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from db.attribution import lock_host
-from db.models import Job, Run, Sweep, Worker
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+from db.models import Job, Run, Sweep, Worker, utcnow
 
 
 def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s: float) -> Job | None:
@@ -25,7 +21,7 @@ def claim_job(session: Session, *, job_id: int, worker_id: str, lease_timeout_s:
     Returns the job, or None when someone else holds a live lease, the job is
     finished, or it does not exist. Counts the attempt.
     """
-    now = _now()
+    now = utcnow()
     stale = now - timedelta(seconds=lease_timeout_s)
     claimable = or_(
         Job.status == "queued",
@@ -58,7 +54,7 @@ def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout
         return False
     lock_host(session, hostname)
     other, other_sweep, mine = aliased(Job), aliased(Sweep), aliased(Sweep)
-    stale = _now() - timedelta(seconds=lease_timeout_s)
+    stale = utcnow() - timedelta(seconds=lease_timeout_s)
     exclusive_involved = or_(
         other_sweep.exclusive,
         select(mine.exclusive).join(Job, Job.sweep_id == mine.id).where(Job.id == job_id).scalar_subquery(),
@@ -76,7 +72,7 @@ def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout
 
 def heartbeat(session: Session, *, job_id: int, worker_id: str) -> bool:
     """Refresh the lease; False means it was taken over and the worker must stop."""
-    now = _now()
+    now = utcnow()
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_worker_id == worker_id, Job.status == "running")
@@ -106,7 +102,7 @@ def finish_job(session: Session, *, job_id: int, worker_id: str, error: str | No
     job.lease_worker_id = None
     job.lease_heartbeat_at = None
     if status in ("done", "failed"):
-        job.finished_at = _now()
+        job.finished_at = utcnow()
     if status == "failed":  # its unfinished runs will not happen unless retried
         session.execute(
             update(Run)
@@ -143,7 +139,7 @@ def touch_worker(
     session: Session, *, worker_id: str, current_job_id: int | None = None, clear_job: bool = False
 ) -> None:
     """Refresh the worker's own heartbeat (also while idle, so `wattsweep workers` shows it alive)."""
-    values: dict = {"heartbeat_at": _now()}
+    values: dict = {"heartbeat_at": utcnow()}
     if clear_job:
         values["current_job_id"] = current_job_id
     session.execute(update(Worker).where(Worker.id == worker_id).values(**values))
