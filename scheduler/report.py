@@ -1,4 +1,4 @@
-"""`wattsweep report --format csv|json|html`: render a ReportData (the table format lives in scheduler.cli)."""
+"""`wattsweep report --format csv|json|html`: render a ReportData (the table format lives in scheduler.report_table)."""
 
 from __future__ import annotations
 

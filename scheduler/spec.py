@@ -22,9 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from worker.datasets import BUILTIN_DATASETS, kinds_compatible
+from worker.catalog import BUILTIN_DATASETS, TINY_FAMILIES, kinds_compatible
 from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
-from worker.tiny import TINY_FAMILIES
 from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
 
 

@@ -6,8 +6,8 @@ on every machine and a run of n queries does not depend on how many were asked
 before. Each set holds `BUILTIN_SIZE` distinct items (the study used 1,000
 queries a dataset); asking for more cycles through them in order.
 
-Module level stays light (no PIL, numpy, torch): the scheduler imports
-`BUILTIN_DATASETS` to validate sweep files.
+Module level stays light (no PIL, numpy, torch); the names and kinds of the
+sets are `worker.catalog.BUILTIN_DATASETS`.
 """
 
 from __future__ import annotations
@@ -17,33 +17,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+from worker.catalog import BUILTIN_DATASETS
+from worker.errors import DatasetLoadError
 from worker.refs import DatasetRef, ReferenceError, parse_dataset_ref
-
-INPUT_KINDS = ("text", "qa", "document", "prompt", "image")
-"""text: a sentence or review (str); qa: {"question", "context"} dict; document: a longer
-text to summarise (str); prompt: a generation or image prompt (str); image: a PIL image."""
-
-STRING_KINDS = ("text", "document", "prompt")  # all plain strings: a workload of one kind may read another
-
-BUILTIN_DATASETS: dict[str, str] = {
-    "texts": "text",
-    "reviews": "text",
-    "squad-like": "qa",
-    "trivia": "qa",
-    "news": "document",
-    "reports": "document",
-    "prompts": "prompt",
-    "image-prompts": "prompt",
-    "shapes": "image",
-    "noise": "image",
-}
 
 BUILTIN_SIZE = 1000
 IMAGE_SIZE_PX = 64
-
-
-class DatasetLoadError(RuntimeError):
-    """A dataset that cannot be read; the message says what is wrong and how to fix it."""
 
 
 # Word lists shared by the generators; worker.tiny builds its tokenizer vocabulary from them too.
@@ -270,11 +249,6 @@ def dataset_kind(ref: str) -> str:
     if parsed.kind == "hf":
         raise DatasetLoadError(f"dataset {ref!r}: an hf: set's kind is the task's (its input kind picks the column)")
     return _kind_of(_read_file(parsed.name, limit=1)[0])
-
-
-def kinds_compatible(input_kind: str, dataset_kind: str) -> bool:
-    """Whether a workload consuming `input_kind` can read queries of `dataset_kind` (strings read as strings)."""
-    return input_kind == dataset_kind or (input_kind in STRING_KINDS and dataset_kind in STRING_KINDS)
 
 
 def load_queries(ref: str, n: int, input_kind: str | None = None) -> list[Any]:

@@ -17,7 +17,7 @@ from db.jobs import claim_job, finish_job, heartbeat, host_is_busy, pending_runs
 from db.provenance import record_provenance
 from db.results import record_load, record_run
 from db.retry import run_in_transaction
-from worker.datasets import DatasetLoadError
+from worker.errors import DatasetLoadError, ModelLoadError
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,6 @@ def execute_job(
     pipeline = None
     try:
         from worker.datasets import load_queries
-        from worker.loading import ModelLoadError
         from worker.workloads import get_workload
 
         workload = get_workload(task, multi_purpose=multi_purpose)

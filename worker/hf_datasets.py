@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.datasets import DatasetLoadError
+from worker.errors import DatasetLoadError
 from worker.hub import PULL_HINT, PullResult, hub_offline
 from worker.refs import HfDatasetRef, ReferenceError, parse_hf_dataset
 

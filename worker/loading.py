@@ -15,55 +15,19 @@ Module level stays light: torch, transformers and diffusers load inside function
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from worker.catalog import TASK_MODEL_CLASSES, TINY_FAMILIES
+from worker.errors import ModelLoadError
+from worker.loaded_model import LoadedModel, model_provenance
 from worker.refs import ReferenceError, parse_model_ref
 
-# task -> transformers Auto class that loads a checkpoint for it ("diffusers" for the diffusion pipeline).
-TASK_MODEL_CLASSES: dict[str, str] = {
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-    "fill-mask": "AutoModelForMaskedLM",
-    "text-generation": "AutoModelForCausalLM",
-    "summarization": "AutoModelForSeq2SeqLM",
-    "image-classification": "AutoModelForImageClassification",
-    "object-detection": "AutoModelForObjectDetection",
-    "image-to-text": "AutoModelForImageTextToText",  # AutoModelForVision2Seq is deprecated in 4.57
-    "text-to-image": "diffusers",
-}
 TOKENIZER_TASKS = frozenset(
     {"text-classification", "token-classification", "question-answering", "fill-mask", "text-generation",
      "summarization", "image-to-text"}
 )
 IMAGE_PROCESSOR_TASKS = frozenset({"image-classification", "object-detection", "image-to-text"})
-
-
-class ModelLoadError(RuntimeError):
-    """A model reference that cannot be loaded for a task; the message names the fix."""
-
-
-@dataclass
-class LoadedModel:
-    """A model with what it needs to read its inputs; for text-to-image `model` is the diffusers pipeline."""
-
-    model: Any
-    tokenizer: Any = None
-    image_processor: Any = None
-    revision: str | None = None  # the Hub commit loaded; None for tiny: and path:
-
-    @property
-    def provenance(self) -> dict[str, Any]:
-        """What was loaded, for the job's record: Hub commit, dtype of the weights, parameter count."""
-        return model_provenance(self.model, self.revision)
-
-    def save_pretrained(self, folder: str | Path) -> None:
-        """Write every part into `folder`, loadable again as `path:<folder>`."""
-        for part in (self.model, self.tokenizer, self.image_processor):
-            if part is not None:
-                part.save_pretrained(str(folder))
 
 
 def torch_dtype(dtype: Any) -> Any:
@@ -76,18 +40,6 @@ def torch_dtype(dtype: Any) -> Any:
     if not isinstance(value, torch.dtype):
         raise ModelLoadError(f"unknown dtype {dtype!r}: use float32, float16 or bfloat16")
     return value
-
-
-def model_provenance(model: Any, revision: str | None = None) -> dict[str, Any]:
-    """revision, dtype ("float32", ...) and num_parameters of a loaded model or diffusers pipeline."""
-    import torch
-
-    modules = [model] if isinstance(model, torch.nn.Module) else [
-        part for part in getattr(model, "components", {}).values() if isinstance(part, torch.nn.Module)]
-    tensors = [t for module in modules for t in module.parameters()]
-    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()})
-    return {"revision": revision, "dtype": "+".join(dtypes) or None,
-            "num_parameters": sum(t.numel() for t in tensors) or None}
 
 
 def generative_task(where: str, revision: str | None = None) -> str:
@@ -142,7 +94,7 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, 
     dtype = torch_dtype(dtype)
 
     if ref.kind == "tiny":
-        from worker.tiny import TINY_FAMILIES, build_tiny
+        from worker.tiny import build_tiny
 
         if generative:
             task = TINY_FAMILIES[ref.name].generator_task or ""

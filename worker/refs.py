@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from worker.catalog import BUILTIN_DATASETS, TINY_FAMILIES
+
 MODEL_KINDS = ("tiny", "hub", "path")
 DATASET_KINDS = ("builtin", "hf", "file")
 
@@ -57,8 +59,6 @@ def parse_model_ref(text: str) -> ModelRef:
             raise ReferenceError(f"malformed hub model {text!r}: expected hub:<org>/<name>[@revision]")
         return ModelRef("hub", name, revision or None)
     if kind == "tiny":
-        from worker.tiny import TINY_FAMILIES  # light: a table of names, no torch
-
         if rest not in TINY_FAMILIES:
             raise ReferenceError(
                 f"unknown tiny model family {rest!r}: allowed are {', '.join(sorted(TINY_FAMILIES))}"
@@ -70,8 +70,6 @@ def parse_dataset_ref(text: str) -> DatasetRef:
     """`builtin:<name>`, `hf:<dataset>[/<config>]:<split>[:<column>]` or `file:<path>.jsonl`."""
     kind, rest = _split(text, DATASET_KINDS, "dataset")
     if kind == "builtin":
-        from worker.datasets import BUILTIN_DATASETS  # light: a table of names
-
         if rest not in BUILTIN_DATASETS:
             raise ReferenceError(
                 f"unknown builtin dataset {rest!r}: allowed are {', '.join(sorted(BUILTIN_DATASETS))}"

@@ -7,16 +7,17 @@ Tokenizers and image processors are built in code as well (a WordPiece
 vocabulary from the builtin datasets' words plus single characters), so no
 file is ever downloaded. Everything `build_tiny` returns can `save_pretrained`.
 
-`TINY_FAMILIES` is a light table: the scheduler imports it to validate sweep
-files, so torch and transformers are imported inside the builders only.
+The table of families is `worker.catalog.TINY_FAMILIES` (light: the scheduler
+reads it); torch and transformers are imported inside the builders only.
 """
 
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
 
-from worker.loading import TASK_MODEL_CLASSES, LoadedModel
+from worker.catalog import TASK_MODEL_CLASSES, TINY_FAMILIES
+from worker.datasets import VOCABULARY
+from worker.loaded_model import LoadedModel
 
 SEED = 0
 IMAGE_SIZE_PX = 32  # tiny vision models read 32x32 images (processors resize the 64x64 builtin images)
@@ -24,33 +25,11 @@ LABELS = ("circle", "square", "triangle", "stripe", "dot", "cloud", "tree", "car
 NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 
 
-@dataclass(frozen=True)
-class TinyFamily:
-    architecture: str
-    tasks: tuple[str, ...]
-    # A family that generates text can also be prompted for other tasks zero-shot (a "multi-purpose" model):
-    # this is the task whose build is its generator.
-    generator_task: str | None = None
-
-
-TINY_FAMILIES: dict[str, TinyFamily] = {
-    "bert": TinyFamily("BERT encoder", ("text-classification", "token-classification", "question-answering",
-                                        "fill-mask")),
-    "gpt2": TinyFamily("GPT-2 decoder", ("text-generation",), generator_task="text-generation"),
-    "t5": TinyFamily("T5 encoder-decoder", ("summarization",), generator_task="summarization"),
-    "vit": TinyFamily("ViT image classifier", ("image-classification",)),
-    "yolos": TinyFamily("YOLOS detector (ViT backbone, no timm)", ("object-detection",)),
-    "vit-gpt2": TinyFamily("VisionEncoderDecoder: ViT encoder + GPT-2 decoder", ("image-to-text",)),
-    "stable-diffusion": TinyFamily("Stable Diffusion: UNet + VAE + CLIP text encoder", ("text-to-image",)),
-}
-
-
 def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str | None = None, **extra):
     """A lower-casing WordPiece tokenizer; `specials` maps a role (pad_token, ...) to its token, ids in order."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    from worker.datasets import VOCABULARY
 
     vocab: dict[str, int] = {}
     for token in [*specials.values(), *string.ascii_lowercase, *string.digits, *string.punctuation]:

@@ -131,7 +131,7 @@ def test_dispatch_is_sortable_by_job_id():
 
 
 def test_the_scheduler_never_imports_the_gpu_stack():
-    code = ("import sys, scheduler.cli, scheduler.dispatch, scheduler.cli_distributed, worker.celery_app, "
+    code = ("import sys, scheduler.cli, scheduler.dispatch, scheduler.cli.distributed, worker.celery_app, "
             "worker.broker\n"
             "print([m for m in ('torch', 'transformers', 'diffusers', 'codecarbon') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -7,15 +7,9 @@ import json
 import pytest
 from PIL import Image
 
-from worker.datasets import (
-    BUILTIN_DATASETS,
-    BUILTIN_SIZE,
-    INPUT_KINDS,
-    DatasetLoadError,
-    dataset_kind,
-    kinds_compatible,
-    load_queries,
-)
+from worker.catalog import BUILTIN_DATASETS, INPUT_KINDS, kinds_compatible
+from worker.datasets import BUILTIN_SIZE, dataset_kind, load_queries
+from worker.errors import DatasetLoadError
 
 
 def comparable(query):

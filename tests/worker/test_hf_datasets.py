@@ -13,7 +13,8 @@ import pytest
 from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
-from worker.datasets import DatasetLoadError, load_queries
+from worker.datasets import load_queries
+from worker.errors import DatasetLoadError
 from worker.hf_datasets import parse, pull_dataset, read_rows, snapshot_dir, write_snapshot
 from worker.refs import ReferenceError, parse_hf_dataset
 

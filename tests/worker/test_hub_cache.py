@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from db.models import Job
 from db.session import session_factory
+from worker.errors import ModelLoadError
 from worker.hub import pull_model, weight_files
-from worker.loading import ModelLoadError, load_for_task
+from worker.loading import load_for_task
 from worker.tiny import build_tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from worker.datasets import load_queries
-from worker.loading import ModelLoadError, load_for_task
+from worker.errors import ModelLoadError
+from worker.loading import load_for_task
 from worker.tiny import build_tiny
 from worker.workloads import get_workload
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.datasets import BUILTIN_DATASETS, INPUT_KINDS, load_queries
-from worker.tiny import TINY_FAMILIES
+from worker.catalog import BUILTIN_DATASETS, INPUT_KINDS, TINY_FAMILIES
+from worker.datasets import load_queries
 from worker.workloads import WORKLOADS, get_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

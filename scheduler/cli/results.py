@@ -1,6 +1,6 @@
-"""Result commands: import (CodeCarbon logs), export (the flat runs view), compare (two sweeps).
+"""Result commands: report (tables, CSV, JSON, HTML), import (CodeCarbon logs), export (the flat runs view),
+compare (two sweeps).
 
-Registered on the one `wattsweep` app by scheduler.cli (`report` lives there).
 Everything reads the SQL views; heavy imports (pyarrow) stay inside commands.
 """
 
@@ -13,11 +13,90 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from scheduler.cli import DatabaseOpt, SweepArg, _find, _open_out, _safe_name, _sessions, app, console, fail
+from scheduler.cli.options import (
+    DatabaseOpt,
+    SweepArg,
+    console,
+    fail,
+    find_sweep_or_fail,
+    open_out,
+    open_sessions,
+    safe_name,
+)
 
+app = typer.Typer()
 import_app = typer.Typer(help="Import measurements made elsewhere into an imported sweep.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+
+
+def print_summary(sessions, sweep_id: int, out: Console | None = None, grid_intensity: float | None = None,
+                   cells: bool = True) -> None:
+    from scheduler.report_table import print_report
+
+    with sessions() as session:
+        print_report(out or console, session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity, cells=cells)
+
+
+@app.command()
+def report(
+    sweep: SweepArg = None,
+    database_url: DatabaseOpt = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json | html.")] = "table",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file (html default: "
+                                             "<sweep>-report.html).")] = None,
+    phone_charge_kwh: Annotated[float, typer.Option(help="kWh per smartphone charge (EPA, as in the study).")] = 0.022,
+    car_g_per_km: Annotated[float, typer.Option(help="g CO2e per km, average petrol car (EPA: 393 g/mile).")] = 244.2,
+    daily_queries: Annotated[int, typer.Option(help="Queries a day, for the training break-even.")] = 1_000_000,
+    training_energy: Annotated[list[str] | None, typer.Option(
+        "--training-energy", help="MODEL=KWH declared training energy; repeatable.")] = None,
+    grid_intensity: Annotated[float | None, typer.Option(
+        "--grid-intensity", help="Recompute emissions from stored energy at this g CO2e/kWh.")] = None,
+) -> None:
+    """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
+    from scheduler.report import FORMATS
+
+    if format not in FORMATS:
+        fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
+    if phone_charge_kwh <= 0 or car_g_per_km <= 0 or daily_queries <= 0:
+        fail("--phone-charge-kwh, --car-g-per-km and --daily-queries must be positive")
+    if grid_intensity is not None and grid_intensity < 0:
+        fail(f"--grid-intensity {grid_intensity:g}: give g CO2e per kWh, 0 or more")
+    sessions = open_sessions(database_url)
+    if format == "table":
+        with sessions() as session:
+            found = find_sweep_or_fail(session, sweep)
+        title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
+        if out is None:
+            console.print(title)
+            print_summary(sessions, found.id, grid_intensity=grid_intensity)
+            return
+        with open_out(out) as handle:
+            file_console = Console(file=handle, width=120, no_color=True)
+            file_console.print(title)
+            print_summary(sessions, found.id, file_console, grid_intensity=grid_intensity)
+        console.print(f"wrote {out}")
+        return
+    from scheduler.report import render
+    from scheduler.report_data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
+
+    try:
+        options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
+                                grid_intensity)
+    except TrainingEnergyError as error:
+        fail(str(error))
+    with sessions() as session:
+        found = find_sweep_or_fail(session, sweep)
+        text = render(gather(session, found, options), format)
+    if format == "html" and out is None:
+        out = Path(f"{safe_name(found.name)}-report.html")
+    if out is None:
+        sys.stdout.write(text)
+        return
+    with open_out(out) as handle:
+        handle.write(text)
+    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
 
 
 @import_app.command("codecarbon")
@@ -55,7 +134,7 @@ def import_codecarbon(
     sources = [{"path": f.path, "sha256": f.sha256, "layout": f.layout, "rows": len(f.windows), **f.software}
                for f in parsed]
     name = sweep or f"imported-{task}-{datetime.now():%Y%m%d-%H%M%S}"
-    sessions = _sessions(database_url, migrate_sqlite=True)
+    sessions = open_sessions(database_url, migrate_sqlite=True)
     try:
         with sessions.begin() as session:
             summary = import_windows(session, sweep_name=name, task=task,
@@ -84,10 +163,10 @@ def export(
 
     if format not in ("csv", "parquet"):
         fail(f"--format {format!r}: use csv or parquet")
-    sessions = _sessions(database_url)
+    sessions = open_sessions(database_url)
     with sessions() as session:
-        found = _find(session, sweep)
-        out = out or Path(f"{_safe_name(found.name)}-runs.{format}")
+        found = find_sweep_or_fail(session, sweep)
+        out = out or Path(f"{safe_name(found.name)}-runs.{format}")
         batches = run_rows(session, sweep_id=found.id)
         rows = _write_parquet(out, batches) if format == "parquet" else _write_csv(out, batches)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
@@ -99,7 +178,7 @@ def _write_csv(out: Path, batches) -> int:
     from db.views import VIEW_COLUMNS
 
     rows = 0
-    with _open_out(out) as handle:
+    with open_out(out) as handle:
         writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS["v_runs"]), lineterminator="\n")
         writer.writeheader()
         for batch in batches:
@@ -153,9 +232,9 @@ def compare(
 
     if format not in ("table", "csv", "json"):
         fail(f"--format {format!r}: use table, csv or json")
-    sessions = _sessions(database_url)
+    sessions = open_sessions(database_url)
     with sessions() as session:
-        a, b = _find(session, sweep_a), _find(session, sweep_b)
+        a, b = find_sweep_or_fail(session, sweep_a), find_sweep_or_fail(session, sweep_b)
         rows = compare_rows(session, sweep_a=a.id, sweep_b=b.id)
         only_a, only_b = unmatched_models(session, sweep_a=a.id, sweep_b=b.id)
     if format == "csv":

@@ -1,7 +1,6 @@
-"""Distributed-mode commands: submit, worker, workers, reconcile, cancel, retry (`status` lives in scheduler.cli).
+"""Distributed-mode commands: submit, worker, reconcile, cancel, retry.
 
-Registered on the one `wattsweep` app by scheduler.cli. Heavy imports stay
-inside the commands; the scheduler side never imports torch.
+Heavy imports stay inside the commands; the scheduler side never imports torch.
 """
 
 from __future__ import annotations
@@ -12,32 +11,20 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli import DatabaseOpt, _find, _masked, _sessions, _settings, app, console, fail
+from scheduler.cli.options import (
+    BrokerOpt,
+    DatabaseOpt,
+    celery_for,
+    console,
+    fail,
+    find_sweep_or_fail,
+    load_spec,
+    masked,
+    open_sessions,
+    settings_with_broker,
+)
 
-BrokerOpt = Annotated[
-    str | None, typer.Option("--broker-url", envvar="WATTSWEEP_BROKER_URL", show_envvar=True,
-                             help="Redis URL of the broker; default redis://127.0.0.1:6379/0.")
-]
-
-
-def _with_broker(database_url: str | None, broker_url: str | None):
-    """Settings with both URLs, after checking that Redis answers (exit 2 with the masked URL if not)."""
-    from worker.broker import BrokerUnavailable, check_broker
-
-    settings = _settings(database_url)
-    if broker_url:
-        settings = settings.model_copy(update={"broker_url": broker_url})
-    try:
-        check_broker(settings.broker_url)
-    except BrokerUnavailable as error:
-        fail(str(error))
-    return settings
-
-
-def _celery(settings):
-    from worker.celery_app import make_app
-
-    return make_app(settings.broker_url, settings.visibility_timeout_s)
+app = typer.Typer()
 
 
 @app.command()
@@ -49,23 +36,19 @@ def submit(
 ) -> None:
     """Write a sweep's jobs to the database and send one message per job to its hardware class's queue."""
     from scheduler.dispatch import submit_sweep
-    from scheduler.spec import SpecError, load_sweep
 
-    try:
-        spec = load_sweep(sweep_file)
-    except SpecError as error:
-        fail(str(error))
+    spec = load_spec(sweep_file)
     from worker.celery_app import queue_name_problem
 
     if problem := queue_name_problem(hardware_class or spec.hardware_class):
         fail(f"--hardware-class: {problem}")
-    settings = _with_broker(database_url, broker_url)
-    sessions = _sessions(settings.database_url)
-    done = submit_sweep(sessions, spec, app=_celery(settings), hardware_class=hardware_class,
+    settings = settings_with_broker(database_url, broker_url)
+    sessions = open_sessions(settings.database_url)
+    done = submit_sweep(sessions, spec, app=celery_for(settings), hardware_class=hardware_class,
                         max_attempts=settings.max_attempts)
     console.print(f"sweep [bold]{spec.name}[/bold] (id {done.sweep_id}): {done.jobs} jobs, {done.runs} runs; "
                   f"{done.sent} messages sent to queue [bold]{done.hardware_class}[/bold] at "
-                  f"{_masked(settings.broker_url)}")
+                  f"{masked(settings.broker_url)}")
     console.print(f"start workers with: wattsweep worker --gpu N --queue {done.hardware_class}")
 
 
@@ -96,20 +79,6 @@ def worker(
 
 
 @app.command()
-def workers(
-    all_: Annotated[bool, typer.Option("--all", help="Also list workers whose heartbeat stopped.")] = False,
-    database_url: DatabaseOpt = None,
-) -> None:
-    """Workers: host, device, hardware, current job, last heartbeat."""
-    from scheduler.live_view import workers_table
-
-    settings = _settings(database_url)
-    sessions = _sessions(database_url)
-    with sessions() as session:
-        console.print(workers_table(session, alive_within_s=settings.lease_timeout_s, include_gone=all_))
-
-
-@app.command()
 def reconcile(
     watch: Annotated[bool, typer.Option("--watch", help="Keep reconciling every --interval seconds.")] = False,
     interval: Annotated[float | None, typer.Option(help="Seconds between passes with --watch.")] = None,
@@ -121,9 +90,9 @@ def reconcile(
     from scheduler.dispatch import watch as watch_loop
     from worker.broker import redis_client
 
-    settings = _with_broker(database_url, broker_url)
-    sessions = _sessions(settings.database_url)
-    celery, redis = _celery(settings), redis_client(settings.broker_url)
+    settings = settings_with_broker(database_url, broker_url)
+    sessions = open_sessions(settings.database_url)
+    celery, redis = celery_for(settings), redis_client(settings.broker_url)
     options = dict(app=celery, redis=redis, lease_timeout_s=settings.lease_timeout_s,
                    grace_s=settings.dispatch_grace_s)
 
@@ -144,9 +113,9 @@ def cancel(sweep: Annotated[str, typer.Argument(help="Sweep id or name.")], data
     """Cancel a sweep: queued jobs will not run; running ones stop at their next run boundary."""
     from scheduler.dispatch import cancel as cancel_jobs
 
-    sessions = _sessions(database_url)
+    sessions = open_sessions(database_url)
     with sessions() as session:
-        found = _find(session, sweep)
+        found = find_sweep_or_fail(session, sweep)
     stopped = cancel_jobs(sessions, sweep_id=found.id)
     console.print(f"sweep {found.name} (id {found.id}) cancelled: {stopped} unfinished job(s) stopped; "
                   "stored runs are kept")
@@ -164,14 +133,14 @@ def retry(
 
     if not failed:
         fail("say what to retry: `wattsweep retry SWEEP --failed`")
-    settings = _with_broker(database_url, broker_url)
-    sessions = _sessions(settings.database_url)
+    settings = settings_with_broker(database_url, broker_url)
+    sessions = open_sessions(settings.database_url)
     with sessions() as session:
-        found = _find(session, sweep)
+        found = find_sweep_or_fail(session, sweep)
     if found.mode != "distributed":
         fail(f"sweep {found.name} (id {found.id}) ran locally: run it again with `wattsweep run`")
     if found.cancelled:
         fail(f"sweep {found.name} (id {found.id}) is cancelled")
-    sent = retry_failed(sessions, app=_celery(settings), sweep_id=found.id)
+    sent = retry_failed(sessions, app=celery_for(settings), sweep_id=found.id)
     console.print(f"sweep {found.name} (id {found.id}): {sent} failed job(s) sent again")
 

@@ -1,8 +1,8 @@
 """Study commands: `plan` (what a sweep will cost) and `pull` (fetch its models and datasets into the cache).
 
-Registered on the one `wattsweep` app by scheduler.cli. `plan` imports no GPU
-stack and no Hub client (it must answer in well under two seconds on a login
-node); `pull` imports huggingface_hub and datasets inside the command.
+`plan` imports no GPU stack and no Hub client (it must answer in well under two
+seconds on a login node); `pull` imports huggingface_hub and datasets inside the
+command.
 """
 
 from __future__ import annotations
@@ -12,18 +12,9 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli import DatabaseOpt, _masked, _settings, app, console, errors, fail
+from scheduler.cli.options import DatabaseOpt, SweepFile, console, errors, load_spec, masked, settings_for
 
-SweepFile = Annotated[Path, typer.Argument(help="Sweep file (YAML).")]
-
-
-def _load(sweep_file: Path):
-    from scheduler.spec import SpecError, load_sweep
-
-    try:
-        return load_sweep(sweep_file)
-    except SpecError as error:
-        fail(str(error))
+app = typer.Typer()
 
 
 def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str | None]:
@@ -31,14 +22,14 @@ def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    url = _settings(database_url).database_url
+    url = settings_for(database_url).database_url
     try:
         parsed = make_url(url)
     except Exception:
         return {}, f"database URL {url!r} not understood"
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
             and not Path(parsed.database).exists():
-        return {}, f"no database at {_masked(url)} yet"
+        return {}, f"no database at {masked(url)} yet"
     from db.estimates import earlier_estimates
     from db.session import session_factory
 
@@ -48,7 +39,7 @@ def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str
     except SQLAlchemyError as error:
         reason = "schema older than this wattsweep: run `wattsweep db upgrade`" if "no such" in str(error) or \
             "does not exist" in str(error) else type(error).__name__
-        return {}, f"could not read {_masked(url)} ({reason})"
+        return {}, f"could not read {masked(url)} ({reason})"
 
 
 def _figure(values: list[float | None], digits: int = 3) -> str:
@@ -72,7 +63,7 @@ def plan(
 
     from scheduler.plan import make_plan
 
-    spec = _load(sweep_file)
+    spec = load_spec(sweep_file)
     target = hardware_class or spec.hardware_class
     estimates, problem = _estimates(database_url, target)
     result = make_plan(spec, hardware_class=target, estimates=estimates)
@@ -100,7 +91,7 @@ def plan(
     else:
         unknown = len(result.jobs) - len(result.known)
         console.print(f"estimates: {len(result.known)} of {len(result.jobs)} jobs from earlier runs of the same task, "
-                      f"model and hardware class in {_masked(_settings(database_url).database_url)}"
+                      f"model and hardware class in {masked(settings_for(database_url).database_url)}"
                       + (f"; no earlier runs for the other {unknown}" if unknown else ""), highlight=False)
     if not result.models_to_download and not result.datasets_to_download:
         console.print("nothing to download: no hub: models and no hf: datasets from the Hub")
@@ -127,7 +118,7 @@ def pull(sweep_file: SweepFile) -> None:
     from worker.hub import pull_model
     from worker.refs import parse_model_ref
 
-    spec = _load(sweep_file)
+    spec = load_spec(sweep_file)
     result = make_plan(spec)
     items = [("model", ref, None) for ref in result.models_to_download] + \
             [("dataset", d.ref, d.rows) for d in result.datasets_to_download]

@@ -1,0 +1,29 @@
+"""The `wattsweep` command line: one Typer app assembled from one module per group of commands.
+
+Layers: `options` (shared consoles, options, database opening) at the bottom,
+then the command modules, then this file, which only assembles them. Heavy
+imports happen inside commands, so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from scheduler.cli import database, distributed, local, results, status, study
+from scheduler.cli.options import errors
+
+app = typer.Typer(help="Measure the energy and carbon cost of AI inference across a task x model matrix.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+for commands in (local.app, results.app, status.app, distributed.app, study.app):
+    app.add_typer(commands)
+app.add_typer(database.db_app, name="db")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted: the runs finished so far are stored")
+        sys.exit(130)
