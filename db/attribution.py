@@ -50,26 +50,26 @@ def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> 
     host, or windows that follow each other); otherwise a second one for the
     windows overlapping those, and the shares are computed here.
     """
-    hostname = windows[0].hostname
-    if hostname is None or any(w.ended_at is None for w in windows):
+    host_id = windows[0].host_id
+    if host_id is None or any(w.ended_at is None for w in windows):
         return
-    lock_host(session, hostname)
-    affected = _on_host(session, hostname, min(_utc(w.started_at) for w in windows),
+    lock_host(session, host_id)
+    affected = _on_host(session, host_id, min(_utc(w.started_at) for w in windows),
                         max(_utc(w.ended_at) for w in windows))
     nearby = []
     if affected:  # other windows overlap: the shares of those depend on what overlaps them in turn
         span = [*windows, *affected]
-        nearby = _on_host(session, hostname, min(_utc(m.started_at) for m in span), max(_utc(m.ended_at) for m in span))
+        nearby = _on_host(session, host_id, min(_utc(m.started_at) for m in span), max(_utc(m.ended_at) for m in span))
     everyone = [*windows, *nearby]
     for window in [*windows, *affected]:
         others = [(m.started_at, m.ended_at) for m in everyone if m is not window]  # one object per row in a session
         _set_share(window, *concurrency_share((window.started_at, window.ended_at), others))
 
 
-def lock_host(session: Session, hostname: str) -> None:
+def lock_host(session: Session, host_id: str) -> None:
     """Postgres: hold this host's transaction lock until commit (SQLite serialises writers anyway)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-host:{hostname}"))))
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-host:{host_id}"))))
 
 
 def _set_share(window: Measurement, share: float, most: int) -> None:
@@ -78,12 +78,12 @@ def _set_share(window: Measurement, share: float, most: int) -> None:
     window.max_concurrent_windows = most
 
 
-def _on_host(session: Session, hostname: str, start: datetime, end: datetime) -> list[Measurement]:
-    """Stored windows of `hostname` overlapping [start, end], in id order (a stable row-lock order)."""
+def _on_host(session: Session, host_id: str, start: datetime, end: datetime) -> list[Measurement]:
+    """Stored windows of host `host_id` overlapping [start, end], in id order (a stable row-lock order)."""
     return list(
         session.scalars(
             select(Measurement)
-            .where(Measurement.hostname == hostname, Measurement.ended_at > start, Measurement.started_at < end)
+            .where(Measurement.host_id == host_id, Measurement.ended_at > start, Measurement.started_at < end)
             .order_by(Measurement.id)
         )
     )

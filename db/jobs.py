@@ -49,10 +49,10 @@ def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout
     per host makes this check and the claim that follows atomic between
     workers of one host (SQLite serialises writers anyway).
     """
-    hostname = session.scalar(select(Worker.hostname).where(Worker.id == worker_id))
-    if hostname is None:
+    host_id = session.scalar(select(func.coalesce(Worker.host_id, Worker.hostname)).where(Worker.id == worker_id))
+    if host_id is None:
         return False
-    lock_host(session, hostname)
+    lock_host(session, host_id)
     other, other_sweep, mine = aliased(Job), aliased(Sweep), aliased(Sweep)
     stale = utcnow() - timedelta(seconds=lease_timeout_s)
     exclusive_involved = or_(
@@ -64,7 +64,7 @@ def host_is_busy(session: Session, *, job_id: int, worker_id: str, lease_timeout
         .join(Worker, Worker.id == other.lease_worker_id)
         .join(other_sweep, other_sweep.id == other.sweep_id)
         .where(other.status == "running", other.id != job_id, other.lease_heartbeat_at >= stale,
-               Worker.hostname == hostname, exclusive_involved)
+               func.coalesce(Worker.host_id, Worker.hostname) == host_id, exclusive_involved)
         .limit(1)
     )
     return session.scalar(busy) is not None

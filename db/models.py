@@ -124,7 +124,8 @@ class Measurement(Base):
     """
 
     __tablename__ = "measurements"
-    __table_args__ = (UniqueConstraint("run_id", "phase"), Index(None, "hostname", "ended_at"))
+    __table_args__ = (UniqueConstraint("run_id", "phase"), Index(None, "hostname", "ended_at"),
+                      Index(None, "host_id", "ended_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -171,7 +172,8 @@ class Measurement(Base):
     # Measurement quality (see worker/baseline.py and db/attribution.py).
     baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))
     idle_energy_kwh: Mapped[float | None] = mapped_column(Float)  # idle power x duration; net = energy - idle
-    hostname: Mapped[str | None] = mapped_column(String(200))  # co-located windows share CPU and RAM readings
+    hostname: Mapped[str | None] = mapped_column(String(200))  # the node's display name
+    host_id: Mapped[str | None] = mapped_column(String(100))  # one kernel: co-located windows share CPU and RAM
     ended_at: Mapped[datetime | None]
     cpu_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)  # share of machine-wide CPU energy
     ram_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)
@@ -190,6 +192,7 @@ class IdleBaseline(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
     hostname: Mapped[str] = mapped_column(String(200))
+    host_id: Mapped[str | None] = mapped_column(String(100))
     measured_at: Mapped[datetime]
     duration_s: Mapped[float] = mapped_column(Float)
     cpu_power_w: Mapped[float] = mapped_column(Float)
@@ -206,7 +209,9 @@ class Worker(Base):
     __tablename__ = "workers"
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)  # e.g. gpu0@node7, local@laptop
-    hostname: Mapped[str] = mapped_column(String(200))
+    hostname: Mapped[str] = mapped_column(String(200))  # display name (NODE_NAME, or the hostname)
+    # The kernel it runs on (boot id, or WATTSWEEP_HOST_ID): containers of one node share it, hostnames differ.
+    host_id: Mapped[str | None] = mapped_column(String(100), index=True)
     device: Mapped[str] = mapped_column(String(20))  # cpu | cuda:N (physical index)
     hardware_class: Mapped[str] = mapped_column(String(100))
     inventory: Mapped[dict[str, Any]]  # CPU, RAM, GPU, driver, CUDA, OS, library versions

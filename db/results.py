@@ -74,6 +74,7 @@ def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
     return Measurement(
         worker_id=worker_id,
         hostname=worker.hostname if worker else None,
+        host_id=(worker.host_id or worker.hostname) if worker else None,
         baseline_id=baseline_id,
         idle_energy_kwh=idle_w * reading.duration_s / 3.6e6 if idle_w is not None else None,
         **fields,

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     dispatch_grace_s: float = 60.0  # reconcile leaves a job alone this long after sending it (message in flight)
     reconcile_interval_s: float = 30.0  # `reconcile --watch` period
     db_retry_s: float = 3600.0  # how long a worker holding a finished run retries an unreachable database
+    # Host identity: co-located workers share one kernel. Default: its boot id; set only where that is wrong.
+    host_id: str | None = None
+    node_name: str | None = None  # display name of this node (workers' hostname, default worker names)
+    # Tests only (the simulated GPU node): a --gpu worker runs torch on the CPU while metering its GPU via NVML.
+    simulated_gpu: bool = False
 
     @field_validator("database_url")
     @classmethod

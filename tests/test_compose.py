@@ -43,3 +43,12 @@ def test_compose_refuses_to_run_without_secrets(tmp_path):
     (tmp_path / ".env").write_text("HARDWARE_CLASS=a100\n")
     result = compose_config(tmp_path / ".env")
     assert result.returncode != 0 and "PASSWORD in .env" in result.stderr
+
+
+def test_compose_requires_a_node_name(tmp_path):
+    """Twin NODE_NAMEs copied to every node would give twin worker ids: there is no default."""
+    lines = [line if not line.endswith("=") else line + "filled-in" for line in
+             (ROOT / ".env.example").read_text().splitlines() if not line.startswith("NODE_NAME")]
+    (tmp_path / ".env").write_text("\n".join(lines) + "\n")
+    result = compose_config(tmp_path / ".env")
+    assert result.returncode != 0 and "NODE_NAME in .env" in result.stderr

@@ -20,13 +20,15 @@ def measure_idle(meter: Meter, duration_s: float) -> Reading:
     return window.reading
 
 
-def store_baseline(session: Session, *, worker_id: str, hostname: str, reading: Reading) -> IdleBaseline:
+def store_baseline(session: Session, *, worker_id: str, hostname: str, reading: Reading,
+                   host_id: str | None = None) -> IdleBaseline:
     def watts(kwh: float) -> float:
         return kwh * 3.6e6 / reading.duration_s
 
     baseline = IdleBaseline(
         worker_id=worker_id,
         hostname=hostname,
+        host_id=host_id or hostname,
         measured_at=reading.started_at,
         duration_s=reading.duration_s,
         cpu_power_w=watts(reading.cpu_energy_kwh),

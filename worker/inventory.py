@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import socket
 from importlib import metadata
 from typing import Any
 
@@ -46,3 +48,37 @@ def collect_inventory(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
         "versions": {name: _version(name) for name in LIBRARIES},
         "gpu": gpu,  # name, memory_gb, driver, cuda, index, uuid; None on CPU workers
     }
+
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+_HOST_ID = re.compile(r"^[\w.:\-]{1,100}$")
+
+
+class HostIdentityError(ValueError):
+    """WATTSWEEP_HOST_ID is unusable, or the kernel has no boot id; the message is one line."""
+
+
+def host_identity(explicit: str | None = None, boot_id_path: str = BOOT_ID_PATH) -> str:
+    """Which host this process runs on, for co-location: one kernel = one host.
+
+    Containers on one node share the kernel's boot id (it is not namespaced),
+    whatever their hostnames; two nodes never share one. `explicit`
+    (WATTSWEEP_HOST_ID) overrides it, for the rare case where that is wrong.
+    """
+    if explicit is not None:
+        if not _HOST_ID.match(explicit):
+            raise HostIdentityError(f"WATTSWEEP_HOST_ID={explicit!r}: use 1 to 100 letters, digits, '.', ':', "
+                                    "'_' or '-'")
+        return explicit
+    try:
+        with open(boot_id_path) as handle:
+            boot_id = handle.read().strip()
+    except OSError as error:
+        raise HostIdentityError(f"cannot read {boot_id_path} ({error.strerror}): set WATTSWEEP_HOST_ID to a name "
+                                "shared by every worker of this host") from None
+    return f"boot:{boot_id}"
+
+
+def display_name(node_name: str | None = None) -> str:
+    """The node's name for people (WATTSWEEP_NODE_NAME, else the hostname): never used to find co-location."""
+    return node_name or socket.gethostname()

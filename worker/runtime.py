@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Worker
 from db.settings import get_settings
 from worker.baseline import measure_idle, store_baseline
-from worker.inventory import collect_inventory
+from worker.inventory import collect_inventory, display_name, host_identity
 from worker.meter import Meter
 
 
@@ -31,6 +30,9 @@ class WorkerRuntime:
     load_failure_is_final: bool = True
     baseline_window_s: float = field(default_factory=lambda: get_settings().baseline_window_s)
     baseline_max_age_s: float = field(default_factory=lambda: get_settings().baseline_max_age_s)
+    # The kernel this process runs on (co-location) and the node's display name; from the settings by default.
+    host_id: str = field(default_factory=lambda: host_identity(get_settings().host_id))
+    hostname: str = field(default_factory=lambda: display_name(get_settings().node_name))
     _meters: dict[tuple, Meter] = field(default_factory=dict)
     _baseline: tuple[int, float] | None = None  # (idle_baselines.id, time.monotonic() when measured)
 
@@ -39,7 +41,8 @@ class WorkerRuntime:
         now = datetime.now(timezone.utc)
         with self.sessions.begin() as session:
             worker = session.get(Worker, self.worker_id) or Worker(id=self.worker_id, started_at=now)
-            worker.hostname = socket.gethostname()
+            worker.hostname = self.hostname
+            worker.host_id = self.host_id
             worker.device = self.device
             worker.hardware_class = self.hardware_class
             worker.inventory = collect_inventory(gpu)
@@ -56,7 +59,7 @@ class WorkerRuntime:
                 region=region,
                 grid_intensity_g_per_kwh=grid_intensity_g_per_kwh,
                 # NVML ignores CUDA_VISIBLE_DEVICES: a CPU worker on a GPU node must ask for no GPU, not all.
-                gpu_ids=self.gpu_ids if self.device.startswith("cuda") else [],
+                gpu_ids=list(self.gpu_ids) if self.gpu_ids else [],
                 measure_power_secs=self.measure_power_secs,
                 synchronize=_synchronizer(self.device),
             )
@@ -74,8 +77,8 @@ class WorkerRuntime:
         if not fresh:
             reading = measure_idle(meter, self.baseline_window_s)
             with self.sessions.begin() as session:
-                baseline = store_baseline(session, worker_id=self.worker_id, hostname=socket.gethostname(),
-                                          reading=reading)
+                baseline = store_baseline(session, worker_id=self.worker_id, hostname=self.hostname,
+                                          host_id=self.host_id, reading=reading)
                 self._baseline = (baseline.id, time.monotonic())
         return self._baseline[0]
 
@@ -98,4 +101,4 @@ def _synchronizer(device: str):
 
 
 def local_worker_id() -> str:
-    return f"local{os.getpid()}@{socket.gethostname()}"  # two local runs on one host are two workers
+    return f"local{os.getpid()}@{display_name(get_settings().node_name)}"  # two local runs on one host: two workers

@@ -14,7 +14,6 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass
 
@@ -90,14 +89,15 @@ class WorkerContext:
                            retry_for_s=self.retry_for_s)
 
 
-def pin(options: WorkerOptions) -> Pinning:
+def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
     """Step one, before anything imports torch."""
     from worker.celery_app import queue_name_problem
+    from worker.inventory import display_name
 
     if problem := queue_name_problem(options.queue):
         raise WorkerStartError(f"--queue: {problem}")
     try:
-        pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=socket.gethostname(),
+        pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=display_name(node_name),
                                pid=os.getpid(), name=options.name,
                                inherited_visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
         apply_pinning(pinning)
@@ -108,10 +108,15 @@ def pin(options: WorkerOptions) -> Pinning:
 
 def serve(options: WorkerOptions) -> int:
     """Run the worker until it is told to stop; returns the exit code."""
-    pinning = pin(options)
     from db.settings import get_settings
+    from worker.inventory import HostIdentityError, display_name, host_identity
 
     settings = get_settings()
+    pinning = pin(options, settings.node_name)
+    try:
+        host_id = host_identity(settings.host_id)
+    except HostIdentityError as error:
+        raise WorkerStartError(str(error)) from None
     sessions = _check_database(settings.database_url)
     _check_broker(settings.broker_url)
     _refuse_a_live_twin(sessions, pinning.worker_id, settings.heartbeat_interval_s)
@@ -129,9 +134,11 @@ def serve(options: WorkerOptions) -> int:
     from worker.heartbeat import HeartbeatThread
     from worker.runtime import WorkerRuntime
 
-    runtime = WorkerRuntime(worker_id=pinning.worker_id, device=pinning.device, hardware_class=options.queue,
+    # The simulated GPU node (tests): torch has no CUDA there, so the model runs on the CPU; NVML is metered.
+    torch_device = "cpu" if settings.simulated_gpu and pinning.gpu_index is not None else pinning.device
+    runtime = WorkerRuntime(worker_id=pinning.worker_id, device=torch_device, hardware_class=options.queue,
                             sessions=sessions, gpu_ids=pinning.gpu_ids, measure_power_secs=settings.measure_power_secs,
-                            load_failure_is_final=False)
+                            load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
     runtime.register(gpu=gpu)
     if pinning.gpu_index is not None:
         from db.live import set_worker_device

@@ -52,8 +52,13 @@ def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -
     from worker.runtime import WorkerRuntime, local_worker_id
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    runtime = WorkerRuntime(worker_id=local_worker_id(), device="cpu", hardware_class=hardware_class,
-                            sessions=sessions, measure_power_secs=settings.measure_power_secs)
+    from worker.inventory import HostIdentityError
+
+    try:
+        runtime = WorkerRuntime(worker_id=local_worker_id(), device="cpu", hardware_class=hardware_class,
+                                sessions=sessions, measure_power_secs=settings.measure_power_secs)
+    except HostIdentityError as error:
+        fail(str(error))
     runtime.register()
     with sessions() as session:
         total = sweep_progress(session, sweep_id=sweep_id).runs_total
