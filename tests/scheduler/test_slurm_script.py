@@ -1,0 +1,133 @@
+"""`wattsweep slurm`: the batch script it writes, and the bad input it refuses (no Slurm needed here).
+
+That the script really runs workers under Slurm is tests/slurm's business;
+these check its text, that bash parses it, and every one-line refusal.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from scheduler.slurm import SlurmOptionError, SlurmOptions, check, render, time_limit_s
+
+URLS = {"WATTSWEEP_DATABASE_URL": "postgresql://app:s3cret-db@head/wattsweep",
+        "WATTSWEEP_BROKER_URL": "redis://:s3cret-redis@head:6379/0"}
+
+
+def cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_") and k != "HF_HOME"}
+    return subprocess.run([sys.executable, "-m", "scheduler", "slurm", *args], env=base | (env if env is not None
+                          else URLS), capture_output=True, text=True, timeout=120, cwd=cwd)
+
+
+def gpu(**changes) -> SlurmOptions:
+    return SlurmOptions(**{"queue": "a100", "wattsweep": "/opt/venv/bin/wattsweep", "gpus_per_node": 4} | changes)
+
+
+def sbatch_lines(script: str) -> list[str]:
+    return [line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH ")]
+
+
+def test_gpu_script_asks_for_gres_one_task_per_gpu_and_a_signal_before_the_limit():
+    script = render(gpu(nodes=2, time="12:00:00", partition="gpu", account="lab", sbatch=("--mem=64G",),
+                        hf_home="/shared/hf", env=(("HF_DATASETS_CACHE", "/shared/hf/datasets"),)))
+    assert sbatch_lines(script) == [
+        "--job-name=wattsweep-a100", "--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4", "--time=12:00:00",
+        "--partition=gpu", "--account=lab", "--signal=B:TERM@900", "--requeue", "--open-mode=append",
+        "--output=%x-%j.out", "--export=ALL", "--mem=64G"]
+    assert "srun --ntasks-per-node=4 --kill-on-bad-exit=0 --gres=gpu:4" in script
+    assert '--gpu "$SLURM_LOCALID"' in script  # task i takes entry i of the step's CUDA_VISIBLE_DEVICES
+    assert "export HF_HOME=/shared/hf" in script and "export HF_HUB_OFFLINE=1" in script
+    assert "export HF_DATASETS_CACHE=/shared/hf/datasets" in script
+    assert 'scancel --signal=TERM "$SLURM_JOB_ID"' in script and "trap 'stop SIGTERM' TERM" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_cpu_script_runs_workers_per_node_without_gres():
+    script = render(SlurmOptions(queue="cpu-x", wattsweep="python -m scheduler", device="cpu", workers_per_node=3,
+                                 cpus_per_worker=4, requeue=False, hub_offline=False))
+    lines = sbatch_lines(script)
+    assert "--ntasks-per-node=3" in lines and "--cpus-per-task=4" in lines and "--no-requeue" in lines
+    assert not any("gres" in line for line in lines) and "HF_HUB_OFFLINE" not in script
+    assert "--device cpu" in script and "export OMP_NUM_THREADS=4" in script
+    assert "wattsweep=(python -m scheduler)" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_array_script_is_one_node_per_task_and_until_done_watches_the_sweep():
+    script = render(gpu(array="0-7%2", until_done="study"))
+    lines = sbatch_lines(script)
+    assert "--array=0-7%2" in lines and "--nodes=1" in lines and "--output=%x-%A_%a.out" in lines
+    assert '"${wattsweep[@]}" status study --watch' in script and 'stop "sweep study finished"' in script
+
+
+@pytest.mark.parametrize("value, seconds", [("90", 5400), ("1:30", 90), ("2:00:00", 7200), ("1-0", 86400),
+                                            ("1-02:30", 95400), ("0-00:00:30", 30)])
+def test_slurm_time_limits(value, seconds):
+    assert time_limit_s(value) == seconds
+
+
+BAD = {
+    "negative GPUs": (dict(gpus_per_node=-1), "--gpus-per-node -1: must be 1 or more"),
+    "zero nodes": (dict(nodes=0), "--nodes 0: must be 1 or more"),
+    "unknown device": (dict(device="tpu"), "--device 'tpu': use 'gpu'"),
+    "workers per node on GPUs": (dict(workers_per_node=2), "--workers-per-node is for --device cpu"),
+    "nodes and array": (dict(nodes=2, array="0-3"), "give --nodes or --array, not both"),
+    "bad array": (dict(array="0-3x"), "--array '0-3x': use Slurm's syntax"),
+    "bad time": (dict(time="soon"), "--time 'soon': use a Slurm time limit"),
+    "grace past the limit": (dict(time="10", grace_s=900), "--grace 900 s must be shorter than --time 10 (600 s)"),
+    "grace too long": (dict(grace_s=70000), "--grace 70000: seconds between 1 and 65535"),
+    "partition with a space": (dict(partition="gpu; rm"), "--partition 'gpu; rm': no spaces"),
+    "sbatch line": (dict(sbatch=("mem=4G",)), "--sbatch 'mem=4G': one sbatch option per value"),
+    "URL in --env": (dict(env=(("WATTSWEEP_DATABASE_URL", "x"),)), "never written into the script"),
+    "credential in --env": (dict(env=(("HF_TOKEN", "hf_x"),)), "--env HF_TOKEN: looks like a credential"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_options_name_the_option(case):
+    changes, message = BAD[case]
+    with pytest.raises(SlurmOptionError) as error:
+        check(gpu(**changes))
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_cpu_workers_need_a_count():
+    with pytest.raises(SlurmOptionError, match="--workers-per-node N is required"):
+        check(SlurmOptions(queue="cpu", wattsweep="wattsweep", device="cpu"))
+
+
+def test_the_urls_are_read_at_run_time_never_written(tmp_path):
+    out = tmp_path / "workers.sbatch"
+    result = cli("--queue", "a100", "--gpus-per-node", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    script = out.read_text()
+    assert "s3cret" not in script and "@head" not in script
+    assert ': "${WATTSWEEP_DATABASE_URL:?' in script and ': "${WATTSWEEP_BROKER_URL:?' in script
+    assert os.access(out, os.X_OK) and f"sbatch {out}" in result.stdout
+    # The script refuses to start workers without them (and says which).
+    run = subprocess.run(["bash", str(out)], capture_output=True, text=True, timeout=30,
+                         env={"PATH": os.environ["PATH"]})
+    assert run.returncode != 0 and "WATTSWEEP_DATABASE_URL: is not set" in run.stderr
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--gpus-per-node", "-2"], URLS, "--gpus-per-node -2: must be 1 or more"),
+    (["--gpus-per-node", "2"], {}, "WATTSWEEP_DATABASE_URL is not set"),
+    (["--gpus-per-node", "2"], {"WATTSWEEP_DATABASE_URL": URLS["WATTSWEEP_DATABASE_URL"]},
+     "WATTSWEEP_BROKER_URL is not set"),
+    (["--gpus-per-node", "2"], URLS | {"WATTSWEEP_DATABASE_URL": "sqlite:///w.db"}, "not SQLite"),
+    (["--gpus-per-node", "2", "--submit"], URLS | {"PATH": "/nonexistent"}, "--submit: sbatch is not on PATH"),
+    (["--device", "cpu"], URLS, "--workers-per-node N is required with --device cpu"),
+    (["--gpus-per-node", "2", "--env", "NOEQUALS"], URLS, "--env 'NOEQUALS': expected NAME=VALUE"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, env, message, tmp_path):
+    result = cli("--queue", "a100", *args, "--out", str(tmp_path / "s.sbatch"), env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not (tmp_path / "s.sbatch").exists()  # nothing written
