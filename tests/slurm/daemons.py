@@ -10,7 +10,8 @@ SLURM_CONF in `env`.
 The node declares more CPUs than this machine has (`config_overrides`), so
 that several one-CPU worker tasks fit, and `gpus` fake GPU device files as
 GRES: Slurm allocates them and sets CUDA_VISIBLE_DEVICES as it would on a GPU
-node; what the workers read about each GPU comes from a fake NVML.
+node; what the workers read about each GPU comes from the fake NVML of the
+simulated GPU node (tests/simnode).
 """
 
 from __future__ import annotations

@@ -2,26 +2,23 @@
 
 Real Postgres, Redis, Celery and `wattsweep worker` processes, started by
 Slurm through the generated batch script; only the GPUs are fakes (device
-files for GRES, a fake NVML for what a worker reads about its GPU).
+files for GRES, the simulated GPU node's NVML for what a worker reads about its GPU).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from db.models import Job, Measurement, Run, Worker
 from tests.distributed.conftest import sweep_yaml
+from tests.simnode import SimNode
 from tests.slurm.daemons import KILL_WAIT_S
 
 pytestmark = pytest.mark.slurm
-
-FAKE_NVML = Path(__file__).parent / "fakenvml"
 
 
 def submit_workers(cluster, *options: str) -> str:
@@ -105,7 +102,9 @@ def test_scancel_mid_run_loses_no_stored_run_and_a_second_allocation_finishes(sl
     slurm.scancel(second)
 
 
-def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_cluster, slurm):
+def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_cluster, slurm, tmp_path):
+    if not SimNode.available()[0]:
+        pytest.skip(SimNode.available()[1])
     cluster = slurm_cluster
     hold = cluster.folder / "hold.sh"
     hold.write_text("#!/bin/bash\nsleep 600\n")
@@ -114,27 +113,21 @@ def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_clus
     while slurm.job_state(holder) != "RUNNING":  # GPU 0 is taken: ours must get 1 and 2, not 0 and 1
         assert time.monotonic() < deadline, slurm.logs()
         time.sleep(0.2)
-    cluster.env |= {"PYTHONPATH": str(FAKE_NVML), "WATTSWEEP_FAKE_NVML_GPUS": str(slurm.gpus)}
-    job_id = submit_workers(cluster, "--gpus-per-node", "2")
+    with SimNode(tmp_path / "node", gpus=slurm.gpus) as node:  # its NVML says what each task's GPU is
+        cluster.env = node.env(cluster.env)
+        job_id = submit_workers(cluster, "--gpus-per-node", "2")
 
-    def registered() -> list[Worker]:
-        with cluster.sessions() as session:
-            return session.scalars(select(Worker).order_by(Worker.id)).all()
+        def registered() -> list[Worker]:
+            with cluster.sessions() as session:
+                return session.scalars(select(Worker).order_by(Worker.id)).all()
 
-    cluster.wait_for(lambda: len(registered()) == 2, "two GPU workers to register", timeout_s=180)
-    workers = registered()
-    # Slurm gave the step GPUs 1 and 2 (CUDA_VISIBLE_DEVICES=1,2); task i took entry i: physical GPU 1 + i.
+        cluster.wait_for(lambda: len(registered()) == 2, "two GPU workers to register", timeout_s=180)
+        workers = registered()
+        slurm.scancel(job_id)
+        slurm.scancel(holder)
+        wait_gone(slurm, job_id, timeout_s=KILL_WAIT_S + 60)
+    # Slurm gave the step GPUs 1 and 2 (CUDA_VISIBLE_DEVICES=1,2); task i took entry i: physical GPU 1 + i,
+    # and metered that GPU through NVML (PCI order, which differs from CUDA's default order on this node).
     assert [(w.id, w.device) for w in workers] == [
         (f"gpu{i}-slurm{job_id}.0@{slurm.node}", f"cuda:{1 + i}") for i in range(2)]
-    assert [w.inventory["gpu"]["uuid"] for w in workers] == [fake_uuid(1), fake_uuid(2)]
-    assert [w.inventory["gpu"]["index"] for w in workers] == [1, 2]
-    slurm.scancel(job_id)
-    slurm.scancel(holder)
-    wait_gone(slurm, job_id, timeout_s=KILL_WAIT_S + 60)
-
-
-def fake_uuid(index: int) -> str:
-    spec = importlib.util.spec_from_file_location("fake_pynvml", FAKE_NVML / "pynvml.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.fake_uuid(index)
+    assert [w.inventory["gpu"]["uuid"] for w in workers] == [node.gpus[1]["uuid"], node.gpus[2]["uuid"]]
