@@ -89,7 +89,10 @@ def slurm(
     """Write a Slurm batch script that runs one `wattsweep worker` per allocated GPU (or CPU workers).
 
     The workers read WATTSWEEP_DATABASE_URL and WATTSWEEP_BROKER_URL from the
-    environment sbatch passes them; the script never contains them.
+    environment sbatch passes them; the script never contains them. Example, on
+    a login node with both exported (README: "Running on a Slurm cluster"):
+
+    wattsweep slurm --queue a100 --gpus-per-node 8 --time 12:00:00 --until-done my-sweep --submit
     """
     from scheduler.slurm import SlurmOptionError, SlurmOptions, render
     from worker.celery_app import queue_name_problem
