@@ -131,3 +131,34 @@ def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_clus
     assert [(w.id, w.device) for w in workers] == [
         (f"gpu{i}-slurm{job_id}.0@{slurm.node}", f"cuda:{1 + i}") for i in range(2)]
     assert [w.inventory["gpu"]["uuid"] for w in workers] == [node.gpus[1]["uuid"], node.gpus[2]["uuid"]]
+
+
+STAND_IN = """#!/bin/bash
+# Stands in for `wattsweep worker` (called with its arguments, the name last): logs the signal it gets, exits 0.
+name="${@: -1}"
+echo "started $name"
+trap 'echo "SIGTERM reached $name"; exit 0' TERM
+while true; do sleep 0.2; done
+"""
+
+
+def test_the_time_limit_signal_reaches_every_worker_before_the_limit(slurm_cluster, slurm):
+    # The batch script's own mechanics, with a stand-in for the worker (the real ones take a minute to start on
+    # a busy machine): Slurm's B:TERM reaches the script, which passes it to every task; the job then ends
+    # COMPLETED before its limit, not TIMEOUT. What a real worker does with the signal the tests above show.
+    cluster = slurm_cluster
+    stand_in = cluster.folder / "stand-in-worker"
+    stand_in.write_text(STAND_IN)
+    stand_in.chmod(0o755)
+    result = cluster.wattsweep("slurm", "--queue", cluster.queue, "--device", "cpu", "--workers-per-node", "2",
+                               "--time", "2", "--grace", "100", "--wattsweep", str(stand_in), "--submit")
+    assert result.returncode == 0, result.stderr
+    job_id = re.search(r"submitted Slurm job (\d+)", result.stdout).group(1)
+    started = time.monotonic()
+    wait_gone(slurm, job_id, timeout_s=110)  # Slurm signals within 60 s of the due time (20 s in)
+    assert time.monotonic() - started < 120 and slurm.job_state(job_id) == "COMPLETED"
+    output = slurm_output(cluster, job_id)
+    assert "wattsweep: SIGTERM: asking the workers to hand back their units" in output
+    for task in (0, 1):
+        name = f"cpu{task}-slurm{job_id}.0@{slurm.node}"
+        assert f"started {name}" in output and f"SIGTERM reached {name}" in output
