@@ -63,10 +63,10 @@ class Sweep(Base):
 
 
 class Job(Base):
-    """One (task, model, hardware class) cell; the model is loaded once per job."""
+    """One (task, model, hardware class, axis values) cell; the model is loaded once per job."""
 
     __tablename__ = "jobs"
-    __table_args__ = (UniqueConstraint("sweep_id", "task", "model", "hardware_class"),)
+    __table_args__ = (UniqueConstraint("sweep_id", "task", "model", "hardware_class", "cell_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sweep_id: Mapped[int] = mapped_column(ForeignKey("sweeps.id", ondelete="CASCADE"), index=True)
@@ -87,6 +87,16 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
+    # The cell's sweep-axis values (migration 0010; worker.catalog.SWEEP_AXES): one column each, for every axis
+    # that applies to the task, so that SQL can group by them; cell_key names the values given as lists.
+    cell_key: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    dtype: Mapped[str | None] = mapped_column(String(20))  # asked for (None: as saved); model_dtype: as loaded
+    max_new_tokens: Mapped[int | None] = mapped_column(Integer)
+    num_inference_steps: Mapped[int | None] = mapped_column(Integer)
+    height_px: Mapped[int | None] = mapped_column(Integer)
+    width_px: Mapped[int | None] = mapped_column(Integer)
+    reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -167,7 +177,15 @@ class Measurement(Base):
     input_tokens: Mapped[int | None] = mapped_column(BigInteger)
     output_tokens: Mapped[int | None] = mapped_column(BigInteger)
     images: Mapped[int | None] = mapped_column(Integer)
+    audio_s: Mapped[float | None] = mapped_column(Float)  # seconds of audio transcribed
     kwh_per_1k_queries: Mapped[float | None] = mapped_column(Float)
+    # Latency (migration 0010): each query's time is its batch's, measured around the batch inside the window.
+    latency_p50_s: Mapped[float | None] = mapped_column(Float)
+    latency_p95_s: Mapped[float | None] = mapped_column(Float)
+    throughput_queries_per_s: Mapped[float | None] = mapped_column(Float)  # queries / window duration
+    ttft_p50_s: Mapped[float | None] = mapped_column(Float)  # generation: first token after the batch starts
+    output_tokens_p50: Mapped[float | None] = mapped_column(Float)  # per query, where lengths vary (reasoning)
+    output_tokens_p95: Mapped[float | None] = mapped_column(Float)
 
     # Measurement quality (see worker/baseline.py and db/attribution.py).
     baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))

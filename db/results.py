@@ -54,6 +54,7 @@ def record_run(
         input_tokens=units.input_tokens,
         output_tokens=units.output_tokens,
         images=units.images,
+        audio_s=getattr(units, "audio_s", None),
     )
     readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
     windows = [
@@ -61,6 +62,11 @@ def record_run(
                     baseline_id=baseline_id, kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
         for phase, window in readings.items()
     ]
+    # Latency is the query window's: timed around each batch inside it (worker.workloads._shared.BatchTimer).
+    latency = units.latency_figures() if hasattr(units, "latency_figures") else {}
+    for name, value in latency.items():
+        setattr(windows[0], name, value)
+    windows[0].throughput_queries_per_s = units.queries / reading.duration_s if reading.duration_s > 0 else None
     flag_outliers(session, job_id=run.job_id, dataset=run.dataset, new=windows[0])
     _add_windows(session, windows)
     return True

@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 
 from db.models import Job, Run, Sweep
 
+# The jobs columns of the sweep axes (worker.catalog.SWEEP_AXES values; db does not import worker).
+AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning")
+
 
 class SweepNotFound(LookupError):
     """No sweep by that id or name; the message lists the closest names."""
@@ -25,6 +28,8 @@ class NewJob:
     params: dict[str, Any]
     runs: Sequence[dict[str, Any]]  # dataset, repetition, n_queries, batch_size, warmup
     model_kind: str = "task-specific"  # or multi-purpose (prompted zero-shot)
+    axes: dict[str, Any] | None = None  # jobs column -> value: the cell's sweep-axis values (batch_size, dtype, ...)
+    cell_key: str = ""  # names the values of the axes given as lists; keeps one model's cells apart
 
 
 def insert_sweep(
@@ -46,7 +51,8 @@ def insert_sweep(
     jobs = list(jobs)
     job_rows = [
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
-             model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts)
+             model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
+             **{column: (j.axes or {}).get(column) for column in AXIS_COLUMNS})
         for j in jobs
     ]
     if not job_rows:

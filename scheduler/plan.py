@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scheduler.expand import PlannedJob, expand
 from scheduler.spec import SweepSpec
+from worker.catalog import SWEEP_AXES
 from worker.refs import parse_dataset_ref, parse_hf_dataset, parse_model_ref
 
 
@@ -26,6 +27,7 @@ class JobPlan:
     warmup_queries: int
     hours: float | None  # None: unknown
     kwh: float | None
+    cell_key: str = ""  # the job's axis values, where the sweep has axes
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SweepPlan:
     models_to_download: list[str]
     datasets_to_download: list[DatasetDownload]
     estimated_from: Mapping[tuple[str, str, str], int] = field(default_factory=dict)  # cell -> runs behind it
+    axes: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # task -> axis given as a list -> values
 
     @property
     def runs(self) -> int:
@@ -68,7 +71,7 @@ def _job_plan(job: PlannedJob, estimates: Mapping) -> JobPlan:
     if estimate is not None:  # warm-up queries cost the same as measured ones; the model loads once per job
         hours = (estimate.s_per_query * (measured + warmup) + estimate.load_s) / 3600
         kwh = estimate.kwh_per_query * (measured + warmup) + estimate.load_kwh
-    return JobPlan(job.task, job.model, job.model_kind, len(job.runs), measured, warmup, hours, kwh)
+    return JobPlan(job.task, job.model, job.model_kind, len(job.runs), measured, warmup, hours, kwh, job.cell_key)
 
 
 def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None) -> SweepPlan:
@@ -91,4 +94,17 @@ def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: 
     used = {(j.task, j.model, j.model_kind): estimates[(j.task, j.model, j.model_kind)].runs
             for j in plans if j.kwh is not None}
     return SweepPlan(spec.name, hardware_class or spec.hardware_class, plans, models,
-                     [DatasetDownload(ref, n) for ref, n in rows.items()], used)
+                     [DatasetDownload(ref, n) for ref, n in rows.items()], used, sweep_axes(spec))
+
+
+def sweep_axes(spec: SweepSpec) -> dict[str, dict[str, int]]:
+    """Per task, each axis given as a list and how many distinct values it has (zero-shot params included)."""
+    found: dict[str, dict[str, int]] = {}
+    for task, task_spec in spec.tasks.items():
+        given = {"batch_size": spec.settings_for(task).batch_size, **task_spec.params,
+                 **(task_spec.zero_shot.params if task_spec.zero_shot else {})}
+        axes = {name: len(set(map(str, value))) for name, value in given.items()
+                if name in SWEEP_AXES and isinstance(value, list)}
+        if axes:
+            found[task] = {name: axes[name] for name in SWEEP_AXES if name in axes}
+    return found

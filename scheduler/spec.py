@@ -19,10 +19,11 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from worker.catalog import BUILTIN_DATASETS, TINY_FAMILIES, kinds_compatible
+from worker.catalog import BUILTIN_DATASETS, PARAM_AXES, SWEEP_AXES, TINY_FAMILIES, axis_problem, kinds_compatible
 from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
 from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
 
@@ -40,14 +41,24 @@ class RunSettings(_Strict):
 
     queries: PositiveInt | None = None
     repetitions: PositiveInt | None = None
-    batch_size: PositiveInt | None = None
+    batch_size: int | list[int] | None = None  # a list is a sweep axis: one job per value
     warmup: NonNegativeInt | None = None
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_sizes(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and axis_problem("batch_size", item):
+                raise ValueError(f"batch_size must be a positive whole number or a list of them, got {item!r}")
+        if isinstance(value, list) and not value:
+            raise ValueError("empty axis list; give at least one batch size, e.g. [1, 8]")
+        return value
 
 
 class Defaults(RunSettings):
     queries: PositiveInt = 100
     repetitions: PositiveInt = 3
-    batch_size: PositiveInt = 1
+    batch_size: int | list[int] = 1
     warmup: NonNegativeInt = 10
 
 
@@ -73,6 +84,16 @@ class Carbon(_Strict):
         return "region" if self.region else "country mix"
 
 
+def _yaml_switches(params: Any) -> Any:
+    """YAML reads a bare `on` / `off` as true / false: as a reasoning level they mean "on" / "off"."""
+    if isinstance(params, dict) and "reasoning" in params:
+        level = params["reasoning"]
+        def word(value: Any) -> Any:
+            return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        params = {**params, "reasoning": [word(v) for v in level] if isinstance(level, list) else word(level)}
+    return params
+
+
 class ZeroShotSpec(_Strict):
     """Multi-purpose generative models prompted to do the task (the study's Flan-T5 and BLOOMz).
 
@@ -83,12 +104,16 @@ class ZeroShotSpec(_Strict):
     models: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
 
+    _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
+
 
 class TaskSpec(RunSettings):
     models: list[str] = Field(default_factory=list)  # task-specific models; may be empty if zero_shot has some
     datasets: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     zero_shot: ZeroShotSpec | None = None
+
+    _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
 
 
 DType = Literal["float32", "float16", "bfloat16"]
@@ -134,10 +159,9 @@ class SweepSpec(_Strict):
                     use = ", ".join("builtin:" + name for name in fits)
                     raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
                                      f"{task} reads {workload.input_kind}; use {use}")
-            unknown = sorted(set(task_spec.params) - set(workload.default_params))
-            if unknown:
-                raise ValueError(f"tasks.{task}.params: unknown parameter {unknown[0]!r}; "
-                                 f"allowed are {', '.join(sorted(workload.default_params))}")
+            _check_params(f"tasks.{task}.params", task, task_spec.params, workload.default_params)
+            if task_spec.params.get("reasoning") is not None:
+                _check_reasoning_models(task, task_spec.models, task_spec.params["reasoning"])
         models = self.all_models()
         for field in ("model_dtype", "training_energy_kwh"):
             for ref in getattr(self, field):
@@ -154,7 +178,7 @@ class SweepSpec(_Strict):
         return list(dict.fromkeys(refs))
 
     def settings_for(self, task: str) -> Defaults:
-        """The defaults with this task's overrides applied."""
+        """The defaults with this task's overrides applied (batch_size may be a list: an axis)."""
         overrides = self.tasks[task].model_dump(include=set(RunSettings.model_fields), exclude_none=True)
         return self.defaults.model_copy(update=overrides)
 
@@ -174,13 +198,53 @@ def _check_zero_shot(task: str, task_spec: TaskSpec) -> None:
         if ref in task_spec.models:
             raise ValueError(f"{where}.models.{i}: {ref} is also a task-specific model of {task}; a model is "
                              "measured one way per task")
-    unknown = sorted(set(task_spec.zero_shot.params) - set(workload.default_params))
-    if unknown:
-        raise ValueError(f"{where}.params: unknown parameter {unknown[0]!r}; "
-                         f"allowed are {', '.join(sorted(workload.default_params))}")
-    problem = workload.params_problem(task_spec.zero_shot.params)
-    if problem:
-        raise ValueError(f"{where}.params: {problem}")
+    _check_params(f"{where}.params", task, task_spec.zero_shot.params, workload.default_params)
+    params = task_spec.zero_shot.params
+    for name, value in params.items():  # each value of an axis must be a valid setting on its own
+        for item in value if name in PARAM_AXES and isinstance(value, list) else [value]:
+            problem = workload.params_problem({**params, name: item})
+            if problem:
+                raise ValueError(f"{where}.params: {problem}")
+    if not any(name in PARAM_AXES and isinstance(value, list) for name, value in params.items()):
+        problem = workload.params_problem(params)
+        if problem:
+            raise ValueError(f"{where}.params: {problem}")
+
+
+def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) -> None:
+    """Known names only; a sweep axis (a list) must apply to the task, be non-empty, and hold valid values."""
+    axes = ", ".join(["batch_size", *(name for name in PARAM_AXES if name in defaults)])
+    for name, value in params.items():
+        if name not in defaults:
+            if name in SWEEP_AXES:
+                raise ValueError(f"{where}.{name}: {name} does not apply to {task}; its axes are {axes}")
+            raise ValueError(f"{where}: unknown parameter {name!r}; allowed are {', '.join(sorted(defaults))}")
+        if name not in PARAM_AXES:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError(f"{where}.{name}: empty axis list; give at least one value (axes of {task}: {axes})")
+        for item in values:
+            problem = axis_problem(name, item)
+            if problem:
+                raise ValueError(f"{where}.{name}: {problem}")
+
+
+def _check_reasoning_models(task: str, models: list[str], levels: Any) -> None:
+    """Each `reasoning` level must map to a switch in each model's chat template. The template is read where it
+    can be without a GPU stack or network: tiny: families, path: folders, hub: models in the local HF cache;
+    a hub: model not in the cache is checked by the worker when it loads (its job fails naming the model)."""
+    from worker.reasoning_switch import ReasoningSwitchError, chat_template_of, template_kwargs
+
+    for i, ref in enumerate(models):
+        template = chat_template_of(ref)
+        if template is None:
+            continue
+        for level in levels if isinstance(levels, list) else [levels]:
+            try:
+                template_kwargs(template, level, ref)
+            except ReasoningSwitchError as error:
+                raise ValueError(f"tasks.{task}.models.{i}: {error}") from None
 
 
 def _check(where: str, parse, ref: str):

@@ -16,7 +16,7 @@ def create_sweep(
     # A run's fields are flat: vars() rather than asdict(), whose deep copy costs seconds at 100,000 runs.
     jobs = [
         NewJob(job.task, job.model, job.hardware_class, job.params, [dict(vars(run)) for run in job.runs],
-               model_kind=job.model_kind)
+               model_kind=job.model_kind, axes=job.axes, cell_key=job.cell_key)
         for job in expand(spec, hardware_class)
     ]
     return insert_sweep(

@@ -29,6 +29,13 @@ CASES = {
                              "defaults.repetitions"),
     "missing carbon": (HEAD + "tasks:\n" + GOOD_TASK, "carbon: missing required field"),
     "yaml syntax": (HEAD + CARBON + "tasks:\n  fill-mask: [unclosed\n", "YAML syntax error at line"),
+    "empty axis list": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {dtype: []}\n",
+                        "tasks.fill-mask.params.dtype: empty axis list"),
+    "axis not applying": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {max_new_tokens: [1, 2]}\n",
+                          "max_new_tokens does not apply to fill-mask; its axes are batch_size, dtype"),
+    "reasoning level not taken": (HEAD + CARBON + TASKS + "  reasoning:\n    models: [tiny:gpt2]\n"
+                                  "    datasets: [builtin:prompts]\n    params: {reasoning: [on, extreme]}\n",
+                                  "'extreme' is not a reasoning level; use on, off, low, medium, high"),
 }
 
 
@@ -71,3 +78,16 @@ def test_unreachable_postgres_is_one_line_with_masked_password(tmp_path):
     assert result.returncode == 2
     assert "cannot reach the database at postgresql+psycopg://user:***@127.0.0.1:1/nothing" in result.stderr
     assert "secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reasoning_on_a_model_without_the_switch_is_refused_before_anything_is_written(tmp_path):
+    model = tmp_path / "chat-model"
+    model.mkdir()
+    (model / "tokenizer_config.json").write_text('{"chat_template": "{{ messages[0].content }}"}')
+    text = (HEAD + CARBON + TASKS + f"  reasoning:\n    models: [path:{model}]\n    datasets: [builtin:prompts]\n"
+            "    params: {reasoning: [on, off]}\n")
+    (tmp_path / "sweep.yaml").write_text(text)
+    result = wattsweep("run", "sweep.yaml", cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert f"path:{model} has no chat-template switch for reasoning" in result.stderr
+    assert not (tmp_path / "wattsweep.db").exists()

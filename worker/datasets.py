@@ -23,6 +23,8 @@ from worker.refs import DatasetRef, ReferenceError, parse_dataset_ref
 
 BUILTIN_SIZE = 1000
 IMAGE_SIZE_PX = 64
+SAMPLE_RATE_HZ = 16_000  # speech: the rate Whisper-style feature extractors read
+SPEECH_SECONDS = (0.5, 4.0)  # shortest and longest builtin utterance: varied lengths, under a 5 s model window
 
 
 # Word lists shared by the generators; worker.tiny builds its tokenizer vocabulary from them too.
@@ -173,9 +175,45 @@ def _noise(rng: random.Random) -> Any:
     return Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
 
 
+def _speech(rng: random.Random) -> dict[str, Any]:
+    """A speech-like waveform: voiced "syllables" (a fundamental with formant-like harmonics under an envelope),
+    pauses and a little noise, float32 mono at 16 kHz, 0.5 to 4 s long."""
+    import numpy as np
+
+    generator = np.random.default_rng(rng.getrandbits(64))
+    n = int(SAMPLE_RATE_HZ * rng.uniform(*SPEECH_SECONDS))
+    t = np.arange(n) / SAMPLE_RATE_HZ
+    wave = np.zeros(n)
+    start = 0
+    while start < n:
+        length = int(SAMPLE_RATE_HZ * rng.uniform(0.12, 0.35))
+        stop = min(n, start + length)
+        pitch = rng.uniform(90, 240)
+        segment = t[start:stop]
+        envelope = np.sin(np.pi * np.linspace(0, 1, stop - start)) ** 2
+        for harmonic, weight in ((1, 1.0), (2, 0.5), (3, rng.uniform(0.1, 0.4)), (5, rng.uniform(0.05, 0.2))):
+            wave[start:stop] += weight * envelope * np.sin(2 * np.pi * pitch * harmonic * segment)
+        start = stop + int(SAMPLE_RATE_HZ * rng.uniform(0.02, 0.15))  # a pause between syllables
+    wave += generator.normal(0, 0.01, n)
+    wave *= 0.3 / max(1e-9, float(np.abs(wave).max()))
+    return {"array": wave.astype(np.float32), "sampling_rate": SAMPLE_RATE_HZ}
+
+
+def _sentence_pairs(rng: random.Random) -> dict[str, str]:
+    """Two sentences: a near paraphrase of the first (an adjective and verb changed) or an unrelated one."""
+    first = _sentence(rng)
+    if rng.random() < 0.5:
+        words = first.split()
+        words[1], words[3] = rng.choice(ADJECTIVES), rng.choice(VERBS)
+        second = " ".join(words)
+    else:
+        second = _sentence(rng)
+    return {"sentence1": first, "sentence2": second}
+
+
 _GENERATORS = {"texts": _texts, "reviews": _reviews, "squad-like": _squad_like, "trivia": _trivia,
                "news": _news, "reports": _reports, "prompts": _prompts, "image-prompts": _image_prompts,
-               "shapes": _shapes, "noise": _noise}
+               "shapes": _shapes, "noise": _noise, "speech": _speech, "sentence-pairs": _sentence_pairs}
 
 
 def builtin_item(name: str, index: int) -> Any:
@@ -184,7 +222,9 @@ def builtin_item(name: str, index: int) -> Any:
 
 
 def _kind_of(value: Any) -> str:
-    return "qa" if isinstance(value, dict) else "image" if not isinstance(value, str) else "text"
+    if isinstance(value, dict):
+        return "pair" if "sentence1" in value else "audio" if "array" in value else "qa"
+    return "image" if not isinstance(value, str) else "text"
 
 
 def _file_item(line: str, where: str, folder: Path) -> Any:
@@ -198,6 +238,12 @@ def _file_item(line: str, where: str, folder: Path) -> Any:
         raise DatasetLoadError(f"{where}: expected a JSON string or object, got {type(value).__name__}")
     if isinstance(value.get("question"), str) and isinstance(value.get("context"), str):
         return {"question": value["question"], "context": value["context"]}
+    if isinstance(value.get("sentence1"), str) and isinstance(value.get("sentence2"), str):
+        return {"sentence1": value["sentence1"], "sentence2": value["sentence2"]}
+    if isinstance(value.get("audio"), str):  # a sound file beside the .jsonl, decoded as hf: audio columns are
+        from worker.audio import decode_audio
+
+        return decode_audio({"path": str(folder / value["audio"]), "bytes": None}, where)
     for key in ("text", "prompt"):
         if isinstance(value.get(key), str):
             return value[key]
@@ -210,7 +256,8 @@ def _file_item(line: str, where: str, folder: Path) -> Any:
                 return image.convert("RGB")
         except OSError as exc:
             raise DatasetLoadError(f"{where}: cannot read image {str(path)!r}: {exc}") from exc
-    raise DatasetLoadError(f'{where}: expected a "text", "prompt", "question"+"context" or "image" (path) field')
+    raise DatasetLoadError(f'{where}: expected a "text", "prompt", "question"+"context", "sentence1"+"sentence2", '
+                           '"image" (path) or "audio" (path) field')
 
 
 def _read_file(name: str, limit: int | None) -> list[Any]:

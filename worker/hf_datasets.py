@@ -44,8 +44,11 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "document": ("document", "article", "dialogue", "text", "content"),
     "prompt": ("prompt", "text", "caption", "sentence"),
     "image": ("image", "img"),
+    "audio": ("audio", "speech"),
 }
 QA_CANDIDATES = (("question", "query"), ("context", "support", "passage"))
+PAIR_CANDIDATES = (("sentence1", "sentence_1", "text1", "premise"), ("sentence2", "sentence_2", "text2", "hypothesis"))
+TWO_COLUMNS = {"qa": (("question", "context"), QA_CANDIDATES), "pair": (("sentence1", "sentence2"), PAIR_CANDIDATES)}
 SNAPSHOT_META = "wattsweep.json"
 URL_TIMEOUT_S = 30
 
@@ -114,22 +117,37 @@ class Rows:
     columns: list[str]
     image_columns: frozenset[str]
     complete: bool  # the split holds no more rows than these
+    audio_columns: frozenset[str] = frozenset()
 
 
-def _describe(features: Any, first: dict[str, Any] | None) -> tuple[list[str], frozenset[str]]:
-    from datasets import Image
+def _describe(features: Any, first: dict[str, Any] | None) -> tuple[list[str], frozenset[str], frozenset[str]]:
+    from datasets import Audio, Image
 
     if features:
-        return list(features), frozenset(name for name, f in features.items() if isinstance(f, Image))
+        return (list(features), frozenset(name for name, f in features.items() if isinstance(f, Image)),
+                frozenset(name for name, f in features.items() if isinstance(f, Audio)))
     columns = list(first or {})
     images = frozenset(c for c in columns if type(first[c]).__module__.startswith("PIL."))
-    return columns, images
+    sounds = frozenset(c for c in columns if isinstance(first[c], dict) and "sampling_rate" in first[c])
+    return columns, images, sounds
+
+
+def undecoded_audio(dataset: Any) -> Any:
+    """The dataset with its audio columns left as stored ({"bytes", "path"}): worker.audio decodes them
+    (datasets 4 would decode with torchcodec, which needs CUDA torch)."""
+    from datasets import Audio
+
+    for name, feature in dict(getattr(dataset, "features", None) or {}).items():
+        if isinstance(feature, Audio) and feature.decode:
+            dataset = dataset.cast_column(name, Audio(sampling_rate=feature.sampling_rate, decode=False))
+    return dataset
 
 
 def _take(dataset: Any, n: int) -> Rows:
+    dataset = undecoded_audio(dataset)
     rows = list(itertools.islice(iter(dataset), n))
-    columns, images = _describe(getattr(dataset, "features", None), rows[0] if rows else None)
-    return Rows(rows, columns, images, complete=len(rows) < n)
+    columns, images, sounds = _describe(getattr(dataset, "features", None), rows[0] if rows else None)
+    return Rows(rows, columns, images, complete=len(rows) < n, audio_columns=sounds)
 
 
 def _open_local(ref: HfDatasetRef) -> Any:
@@ -219,10 +237,11 @@ def _string_columns(rows: Rows) -> list[str]:
 def choose_columns(ref: HfDatasetRef, rows: Rows, input_kind: str) -> tuple[str, ...]:
     """The column(s) holding the queries of `input_kind`: the named ones, checked, or the inferred ones."""
     label, listing = _label(ref), ", ".join(rows.columns)
-    wanted = 2 if input_kind == "qa" else 1
+    wanted = 2 if input_kind in TWO_COLUMNS else 1
     if ref.columns:
         if len(ref.columns) != wanted:
-            shape = ":question,context (two columns)" if wanted == 2 else ":<column> (one column)"
+            shape = (f":{','.join(TWO_COLUMNS[input_kind][0])} (two columns)" if wanted == 2
+                     else ":<column> (one column)")
             raise DatasetLoadError(f"dataset {label!r}: this task reads {input_kind} queries: name {shape}")
         found = []
         for name in ref.columns:
@@ -231,21 +250,24 @@ def choose_columns(ref: HfDatasetRef, rows: Rows, input_kind: str) -> tuple[str,
                 raise DatasetLoadError(f"dataset {label!r} has no column {name!r}; columns are {listing}")
             found.append(column)
         return tuple(found)
-    if input_kind == "qa":
+    if input_kind in TWO_COLUMNS:
+        roles, candidates = TWO_COLUMNS[input_kind]
         picked = []
-        for role, names in zip(("question", "context"), QA_CANDIDATES, strict=True):
+        for role, names in zip(roles, candidates, strict=True):
             present = [c for c in (_match(rows.columns, n) for n in names) if c]
             if len(present) != 1:
                 raise DatasetLoadError(f"dataset {label!r}: cannot tell which column holds the {role}; name both: "
-                                       f"hf:{ref.source}:<question>,<context>; columns are {listing}")
+                                       f"hf:{ref.source}:<{roles[0]}>,<{roles[1]}>; columns are {listing}")
             picked.append(present[0])
         return tuple(picked)
     if input_kind == "image" and len(rows.image_columns) == 1:
         return (next(iter(rows.image_columns)),)
+    if input_kind == "audio" and len(rows.audio_columns) == 1:
+        return (next(iter(rows.audio_columns)),)
     present = list(dict.fromkeys(c for c in (_match(rows.columns, n) for n in COLUMN_CANDIDATES[input_kind]) if c))
     if len(present) == 1:
         return (present[0],)
-    if not present and input_kind != "image" and len(_string_columns(rows)) == 1:
+    if not present and input_kind not in ("image", "audio") and len(_string_columns(rows)) == 1:
         return (_string_columns(rows)[0],)
     which = f" (candidates: {', '.join(present)})" if present else ""
     raise DatasetLoadError(f"dataset {label!r}: cannot tell which column holds the {input_kind} queries{which}; "
@@ -283,8 +305,13 @@ def _text(value: Any, where: str) -> str:
 
 
 def _query(row: dict[str, Any], columns: tuple[str, ...], input_kind: str, where: str) -> Any:
-    if input_kind == "qa":
-        return {"question": _text(row[columns[0]], where), "context": _text(row[columns[1]], where)}
+    if input_kind in TWO_COLUMNS:
+        first, second = TWO_COLUMNS[input_kind][0]
+        return {first: _text(row[columns[0]], where), second: _text(row[columns[1]], where)}
+    if input_kind == "audio":
+        from worker.audio import decode_audio
+
+        return decode_audio(row[columns[0]], where)
     if input_kind == "image":
         return _image(row[columns[0]], where)
     return _text(row[columns[0]], where)
@@ -329,6 +356,7 @@ def pull_dataset(text: str, n: int) -> PullResult:
         return PullResult(label, "missing", "HF_HUB_OFFLINE=1 and no pulled snapshot with enough rows")
     try:
         dataset, path, config = _open_hub(ref)
+        dataset = undecoded_audio(dataset)  # stored as the Hub has it; decoded when read
         rows = list(itertools.islice(iter(dataset), n))
     except DatasetLoadError as error:
         status = "gated" if "is gated" in str(error) else "not-found" if "not found" in str(error) else "error"

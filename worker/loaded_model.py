@@ -19,6 +19,7 @@ class LoadedModel:
     tokenizer: Any = None
     image_processor: Any = None
     revision: str | None = None  # the Hub commit loaded; None for tiny: and path:
+    feature_extractor: Any = None  # audio models: waveform -> log-mel features
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -27,7 +28,7 @@ class LoadedModel:
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write every part into `folder`, loadable again as `path:<folder>`."""
-        for part in (self.model, self.tokenizer, self.image_processor):
+        for part in (self.model, self.tokenizer, self.image_processor, self.feature_extractor):
             if part is not None:
                 part.save_pretrained(str(folder))
 

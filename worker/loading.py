@@ -25,7 +25,7 @@ from worker.refs import ReferenceError, parse_model_ref
 
 TOKENIZER_TASKS = frozenset(
     {"text-classification", "token-classification", "question-answering", "fill-mask", "text-generation",
-     "summarization", "image-to-text"}
+     "summarization", "image-to-text", "automatic-speech-recognition", "reasoning"}
 )
 IMAGE_PROCESSOR_TASKS = frozenset({"image-classification", "object-detection", "image-to-text"})
 
@@ -62,16 +62,24 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
 
         pipe = AutoPipelineForText2Image.from_pretrained(where, torch_dtype=dtype, **options)
         return LoadedModel(pipe)
+    if TASK_MODEL_CLASSES[task] == "sentence-transformers":  # the library labs use for embeddings
+        from sentence_transformers import SentenceTransformer
+
+        model = SentenceTransformer(where, revision=revision, trust_remote_code=False, device="cpu",
+                                    model_kwargs={"dtype": dtype} if dtype is not None else None)
+        return LoadedModel(model, model.tokenizer)
 
     import transformers
 
     model_class = getattr(transformers, TASK_MODEL_CLASSES[task])
     model = model_class.from_pretrained(where, dtype=dtype, **options)
     tokenizer = transformers.AutoTokenizer.from_pretrained(where, **options) if task in TOKENIZER_TASKS else None
-    processor = None
+    processor = features = None
     if task in IMAGE_PROCESSOR_TASKS:  # the slow (PIL) processor: the same pre-processing on every worker
         processor = transformers.AutoImageProcessor.from_pretrained(where, use_fast=False, **options)
-    return LoadedModel(model, tokenizer, processor)
+    if task == "automatic-speech-recognition":
+        features = transformers.AutoFeatureExtractor.from_pretrained(where, **options)
+    return LoadedModel(model, tokenizer, processor, feature_extractor=features)
 
 
 def _one_line(exc: BaseException) -> str:

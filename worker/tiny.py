@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import string
 
-from worker.catalog import TASK_MODEL_CLASSES, TINY_FAMILIES
+from worker.catalog import TASK_MODEL_CLASSES, TINY_CHAT_TEMPLATES, TINY_FAMILIES
 from worker.datasets import VOCABULARY
 from worker.loaded_model import LoadedModel
 
@@ -68,10 +68,10 @@ def _vit_config(**extra):
                      num_attention_heads=2, intermediate_size=64, **extra)
 
 
-def _gpt2_config(vocab_size: int, **extra):
+def _gpt2_config(vocab_size: int, n_positions: int = 512, **extra):
     from transformers import GPT2Config
 
-    return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=512,
+    return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=n_positions,
                       bos_token_id=0, eos_token_id=0, pad_token_id=0, **extra)
 
 
@@ -101,7 +101,11 @@ def _build_gpt2(task: str) -> LoadedModel:
     from transformers import GPT2LMHeadModel
 
     tokenizer = _gpt2_tokenizer()
-    return LoadedModel(GPT2LMHeadModel(_gpt2_config(len(tokenizer))), tokenizer)
+    if task != "reasoning":
+        return LoadedModel(GPT2LMHeadModel(_gpt2_config(len(tokenizer))), tokenizer)
+    # A chat model: its template reads the reasoning switches, and its context holds the default 8,192 new tokens.
+    tokenizer.chat_template = TINY_CHAT_TEMPLATES["gpt2"]
+    return LoadedModel(GPT2LMHeadModel(_gpt2_config(len(tokenizer), n_positions=8192 + 512)), tokenizer)
 
 
 def _build_t5(task: str) -> LoadedModel:
@@ -172,8 +176,73 @@ def _build_stable_diffusion(task: str) -> LoadedModel:
     return LoadedModel(pipe)
 
 
+WHISPER_SPECIALS = ("<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
+                    "<|startoflm|>", "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>")
+WHISPER_WINDOW_S = 5  # the tiny feature extractor's window (real Whisper: 30 s); builtin:speech fits in it
+
+
+def _build_whisper(task: str) -> LoadedModel:
+    """An English-only Whisper: byte-level BPE tokenizer (the 256 bytes, no merges) written to a scratch folder
+    and read back, a 5 s log-mel feature extractor, and a 2-layer encoder-decoder."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperTokenizer,
+    )
+    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+    with tempfile.TemporaryDirectory(prefix="wattsweep-tiny-whisper-") as folder:
+        vocab, merges = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
+        vocab.write_text(json.dumps({c: i for i, c in enumerate(bytes_to_unicode().values())}))
+        merges.write_text("#version: 0.2\n")
+        end = WHISPER_SPECIALS[0]
+        tokenizer = WhisperTokenizer(str(vocab), str(merges), unk_token=end, bos_token=end, eos_token=end,
+                                     pad_token=end)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(WHISPER_SPECIALS[1:])})
+    ids = dict(zip(WHISPER_SPECIALS, tokenizer.convert_tokens_to_ids(list(WHISPER_SPECIALS)), strict=True))
+    features = WhisperFeatureExtractor(feature_size=80, chunk_length=WHISPER_WINDOW_S)
+    special = dict(decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids[end],
+                   pad_token_id=ids[end], bos_token_id=ids[end])
+    config = WhisperConfig(vocab_size=len(tokenizer), num_mel_bins=80, d_model=32, encoder_layers=2,
+                           decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+                           decoder_ffn_dim=64, max_source_positions=features.nb_max_frames // 2,
+                           max_target_positions=448, begin_suppress_tokens=None, suppress_tokens=None, **special)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(max_length=448, no_timestamps_token_id=ids["<|notimestamps|>"],
+                                               is_multilingual=False,
+                                               forced_decoder_ids=[[1, ids["<|notimestamps|>"]]], **special)
+    return LoadedModel(model, tokenizer, feature_extractor=features)
+
+
+def _build_sentence_bert(task: str) -> LoadedModel:
+    """sentence-transformers over a tiny BERT: the encoder saved to a scratch folder, read back by the library's
+    Transformer module, then mean pooling (as all-MiniLM-L6-v2 does)."""
+    import tempfile
+
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel
+
+    tokenizer = _bert_tokenizer()
+    encoder = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=64, pad_token_id=0))
+    with tempfile.TemporaryDirectory(prefix="wattsweep-tiny-sbert-") as folder:
+        encoder.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        transformer = models.Transformer(folder, max_seq_length=128)
+    pooling = models.Pooling(encoder.config.hidden_size, pooling_mode="mean")
+    model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    return LoadedModel(model, model.tokenizer)
+
+
 _BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "t5": _build_t5, "vit": _build_vit, "yolos": _build_yolos,
-             "vit-gpt2": _build_vit_gpt2, "stable-diffusion": _build_stable_diffusion}
+             "vit-gpt2": _build_vit_gpt2, "stable-diffusion": _build_stable_diffusion, "whisper": _build_whisper,
+             "sentence-bert": _build_sentence_bert}
 
 
 def build_tiny(family: str, task: str) -> LoadedModel:

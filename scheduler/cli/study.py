@@ -82,10 +82,18 @@ def plan(
                   f"{result.warmup_queries:,}", _figure([j.hours for j in result.jobs]),
                   _figure([j.kwh for j in result.jobs]), style="bold")
     console.print(table)
+    for task, axes in result.axes.items():  # each combination of a task's axes is one job per model
+        combinations = 1
+        for count in axes.values():
+            combinations *= count
+        console.print(f"axes of {task}: {' x '.join(f'{name} ({n})' for name, n in axes.items())} = "
+                      f"{combinations} combinations per model", highlight=False)
     if jobs:
         for job in result.jobs:
             hours = "unknown" if job.hours is None else f"{job.hours:.3g} GPU-h, {job.kwh:.3g} kWh"
-            console.print(f"  {job.task} / {job.model} ({job.model_kind}): {job.runs} runs, {hours}", highlight=False)
+            cell = f" [{job.cell_key}]" if job.cell_key else ""
+            console.print(f"  {job.task} / {job.model}{cell} ({job.model_kind}): {job.runs} runs, {hours}",
+                          highlight=False)
     if problem:
         console.print(f"estimates: unknown for all {len(result.jobs)} jobs: {problem}", highlight=False)
     else:

@@ -40,3 +40,60 @@ def test_hardware_class_override_and_determinism():
     spec = parse_sweep(SPEC)
     assert {j.hardware_class for j in expand(spec, "h100")} == {"h100"}
     assert expand(spec) == expand(spec)
+
+
+# --- sweep axes ----------------------------------------------------------------------------------------------
+
+AXES_SPEC = {
+    "name": "axes",
+    "defaults": {"queries": 4, "repetitions": 2, "batch_size": [1, 8]},
+    "carbon": {"grid_intensity_g_per_kwh": 100},
+    "tasks": {
+        "text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                            "params": {"max_new_tokens": [10, 50, 100], "dtype": "float32"}},
+        "fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"], "batch_size": 4},
+    },
+}
+
+
+def test_combinations_cross_the_lists_first_axis_slowest():
+    from scheduler.expand import combinations
+
+    assert combinations({"batch_size": [1, 8], "max_new_tokens": [10, 20], "dtype": None}) == [
+        {"batch_size": 1, "max_new_tokens": 10, "dtype": None}, {"batch_size": 1, "max_new_tokens": 20, "dtype": None},
+        {"batch_size": 8, "max_new_tokens": 10, "dtype": None}, {"batch_size": 8, "max_new_tokens": 20, "dtype": None},
+    ]
+    assert combinations({"batch_size": 2}) == [{"batch_size": 2}]
+    assert combinations({"batch_size": [4, 4, 1]}) == [{"batch_size": 4}, {"batch_size": 1}]  # repeats are one cell
+
+
+def test_each_axis_combination_is_its_own_job_with_its_values_in_columns():
+    jobs = expand(parse_sweep(AXES_SPEC))
+    generation = [j for j in jobs if j.task == "text-generation"]
+    assert [(j.axes["batch_size"], j.axes["max_new_tokens"]) for j in generation] == [
+        (1, 10), (1, 50), (1, 100), (8, 10), (8, 50), (8, 100)]
+    assert [j.cell_key for j in generation][:2] == ["batch_size=1 max_new_tokens=10", "batch_size=1 max_new_tokens=50"]
+    assert len({j.cell_key for j in generation}) == 6
+    for job in generation:
+        assert job.params["max_new_tokens"] == job.axes["max_new_tokens"]  # the worker sees scalars
+        assert {r.batch_size for r in job.runs} == {job.axes["batch_size"]} and len(job.runs) == 2
+        assert job.axes["dtype"] == "float32" and "num_inference_steps" not in job.axes  # not an axis of the task
+    [mask] = [j for j in jobs if j.task == "fill-mask"]  # the task's own scalar batch size overrides the axis
+    assert mask.cell_key == "" and mask.axes == {"batch_size": 4, "dtype": None}
+    assert {r.batch_size for r in mask.runs} == {4}
+
+
+def test_a_sweep_without_lists_keeps_one_job_per_model_and_default_axis_values():
+    jobs = expand(parse_sweep(SPEC))
+    assert all(j.cell_key == "" for j in jobs)
+    image = jobs[2]
+    assert image.axes == {"batch_size": 2, "dtype": None, "num_inference_steps": 2, "height_px": None,
+                          "width_px": None}
+
+
+def test_model_dtype_wins_over_a_dtype_axis():
+    spec = {**AXES_SPEC, "defaults": {"queries": 1}, "model_dtype": {"tiny:bert": "bfloat16"},
+            "tasks": {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"],
+                                    "params": {"dtype": ["float32", "float16"]}}}}
+    [job] = expand(parse_sweep(spec))
+    assert job.axes["dtype"] == "bfloat16" and job.params["dtype"] == "bfloat16"

@@ -98,3 +98,46 @@ def test_missing_file(tmp_path):
 def test_quickstart_example_is_valid():
     spec = load_sweep("examples/quickstart.yaml")
     assert len(spec.tasks) == 10
+
+
+@pytest.mark.parametrize("tasks, defaults, message", [
+    ({"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"], "batch_size": []}}, {},
+     r"tasks.fill-mask.batch_size: empty axis list"),
+    ({"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}}, {"batch_size": [1, 0]},
+     r"defaults.batch_size: batch_size must be a positive whole number .* got 0"),
+    ({"text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                          "params": {"max_new_tokens": []}}}, {},
+     r"tasks.text-generation.params.max_new_tokens: empty axis list"),
+    ({"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"],
+                    "params": {"max_new_tokens": [10, 20]}}}, {},
+     r"tasks.fill-mask.params.max_new_tokens: max_new_tokens does not apply to fill-mask; its axes are "
+     r"batch_size, dtype"),
+    ({"text-classification": {"models": ["tiny:bert"], "datasets": ["builtin:texts"],
+                              "params": {"num_inference_steps": [1, 2]}}}, {},
+     r"num_inference_steps does not apply to text-classification"),
+    ({"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"], "params": {"dtype": ["fp8"]}}}, {},
+     r"tasks.fill-mask.params.dtype: 'fp8' is not a dtype; use float32, float16, bfloat16"),
+    ({"reasoning": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                    "params": {"reasoning": ["on", "maximum"]}}}, {},
+     r"'maximum' is not a reasoning level; use on, off, low, medium, high"),
+    ({"text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                          "params": {"reasoning": "on"}}}, {},
+     r"tasks.text-generation.params.reasoning: reasoning does not apply to text-generation"),
+])
+def test_bad_axes_are_one_line_errors_naming_field_and_allowed_values(tasks, defaults, message):
+    data = {"name": "s", "carbon": {"grid_intensity_g_per_kwh": 1}, "tasks": tasks, "defaults": defaults}
+    with pytest.raises(SpecError, match=message) as error:
+        parse_sweep(data)
+    assert "\n" not in str(error.value)
+
+
+def test_reasoning_on_a_model_without_the_switch_names_the_model(tmp_path):
+    (tmp_path / "tokenizer_config.json").write_text('{"chat_template": "{{ messages[0][\'content\'] }}"}')
+    data = {"name": "s", "carbon": {"grid_intensity_g_per_kwh": 1},
+            "tasks": {"reasoning": {"models": ["tiny:gpt2", f"path:{tmp_path}"], "datasets": ["builtin:prompts"],
+                                    "params": {"reasoning": "on"}}}}
+    with pytest.raises(SpecError, match=rf"tasks.reasoning.models.1: path:{tmp_path} has no chat-template switch "
+                                        r"for reasoning"):
+        parse_sweep(data)
+    data["tasks"]["reasoning"]["models"] = ["tiny:gpt2"]
+    assert parse_sweep(data).tasks["reasoning"].params["reasoning"] == "on"

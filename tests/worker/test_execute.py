@@ -15,10 +15,14 @@ from worker.workloads import WORKLOADS
 
 TINY_FOR = {"text-generation": "tiny:gpt2", "summarization": "tiny:t5", "image-classification": "tiny:vit",
             "object-detection": "tiny:yolos", "image-to-text": "tiny:vit-gpt2",
-            "text-to-image": "tiny:stable-diffusion"}
+            "text-to-image": "tiny:stable-diffusion", "automatic-speech-recognition": "tiny:whisper",
+            "sentence-similarity": "tiny:sentence-bert", "reasoning": "tiny:gpt2"}
 DATASET_FOR = {"text": "builtin:texts", "qa": "builtin:squad-like", "document": "builtin:news",
-               "prompt": "builtin:prompts", "image": "builtin:shapes"}
-FAST_PARAMS = {"text-to-image": {"num_inference_steps": 2, "height": 64, "width": 64}}
+               "prompt": "builtin:prompts", "image": "builtin:shapes", "audio": "builtin:speech",
+               "pair": "builtin:sentence-pairs"}
+FAST_PARAMS = {"text-to-image": {"num_inference_steps": 2, "height": 64, "width": 64},
+               "automatic-speech-recognition": {"max_new_tokens": 4}, "reasoning": {"max_new_tokens": 6,
+                                                                                   "reasoning": "on"}}
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +58,18 @@ def test_one_query_of_each_task_is_measured_and_stored(runtime, task):
         assert query.n_queries == 1 and query.energy_kwh > 0 and query.kwh_per_1k_queries > 0
         assert query.baseline_id is not None and query.idle_energy_kwh is not None
         assert query.hostname and query.cpu_energy_attributed_kwh is not None
+        # latency: timed around the batch, inside the window
+        assert 0 < query.latency_p50_s <= query.latency_p95_s <= query.duration_s
+        assert query.throughput_queries_per_s == pytest.approx(1 / query.duration_s)
+        if "max_new_tokens" in WORKLOADS[task].default_params:
+            assert 0 < query.ttft_p50_s <= query.latency_p50_s
+        # the new tasks' units
+        if task == "automatic-speech-recognition":
+            assert query.audio_s > 0.4 and 1 <= query.output_tokens <= 4
+        if task == "reasoning":
+            assert 1 <= query.output_tokens <= 6 and query.output_tokens_p50 == query.output_tokens
+        if task == "sentence-similarity":
+            assert query.input_tokens > 0
         load = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
                                                          Measurement.phase == "load")).one()
         assert load.energy_kwh > 0

@@ -7,11 +7,14 @@ light (standard library only); transformers is imported inside functions.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import BatchTiming, WorkUnits
 
 COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
 
@@ -80,6 +83,63 @@ def batches(items: Sequence[Any], batch_size: int) -> Iterator[list[Any]]:
         yield list(items[start:start + batch_size])
 
 
+class BatchTimer:
+    """Times each batch of a run from outside it (perf_counter before and after: nothing inside changes).
+
+    Generation counters call `first_token()` on their first step, so the time to
+    the first new token is known wherever the workload counts tokens anyway.
+    """
+
+    def __init__(self) -> None:
+        self.batch_s: list[float] = []
+        self.batch_queries: list[int] = []
+        self.first_token_s: list[float] = []
+        self._started = 0.0
+        self._first_seen = True
+
+    @contextlib.contextmanager
+    def batch(self, n_queries: int) -> Iterator[None]:
+        token = _ACTIVE_TIMER.set(self)
+        self._first_seen = False
+        self._started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.batch_s.append(time.perf_counter() - self._started)
+            self.batch_queries.append(n_queries)
+            self._first_seen = True
+            _ACTIVE_TIMER.reset(token)
+
+    def first_token(self) -> None:
+        if not self._first_seen:
+            self._first_seen = True
+            self.first_token_s.append(time.perf_counter() - self._started)
+
+    def timing(self) -> BatchTiming:
+        return BatchTiming(tuple(self.batch_s), tuple(self.batch_queries), tuple(self.first_token_s))
+
+
+_ACTIVE_TIMER: contextvars.ContextVar[BatchTimer | None] = contextvars.ContextVar("wattsweep_batch_timer",
+                                                                                  default=None)
+
+
+def run_batches(call: Callable[[list[Any]], WorkUnits], queries: Sequence[Any], batch_size: int) -> WorkUnits:
+    """`call` once per batch of `batch_size` consecutive queries, each timed; the units of all, with the timing."""
+    timer = BatchTimer()
+    total = WorkUnits(0)
+    for batch in batches(queries, batch_size):
+        with timer.batch(len(batch)):
+            units = call(batch)
+        total = total + units
+    return replace(total, timing=timer.timing())
+
+
+def one_or_many(items: list[Any]) -> Any:
+    """A batch of one as the single input it is: pipelines then take their direct path, as a bare call does,
+    instead of building a DataLoader for one item."""
+    return items[0] if len(items) == 1 else items
+
+
 def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Callable[[], int]:
     """Input tokens as the model sees them (special tokens included, truncated to the model's maximum).
 
@@ -104,7 +164,8 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
     with quiet():
         loaded = load_for_task(model, task, device, params.get("dtype"))
         result = pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer,
-                          image_processor=loaded.image_processor, device=device)
+                          image_processor=loaded.image_processor, feature_extractor=loaded.feature_extractor,
+                          device=device)
     result.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
     return result
 
@@ -121,8 +182,11 @@ class TokenCounter:
     def __init__(self, num_beams: int = 1) -> None:
         self.num_beams = num_beams
         self.tokens = 0
+        self._timer = _ACTIVE_TIMER.get()  # the batch being timed, told when the first new token is out
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        if self._timer is not None:
+            self._timer.first_token()
         self.tokens += int(scores.shape[0]) // self.num_beams
         return scores
 
@@ -155,11 +219,13 @@ class PipelineWorkload:
     def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        settings = merged(self.task, self.default_params, params)
         with quiet():
-            return self.call(pipeline, list(queries), batch_size, merged(self.task, self.default_params, params))
+            return run_batches(lambda batch: self.call(pipeline, batch, batch_size, settings), list(queries),
+                               batch_size)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        """Run all queries (the pipeline batches them) and say what was processed."""
+        """Run one batch of queries through the pipeline and say what was processed."""
         raise NotImplementedError
 
 
@@ -170,5 +236,5 @@ class ImagePipelineWorkload(PipelineWorkload):
     default_params = with_common(resize_px=None)  # N or [width, height]: resize inputs first (None: as they come)
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        pipeline(resize_images(queries, params["resize_px"]), batch_size=batch_size)
+        pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size)
         return WorkUnits(len(queries), images=len(queries))

@@ -23,7 +23,15 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.workloads._shared import count_tokens, fixed_length_generation, merged, quiet, with_common
+from worker.workloads._shared import (
+    count_tokens,
+    fixed_length_generation,
+    merged,
+    one_or_many,
+    quiet,
+    run_batches,
+    with_common,
+)
 from worker.workloads.base import WorkUnits
 
 # The placeholders a template may use, by the input kind of the task's queries.
@@ -115,15 +123,19 @@ class ZeroShot:
         if problem:
             raise ValueError(f"{self.task} zero-shot: {problem}")
         prompts = [render(settings["prompt_template"], q, settings["max_input_words"]) for q in queries]
-        generate, counter = fixed_length_generation(pipeline, settings)
-        generate["num_beams"] = counter.num_beams = 1  # greedy, as the study ran them (pipelines default to 4 beams)
-        if not settings["fixed_length"]:
-            generate.pop("min_new_tokens")
-        with quiet():
+
+        def one_batch(batch: list[str]) -> WorkUnits:
+            generate, counter = fixed_length_generation(pipeline, settings)
+            generate["num_beams"] = counter.num_beams = 1  # greedy, as the study ran them (pipelines: 4 beams)
+            if not settings["fixed_length"]:
+                generate.pop("min_new_tokens")
             if pipeline.model.config.is_encoder_decoder:
-                pipeline(prompts, batch_size=batch_size, truncation=True, **generate)
+                pipeline(one_or_many(batch), batch_size=batch_size, truncation=True, **generate)
             else:
-                pipeline(prompts, batch_size=batch_size, return_full_text=False, handle_long_generation="hole",
-                         **generate)
-        return WorkUnits(len(prompts), input_tokens=count_tokens(pipeline.tokenizer, prompts),
-                         output_tokens=counter.tokens)
+                pipeline(one_or_many(batch), batch_size=batch_size, return_full_text=False,
+                         handle_long_generation="hole", **generate)
+            return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
+                             output_tokens=counter.tokens)
+
+        with quiet():
+            return run_batches(one_batch, prompts, batch_size)

@@ -12,6 +12,36 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The `share` (0-1) quantile of `values`, linearly interpolated (numpy's default); None for no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class BatchTiming:
+    """Wall time of each batch of a run, measured around the batch, and when its first new token came.
+
+    A query's latency is its batch's time: what a caller waits for its answer.
+    """
+
+    batch_s: tuple[float, ...] = ()
+    batch_queries: tuple[int, ...] = ()
+    first_token_s: tuple[float, ...] = ()  # generation: batch start -> first new token, where observed
+
+    def __add__(self, other: BatchTiming) -> BatchTiming:
+        return BatchTiming(self.batch_s + other.batch_s, self.batch_queries + other.batch_queries,
+                           self.first_token_s + other.first_token_s)
+
+    def per_query_s(self) -> list[float]:
+        return [seconds for seconds, n in zip(self.batch_s, self.batch_queries, strict=True) for _ in range(n)]
+
+
 @dataclass(frozen=True)
 class WorkUnits:
     """What one call of `Workload.run` processed, for per-unit energy figures.
@@ -25,22 +55,46 @@ class WorkUnits:
     input_tokens: int | Callable[[], int] | None = None  # text tasks
     output_tokens: int | None = None  # generated tokens (generation tasks)
     images: int | None = None  # images read or produced (image tasks)
+    audio_s: float | None = None  # seconds of audio read (speech recognition)
+    timing: BatchTiming | None = None  # per-batch wall times, for latency and time to first token
+    output_lengths: tuple[int, ...] | None = None  # generated tokens per query, where lengths vary (reasoning)
 
     def resolved(self) -> WorkUnits:
         """These units with every deferred count counted."""
         return replace(self, input_tokens=self.input_tokens()) if callable(self.input_tokens) else self
 
     def __add__(self, other: WorkUnits) -> WorkUnits:
-        def plus(a: int | None, b: int | None) -> int | None:
+        """Both together; deferred token counts stay deferred (adding happens inside the meter window)."""
+        def plus(a, b):
             return None if a is None and b is None else (a or 0) + (b or 0)
 
-        mine, theirs = self.resolved(), other.resolved()
+        def joined(a, b):
+            return a if b is None else b if a is None else a + b
+
+        tokens = self.input_tokens, other.input_tokens
+        if any(callable(t) for t in tokens):
+            def input_tokens(a=tokens[0], b=tokens[1]):
+                return plus(a() if callable(a) else a, b() if callable(b) else b)
+        else:
+            input_tokens = plus(*tokens)
         return WorkUnits(
-            mine.queries + theirs.queries,
-            plus(mine.input_tokens, theirs.input_tokens),
-            plus(mine.output_tokens, theirs.output_tokens),
-            plus(mine.images, theirs.images),
+            self.queries + other.queries,
+            input_tokens,
+            plus(self.output_tokens, other.output_tokens),
+            plus(self.images, other.images),
+            plus(self.audio_s, other.audio_s),
+            joined(self.timing, other.timing),
+            joined(self.output_lengths, other.output_lengths),
         )
+
+    def latency_figures(self) -> dict[str, float | None]:
+        """p50 / p95 time per query, p50 time to first token, p50 / p95 output length: the run's latency columns."""
+        per_query = self.timing.per_query_s() if self.timing else []
+        first = list(self.timing.first_token_s) if self.timing else []
+        lengths = list(self.output_lengths or ())
+        return {"latency_p50_s": percentile(per_query, 0.5), "latency_p95_s": percentile(per_query, 0.95),
+                "ttft_p50_s": percentile(first, 0.5), "output_tokens_p50": percentile(lengths, 0.5),
+                "output_tokens_p95": percentile(lengths, 0.95)}
 
 
 class Workload(Protocol):

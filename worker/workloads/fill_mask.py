@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, with_common
+from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many, with_common
 from worker.workloads.base import WorkUnits
 
 
@@ -27,7 +27,8 @@ class FillMask(PipelineWorkload):
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         masked = [mask_middle_word(text, pipeline.tokenizer.mask_token) for text in queries]
-        pipeline(masked, batch_size=batch_size, top_k=int(params["top_k"]), tokenizer_kwargs={"truncation": True})
+        pipeline(one_or_many(masked), batch_size=batch_size, top_k=int(params["top_k"]),
+                 tokenizer_kwargs={"truncation": True})
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, masked))
 
 

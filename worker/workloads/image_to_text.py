@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, fixed_length_generation, resize_images, with_common
+from worker.workloads._shared import PipelineWorkload, fixed_length_generation, one_or_many, resize_images, with_common
 from worker.workloads.base import WorkUnits
 
 
@@ -16,7 +16,8 @@ class ImageToText(PipelineWorkload):
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)
         # This pipeline takes generation settings only inside generate_kwargs.
-        pipeline(resize_images(queries, params["resize_px"]), batch_size=batch_size, generate_kwargs=generate)
+        pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size,
+                 generate_kwargs=generate)
         return WorkUnits(len(queries), output_tokens=counter.tokens, images=len(queries))
 
 

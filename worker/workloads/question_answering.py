@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
@@ -16,7 +16,7 @@ class QuestionAnswering(PipelineWorkload):
     def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         questions = [q["question"] for q in queries]
         contexts = [q["context"] for q in queries]
-        pipeline(question=questions, context=contexts, batch_size=batch_size)
+        pipeline(question=one_or_many(questions), context=one_or_many(contexts), batch_size=batch_size)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, questions, contexts))
 
 

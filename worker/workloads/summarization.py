@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, with_common
+from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, one_or_many, with_common
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
@@ -23,7 +23,7 @@ class Summarization(PipelineWorkload):
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)
-        pipeline(queries, batch_size=batch_size, truncation=True, **generate)
+        pipeline(one_or_many(queries), batch_size=batch_size, truncation=True, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          output_tokens=counter.tokens)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
@@ -15,7 +15,7 @@ class TextClassification(PipelineWorkload):
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         # Truncate like the tokens we count: long reviews would otherwise overflow the position table.
-        pipeline(queries, batch_size=batch_size, truncation=True)
+        pipeline(one_or_many(queries), batch_size=batch_size, truncation=True)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
 
 

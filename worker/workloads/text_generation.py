@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, cut_words, fixed_length_generation, with_common
+from worker.workloads._shared import (
+    PipelineWorkload,
+    count_tokens,
+    cut_words,
+    fixed_length_generation,
+    one_or_many,
+    with_common,
+)
 from worker.workloads.base import WorkUnits
 
 
@@ -31,7 +38,7 @@ class TextGeneration(PipelineWorkload):
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)
         queries = cut_words(queries, params["max_input_words"])  # the study cut prompts to 20 words
-        pipeline(queries, batch_size=batch_size, **generate)
+        pipeline(one_or_many(queries), batch_size=batch_size, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          output_tokens=counter.tokens)
 

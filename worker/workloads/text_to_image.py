@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.workloads._shared import batches, count_tokens, cut_words, merged, quiet, with_common
+from worker.workloads._shared import count_tokens, cut_words, merged, quiet, run_batches, with_common
 from worker.workloads.base import WorkUnits
 
 
@@ -34,14 +34,16 @@ class TextToImage:
     def run(self, pipeline: Any, queries: Sequence[str], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
         settings = merged(self.task, self.default_params, params)
         queries = cut_words(queries, settings["max_input_words"])
-        images = 0
+
+        def one_batch(batch: list[str]) -> WorkUnits:
+            result = pipeline(prompt=batch, num_inference_steps=int(settings["num_inference_steps"]),
+                              guidance_scale=float(settings["guidance_scale"]), height=settings["height"],
+                              width=settings["width"])
+            return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
+                             images=len(result.images))
+
         with quiet(diffusers=True):
-            for batch in batches(queries, batch_size):
-                result = pipeline(prompt=batch, num_inference_steps=int(settings["num_inference_steps"]),
-                                  guidance_scale=float(settings["guidance_scale"]), height=settings["height"],
-                                  width=settings["width"])
-                images += len(result.images)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries), images=images)
+            return run_batches(one_batch, queries, batch_size)
 
 
 WORKLOAD = TextToImage()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens
+from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads.base import WorkUnits
 
 
@@ -13,7 +13,7 @@ class TokenClassification(PipelineWorkload):
     input_kind = "text"
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        pipeline(queries, batch_size=batch_size)  # no aggregation: the pipeline's default, as in the study
+        pipeline(one_or_many(queries), batch_size=batch_size)  # no aggregation: the pipeline's default, as in the study
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
 
 

@@ -1,0 +1,40 @@
+"""automatic-speech-recognition: transcribe each utterance with the transformers pipeline (AI Energy Score:
+Whisper models on LibriSpeech, Common Voice and People's Speech).
+
+Decoding is the pipeline's default, as AI Energy Score ran it (beam search with
+5 beams for Whisper in this transformers version), and a model stops at its
+end of transcript: speech of different lengths makes different amounts of
+text, so output length is not fixed here (`fixed_length: true` fixes it at
+`max_new_tokens`). Work units: seconds of audio heard and tokens generated
+(counted per step, once per query, not per beam). Audio is resampled to the
+feature extractor's rate first (worker.audio), so the pipeline needs no
+torchaudio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.workloads._shared import PipelineWorkload, fixed_length_generation, one_or_many, with_common
+from worker.workloads.base import WorkUnits
+
+
+class AutomaticSpeechRecognition(PipelineWorkload):
+    task = "automatic-speech-recognition"
+    input_kind = "audio"
+    default_params = with_common(max_new_tokens=256, fixed_length=False)  # 256: the pipeline's own default
+
+    def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+        from worker.audio import duration_s, resample
+
+        generate, counter = fixed_length_generation(pipeline, params)
+        if not params["fixed_length"]:
+            generate.pop("min_new_tokens")
+        rate = pipeline.feature_extractor.sampling_rate
+        # The pipeline takes the array out of the dict it is given: a fresh dict per call.
+        inputs = [{"raw": resample(q["array"], q["sampling_rate"], rate), "sampling_rate": rate} for q in queries]
+        pipeline(one_or_many(inputs), batch_size=batch_size, generate_kwargs=generate)
+        return WorkUnits(len(queries), output_tokens=counter.tokens, audio_s=sum(duration_s(q) for q in queries))
+
+
+WORKLOAD = AutomaticSpeechRecognition()
