@@ -87,7 +87,7 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
-    # The cell's sweep-axis values (migration 0010; worker.catalog.SWEEP_AXES): one column each, for every axis
+    # The cell's sweep-axis values (migration 0011; worker.catalog.SWEEP_AXES): one column each, for every axis
     # that applies to the task, so that SQL can group by them; cell_key names the values given as lists.
     cell_key: Mapped[str] = mapped_column(String(300), default="", server_default="")
     batch_size: Mapped[int | None] = mapped_column(Integer)
@@ -179,7 +179,7 @@ class Measurement(Base):
     images: Mapped[int | None] = mapped_column(Integer)
     audio_s: Mapped[float | None] = mapped_column(Float)  # seconds of audio transcribed
     kwh_per_1k_queries: Mapped[float | None] = mapped_column(Float)
-    # Latency (migration 0010): each query's time is its batch's, measured around the batch inside the window.
+    # Latency (migration 0011): each query's time is its batch's, measured around the batch inside the window.
     latency_p50_s: Mapped[float | None] = mapped_column(Float)
     latency_p95_s: Mapped[float | None] = mapped_column(Float)
     throughput_queries_per_s: Mapped[float | None] = mapped_column(Float)  # queries / window duration

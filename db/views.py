@@ -1,4 +1,4 @@
-"""Reading the result views (migrations 0007, 0009 and 0010): their columns and types, and the queries reports make.
+"""Reading the result views (migrations 0007, 0009 and 0011): their columns and types, and the queries reports make.
 
 Every aggregate is computed by the database in a view; Python only reads the
 rows (one per task, model or run). Column types are declared here so that
@@ -38,7 +38,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "gpu_count": INT, "tracking_mode": S, "codecarbon_version": S, "torch_version": S,
         "transformers_version": S, "carbon_intensity_g_per_kwh": F, "carbon_intensity_source": S,
         "is_outlier": B, "is_unreliable": B, "flags": S, "load_energy_kwh": F, "load_duration_s": F,
-        # 0010: the cell's axes, GPU-only energy, latency
+        # 0011: the cell's axes, GPU-only energy, latency
         "cell_key": S, "dtype": S, "max_new_tokens": INT, "num_inference_steps": INT, "height_px": INT,
         "width_px": INT, "reasoning": S, "gpu_kwh_per_1k_queries": F, "audio_s": F, "latency_p50_s": F,
         "latency_p95_s": F, "throughput_queries_per_s": F, "ttft_p50_s": F, "output_tokens_p50": F,
@@ -51,7 +51,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "energy_kwh_total": F, "net_energy_kwh_total": F,
         "idle_measured_runs": INT, "duration_s_total": F, "queries_total": INT, "estimated_components": S,
         "outlier_runs": INT, "unreliable_runs": INT, "load_energy_kwh": F, "load_duration_s": F,
-        # 0010: the cell's axes, GPU-only energy, latency, output lengths
+        # 0011: the cell's axes, GPU-only energy, latency, output lengths
         "cell_key": S, "batch_size": INT, "dtype": S, "max_new_tokens": INT, "num_inference_steps": INT,
         "height_px": INT, "width_px": INT, "reasoning": S, "gpu_kwh_per_1k_mean": F, "latency_p50_s_mean": F,
         "latency_p95_s_mean": F, "throughput_queries_per_s_mean": F, "ttft_p50_s_mean": F,

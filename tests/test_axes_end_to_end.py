@@ -1,5 +1,5 @@
 """Sweep axes end to end: a two-value batch-size axis is two jobs, run, stored in their own column, groupable in
-SQL, with latency columns filled; `plan` counts the combinations; a 0009 database upgrades without losing runs."""
+SQL, with latency columns filled; `plan` counts the combinations; a 0010 database upgrades without losing runs."""
 
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ def test_two_value_batch_size_axis_runs_each_cell_and_sql_groups_by_it(backend, 
         assert len(latency) == 4 and all(v > 0 for v in latency)
 
 
-def test_upgrading_a_0009_database_keeps_its_runs_and_fills_batch_size(tmp_path):
+def test_upgrading_a_0010_database_keeps_its_runs_and_fills_batch_size(tmp_path):
     from alembic import command
 
     from db.migrate import alembic_config
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    command.upgrade(alembic_config(url), "0009")
+    command.upgrade(alembic_config(url), "0010")
     with session_factory(url).begin() as session:
         session.execute(text("INSERT INTO sweeps (id, name, spec, hardware_class, mode, cancelled, exclusive, "
                              "created_at) VALUES (1, 'old', '{}', 'cpu', 'local', 0, 0, '2026-01-01')"))
@@ -72,6 +72,6 @@ def test_upgrading_a_0009_database_keeps_its_runs_and_fills_batch_size(tmp_path)
         assert session.execute(text("SELECT count(*) FROM runs")).scalar() == 1  # no cascade on the rebuild
         assert session.execute(text("SELECT batch_size, cell_key FROM jobs")).one() == (4, "")
         assert session.execute(text("SELECT count(*) FROM v_runs")).scalar() == 1
-    command.downgrade(alembic_config(url), "0009")
+    command.downgrade(alembic_config(url), "0010")
     with session_factory(url)() as session:
         assert session.execute(text("SELECT count(*) FROM runs")).scalar() == 1

@@ -106,7 +106,7 @@ def axis_problem(name: str, value: object) -> str | None:
     if name in ("height", "width") and value is None:
         return None  # the model's own default size
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        return f"{value!r} is not a positive whole number"
+        return f"{name} must be a positive whole number, got {value!r}"
     return None
 
 

@@ -22,8 +22,8 @@ Frozen like every revision: a later one that changes these views drops them
 and creates them again with their full definition (v_model_kind_summary reads
 v_model_summary: drop it first).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
@@ -107,7 +107,7 @@ def _model_summary(dialect: str, v7) -> None:
                                  "(CASE WHEN jw.gpu_estimated = 1 THEN 'gpu, ' ELSE '' END) || 'ram'"),
         "outlier_runs": "jw.outliers", "unreliable_runs": "jw.unreliable",
         "load_energy_kwh": "l.energy_kwh", "load_duration_s": "l.duration_s",
-        # 0010:
+        # 0011:
         "cell_key": "j.cell_key", **{name: f"j.{name}" for name, _ in AXES},
         "gpu_kwh_per_1k_mean": "x.gpu_x",
         "latency_p50_s_mean": "x.latency_p50_s", "latency_p95_s_mean": "x.latency_p95_s",
@@ -156,7 +156,7 @@ def _runs(dialect: str, v7) -> None:
         "carbon_intensity_source": "m.carbon_intensity_source", "is_outlier": "m.is_outlier",
         "is_unreliable": "m.is_unreliable", "flags": "m.flags", "load_energy_kwh": "l.energy_kwh",
         "load_duration_s": "l.duration_s",
-        # 0010:
+        # 0011:
         "cell_key": "j.cell_key", **{name: f"j.{name}" for name, _ in AXES if name != "batch_size"},
         "gpu_kwh_per_1k_queries": "(m.gpu_energy_kwh * 1000.0 / NULLIF(m.n_queries, 0))",
         **{name: f"m.{name}" for name in MEASURED},
@@ -200,7 +200,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Back to 0009. Fails if a sweep has several cells of one (task, model, hardware class): the old key."""
+    """Back to 0010. Fails if a sweep has several cells of one (task, model, hardware class): the old key."""
     dialect = op.get_bind().dialect.name
     v7, v9 = _revision("0007_result_views"), _revision("0009_model_kind_view")
     _drop_views()
