@@ -25,6 +25,17 @@ class Point:
     y: float | None = None  # scatter only
 
 
+@dataclass(frozen=True)
+class Line:
+    """A polyline over a scatter chart (a model's energy by batch size, or the Pareto front, dashed and ringed)."""
+
+    points: tuple[tuple[float, float], ...]
+    color: str
+    dashed: bool = False
+    rings: bool = False  # circle each vertex (the front's members)
+    tooltip: str = ""
+
+
 @dataclass
 class Row:
     label: str
@@ -150,7 +161,8 @@ def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tu
 
 
 def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str,
-                  legend: list[tuple[str, str]] = (), width: int = 900, height: int = 460) -> str:
+                  legend: list[tuple[str, str]] = (), width: int = 900, height: int = 460,
+                  lines: list[Line] = ()) -> str:
     shown = [p for p in points if _plottable(p.value) and _plottable(p.y)]
     if not shown:
         return f'<p class="empty">{escape(title)}: no positive values to plot.</p>'
@@ -158,6 +170,7 @@ def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str
     top, left, right, bottom = 34, 70, width - 20 - legend_width, height - 50
     xs = LogScale([p.value for p in shown], left, right)
     ys = LogScale([p.y for p in shown], bottom, top)
+    drawn = [(line, [(x, y) for x, y in line.points if _plottable(x) and _plottable(y)]) for line in lines]
     body = [f'<text x="8" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
             _x_axis(xs, top, bottom, x_label, (left + right) / 2)]
     for tick in ys.ticks():
@@ -167,9 +180,20 @@ def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str
                     "</text>")
     body.append(f'<text x="14" y="{(top + bottom) / 2:.1f}" font-size="12" text-anchor="middle" '
                 f'transform="rotate(-90 14 {(top + bottom) / 2:.1f})">{escape(y_label)}</text>')
+    for line, vertices in drawn:
+        if len(vertices) > 1:
+            path = " ".join(f"{xs(x):.1f},{ys(y):.1f}" for x, y in vertices)
+            dash = ' stroke-dasharray="6 4"' if line.dashed else ""
+            body.append(f'<polyline points="{path}" fill="none" stroke="{line.color}" stroke-width="2"{dash}>'
+                        f"<title>{escape(line.tooltip)}</title></polyline>")
     for p in shown:
         body.append(f'<circle cx="{xs(p.value):.1f}" cy="{ys(p.y):.1f}" r="5" fill="{p.color}" fill-opacity="0.8" '
                     f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
+    for line, vertices in drawn:
+        if line.rings:
+            body += [f'<circle cx="{xs(x):.1f}" cy="{ys(y):.1f}" r="9" fill="none" stroke="{line.color}" '
+                     f'stroke-width="2" class="front"><title>{escape(line.tooltip)}</title></circle>'
+                     for x, y in vertices]
     body.append(_plot_border_and_legend(left, top, right, bottom, legend))
     hidden = len(points) - len(shown)
     caption = f"{hidden} model(s) not shown: zero, negative or missing values cannot sit on a log axis." if hidden \

@@ -34,6 +34,7 @@ def to_json(data: ReportData) -> str:
     document = {
         "sweep": data.sweep, "progress": data.progress, "tasks": data.tasks, "models": data.models,
         "model_kinds": data.model_kinds, "kind_comparison": data.kind_comparison, "equivalents": data.equivalents,
+        "ratings": data.ratings, "rating": data.rating, "pareto": data.pareto, "batch_curves": data.batch_curves,
         "break_even": data.break_even, "provenance": data.provenance,
         "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
     }

@@ -39,6 +39,8 @@ class ReportOptions:
     daily_queries: int = DAILY_QUERIES
     training_energy_kwh: dict[str, float] = field(default_factory=dict)  # from the command line
     grid_intensity_g_per_kwh: float | None = None  # recompute emissions from stored energy at this intensity
+    rating_energy: str = "gpu"  # stars by GPU energy (AI Energy Score) or "headline"
+    rate_against: str | None = None  # the reference sweep for the stars (default: the sweep itself)
 
 
 @dataclass
@@ -55,6 +57,10 @@ class ReportData:
     generated_at: datetime
     model_kinds: list[dict[str, Any]] = field(default_factory=list)  # v_model_kind_summary rows
     kind_comparison: list[dict[str, Any]] = field(default_factory=list)  # per task: the two kinds side by side
+    ratings: list[dict[str, Any]] = field(default_factory=list)  # AI Energy Score stars per cell (scheduler.ratings)
+    rating: dict[str, Any] = field(default_factory=dict)  # which energy and reference set the stars used
+    pareto: list[dict[str, Any]] = field(default_factory=list)  # per task: cells on the energy-latency front
+    batch_curves: list[dict[str, Any]] = field(default_factory=list)  # per (task, model): energy by batch size
 
     @property
     def empty(self) -> bool:
@@ -166,6 +172,41 @@ def break_even(models: list[dict[str, Any]], training: dict[str, tuple[float, st
     return sorted(rows, key=lambda r: (r["task"], r["model"]))
 
 
+def cell_label(row: dict[str, Any]) -> str:
+    """A model with its cell's axis values, as reports name a cell: `tiny:gpt2 [batch_size=8]`."""
+    return f"{row['model']} [{row['cell_key']}]" if row.get("cell_key") else row["model"]
+
+
+def pareto_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per task, the cells no other cell beats on both energy per 1,000 queries and p95 latency."""
+    from scheduler.ratings import pareto_front
+
+    rows = []
+    for task in sorted({m["task"] for m in models}):
+        cells = [m for m in models if m["task"] == task]
+        front = pareto_front((m.get("latency_p95_s_mean"), m.get("kwh_per_1k_mean"), cell_label(m)) for m in cells)
+        rows.append({"task": task, "cells": len(cells), "front": front})
+    return rows
+
+
+def batch_curves(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (task, model) measured at more than one batch size: energy and latency at each (other axes apart)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for m in models:
+        rest = " ".join(part for part in (m.get("cell_key") or "").split() if not part.startswith("batch_size="))
+        groups.setdefault((m["task"], m["model"], rest), []).append(m)
+    curves = []
+    for (task, model, rest), cells in sorted(groups.items()):
+        sizes = {c.get("batch_size") for c in cells}
+        if len(sizes) < 2 or None in sizes:
+            continue
+        points = [{"batch_size": c["batch_size"], "kwh_per_1k": c["kwh_per_1k_mean"],
+                   "latency_p95_s": c.get("latency_p95_s_mean"), "throughput_queries_per_s":
+                   c.get("throughput_queries_per_s_mean")} for c in sorted(cells, key=lambda c: c["batch_size"])]
+        curves.append({"task": task, "model": model, "other_axes": rest, "points": points})
+    return curves
+
+
 def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
     tasks = task_rows(session, sweep_id=sweep.id)
     models = model_rows(session, sweep_id=sweep.id)
@@ -192,9 +233,25 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         "source_files": (sweep.spec or {}).get("source_files"),
         "training_energy_unmatched": sorted(set(declared) - {name for _, name in training.values()}),
     }
+    from scheduler.ratings import ENERGY_LABELS, rate
+
+    reference, reference_name = models, f"this sweep ({sweep.name})"
+    if options.rate_against is not None:
+        from db.sweeps import find_sweep
+
+        other = find_sweep(session, ref=options.rate_against)  # SweepNotFound: the CLI says which names exist
+        reference, reference_name = model_rows(session, sweep_id=other.id), f"sweep {other.name} (id {other.id})"
+    ratings = [r.as_dict() for r in rate(models, reference, energy=options.rating_energy,
+                                         reference_name=reference_name)]
+    rating = {"energy": options.rating_energy, "energy_label": ENERGY_LABELS[options.rating_energy],
+              "reference": reference_name, "reference_cells": len(reference),
+              "rule": "5 equal-width bands of energy per 1,000 queries between the task's minimum and maximum over "
+                      "the reference set; 5 stars = lowest band; text generation and reasoning per size class "
+                      "(<= 20B, <= 66B, more parameters)"}
     return ReportData(
         sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
         provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
-        model_kinds=kinds, kind_comparison=kind_comparison(kinds),
+        model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
+        pareto=pareto_rows(models), batch_curves=batch_curves(models),
     )

@@ -13,6 +13,8 @@ from html import escape
 from typing import Any
 
 from scheduler.charts import PALETTE, Point, Row, scatter_chart, strip_chart
+from scheduler.html_parts import fmt, table
+from scheduler.report_aies import STAR_CSS, batch_section, latency_section, output_length_section, stars_section
 from scheduler.report_data import ReportData
 
 KIND_COLORS = {"task-specific": PALETTE[0], "multi-purpose": PALETTE[1]}
@@ -31,20 +33,6 @@ figcaption{color:#555;font-size:.85rem}.kpi{display:inline-block;margin:0 2rem .
 """
 
 
-def fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
-    return escape(str(value))
-
-
 def count(value: float | None) -> str:
     """Large counts the way people read them: 592.6 M, 1.2 bn."""
     if value is None:
@@ -57,15 +45,6 @@ def count(value: float | None) -> str:
 
 def days(value: float) -> str:
     return f"{value:,.0f} ({value / 365:,.1f} years)" if value >= 365 else f"{value:.3g}"
-
-
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>" for r in rows
-    )
-    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def _kind_color(kind: str | None) -> str:
@@ -309,6 +288,10 @@ def render(data: ReportData) -> str:
             "<h2>Energy per task: the study's Table 2</h2>", table2(data),
             "<h2>Models within each task</h2>", model_charts(data),
             "<h2>Energy and model size</h2>", parameter_chart(data),
+            "<h2>Stars (AI Energy Score rule)</h2>", stars_section(data),
+            "<h2>Energy and batch size</h2>", batch_section(data),
+            "<h2>Energy and latency</h2>", latency_section(data),
+            output_length_section(data),
             "<h2>Multi-purpose vs task-specific models</h2>", kinds_section(data),
             "<h2>Everyday equivalents</h2>", equivalents_section(data),
             "<h2>Training vs inference</h2>", break_even_section(data),
@@ -316,5 +299,5 @@ def render(data: ReportData) -> str:
             "<h2>Provenance</h2>", provenance_section(data),
         ])
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}{STAR_CSS}</style></head>'
             f"<body>{head}{body}</body></html>\n")

@@ -62,3 +62,23 @@ def print_report(out: Console, session: Session, *, sweep_id: int, grid_intensit
         note += f"; g CO2e recomputed at {intensity:g} g/kWh"
     out.print(f"[dim]{note}[/dim]")
     return True
+
+
+def star_text(stars: int | None) -> str:
+    return "★" * stars + "☆" * (5 - stars) if stars is not None else "unrated (size unknown)"
+
+
+def print_ratings(out: Console, ratings: list[dict], rating: dict) -> None:
+    """The AI Energy Score stars per cell, with the energy they rate by and the reference set beside them."""
+    if not ratings:
+        return
+    table = _table(f"AI Energy Score rating: {rating['energy_label']}; reference: {rating['reference']}",
+                   ["task", "model", "class", "Wh/1k rated", "stars", "band of reference (Wh/1k)"],
+                   {"task", "model", "class", "stars"})
+    for r in ratings:
+        band = (f"{1000 * r['band_low_kwh_per_1k']:.3g} – {1000 * r['band_high_kwh_per_1k']:.3g}"
+                if r["band_low_kwh_per_1k"] is not None else "-")
+        model = f"{r['model']} [{r['cell_key']}]" if r["cell_key"] else r["model"]
+        table.add_row(r["task"], model, r["size_class"] or "-", _g3(r["wh_per_1k"]), star_text(r["stars"]), band)
+    out.print(table)
+    out.print(f"[dim]stars rate {rating['energy_label']}: {rating['rule']}[/dim]")

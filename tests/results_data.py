@@ -29,6 +29,9 @@ class SeedModel:
     idle_share: float | None = 0.1  # idle energy as a share of the window's energy; None: no baseline
     load_kwh: float | None = 0.0005
     pending_runs: int = 0  # runs not measured yet
+    batch_size: int = 1  # the cell's batch size (a sweep axis when models repeat with several)
+    cell_key: str = ""
+    latency_p95_s: float | None = None  # stored on every query window (p50 = 0.8 x p95)
 
 
 def ensure_worker(session: Session, worker_id: str = "gpu0@node1", hardware_class: str = "a100") -> str:
@@ -58,7 +61,8 @@ def seed_sweep(session: Session, *, name: str, models: list[SeedModel], hardware
         return sweep.id
     job_ids = session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), [
         dict(sweep_id=sweep.id, task=m.task, model=m.model, hardware_class=hardware_class, params={},
-             status="done", attempts=1, max_attempts=3, num_parameters=m.num_parameters, model_kind=m.kind)
+             status="done", attempts=1, max_attempts=3, num_parameters=m.num_parameters, model_kind=m.kind,
+             batch_size=m.batch_size, cell_key=m.cell_key)
         for m in models
     ]).all()
     start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -68,15 +72,15 @@ def seed_sweep(session: Session, *, name: str, models: list[SeedModel], hardware
             run_rows.append(dict(job_id=job_id, dataset=m.datasets[i % len(m.datasets)],
                                  repetition=i // len(m.datasets), n_queries=queries, batch_size=1, warmup=0,
                                  status="done", worker_id=worker_id, finished_at=start + timedelta(minutes=i)))
-            values.append((job_id, x, m.idle_share))
+            values.append((job_id, x, m.idle_share, m.latency_p95_s))
         for k in range(m.pending_runs):
             run_rows.append(dict(job_id=job_id, dataset="pending", repetition=k, n_queries=queries, batch_size=1,
                                  warmup=0, status="pending"))
     run_ids = session.scalars(insert(Run).returning(Run.id, sort_by_parameter_order=True), run_rows).all()
     done_ids = [run_id for run_id, row in zip(run_ids, run_rows, strict=True) if row["status"] == "done"]
     rows = [_window(job_id, run_id, "query", x * queries / 1000, idle_share, worker_id, cpu_method, gpu_method,
-                    queries, start)
-            for run_id, (job_id, x, idle_share) in zip(done_ids, values, strict=True)]
+                    queries, start) | {"latency_p95_s": p95, "latency_p50_s": 0.8 * p95 if p95 else None}
+            for run_id, (job_id, x, idle_share, p95) in zip(done_ids, values, strict=True)]
     rows += [_window(job_id, None, "load", m.load_kwh, None, worker_id, cpu_method, gpu_method, None, start)
              for job_id, m in zip(job_ids, models, strict=True) if m.load_kwh is not None]
     if rows:
@@ -95,5 +99,5 @@ def _window(job_id, run_id, phase, energy, idle_share, worker_id, cpu_method, gp
         carbon_intensity_source="explicit", n_queries=queries, batch_size=1 if queries else None,
         kwh_per_1k_queries=energy * 1000 / queries if queries else None,
         idle_energy_kwh=energy * idle_share if idle_share is not None else None,
-        is_outlier=False, is_unreliable=False,
+        is_outlier=False, is_unreliable=False, latency_p50_s=None, latency_p95_s=None,
     )

@@ -11,12 +11,12 @@ import sys
 
 import typer
 
-from scheduler.cli import database, distributed, local, results, slurm, status, study
+from scheduler.cli import database, distributed, label, local, results, slurm, status, study
 from scheduler.cli.options import errors
 
 app = typer.Typer(help="Measure the energy and carbon cost of AI inference across a task x model matrix.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-for commands in (local.app, results.app, status.app, distributed.app, slurm.app, study.app):
+for commands in (local.app, results.app, label.app, status.app, distributed.app, slurm.app, study.app):
     app.add_typer(commands)
 app.add_typer(database.db_app, name="db")
 

@@ -53,10 +53,16 @@ def report(
         "--training-energy", help="MODEL=KWH declared training energy; repeatable.")] = None,
     grid_intensity: Annotated[float | None, typer.Option(
         "--grid-intensity", help="Recompute emissions from stored energy at this g CO2e/kWh.")] = None,
+    rate_against: Annotated[str | None, typer.Option(
+        "--rate-against", help="Star ratings against this sweep's models (default: the sweep itself).")] = None,
+    rating_energy: Annotated[str, typer.Option(
+        "--rating-energy", help="Stars by gpu energy (as AI Energy Score) or the headline energy.")] = "gpu",
 ) -> None:
     """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
     from scheduler.report import FORMATS
 
+    if rating_energy not in ("gpu", "headline"):
+        fail(f"--rating-energy {rating_energy!r}: use gpu or headline")
     if format not in FORMATS:
         fail(f"--format {format!r}: use one of {', '.join(FORMATS)}")
     if phone_charge_kwh <= 0 or car_g_per_km <= 0 or daily_queries <= 0:
@@ -64,6 +70,9 @@ def report(
     if grid_intensity is not None and grid_intensity < 0:
         fail(f"--grid-intensity {grid_intensity:g}: give g CO2e per kWh, 0 or more")
     sessions = open_sessions(database_url)
+    if rate_against is not None:
+        with sessions() as session:
+            find_sweep_or_fail(session, rate_against)
     if format == "table":
         with sessions() as session:
             found = find_sweep_or_fail(session, sweep)
@@ -71,11 +80,13 @@ def report(
         if out is None:
             console.print(title)
             print_summary(sessions, found.id, grid_intensity=grid_intensity)
+            _print_stars(sessions, found, console, rating_energy, rate_against)
             return
         with open_out(out) as handle:
             file_console = Console(file=handle, width=120, no_color=True)
             file_console.print(title)
             print_summary(sessions, found.id, file_console, grid_intensity=grid_intensity)
+            _print_stars(sessions, found, file_console, rating_energy, rate_against)
         console.print(f"wrote {out}")
         return
     from scheduler.report import render
@@ -83,7 +94,7 @@ def report(
 
     try:
         options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
-                                grid_intensity)
+                                grid_intensity, rating_energy, rate_against)
     except TrainingEnergyError as error:
         fail(str(error))
     with sessions() as session:
@@ -97,6 +108,15 @@ def report(
     with open_out(out) as handle:
         handle.write(text)
     console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None) -> None:
+    from scheduler.report_data import ReportOptions, gather
+    from scheduler.report_table import print_ratings
+
+    with sessions() as session:
+        data = gather(session, found, ReportOptions(rating_energy=energy, rate_against=rate_against))
+    print_ratings(out, data.ratings, data.rating)
 
 
 @import_app.command("codecarbon")

@@ -1,0 +1,102 @@
+"""Star ratings by AI Energy Score's published rule, and the energy-latency Pareto front. Pure functions.
+
+The rule (AI Energy Score documentation, "What do the star ratings mean?"):
+the range of a task's energy per 1,000 queries over the models of a reference
+set is divided into five equal-width bands; a model in the lowest band gets 5
+stars, in the highest 1 star. Text generation is rated within size classes
+(its Table 2: class A at most 20B parameters, B at most 66B, C more); here
+reasoning is too. AI Energy Score rates by GPU energy alone (to compare GPUs
+like for like); `energy="headline"` rates by the headline figure instead
+(GPU plus the window's attributed CPU and RAM energy).
+
+Details the documentation leaves open, decided here: bands are half-open,
+[low, low + w) is 5 stars, ..., [low + 4w, high] 1 star (a value on a
+boundary takes the dearer band's stars); a reference set whose
+models all use the same energy gives every model 5 stars; a rated model
+outside the reference range is clipped (below it: 5 stars, above: 1); a
+classed task's model of unknown size cannot be rated (stars None).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CLASSED_TASKS = frozenset({"text-generation", "reasoning"})
+SIZE_CLASSES = (("A", 20e9), ("B", 66e9), ("C", math.inf))  # at most 20B, at most 66B, more (parameters)
+ENERGY_COLUMNS = {"gpu": "gpu_kwh_per_1k_mean", "headline": "kwh_per_1k_mean"}
+ENERGY_LABELS = {"gpu": "GPU energy only (as AI Energy Score rates)",
+                 "headline": "headline energy (GPU + attributed CPU and RAM)"}
+
+
+def size_class(task: str, num_parameters: int | None) -> str | None:
+    """"A" / "B" / "C" for text generation and reasoning, "" for other tasks (one class), None if unknown."""
+    if task not in CLASSED_TASKS:
+        return ""
+    if not num_parameters:
+        return None
+    return next(name for name, limit in SIZE_CLASSES if num_parameters <= limit)
+
+
+def stars(value: float, low: float, high: float) -> int:
+    """AI Energy Score's five equal-width bands between `low` and `high`: 5 stars for the lowest band."""
+    if not high > low:
+        return 5
+    band = int((value - low) / ((high - low) / 5))
+    return 5 - min(4, max(0, band))
+
+
+@dataclass(frozen=True)
+class Rating:
+    task: str
+    model: str
+    cell_key: str
+    size_class: str | None
+    kwh_per_1k: float | None
+    stars: int | None
+    band_low_kwh_per_1k: float | None  # the reference range the bands divide
+    band_high_kwh_per_1k: float | None
+    reference_models: int  # models (cells) in the reference group
+    energy: str  # "gpu" or "headline"
+    reference: str  # the reference set's name
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"energy_label": ENERGY_LABELS[self.energy],
+                               "wh_per_1k": self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None}
+
+
+def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], *, energy: str = "gpu",
+         reference_name: str = "this sweep") -> list[Rating]:
+    """A rating for each row of `models` (v_model_summary rows: one per cell) against the `reference` rows."""
+    column = ENERGY_COLUMNS[energy]
+    groups: dict[tuple[str, str | None], list[float]] = {}
+    for row in reference:
+        value = row.get(column)
+        group = (row["task"], size_class(row["task"], row.get("num_parameters")))
+        if value is not None and group[1] is not None:
+            groups.setdefault(group, []).append(float(value))
+    ratings = []
+    for row in models:
+        klass = size_class(row["task"], row.get("num_parameters"))
+        value = row.get(column)
+        values = groups.get((row["task"], klass), [])
+        low, high = (min(values), max(values)) if values else (None, None)
+        given = stars(float(value), low, high) if value is not None and values and klass is not None else None
+        ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,
+                              float(value) if value is not None else None, given, low, high, len(values), energy,
+                              reference_name))
+    return ratings
+
+
+def pareto_front(points: Iterable[tuple[float, float, Any]]) -> list[Any]:
+    """The points (x, y, key) that no other point beats on both (lower x and lower y), by rising x."""
+    ordered = sorted(((x, y, key) for x, y, key in points if x is not None and y is not None),
+                     key=lambda p: (p[0], p[1]))
+    front, best_y = [], math.inf
+    for _x, y, key in ordered:
+        if y < best_y:
+            front.append(key)
+            best_y = y
+    return front
