@@ -35,6 +35,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Slurm's --time forms: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
 _ARRAY = re.compile(r"^\d+(-\d+(:\d+)?)?(,\d+(-\d+(:\d+)?)?)*(%\d+)?$")
+_GRES_TYPE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _SLURM_WORD = re.compile(r"^[A-Za-z0-9_.,:+=@%/-]+$")  # partition, account, job name: no spaces, no shell syntax
 MAX_SIGNAL_S = 65535  # sbatch --signal's limit
 
@@ -49,6 +50,7 @@ class SlurmOptions:
     wattsweep: str  # the command that runs wattsweep on the compute nodes
     device: str = "gpu"  # "gpu": one worker per allocated GPU; "cpu": workers_per_node CPU workers
     gpus_per_node: int | None = None
+    gpu_type: str | None = None  # a GRES type the site defines (gpu:a100:4), where GPU models are mixed
     workers_per_node: int | None = None
     nodes: int = 1
     array: str | None = None  # Slurm --array syntax: each array task is a one-node allocation of its own
@@ -102,6 +104,8 @@ def check(options: SlurmOptions) -> None:
                         ("--cpus-per-worker", options.cpus_per_worker)):
         if value is not None:
             _positive(name, value)
+    if options.gpu_type is not None and (options.device != "gpu" or not _GRES_TYPE.match(options.gpu_type)):
+        raise SlurmOptionError(f"--gpu-type {options.gpu_type!r}: a GRES type name (e.g. a100) for GPU workers")
     if options.device == "gpu":
         if options.gpus_per_node is None:
             raise SlurmOptionError("--gpus-per-node is required for GPU workers (or use --device cpu)")
@@ -180,7 +184,7 @@ def _header(options: SlurmOptions) -> list[str]:
         lines.append(f"#SBATCH --nodes={options.nodes}")
     lines.append(f"#SBATCH --ntasks-per-node={per_node}")
     if options.device == "gpu":
-        lines.append(f"#SBATCH --gres=gpu:{per_node}")
+        lines.append(f"#SBATCH --gres={_gres(options)}")
     if options.cpus_per_worker:
         lines.append(f"#SBATCH --cpus-per-task={options.cpus_per_worker}")
     for flag, value in (("time", options.time), ("partition", options.partition), ("account", options.account)):
@@ -195,6 +199,10 @@ def _header(options: SlurmOptions) -> list[str]:
     ]
     lines += [f"#SBATCH {line}" for line in options.sbatch]
     return lines
+
+
+def _gres(options: SlurmOptions) -> str:
+    return f"gpu:{options.gpu_type}:{options.gpus_per_node}" if options.gpu_type else f"gpu:{options.gpus_per_node}"
 
 
 def _environment(options: SlurmOptions) -> list[str]:
@@ -222,8 +230,10 @@ def _body(options: SlurmOptions) -> list[str]:
     device = '--gpu "$SLURM_LOCALID"' if options.device == "gpu" else "--device cpu"
     worker = f"exec {options.wattsweep} worker --queue {shlex.quote(options.queue)} {device} --name {name}"
     srun = f"srun --ntasks-per-node={per_node} --kill-on-bad-exit=0"
+    if options.cpus_per_worker:
+        srun += f" --cpus-per-task={options.cpus_per_worker}"  # Slurm 22.05's srun no longer takes it from sbatch
     if options.device == "gpu":
-        srun += f" --gres=gpu:{per_node}"  # the step holds the node's allocated GPUs; task i takes entry i
+        srun += f" --gres={_gres(options)}"  # the step holds the node's allocated GPUs; task i takes entry i
     lines = [
         f"wattsweep=({options.wattsweep})",
         f"worker={shlex.quote(worker)}",

@@ -53,6 +53,8 @@ def slurm(
     device: Annotated[str, typer.Option(help="'gpu': one worker per allocated GPU; 'cpu': CPU workers.")] = "gpu",
     gpus_per_node: Annotated[int | None, typer.Option(help="GPUs to allocate per node (GRES gpu), one worker each.")]
     = None,
+    gpu_type: Annotated[str | None, typer.Option(help="GRES GPU type where the site defines them (gpu:TYPE:N), "
+                                                      "e.g. a100.")] = None,
     workers_per_node: Annotated[int | None, typer.Option(help="With --device cpu: CPU workers per node.")] = None,
     nodes: Annotated[int, typer.Option(help="Nodes in one allocation (or use --array).")] = 1,
     array: Annotated[str | None, typer.Option(help="Slurm array spec (e.g. 0-7%4): one-node allocations that start "
@@ -101,7 +103,7 @@ def slurm(
         fail(f"--queue: {problem}")
     options = SlurmOptions(
         queue=queue, wattsweep=wattsweep or default_wattsweep(), device=device, gpus_per_node=gpus_per_node,
-        workers_per_node=workers_per_node, nodes=nodes, array=array, time=time, partition=partition,
+        gpu_type=gpu_type, workers_per_node=workers_per_node, nodes=nodes, array=array, time=time, partition=partition,
         account=account, job_name=job_name, cpus_per_worker=cpus_per_worker, grace_s=grace, requeue=requeue,
         hf_home=hf_home, hub_offline=not online, until_done=until_done, env=_pairs(env or []),
         setup=tuple(setup or ()), sbatch=tuple(sbatch or ()))

@@ -54,8 +54,14 @@ def test_cpu_script_runs_workers_per_node_without_gres():
     assert "--ntasks-per-node=3" in lines and "--cpus-per-task=4" in lines and "--no-requeue" in lines
     assert not any("gres" in line for line in lines) and "HF_HUB_OFFLINE" not in script
     assert "--device cpu" in script and "export OMP_NUM_THREADS=4" in script
+    assert "srun --ntasks-per-node=3 --kill-on-bad-exit=0 --cpus-per-task=4 bash" in script
     assert "wattsweep=(python -m scheduler)" in script
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+
+
+def test_a_gpu_type_goes_into_both_gres_requests():
+    script = render(gpu(gpu_type="a100", gpus_per_node=8))
+    assert "#SBATCH --gres=gpu:a100:8" in script and "--gres=gpu:a100:8 bash" in script
 
 
 def test_array_script_is_one_node_per_task_and_until_done_watches_the_sweep():
@@ -75,6 +81,7 @@ BAD = {
     "negative GPUs": (dict(gpus_per_node=-1), "--gpus-per-node -1: must be 1 or more"),
     "zero nodes": (dict(nodes=0), "--nodes 0: must be 1 or more"),
     "unknown device": (dict(device="tpu"), "--device 'tpu': use 'gpu'"),
+    "gpu type with a colon": (dict(gpu_type="a100:2"), "--gpu-type 'a100:2': a GRES type name"),
     "workers per node on GPUs": (dict(workers_per_node=2), "--workers-per-node is for --device cpu"),
     "nodes and array": (dict(nodes=2, array="0-3"), "give --nodes or --array, not both"),
     "bad array": (dict(array="0-3x"), "--array '0-3x': use Slurm's syntax"),

@@ -73,7 +73,7 @@ def test_scancel_mid_run_loses_no_stored_run_and_a_second_allocation_finishes(sl
     cluster = slurm_cluster
     cluster.spawn("reconcile", "--watch", "--interval", "1", log_name="reconcile")  # the head node's reconciler
     sweep_id = cluster.submit(sweep_yaml("slurm-cancel", cluster.model_copies(tiny_bert_dir, 3),
-                                         queries=400, repetitions=4))
+                                         queries=200, repetitions=3))
     first = submit_workers(cluster, "--device", "cpu", "--workers-per-node", "1")
     cluster.wait_for(lambda: len(stored_runs(cluster, sweep_id)) >= 2, "runs stored by the first allocation",
                      timeout_s=240)
@@ -81,7 +81,7 @@ def test_scancel_mid_run_loses_no_stored_run_and_a_second_allocation_finishes(sl
     slurm.scancel(first)
     wait_gone(slurm, first, timeout_s=KILL_WAIT_S + 60)
     before = stored_runs(cluster, sweep_id)
-    assert 2 <= len(before) < 12, "scancel came after the sweep had finished: nothing was cut"
+    assert 2 <= len(before) < 9, "scancel came after the sweep had finished: nothing was cut"
     assert not cluster.finished()
     assert "SIGTERM: asking the workers to hand back" in slurm_output(cluster, first)
     cluster.assert_every_run_stored_once(sweep_id)
@@ -89,7 +89,7 @@ def test_scancel_mid_run_loses_no_stored_run_and_a_second_allocation_finishes(sl
     second = submit_workers(cluster, "--device", "cpu", "--workers-per-node", "1")
     cluster.wait_for(cluster.finished, "the second allocation to finish the sweep", timeout_s=240)
     after = stored_runs(cluster, sweep_id)
-    assert len(after) == 12 and cluster.job_statuses() == {"done": 3}
+    assert len(after) == 9 and cluster.job_statuses() == {"done": 3}
     assert {run: after[run] for run in before} == before  # what was stored stays as it was
     cluster.assert_every_run_stored_once(sweep_id)
     by = {worker.split("-slurm")[1].split(".")[0] for worker, _ in after.values()}
@@ -121,7 +121,9 @@ def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_clus
             with cluster.sessions() as session:
                 return session.scalars(select(Worker).order_by(Worker.id)).all()
 
-        cluster.wait_for(lambda: len(registered()) == 2, "two GPU workers to register", timeout_s=180)
+        # Registered, and the pinned device recorded (a worker writes it just after its row).
+        cluster.wait_for(lambda: len(ws := registered()) == 2 and all(w.device != "cpu" for w in ws),
+                         "two GPU workers to register", timeout_s=180)
         workers = registered()
         slurm.scancel(job_id)
         slurm.scancel(holder)
