@@ -45,3 +45,23 @@ def test_smoke_preset_runs_every_task_and_kind_of_model_then_plans_from_its_resu
     plan = wattsweep("plan", str(SMOKE), cwd=tmp_path)
     assert plan.returncode == 0, plan.stderr
     assert "estimates: 15 of 15 jobs from earlier runs" in plan.stdout and "unknown" not in plan.stdout
+
+
+AIES_SMOKE = REPO_ROOT / "presets" / "ai-energy-score-smoke.yaml"
+
+
+def test_ai_energy_score_smoke_preset_runs_all_eleven_tasks_rates_and_labels(tmp_path):
+    result = wattsweep("run", str(AIES_SMOKE), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with session_factory(f"sqlite:///{tmp_path / 'wattsweep.db'}")() as session:
+        jobs = session.scalars(select(Job)).all()
+        assert len({job.task for job in jobs}) == 11 and {job.status for job in jobs} == {"done"}
+        assert sorted(j.reasoning for j in jobs if j.task == "reasoning") == ["off", "on"]
+        queries = session.scalars(select(Measurement).where(Measurement.phase == "query")).all()
+        assert len(queries) == 12 and all(m.energy_kwh > 0 and m.latency_p95_s > 0 for m in queries)
+    report = wattsweep("report", "--rating-energy", "headline", cwd=tmp_path)
+    assert report.returncode == 0 and "AI Energy Score rating: headline energy" in report.stdout
+    label = wattsweep("label", "ai-energy-score-smoke", "--model", "tiny:whisper", "--task",
+                      "automatic-speech-recognition", "--rating-energy", "headline", cwd=tmp_path)
+    assert label.returncode == 0, label.stderr
+    assert (tmp_path / "tiny-whisper-automatic-speech-recognition-label.png").stat().st_size > 1000

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESET = REPO_ROOT / "presets" / "power-hungry-processing.yaml"
 SMOKE = REPO_ROOT / "presets" / "power-hungry-processing-smoke.yaml"
 MATRIX = Path(__file__).parent / "data" / "power-hungry-processing-matrix.tsv"
+PRESETS = REPO_ROOT / "presets"
 SHARED_MATRIX = REPO_ROOT.parent / "shared" / "reference" / "power-hungry-processing-matrix.tsv"
 KINDS = {"task-specific": "task-specific", "multi-purpose zero-shot": MULTI_PURPOSE}
 # The preset runs every model of a task on every dataset of it; the published data lacks one such cell.
@@ -89,3 +90,28 @@ def test_smoke_preset_has_the_same_shape_with_tiny_models_and_builtin_data():
     for job in expand(smoke):
         kinds[job.task].add(job.model_kind)
     assert {task for task, k in kinds.items() if MULTI_PURPOSE in k} == set(ZERO_SHOT_WORKLOADS)
+
+
+AIES_TASKS = {"text-generation", "reasoning", "summarization", "question-answering", "text-classification",
+              "sentence-similarity", "image-classification", "object-detection", "automatic-speech-recognition",
+              "text-to-image", "image-to-text"}
+
+
+def test_ai_energy_score_preset_has_its_tasks_datasets_and_protocol():
+    from scheduler.expand import expand
+    from scheduler.spec import load_sweep
+
+    spec = load_sweep(PRESETS / "ai-energy-score.yaml")
+    assert set(spec.tasks) == AIES_TASKS
+    for task in spec.tasks:
+        settings = spec.settings_for(task)
+        assert (settings.queries, settings.batch_size, settings.repetitions) == (1000, 1, 10), task
+        [dataset] = spec.tasks[task].datasets
+        assert dataset.startswith("hf:AIEnergyScore/") and ":train" in dataset, task
+    assert spec.tasks["text-generation"].params["dtype"] == "float16"  # AIES: FP16 for text generation only
+    assert spec.tasks["reasoning"].params == {"dtype": "bfloat16", "max_new_tokens": 8192, "reasoning": ["on", "off"]}
+    jobs = expand(spec)
+    assert len(jobs) == 100 and sum(len(j.runs) for j in jobs) == 1000
+    assert {j.axes["reasoning"] for j in jobs if j.task == "reasoning"} == {"on", "off"}
+    smoke = load_sweep(PRESETS / "ai-energy-score-smoke.yaml")
+    assert set(smoke.tasks) == AIES_TASKS and all(m.startswith("tiny:") for m in smoke.all_models())
