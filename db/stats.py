@@ -75,7 +75,7 @@ def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: flo
     )
     rows = session.execute(
         select(
-            Job.task, Job.model, Run.dataset, Job.hardware_class,
+            Job.task, Job.model, Job.cell_key, Run.dataset, Job.hardware_class,
             func.count(), func.sum(x), func.sum(x * x), func.avg(net), func.avg(grams),
             _count_true(Measurement.is_outlier), _count_true(Measurement.is_unreliable),
             func.min(Measurement.cpu_method), func.max(Measurement.gpu_method),
@@ -83,13 +83,15 @@ def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: flo
         .join(Run, Run.job_id == Job.id)
         .join(Measurement, (Measurement.run_id == Run.id) & (Measurement.phase == "query"))
         .where(Job.sweep_id == sweep_id)
-        .group_by(Job.task, Job.model, Run.dataset, Job.hardware_class)
+        .group_by(Job.task, Job.model, Job.cell_key, Run.dataset, Job.hardware_class)
         .order_by(Job.task, func.avg(x))
     ).all()
+    # One sweep-axis cell's repetitions are one sample: a model at two batch sizes is two cells ("model [key]").
     return [
-        CellStats(task, model, dataset, hardware, spread(n, total, squares), net_mean, grams_mean,
-                  int(outliers or 0), int(unreliable or 0), estimated_components(cpu_method, gpu_method))
-        for (task, model, dataset, hardware, n, total, squares, net_mean, grams_mean, outliers, unreliable,
+        CellStats(task, f"{model} [{cell}]" if cell else model, dataset, hardware, spread(n, total, squares),
+                  net_mean, grams_mean, int(outliers or 0), int(unreliable or 0),
+                  estimated_components(cpu_method, gpu_method))
+        for (task, model, cell, dataset, hardware, n, total, squares, net_mean, grams_mean, outliers, unreliable,
              cpu_method, gpu_method) in rows
     ]
 

@@ -142,16 +142,17 @@ def provenance_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
 
 
 def compare_rows(session: Session, *, sweep_a: int, sweep_b: int) -> list[dict[str, Any]]:
-    """Per (task, model) in both sweeps: the two kWh per 1,000 queries and their ratio B / A."""
+    """Per (task, model, sweep-axis cell) in both sweeps: the two kWh per 1,000 queries and their ratio B / A."""
     statement = text("""
-        SELECT a.task AS task, a.model AS model, a.hardware_class AS hardware_a, b.hardware_class AS hardware_b,
+        SELECT a.task AS task, a.model AS model, a.cell_key AS cell_key, a.hardware_class AS hardware_a,
+            b.hardware_class AS hardware_b,
             a.runs AS runs_a, b.runs AS runs_b, a.kwh_per_1k_mean AS kwh_per_1k_a, b.kwh_per_1k_mean AS kwh_per_1k_b,
             b.kwh_per_1k_mean / NULLIF(a.kwh_per_1k_mean, 0) AS ratio
         FROM v_model_summary a
-        JOIN v_model_summary b ON b.task = a.task AND b.model = a.model
+        JOIN v_model_summary b ON b.task = a.task AND b.model = a.model AND b.cell_key = a.cell_key
         WHERE a.sweep_id = :a AND b.sweep_id = :b
         ORDER BY a.task, a.model, a.hardware_class, b.hardware_class
-    """).columns(task=S, model=S, hardware_a=S, hardware_b=S, runs_a=INT, runs_b=INT, kwh_per_1k_a=F,
+    """).columns(task=S, model=S, cell_key=S, hardware_a=S, hardware_b=S, runs_a=INT, runs_b=INT, kwh_per_1k_a=F,
                  kwh_per_1k_b=F, ratio=F)
     return _rows(session, statement, a=sweep_a, b=sweep_b)
 
@@ -161,9 +162,11 @@ def unmatched_models(session: Session, *, sweep_a: int, sweep_b: int) -> tuple[i
     statement = text("""
         SELECT
             (SELECT count(*) FROM v_model_summary a WHERE a.sweep_id = :a AND NOT EXISTS (
-                SELECT 1 FROM v_model_summary b WHERE b.sweep_id = :b AND b.task = a.task AND b.model = a.model)),
+                SELECT 1 FROM v_model_summary b WHERE b.sweep_id = :b AND b.task = a.task AND b.model = a.model
+                    AND b.cell_key = a.cell_key)),
             (SELECT count(*) FROM v_model_summary b WHERE b.sweep_id = :b AND NOT EXISTS (
-                SELECT 1 FROM v_model_summary a WHERE a.sweep_id = :a AND a.task = b.task AND a.model = b.model))
+                SELECT 1 FROM v_model_summary a WHERE a.sweep_id = :a AND a.task = b.task AND a.model = b.model
+                    AND a.cell_key = b.cell_key))
     """)
     only_a, only_b = session.execute(statement, {"a": sweep_a, "b": sweep_b}).one()
     return int(only_a), int(only_b)

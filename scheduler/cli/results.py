@@ -291,7 +291,8 @@ def _compare_table(a, b, rows, only_a: int, only_b: int) -> None:
     for header in ("task", "model", "A", "B", "B / A"):
         table.add_column(header, justify="left" if header in ("task", "model") else "right")
     for r in rows:
-        table.add_row(r["task"], r["model"], g3(r["kwh_per_1k_a"]), g3(r["kwh_per_1k_b"]), g3(r["ratio"]))
+        model = f"{r['model']} [{r['cell_key']}]" if r.get("cell_key") else r["model"]
+        table.add_row(r["task"], model, g3(r["kwh_per_1k_a"]), g3(r["kwh_per_1k_b"]), g3(r["ratio"]))
     for task in sorted({r["task"] for r in rows}):
         mean = _geometric_mean([r["ratio"] for r in rows if r["task"] == task])
         table.add_row(f"[bold]{task}[/bold]", "[dim]geometric mean[/dim]", "", "", f"[bold]{g3(mean)}[/bold]")
