@@ -69,8 +69,11 @@ class SlurmOptions:
     sbatch: tuple[str, ...] = field(default=())  # extra #SBATCH lines, e.g. "--mem=64G"
 
 
-def time_limit_s(value: str) -> int:
-    """Seconds in a Slurm --time value (minutes alone, [D-]H:M:S, ...); SlurmOptionError if it is not one."""
+def time_limit_s(value: str) -> int | None:
+    """Seconds in a Slurm --time value (minutes alone, [D-]H:M:S, ...), None for no limit (0, UNLIMITED,
+    INFINITE); SlurmOptionError if it is not one."""
+    if value.upper() in ("UNLIMITED", "INFINITE"):
+        return None
     match = _TIME.match(value)
     if not match:
         raise SlurmOptionError(f"--time {value!r}: use a Slurm time limit such as 90 (minutes), 12:00:00 or 2-00:00:00")
@@ -84,9 +87,7 @@ def time_limit_s(value: str) -> int:
     else:  # M
         hours, minutes, seconds = 0, first, 0
     total = (days or 0) * 86400 + hours * 3600 + minutes * 60 + seconds
-    if total <= 0:
-        raise SlurmOptionError(f"--time {value!r}: a time limit must be longer than 0 s")
-    return total
+    return total or None  # Slurm reads a zero limit as none
 
 
 def check(options: SlurmOptions) -> None:
@@ -123,7 +124,8 @@ def check(options: SlurmOptions) -> None:
             raise SlurmOptionError("give --nodes or --array, not both: each array task is one node")
     if not 0 < options.grace_s <= MAX_SIGNAL_S:
         raise SlurmOptionError(f"--grace {options.grace_s}: seconds between 1 and {MAX_SIGNAL_S}")
-    if options.time is not None and options.grace_s >= (limit := time_limit_s(options.time)):
+    limit = time_limit_s(options.time) if options.time is not None else None
+    if limit is not None and options.grace_s >= limit:
         raise SlurmOptionError(f"--grace {options.grace_s} s must be shorter than --time {options.time} ({limit} s)")
     for name, value in (("--partition", options.partition), ("--account", options.account),
                         ("--job-name", options.job_name)):

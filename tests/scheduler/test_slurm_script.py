@@ -72,7 +72,8 @@ def test_array_script_is_one_node_per_task_and_until_done_watches_the_sweep():
 
 
 @pytest.mark.parametrize("value, seconds", [("90", 5400), ("1:30", 90), ("2:00:00", 7200), ("1-0", 86400),
-                                            ("1-02:30", 95400), ("0-00:00:30", 30)])
+                                            ("1-02:30", 95400), ("0-00:00:30", 30), ("0", None),
+                                            ("UNLIMITED", None)])
 def test_slurm_time_limits(value, seconds):
     assert time_limit_s(value) == seconds
 
