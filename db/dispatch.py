@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, Run, Sweep, utcnow
+from db.clock import lease_is_live, lease_is_stale, seconds_ago, server_now
+from db.models import Job, Run, Shard, Sweep, Unavailable, Worker
+from db.units import claimable, fail_dead_units
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,17 @@ class Dispatch:
 
 
 def sweep_dispatches(session: Session, *, sweep_id: int) -> list[Dispatch]:
-    """Every queued job of a sweep, in id order (what `submit` sends)."""
+    """Every queued job of a sweep, longest expected work first (what `submit` sends, in that order)."""
     rows = session.execute(
-        select(Job.id, Job.hardware_class).where(Job.sweep_id == sweep_id, Job.status == "queued").order_by(Job.id)
+        select(Job.id, Job.hardware_class).where(Job.sweep_id == sweep_id, Job.status == "queued")
+        .order_by(Job.expected_s.desc().nulls_last(), Job.id)
     )
     return [Dispatch(job_id, queue) for job_id, queue in rows]
 
 
 def mark_dispatched(session: Session, *, job_ids: Sequence[int] = (), sweep_id: int | None = None) -> None:
     """Record that these jobs (or every queued job of `sweep_id`) were just sent."""
-    now = utcnow()
+    now = server_now()
     if sweep_id is not None:
         session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status == "queued").values(dispatched_at=now))
     for start in range(0, len(job_ids), 5000):  # bounded IN lists
@@ -45,26 +47,33 @@ def mark_dispatched(session: Session, *, job_ids: Sequence[int] = (), sweep_id: 
 
 
 def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: float) -> list[Dispatch]:
-    """Jobs that may need sending again: queued, or running under a stale lease; not sent in the last `grace_s`.
+    """Jobs that need a message: units left to claim and no live worker on them; not sent in the last `grace_s`.
 
-    Only distributed, non-cancelled sweeps. The caller then drops those the
-    broker already holds.
+    Units left to claim: pending, or under a stale lease with attempts left (`stale_lease`: a worker died on it).
+    A job a live worker has joined needs no message: that worker claims its units (affinity). Only distributed,
+    non-cancelled sweeps. Units whose worker died on every attempt fail first (`worker died N times`). The
+    caller then drops the jobs the broker already holds.
     """
-    now = utcnow()
-    stale = now - timedelta(seconds=lease_timeout_s)
-    sent_before = now - timedelta(seconds=grace_s)
+    fail_dead_units(session, lease_timeout_s=lease_timeout_s)
+    staffed = exists(select(Worker.id).where(Worker.current_job_id == Job.id,
+                                             lease_is_live(Worker.heartbeat_at, lease_timeout_s)))
+    left = exists(select(Shard.id).where(Shard.job_id == Job.id, claimable(lease_timeout_s)))
+    stale = exists(select(Shard.id).where(Shard.job_id == Job.id, Shard.status == "running",
+                                          lease_is_stale(Shard.lease_heartbeat_at, lease_timeout_s)))
     rows = session.execute(
-        select(Job.id, Job.hardware_class, Job.status)
+        select(Job.id, Job.hardware_class, stale)
         .join(Sweep, Sweep.id == Job.sweep_id)
         .where(
             Sweep.mode == "distributed",
             Sweep.cancelled.is_(False),
-            or_(Job.status == "queued", and_(Job.status == "running", Job.lease_heartbeat_at < stale)),
-            or_(Job.dispatched_at.is_(None), Job.dispatched_at < sent_before),
+            Job.status.in_(("queued", "running")),
+            left,
+            ~staffed,
+            or_(Job.dispatched_at.is_(None), Job.dispatched_at < seconds_ago(grace_s)),
         )
-        .order_by(Job.id)
+        .order_by(Job.expected_s.desc().nulls_last(), Job.id)
     )
-    return [Dispatch(job_id, queue, status == "running") for job_id, queue, status in rows]
+    return [Dispatch(job_id, queue, bool(is_stale)) for job_id, queue, is_stale in rows]
 
 
 def cancel_sweep(session: Session, *, sweep_id: int) -> int:
@@ -75,20 +84,24 @@ def cancel_sweep(session: Session, *, sweep_id: int) -> int:
     stored are kept.
     """
     session.execute(update(Sweep).where(Sweep.id == sweep_id).values(cancelled=True))
+    job_ids = select(Job.id).where(Job.sweep_id == sweep_id, Job.status.in_(("queued", "running")))
+    session.execute(update(Shard).where(Shard.job_id.in_(job_ids), Shard.status == "running")
+                    .values(status="pending", lease_token=None, lease_heartbeat_at=None))  # leases end now
     result = session.execute(
         update(Job)
         .where(Job.sweep_id == sweep_id, Job.status.in_(("queued", "running")))
-        .values(status="cancelled", lease_worker_id=None, lease_heartbeat_at=None, finished_at=utcnow())
+        .values(status="cancelled", lease_worker_id=None, lease_heartbeat_at=None, finished_at=server_now())
     )
     return result.rowcount
 
 
 def requeue_failed(session: Session, *, sweep_id: int) -> list[Dispatch]:
-    """Failed jobs back to `queued` with fresh attempts, their failed runs back to pending."""
+    """Failed jobs back to `queued` with fresh attempts, their failed runs and units back to pending."""
     rows = session.execute(
         update(Job)
         .where(Job.sweep_id == sweep_id, Job.status == "failed")
-        .values(status="queued", attempts=0, finished_at=None, lease_worker_id=None, lease_heartbeat_at=None)
+        .values(status="queued", attempts=0, load_failures=0, finished_at=None, lease_worker_id=None,
+                lease_heartbeat_at=None)
         .returning(Job.id, Job.hardware_class)
     ).all()
     job_ids = [job_id for job_id, _ in rows]
@@ -97,4 +110,7 @@ def requeue_failed(session: Session, *, sweep_id: int) -> list[Dispatch]:
         session.execute(
             update(Run).where(Run.job_id.in_(chunk), Run.status == "failed").values(status="pending", error=None)
         )
+        session.execute(update(Shard).where(Shard.job_id.in_(chunk), Shard.status == "failed")
+                        .values(status="pending", attempts=0, error=None, lease_token=None, finished_at=None))
+        session.execute(delete(Unavailable).where(Unavailable.job_id.in_(chunk)))
     return sorted((Dispatch(job_id, queue) for job_id, queue in rows), key=lambda d: d.job_id)

@@ -1,14 +1,29 @@
-"""What is happening now: running jobs and where, workers, and the pace of a sweep (for `status`, `workers`)."""
+"""What is happening now: running jobs and who works on them, workers, the pace of a sweep (`status`, `workers`).
+
+Ages are computed by the database server (db.clock), like the leases they describe.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from db.models import Job, Run, Worker
+from db.clock import age_s, seconds_ago, server_now
+from db.models import Job, Run, Shard, Worker
+
+
+@dataclass(frozen=True)
+class UnitLease:
+    shard_id: int
+    run_id: int
+    worker_id: str | None
+    heartbeat_age_s: float | None
+    progress_age_s: float | None
+    stalled: bool  # its worker's watchdog gave it up, or no progress while the heartbeat goes on
 
 
 @dataclass(frozen=True)
@@ -16,13 +31,16 @@ class RunningJob:
     job_id: int
     task: str
     model: str
-    worker_id: str | None
+    worker_id: str | None  # the worker that joined it last
     heartbeat_at: datetime | None
     runs_done: int
     runs_total: int
+    units: list[UnitLease] = field(default_factory=list)  # leased units: who, how fresh
 
 
-def running_jobs(session: Session, *, sweep_id: int) -> list[RunningJob]:
+def running_jobs(session: Session, *, sweep_id: int, stall_after_s: float | None = None) -> list[RunningJob]:
+    """Running jobs with their runs done and their leased units; `stall_after_s`: progress older than this
+    while the lease is beaten counts as stalled."""
     done = func.coalesce(func.sum(case((Run.status == "done", 1), else_=0)), 0)
     rows = session.execute(
         select(Job.id, Job.task, Job.model, Job.lease_worker_id, Job.lease_heartbeat_at, done, func.count(Run.id))
@@ -30,8 +48,20 @@ def running_jobs(session: Session, *, sweep_id: int) -> list[RunningJob]:
         .where(Job.sweep_id == sweep_id, Job.status == "running")
         .group_by(Job.id)
         .order_by(Job.id)
-    )
-    return [RunningJob(*row) for row in rows]
+    ).all()
+    units: dict[int, list[UnitLease]] = {}
+    for row in session.execute(
+        select(Shard.job_id, Shard.id, Shard.run_id, Shard.lease_worker_id, age_s(Shard.lease_heartbeat_at),
+               age_s(Shard.progress_at), Shard.stalled_at)
+        .join(Job, Job.id == Shard.job_id)
+        .where(Job.sweep_id == sweep_id, Job.status == "running", Shard.status == "running")
+        .order_by(Shard.id)
+    ):
+        job_id, shard_id, run_id, worker_id, beat_age, progress_age, stalled_at = row
+        stalled = stalled_at is not None or (stall_after_s is not None and progress_age is not None
+                                             and progress_age > stall_after_s)
+        units.setdefault(job_id, []).append(UnitLease(shard_id, run_id, worker_id, beat_age, progress_age, stalled))
+    return [RunningJob(*row, units=units.get(row[0], [])) for row in rows]
 
 
 def job_status_counts(session: Session, *, sweep_id: int) -> dict[str, int]:
@@ -62,30 +92,60 @@ class WorkerView:
     worker: Worker
     current: str | None  # "task / model" of its current job
     alive: bool
+    heartbeat_age_s: float | None = None
 
 
 def list_workers(session: Session, *, alive_within_s: float, include_gone: bool = False) -> list[WorkerView]:
-    """Workers by id; `alive` means a heartbeat within `alive_within_s`."""
-    since = datetime.now(UTC) - timedelta(seconds=alive_within_s)
+    """Workers by id; `alive` means a heartbeat within `alive_within_s` by the server's clock."""
     rows = session.execute(
-        select(Worker, Job.task, Job.model).outerjoin(Job, Job.id == Worker.current_job_id).order_by(Worker.id)
+        select(Worker, Job.task, Job.model, age_s(Worker.heartbeat_at))
+        .outerjoin(Job, Job.id == Worker.current_job_id).order_by(Worker.id)
     )
     views = []
-    for worker, task, model in rows:
-        beat = worker.heartbeat_at if worker.heartbeat_at.tzinfo else worker.heartbeat_at.replace(tzinfo=UTC)
-        alive = beat >= since
+    for worker, task, model, beat_age in rows:
+        alive = beat_age is not None and beat_age <= alive_within_s
         if alive or include_gone:
-            views.append(WorkerView(worker, f"{task} / {model}" if task else None, alive))
+            views.append(WorkerView(worker, f"{task} / {model}" if task else None, alive, beat_age))
     return views
 
 
 def heartbeat_age_s(session: Session, *, worker_id: str) -> float | None:
-    """Seconds since this worker id last beat, or None if it never registered."""
-    beat = session.scalar(select(Worker.heartbeat_at).where(Worker.id == worker_id))
-    if beat is None:
-        return None
-    beat = beat if beat.tzinfo else beat.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - beat).total_seconds()
+    """Seconds since this worker id last beat (server clock), or None if it never registered."""
+    return session.scalar(select(age_s(Worker.heartbeat_at)).where(Worker.id == worker_id))
+
+
+RELEASED = ""  # the token of a worker id whose process exited cleanly: free at once
+
+
+def register_worker(session: Session, *, worker_id: str, token: str, hostname: str, device: str,
+                    hardware_class: str, inventory: dict, twin_window_s: float | None,
+                    host_id: str | None = None) -> bool:
+    """Insert or take over the worker's row for this process (its token), in one statement.
+
+    Refused (False, nothing written) while another process holding the id beats within `twin_window_s`: two
+    live processes under one id would share leases and, on a GPU, skew each other's meters.
+    """
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Worker)
+    values = dict(id=worker_id, hostname=hostname, host_id=host_id, device=device, hardware_class=hardware_class,
+                  inventory=inventory, token=token, started_at=server_now(), heartbeat_at=server_now(),
+                  current_job_id=None, stopped_reason=None)
+    statement = insert.values(**values)
+    takeover = {key: statement.excluded[key] for key in values if key != "id"}
+    condition = None if twin_window_s is None else (
+        (Worker.token == RELEASED) | (Worker.token == token) | (Worker.heartbeat_at < seconds_ago(twin_window_s)))
+    statement = statement.on_conflict_do_update(index_elements=[Worker.id], set_=takeover, where=condition)
+    return session.execute(statement.returning(Worker.id)).first() is not None
+
+
+def unregister_worker(session: Session, *, worker_id: str, token: str) -> None:
+    """A clean exit: the id is free at once for the next process (the row and its history stay)."""
+    session.execute(update(Worker).where(Worker.id == worker_id, Worker.token == token)
+                    .values(token=RELEASED, current_job_id=None))
+
+
+def set_stopped_reason(session: Session, *, worker_id: str, token: str, reason: str | None) -> None:
+    session.execute(update(Worker).where(Worker.id == worker_id, Worker.token == token)
+                    .values(stopped_reason=reason))
 
 
 def set_worker_device(session: Session, *, worker_id: str, device: str) -> None:

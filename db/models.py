@@ -1,7 +1,9 @@
-"""SQLAlchemy models: sweeps -> jobs -> runs -> measurements, plus workers.
+"""SQLAlchemy models: sweeps -> jobs -> runs -> shards (the units workers claim) -> measurements, plus workers.
 
-The database is the source of truth. Unique keys make a duplicate job or run
-impossible; statuses are plain strings so that SQL reads them directly.
+The database is the source of truth. Unique keys make a duplicate job, run or
+shard impossible; statuses are plain strings so that SQL reads them directly.
+Lease times are written with the database server's clock (db.clock), never a
+worker's.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Sweep(Base):
 
 
 class Job(Base):
-    """One (task, model, hardware class, axis values) cell; the model is loaded once per job."""
+    """One (task, model, hardware class, axis values) cell; each worker that works on it loads the model once."""
 
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("sweep_id", "task", "model", "hardware_class", "cell_key"),)
@@ -74,13 +76,15 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(300))
     hardware_class: Mapped[str] = mapped_column(String(100), index=True)
     params: Mapped[dict[str, Any]]
-    # queued | running | done | failed | cancelled
+    # queued (nobody on it) | running (a worker joined) | done | failed | cancelled
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # model loads by workers (hand-backs not counted)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)  # per unit; and load failures per job
     last_error: Mapped[str | None] = mapped_column(Text)
-    lease_worker_id: Mapped[str | None] = mapped_column(String(200))  # who runs it now
-    lease_heartbeat_at: Mapped[datetime | None]
+    # The worker that joined it last, while it is running. Leases are per unit (Shard.lease_*); this is a pointer
+    # for people and tests, never consulted to decide who may write.
+    lease_worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_heartbeat_at: Mapped[datetime | None]  # unused since per-unit leases (migration 0012); kept for old rows
     dispatched_at: Mapped[datetime | None]  # last time its id was sent to the broker (distributed mode)
     num_parameters: Mapped[int | None] = mapped_column(BigInteger)  # of the loaded model, where known
     # task-specific | multi-purpose (a generative model prompted zero-shot); see migration 0006.
@@ -97,6 +101,12 @@ class Job(Base):
     height_px: Mapped[int | None] = mapped_column(Integer)
     width_px: Mapped[int | None] = mapped_column(Integer)
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
+    load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
+    # Duration estimates written at submit (db.estimates): the job's expected work and model load, and where the
+    # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
+    expected_s: Mapped[float | None] = mapped_column(Float)
+    load_expected_s: Mapped[float | None] = mapped_column(Float)
+    estimate_source: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -119,11 +129,59 @@ class Run(Base):
     batch_size: Mapped[int] = mapped_column(Integer)
     warmup: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|done|failed
-    worker_id: Mapped[str | None] = mapped_column(String(200))
+    worker_id: Mapped[str | None] = mapped_column(String(200))  # who stored it (its last shard)
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None]
+    n_shards: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # > 1: measured as shards
+
+    job: Mapped[Job] = relationship(back_populates="runs")
+
+
+class Shard(Base):
+    """A unit of work: a whole run (n_shards = 1), or `n_queries` consecutive queries of a long run.
+
+    Workers claim units one at a time, each under its own lease (worker id +
+    per-process token + heartbeat, stamped by the database server's clock).
+    A shard's window is stored with its own provenance; when a run's last
+    shard is stored, the run's `query` window is written as their sum.
+    """
+
+    __tablename__ = "shards"
+    __table_args__ = (UniqueConstraint("run_id", "shard_index"), Index(None, "job_id", "status"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    shard_index: Mapped[int] = mapped_column(Integer)  # 0-based, in query order
+    query_start: Mapped[int] = mapped_column(Integer)  # offset of its first measured query in the run
+    n_queries: Mapped[int] = mapped_column(Integer)
+    expected_s: Mapped[float | None] = mapped_column(Float)  # estimate at submit: longest units go first
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | running | done | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims, takeovers included
+    lease_worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))  # the holding process's token
+    lease_heartbeat_at: Mapped[datetime | None]  # database server clock
+    progress_at: Mapped[datetime | None]  # last completed query (server clock); old while beating = stalled
+    stalled_at: Mapped[datetime | None]  # set by a worker's watchdog as it gives the unit up
+    worker_id: Mapped[str | None] = mapped_column(String(200))  # who stored it
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None]
 
-    job: Mapped[Job] = relationship(back_populates="runs")
+
+class Unavailable(Base):
+    """A worker process found a job's model or dataset missing on its node: it stops taking that job.
+
+    Keyed by the process token, so a restarted worker (after `wattsweep pull`) tries again.
+    """
+
+    __tablename__ = "unavailable"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    worker_id: Mapped[str] = mapped_column(String(200))
+    token: Mapped[str] = mapped_column(String(64))
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Measurement(Base):
@@ -139,8 +197,13 @@ class Measurement(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # Set on a run's `query` / `prefill` rows; NULL on `load` and on shard windows (`shard`, `shard-pre`).
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    phase: Mapped[str] = mapped_column(String(10))  # load | query
+    phase: Mapped[str] = mapped_column(String(10))  # load | query | prefill | shard | shard-pre
+    shard_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the unit this window measured (shards.id)
+    # Set on a sharded run's `query` / `prefill` row: it is the sum of this many shard windows, not a window
+    # itself (no hostname: attribution must never count it beside its shards).
+    shards: Mapped[int | None] = mapped_column(Integer)
     worker_id: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime]
 
@@ -234,5 +297,7 @@ class Worker(Base):
     hardware_class: Mapped[str] = mapped_column(String(100))
     inventory: Mapped[dict[str, Any]]  # CPU, RAM, GPU, driver, CUDA, OS, library versions
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
-    current_job_id: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)  # database server clock
+    current_job_id: Mapped[int | None] = mapped_column(Integer)  # the job it has joined (model loaded, claiming)
+    token: Mapped[str | None] = mapped_column(String(64))  # the live process's token: one process per worker id
+    stopped_reason: Mapped[str | None] = mapped_column(Text)  # why it stopped taking work (alive but not consuming)

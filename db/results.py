@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from db.attribution import attribute_shared_energy
 from db.models import IdleBaseline, Measurement, Run, Worker
 from db.stats import flag_outliers
+from db.sums import refresh_sums
 
 
 def record_load(
@@ -33,9 +34,11 @@ def record_run(
     units: Any,
     baseline_id: int | None = None,
     prefill: Any | None = None,
+    shard_id: int | None = None,
 ) -> bool:
     """Mark the run done and store its `query` measurement (and `prefill`, if measured), last in the caller's
-    transaction (see `_add_windows`).
+    transaction (see `_add_windows`). `shard_id`: the unit that measured the whole run (a sharded run's shards
+    are stored by db.shards).
 
     Returns False (and stores nothing) when the run was already done: a
     redelivered job never stores a run twice.
@@ -59,7 +62,8 @@ def record_run(
     readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
     windows = [
         _new_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
-                    baseline_id=baseline_id, kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
+                    baseline_id=baseline_id, shard_id=shard_id,
+                    kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
         for phase, window in readings.items()
     ]
     # Latency is the query window's: timed around each batch inside it (worker.workloads._shared.BatchTimer).
@@ -89,6 +93,10 @@ def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
 
 
 def _add_windows(session: Session, windows: list[Measurement]) -> None:
-    """Attribute shared energy, then add. Last before commit: on Postgres it holds the host's lock until then."""
+    """Attribute shared energy, then add. Last before commit: on Postgres it holds the host's lock until then.
+
+    Attribution may revise stored windows; a sharded run's sum row follows its shards' (db.shards.refresh_sums).
+    """
     attribute_shared_energy(session, windows=windows)
+    refresh_sums(session)
     session.add_all(windows)

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     node_name: str | None = None  # display name of this node (workers' hostname, default worker names)
     # Tests only (the simulated GPU node): a --gpu worker runs torch on the CPU while metering its GPU via NVML.
     simulated_gpu: bool = False
+    # No query finished for this long: the worker stops beating and exits (3) for its supervisor to restart it.
+    # Unset: max(30 min, 4 x the unit's expected duration).
+    stall_timeout_s: float | None = None
+    max_consecutive_failures: int = 3  # units failed in a row before a worker stops taking work (0: never)
 
     @field_validator("database_url")
     @classmethod

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, insert, select
+from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from db.models import Job, Run, Sweep
+from db.models import Job, Run, Shard, Sweep
 
 # The jobs columns of the sweep axes (worker.catalog.SWEEP_AXES values; db does not import worker).
 AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning")
@@ -26,10 +26,15 @@ class NewJob:
     model: str
     hardware_class: str
     params: dict[str, Any]
-    runs: Sequence[dict[str, Any]]  # dataset, repetition, n_queries, batch_size, warmup
+    # dataset, repetition, n_queries, batch_size, warmup; optionally "shards": [(n_queries, expected_s), ...]
+    # (consecutive, adding up to the run; default: one unit, the whole run) and "expected_s" for that one unit.
+    runs: Sequence[dict[str, Any]]
     model_kind: str = "task-specific"  # or multi-purpose (prompted zero-shot)
     axes: dict[str, Any] | None = None  # jobs column -> value: the cell's sweep-axis values (batch_size, dtype, ...)
     cell_key: str = ""  # names the values of the axes given as lists; keeps one model's cells apart
+    expected_s: float | None = None  # the job's expected work (db.estimates), for ordering
+    load_expected_s: float | None = None
+    estimate_source: str | None = None  # measured | prior
 
 
 def insert_sweep(
@@ -44,7 +49,7 @@ def insert_sweep(
     max_attempts: int = 3,
     exclusive: bool = False,
 ) -> Sweep:
-    """Write a sweep with all its jobs and runs (bulk inserts: 100,000 runs must be quick)."""
+    """Write a sweep with all its jobs, runs and units (bulk inserts: 100,000 runs must be quick)."""
     sweep = Sweep(name=name, spec=spec, hardware_class=hardware_class, mode=mode, exclusive=exclusive, **carbon)
     session.add(sweep)
     session.flush()
@@ -52,33 +57,55 @@ def insert_sweep(
     job_rows = [
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
              model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
+             expected_s=j.expected_s, load_expected_s=j.load_expected_s, estimate_source=j.estimate_source,
              **{column: (j.axes or {}).get(column) for column in AXIS_COLUMNS})
         for j in jobs
     ]
     if not job_rows:
         return sweep
     job_ids = session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), job_rows).all()
-    run_rows = [
-        dict(job_id=job_id, status="pending", **run)
-        for job_id, job in zip(job_ids, jobs, strict=True)
-        for run in job.runs
-    ]
-    if run_rows:
-        _insert_runs(session, run_rows)
+    runs = [(job_id, run) for job_id, job in zip(job_ids, jobs, strict=True) for run in job.runs]
+    if not runs:
+        return sweep
+    run_ids = _new_run_ids(session, len(runs))
+    run_rows, shard_rows = [], []
+    for run_id, (job_id, run) in zip(run_ids, runs, strict=True):
+        fields = {key: value for key, value in run.items() if key not in ("shards", "expected_s")}
+        shards = run.get("shards") or [(run["n_queries"], run.get("expected_s"))]
+        run_rows.append(dict(id=run_id, job_id=job_id, status="pending", n_shards=len(shards), **fields))
+        start = 0
+        for index, (n_queries, expected_s) in enumerate(shards):
+            shard_rows.append(dict(job_id=job_id, run_id=run_id, shard_index=index, query_start=start,
+                                   n_queries=n_queries, expected_s=expected_s, status="pending", attempts=0))
+            start += n_queries
+        if start != run["n_queries"]:
+            raise ValueError(f"shards of a run add up to {start} queries, not {run['n_queries']}")
+    _bulk_insert(session, Run, run_rows)
+    _bulk_insert(session, Shard, shard_rows)
     return sweep
 
 
-def _insert_runs(session: Session, rows: list[dict]) -> None:
+def _new_run_ids(session: Session, n: int) -> list[int]:
+    """Ids for n new runs, taken before inserting them so that their units can name them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return list(session.scalars(text("SELECT nextval('runs_id_seq') FROM generate_series(1, :n)"), {"n": n}))
+    first = (session.scalar(select(func.max(Run.id))) or 0) + 1  # SQLite: the one writer holds the lock
+    return list(range(first, first + n))
+
+
+def _bulk_insert(session: Session, model, rows: list[dict]) -> None:
     """Postgres: COPY, 2.5x faster than a multi-row INSERT at 100,000 runs; elsewhere a bulk INSERT.
 
     COPY skips SQLAlchemy's Python-side defaults: every row carries all its values.
     """
+    if not rows:
+        return
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(insert(Run), rows)
+        session.execute(insert(model), rows)
         return
     columns = list(rows[0])
     with session.connection().connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY runs ({', '.join(columns)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row[column] for column in columns])
 

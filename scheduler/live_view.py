@@ -29,8 +29,10 @@ def duration(delta) -> str:
     return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
-def status_lines(session: Session, sweep: Sweep) -> list[str]:
-    """The sweep's progress: done / running (on which worker) / queued / failed, and an ETA."""
+def status_lines(session: Session, sweep: Sweep, *, stall_after_s: float | None = None,
+                 alive_within_s: float = 120.0) -> list[str]:
+    """The sweep's progress: done / running (on which workers) / queued / failed, stalled units, workers that
+    stopped taking work, and an ETA."""
     p = sweep_progress(session, sweep_id=sweep.id)
     cancelled = job_status_counts(session, sweep_id=sweep.id).get("cancelled", 0)
     state = " [yellow]cancelled[/yellow]" if sweep.cancelled else ""
@@ -40,29 +42,43 @@ def status_lines(session: Session, sweep: Sweep) -> list[str]:
         + (f"{cancelled} cancelled, " if cancelled else "") + f"{p.jobs_total} total",
         f"runs: {p.runs_done} done, {p.runs_failed} failed, {p.runs_pending} pending, {p.runs_total} total",
     ]
-    for job in running_jobs(session, sweep_id=sweep.id):
+    for job in running_jobs(session, sweep_id=sweep.id, stall_after_s=stall_after_s):
+        workers = sorted({unit.worker_id for unit in job.units if unit.worker_id}) or \
+            ([job.worker_id] if job.worker_id else [])
+        beats = [unit.heartbeat_age_s for unit in job.units if unit.heartbeat_age_s is not None]
+        beat = f"heartbeat {duration(min(beats))} ago" if beats else "no unit leased now"
         lines.append(f"running: job {job.job_id} {escape(job.task)} / {escape(job.model)} on "
-                     f"{escape(job.worker_id or '?')}: {job.runs_done}/{job.runs_total} runs, "
-                     f"heartbeat {ago(job.heartbeat_at)}")
+                     f"{escape(', '.join(workers) or '?')}: {job.runs_done}/{job.runs_total} runs, {beat}")
+        for unit in job.units:
+            if unit.stalled:
+                idle = f"no progress for {duration(unit.progress_age_s)}" if unit.progress_age_s is not None else ""
+                lines.append(f"[yellow]stalled:[/yellow] unit {unit.shard_id} (run {unit.run_id}) of job "
+                             f"{job.job_id} on {escape(unit.worker_id or '?')}: {idle}")
     if not p.finished and not sweep.cancelled:
         eta = eta_s(runs_done=p.runs_done, runs_left=p.runs_pending,
                     started_at=sweep_started_at(session, sweep_id=sweep.id))
         lines.append(f"ETA: {duration(eta) if eta is not None else 'unknown until a run finishes'}")
     for job in failed_jobs(session, sweep_id=sweep.id):
         lines.append(f"[red]failed:[/red] {escape(job.task)} / {escape(job.model)}: {escape(job.last_error or '')}")
+    for view in list_workers(session, alive_within_s=alive_within_s):
+        if view.worker.stopped_reason and view.worker.hardware_class == sweep.hardware_class:
+            lines.append(f"[red]not taking work:[/red] worker {escape(view.worker.id)}: "
+                         f"{escape(view.worker.stopped_reason)}")
     return lines
 
 
 def workers_table(session: Session, *, alive_within_s: float, include_gone: bool) -> Table:
     table = Table(title="workers" + ("" if include_gone else f" (heartbeat in the last {alive_within_s:g} s)"))
-    for header in ("worker", "host", "device", "class", "hardware", "current job", "heartbeat"):
+    for header in ("worker", "host", "device", "class", "hardware", "current job", "heartbeat", "state"):
         table.add_column(header)
     for view in list_workers(session, alive_within_s=alive_within_s, include_gone=include_gone):
         w = view.worker
         gpu = (w.inventory or {}).get("gpu")
         hardware = (f"{gpu['name']}, {gpu['memory_gb']:g} GB, driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu
                     else f"{(w.inventory or {}).get('cpu_model') or 'cpu'}")
-        beat = ago(w.heartbeat_at) + ("" if view.alive else " [red](gone)[/red]")
+        beat = (f"{duration(view.heartbeat_age_s)} ago" if view.heartbeat_age_s is not None else "never") + \
+            ("" if view.alive else " [red](gone)[/red]")
+        state = f"[red]stopped: {escape(w.stopped_reason)}[/red]" if w.stopped_reason else "serving"
         table.add_row(escape(w.id), escape(w.hostname), w.device, escape(w.hardware_class), escape(hardware),
-                      escape(view.current or "-"), beat)
+                      escape(view.current or "-"), beat, state)
     return table

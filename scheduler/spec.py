@@ -43,6 +43,10 @@ class RunSettings(_Strict):
     repetitions: PositiveInt | None = None
     batch_size: int | list[int] | None = None  # a list is a sweep axis: one job per value
     warmup: NonNegativeInt | None = None
+    # Long runs are measured as shards of consecutive queries (their sums are the run): a fixed size, or
+    # the size that makes each shard last at most max_unit_s by the duration estimates.
+    shard_queries: PositiveInt | None = None
+    max_unit_s: PositiveFloat | None = None
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -60,6 +64,8 @@ class Defaults(RunSettings):
     repetitions: PositiveInt = 3
     batch_size: int | list[int] = 1
     warmup: NonNegativeInt = 10
+    shard_queries: PositiveInt | None = None
+    max_unit_s: PositiveFloat = 1800.0
 
 
 class Carbon(_Strict):

@@ -1,24 +1,67 @@
-"""Writing a sweep: validate, expand, store every job and run in one transaction."""
+"""Writing a sweep: validate, expand, estimate, split long runs into shards, store everything in one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
+from db.estimates import Estimate, earlier_estimates, known_parameter_counts, prior_estimate, shard_sizes
 from db.models import Sweep
 from db.sweeps import NewJob, insert_sweep
-from scheduler.expand import expand
+from scheduler.expand import PlannedJob, expand
 from scheduler.spec import SweepSpec
+
+
+@dataclass(frozen=True)
+class UnitSettings:
+    shard_queries: int | None
+    max_unit_s: float
+
+
+def job_estimate(job: PlannedJob, estimates: Mapping, parameters: Mapping[str, int]) -> Estimate:
+    """Earlier measurements of this (task, model, kind) on this hardware class, else the labelled prior."""
+    found = estimates.get((job.task, job.model, job.model_kind))
+    if found is not None:
+        return found
+    batch = job.runs[0].batch_size if job.runs else 1
+    return prior_estimate(task=job.task, model=job.model, params=job.params, batch_size=batch,
+                          num_parameters=parameters.get(job.model))
+
+
+def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
+    """The job's rows: each run with its shards (sizes and expected seconds), and the job's expected work."""
+    runs, total_s = [], 0.0
+    for run in job.runs:
+        s_per_query = estimate.seconds_per_query(run.dataset)
+        sizes = shard_sizes(n_queries=run.n_queries, batch_size=run.batch_size, warmup=run.warmup,
+                            s_per_query=s_per_query, shard_queries=units.shard_queries, max_unit_s=units.max_unit_s)
+        shards = [(size, s_per_query * (size + run.warmup)) for size in sizes]
+        total_s += sum(expected for _, expected in shards)
+        runs.append(dict(vars(run), shards=shards))  # vars(): a deep asdict() costs seconds at 100,000 runs
+    return NewJob(job.task, job.model, job.hardware_class, job.params, runs, model_kind=job.model_kind,
+                  axes=job.axes, cell_key=job.cell_key, expected_s=total_s, load_expected_s=estimate.load_s or None,
+                  estimate_source=estimate.source)
+
+
+def planned_jobs(session: Session | None, spec: SweepSpec, hardware_class: str | None = None) -> list[NewJob]:
+    """Every job of the sweep with its units and estimates (`session` None: priors only)."""
+    jobs = expand(spec, hardware_class)
+    target = hardware_class or spec.hardware_class
+    estimates = earlier_estimates(session, hardware_class=target) if session is not None else {}
+    parameters = known_parameter_counts(session, models={j.model for j in jobs}) if session is not None else {}
+    settings = {task: spec.settings_for(task) for task in spec.tasks}
+    return [
+        new_job(job, job_estimate(job, estimates, parameters),
+                UnitSettings(settings[job.task].shard_queries, settings[job.task].max_unit_s))
+        for job in jobs
+    ]
 
 
 def create_sweep(
     session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
 ) -> Sweep:
-    # A run's fields are flat: vars() rather than asdict(), whose deep copy costs seconds at 100,000 runs.
-    jobs = [
-        NewJob(job.task, job.model, job.hardware_class, job.params, [dict(vars(run)) for run in job.runs],
-               model_kind=job.model_kind, axes=job.axes, cell_key=job.cell_key)
-        for job in expand(spec, hardware_class)
-    ]
     return insert_sweep(
         session,
         name=spec.name,
@@ -26,7 +69,7 @@ def create_sweep(
         hardware_class=hardware_class or spec.hardware_class,
         mode=mode,
         carbon=spec.carbon.model_dump(),
-        jobs=jobs,
+        jobs=planned_jobs(session, spec, hardware_class),
         max_attempts=max_attempts,
         exclusive=spec.exclusive,
     )

@@ -1,26 +1,38 @@
-"""Run one job: load the model once, then measure every run not done yet.
+"""Run units: load a job's model once, then measure each claimed unit (a run, or a shard of a long run).
 
-This is the plain function behind both transports: the in-process local
-runner and the thin Celery task call `execute_job(job_id, runtime)`. Each
-finished run is committed on its own, so a retried job redoes only what was
-lost.
+The plain code behind both transports: the in-process local runner
+(`run_sweep_locally`, `execute_job`) and the thin Celery task (through
+worker.serve) drive a db.workloop.WorkLoop, which decides what to claim; this
+module answers its requests: `Load` (the model, under a `load` window whose
+row is written under the unit's lease) and `Execute` (warm-up, then the
+unit's queries under a `query` window). Each unit is stored in its own
+transaction, so a retried job redoes only what was lost.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import add
+from typing import Any
 
-from db.jobs import claim_job, finish_job, heartbeat, host_is_busy, pending_runs, release_job
-from db.provenance import record_provenance
-from db.results import record_load, record_run
+from sqlalchemy import select
+
 from db.retry import run_in_transaction
+from db.units import Lease, LeaseLost, UnitClaim
+from db.workloop import Execute, Failed, Load, Loaded, Measured, Stop, WorkLoop
 from worker.errors import DatasetLoadError, ModelLoadError
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
+PROGRESS_POINTS = 10  # a unit's queries run in this many calls, each one a sign of progress for the watchdog
+UNAVAILABLE_SIGNS = ("not in the local cache",)  # our loaders' messages for "pull it first" (worker.hub)
+
+__all__ = ["JobEvent", "LeaseLost", "UnitExecutor", "execute_job"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +46,240 @@ class JobEvent:
     detail: str = ""
 
 
-class LeaseLost(RuntimeError):
-    """Another worker took this job over; stop without writing more."""
+@dataclass
+class _Model:
+    job_id: int
+    task: str
+    model: str
+    workload: Any
+    params: dict
+    carbon: dict
+    pipeline: Any = None
+
+
+@dataclass
+class Progress:
+    """What the main thread last finished, for the stall watchdog (worker.heartbeat)."""
+
+    at: float = field(default_factory=time.monotonic)
+    what: str = "starting"
+    expected_s: float | None = None  # of the step under way, when known
+
+    def touch(self, what: str, expected_s: float | None = None) -> None:
+        self.at, self.what, self.expected_s = time.monotonic(), what, expected_s
+
+
+class UnitExecutor:
+    """Answers a WorkLoop's requests with real models, datasets and meters."""
+
+    def __init__(self, runtime: WorkerRuntime, *, on_event: Callable[[JobEvent], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None, progress: Progress | None = None) -> None:
+        self.runtime = runtime
+        self.on_event = on_event
+        self.should_stop = should_stop or (lambda: False)
+        self.progress = progress or Progress()
+        self.model: _Model | None = None
+        self._queries: tuple[str, int, list] | None = None  # the last dataset read: shards of a run reuse it
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.runtime.worker_id, self.runtime.token)
+
+    def transact(self, work):
+        from db.settings import get_settings
+
+        return run_in_transaction(self.runtime.sessions, work, retry_for_s=get_settings().db_retry_s,
+                                  max_wait_s=max(get_settings().heartbeat_interval_s, 1.0))
+
+    def drive(self, flow) -> str:
+        """Run a WorkLoop.serve generator to its end, answering each request; returns its outcome."""
+        answer = None
+        try:
+            while True:
+                request = flow.send(answer)
+                if isinstance(request, Load):
+                    answer = self.load(request.claim)
+                elif isinstance(request, Execute):
+                    answer = Stop() if self.should_stop() else self.execute(request.claim)
+                else:  # pragma: no cover - the protocol has two requests
+                    raise TypeError(f"unknown request {request!r}")
+        except StopIteration as finished:
+            return finished.value
+
+    def event(self, kind: str, job_id: int, detail: str) -> None:
+        if self.on_event is None:
+            return
+        task, model = (self.model.task, self.model.model) if self.model and self.model.job_id == job_id else \
+            self._describe(job_id)
+        self.on_event(JobEvent(kind, job_id, task, model, detail))
+
+    def _describe(self, job_id: int) -> tuple[str, str]:
+        from db.models import Job
+
+        with self.runtime.sessions() as session:
+            job = session.get(Job, job_id)
+            return (job.task, job.model) if job else ("?", "?")
+
+    # --- Load
+
+    def load(self, claim: UnitClaim):
+        from db.models import Job
+        from worker.workloads import get_workload
+
+        self.unload()
+        with self.runtime.sessions() as session:
+            job = session.get(Job, claim.job_id)
+            sweep = job.sweep
+            model = _pinned(job.model, job.model_revision)
+            spec = dict(task=job.task, model=model, params=dict(job.params), multi=job.model_kind == "multi-purpose",
+                        load_s=job.load_expected_s,
+                        carbon=dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
+                                    grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh))
+        try:
+            workload = get_workload(spec["task"], multi_purpose=spec["multi"])
+        except KeyError as error:
+            return Failed(str(error), final=True)
+        params = {**workload.default_params, **spec["params"]}
+        current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"])
+        meter = self.runtime.meter_for(**spec["carbon"])
+        baseline_id = self.runtime.ensure_baseline(meter)
+        self.progress.touch(f"loading {spec['model']}", spec["load_s"])
+        try:
+            with meter.window("load") as window:
+                current.pipeline = workload.load(spec["model"], self.runtime.device, params)
+        except ModelLoadError as error:
+            message = f"model failed to load: {error}"
+            return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
+        except Exception as error:  # a failed load must not stop the worker
+            log.exception("job %s: model failed to load", claim.job_id)
+            return Failed(f"model failed to load: {type(error).__name__}: {error}",
+                          final=self.runtime.load_failure_is_final)
+        self.progress.touch(f"loaded {spec['model']}")
+        self.model = current
+        provenance = getattr(current.pipeline, "wattsweep_provenance", None)
+
+        def store(claim: UnitClaim) -> bool:
+            return self.transact(lambda s: _store_load(s, self.lease, claim, window.reading, provenance, baseline_id))
+
+        return Loaded(store=store)
+
+    def unload(self) -> None:
+        if self.model is None:
+            return
+        self.model = None
+        self._queries = None
+        gc.collect()
+        if self.runtime.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # --- Execute
+
+    def execute(self, claim: UnitClaim):
+        from worker.datasets import load_queries
+
+        model = self.model
+        if model is None or model.job_id != claim.job_id:  # pragma: no cover - the loop loads before executing
+            return Failed(f"unit {claim.shard_id} of job {claim.job_id} reached a worker without its model")
+        meter = self.runtime.meter_for(**model.carbon)
+        expected = claim.expected_s
+        try:
+            self.progress.touch(f"reading {claim.dataset}", expected)
+            queries = self._read(claim, load_queries, model.workload.input_kind)
+            first = claim.warmup + claim.query_start
+            measured = queries[first:first + claim.n_queries]
+            baseline_id = self.runtime.ensure_baseline(meter)
+            if claim.warmup:
+                self.progress.touch("warm-up", expected)
+                model.workload.run(model.pipeline, queries[:claim.warmup], claim.batch_size, model.params)
+            parts = []
+            with meter.window("query") as window:
+                for chunk in _chunks(measured, claim.batch_size):
+                    parts.append(model.workload.run(model.pipeline, chunk, claim.batch_size, model.params))
+                    self.progress.touch("queries", expected and expected / PROGRESS_POINTS)
+            units = reduce(add, (part.resolved() for part in parts))  # token counting, outside the window
+            prefill = None
+            if model.params.get("measure_prefill"):  # prefill alone: same prompts, one new token; decode = query - it
+                with meter.window("prefill") as prefill_window:
+                    model.workload.run(model.pipeline, measured, claim.batch_size,
+                                       {**model.params, "max_new_tokens": 1})
+                prefill = prefill_window.reading
+        except DatasetLoadError as error:
+            message = f"dataset failed to load: {error}"
+            return Failed(message, unavailable=_unavailable(message))
+        except Exception as error:  # a failed unit must not stop the worker
+            log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
+            return Failed(f"{type(error).__name__}: {error}")
+        self.progress.touch("measured")
+        return Measured(window.reading, units, prefill, baseline_id)
+
+    def _read(self, claim: UnitClaim, load_queries, input_kind: str) -> list:
+        """The run's queries (warm-up first), read once for all its shards and repetitions."""
+        n = claim.warmup + claim.run_queries
+        if self._queries and self._queries[0] == claim.dataset and self._queries[1] == n:
+            return self._queries[2]
+        queries = load_queries(claim.dataset, n, input_kind)
+        self._queries = (claim.dataset, n, queries)
+        return queries
+
+
+def _chunks(queries: list, batch_size: int) -> list[list]:
+    """About PROGRESS_POINTS calls over the queries, each a whole number of batches."""
+    batch = max(batch_size, 1)
+    batches = -(-len(queries) // batch)
+    per = max(1, -(-batches // PROGRESS_POINTS)) * batch
+    return [queries[i:i + per] for i in range(0, len(queries), per)] or [queries]
+
+
+def _unavailable(message: str) -> bool:
+    return any(sign in message for sign in UNAVAILABLE_SIGNS)
+
+
+def _pinned(model: str, revision: str | None) -> str:
+    """Once a job recorded the commit it measured, every later load of a `hub:` model loads that commit."""
+    if revision and model.startswith("hub:"):
+        return f"{model.split('@', 1)[0]}@{revision}"
+    return model
+
+
+def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, baseline_id) -> bool:
+    """The load window and what was loaded, only while this process holds the unit's lease.
+
+    A job measures one commit: if another worker recorded a different one meanwhile (two first loads of a
+    `hub:` reference without `@revision` racing a push), this load is not used: the unit is handed back and
+    the next load reads the recorded commit.
+    """
+    from db.models import Job
+    from db.provenance import record_provenance
+    from db.results import record_load
+    from db.units import holds, leave, release
+
+    if not holds(session, lease=lease, shard_id=claim.shard_id):
+        return False
+    recorded = session.scalar(select(Job.model_revision).where(Job.id == claim.job_id).with_for_update())
+    loaded = (provenance or {}).get("revision")
+    if recorded and loaded and recorded != loaded:
+        log.warning("job %s measures commit %s, this worker loaded %s: handing the unit back to load %s",
+                    claim.job_id, recorded, loaded, recorded)
+        release(session, lease=lease, shard_id=claim.shard_id)
+        leave(session, lease=lease, job_id=claim.job_id, handed_back=True)
+        return False
+    record_provenance(session, job_id=claim.job_id, provenance=provenance)
+    record_load(session, job_id=claim.job_id, worker_id=lease.worker_id, reading=reading, baseline_id=baseline_id)
+    return True
+
+
+# --- local mode and tests: a job, or a whole sweep, in this process
+
+
+def make_loop(runtime: WorkerRuntime, executor: UnitExecutor, *, mode: str, sweep_id: int | None = None,
+              **options) -> WorkLoop:
+    from db.settings import get_settings
+
+    return WorkLoop(lease=executor.lease, hardware_class=runtime.hardware_class,
+                    lease_timeout_s=get_settings().lease_timeout_s, transact=executor.transact, mode=mode,
+                    sweep_id=sweep_id, on_event=executor.event, **options)
 
 
 def execute_job(
@@ -44,119 +288,11 @@ def execute_job(
     on_event: Callable[[JobEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> str:
-    """Claim, run and finish a job; returns its status afterwards, or `skipped`, `lost`, `handed-back`, `host-busy`.
-
-    `should_stop` is asked before each run (a worker told to shut down): the
-    job is then handed back whole-runs-only, never with a half-written run.
-    """
-    from db.settings import get_settings
-
-    settings = get_settings()
-    with runtime.sessions.begin() as session:
-        if host_is_busy(session, job_id=job_id, worker_id=runtime.worker_id, lease_timeout_s=settings.lease_timeout_s):
-            log.info("job %s waits: an exclusive job holds this host, or it is exclusive and the host is busy", job_id)
-            return "host-busy"
-        job = claim_job(session, job_id=job_id, worker_id=runtime.worker_id, lease_timeout_s=settings.lease_timeout_s)
-        if job is None:
-            log.info("job %s not claimable (done, unknown, or leased elsewhere): dropped", job_id)
-            return "skipped"
-        task, model, params = job.task, job.model, dict(job.params)
-        multi_purpose = job.model_kind == "multi-purpose"  # a generative model prompted zero-shot
-        sweep = job.sweep
-        carbon = dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
-                      grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh)
-        runs = [(r.id, r.dataset, r.n_queries, r.batch_size, r.warmup) for r in pending_runs(session, job_id=job_id)]
-
-    def emit(kind: str, detail: str = "") -> None:
-        if on_event:
-            on_event(JobEvent(kind, job_id, task, model, detail))
-
-    pipeline = None
+    """Run every unit of one job left to run here; returns its status afterwards, or `skipped`, `handed-back`,
+    `host-busy`."""
+    executor = UnitExecutor(runtime, on_event=on_event, should_stop=should_stop)
+    loop = make_loop(runtime, executor, mode=None)
     try:
-        from worker.datasets import load_queries
-        from worker.workloads import get_workload
-
-        workload = get_workload(task, multi_purpose=multi_purpose)
-        params = {**workload.default_params, **params}
-        meter = runtime.meter_for(**carbon)
-        baseline_id = runtime.ensure_baseline(meter)
-        try:
-            with meter.window("load") as window:
-                pipeline = workload.load(model, runtime.device, params)
-        except ModelLoadError as error:
-            return _finish(runtime, job_id, f"model failed to load: {error}", final=runtime.load_failure_is_final,
-                           emit=emit)
-        with runtime.sessions.begin() as session:  # the load window, and what was loaded: Hub commit, dtype, size
-            record_provenance(session, job_id=job_id, provenance=getattr(pipeline, "wattsweep_provenance", None))
-            record_load(session, job_id=job_id, worker_id=runtime.worker_id, reading=window.reading,
-                        baseline_id=baseline_id)
-        emit("loaded")
-
-        for run_id, dataset, n_queries, batch_size, warmup in runs:
-            if should_stop is not None and should_stop():
-                return _hand_back(runtime, job_id, emit)
-            queries = load_queries(dataset, warmup + n_queries, workload.input_kind)
-            if warmup:
-                workload.run(pipeline, queries[:warmup], batch_size, params)  # never inside the window
-            with meter.window("query") as window:
-                units = workload.run(pipeline, queries[warmup:], batch_size, params)
-            units = units.resolved()  # token counting, outside the window
-            prefill = None
-            if params.get("measure_prefill"):  # prefill alone: the same prompts, one new token; decode = query - this
-                with meter.window("prefill") as prefill_window:
-                    workload.run(pipeline, queries[warmup:], batch_size, {**params, "max_new_tokens": 1})
-                prefill = prefill_window.reading
-
-            def store(session, run_id=run_id, reading=window.reading, units=units, prefill=prefill) -> None:
-                if not heartbeat(session, job_id=job_id, worker_id=runtime.worker_id):
-                    raise LeaseLost(f"job {job_id}: lease lost (taken over by another worker, or cancelled)")
-                record_run(session, run_id=run_id, worker_id=runtime.worker_id, reading=reading, units=units,
-                           baseline_id=baseline_id, prefill=prefill)
-
-            # The reading is only in memory: if the database is down, wait for it rather than lose the run.
-            run_in_transaction(runtime.sessions, store, retry_for_s=settings.db_retry_s)
-            emit("run", dataset)
-    except DatasetLoadError as error:  # missing or unreadable: the same on the next attempt on this machine
-        return _finish(runtime, job_id, f"dataset failed to load: {error}", final=runtime.load_failure_is_final,
-                       emit=emit)
-    except LeaseLost as error:
-        log.warning("%s", error)
-        return "lost"
-    except Exception as error:  # a failed job must not stop the sweep
-        log.exception("job %s failed", job_id)
-        return _finish(runtime, job_id, f"{type(error).__name__}: {error}", final=False, emit=emit)
+        return executor.drive(loop.serve(job_id, joins=1, only_job_id=job_id, should_stop=executor.should_stop))
     finally:
-        del pipeline
-        _free_memory(runtime.device)
-    return _finish(runtime, job_id, None, final=False, emit=emit)
-
-
-def _finish(runtime: WorkerRuntime, job_id: int, error: str | None, *, final: bool, emit) -> str:
-    from db.settings import get_settings
-
-    def finish(session) -> str:
-        return finish_job(session, job_id=job_id, worker_id=runtime.worker_id, error=error, final=final)
-
-    status = run_in_transaction(runtime.sessions, finish, retry_for_s=get_settings().db_retry_s)
-    emit("finished", status if error is None else f"{status}: {error}")
-    return status
-
-
-def _hand_back(runtime: WorkerRuntime, job_id: int, emit) -> str:
-    from db.settings import get_settings
-
-    def release(session) -> bool:
-        return release_job(session, job_id=job_id, worker_id=runtime.worker_id)
-
-    run_in_transaction(runtime.sessions, release, retry_for_s=get_settings().db_retry_s)
-    log.info("job %s handed back before its next run (worker stopping)", job_id)
-    emit("finished", "handed-back")
-    return "handed-back"
-
-
-def _free_memory(device: str) -> None:
-    gc.collect()
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
+        executor.unload()

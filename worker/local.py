@@ -1,14 +1,11 @@
-"""Local mode: the same jobs, run one after another in this process."""
+"""Local mode: the same units, claimed and run one after another in this process (no broker)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from sqlalchemy import select
-
-from db.models import Job
-from worker.execute import JobEvent, execute_job
+from worker.execute import JobEvent, UnitExecutor, make_loop
 from worker.runtime import WorkerRuntime
 
 HOST_BUSY_WAIT_S = 2.0
@@ -17,10 +14,11 @@ HOST_BUSY_WAIT_S = 2.0
 def run_sweep_locally(
     sweep_id: int, runtime: WorkerRuntime, on_event: Callable[[JobEvent], None] | None = None
 ) -> None:
-    """Run every queued job of the sweep until it is done or out of attempts."""
-    with runtime.sessions() as session:
-        job_ids = session.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)).all()
-    for job_id in job_ids:
-        while (status := execute_job(job_id, runtime, on_event)) in ("queued", "host-busy"):
-            if status == "host-busy":  # another process runs an exclusive job on this host: wait our turn
-                time.sleep(HOST_BUSY_WAIT_S)
+    """Run every unit of the sweep until each is done or out of attempts (the database chooses the order)."""
+    executor = UnitExecutor(runtime, on_event=on_event)
+    loop = make_loop(runtime, executor, mode=None, sweep_id=sweep_id)
+    try:
+        while executor.drive(loop.serve(None, joins=1_000_000_000)) == "host-busy":
+            time.sleep(HOST_BUSY_WAIT_S)  # another process runs an exclusive job on this host: wait our turn
+    finally:
+        executor.unload()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Worker
 from db.settings import get_settings
 from worker.baseline import measure_idle, store_baseline
 from worker.inventory import collect_inventory, display_name, host_identity
@@ -33,22 +32,22 @@ class WorkerRuntime:
     # The kernel this process runs on (co-location) and the node's display name; from the settings by default.
     host_id: str = field(default_factory=lambda: host_identity(get_settings().host_id))
     hostname: str = field(default_factory=lambda: display_name(get_settings().node_name))
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process: leases name it
     _meters: dict[tuple, Meter] = field(default_factory=dict)
     _baseline: tuple[int, float] | None = None  # (idle_baselines.id, time.monotonic() when measured)
 
-    def register(self, gpu: dict[str, Any] | None = None) -> None:
-        """Insert or refresh this worker's row with its inventory."""
-        now = datetime.now(timezone.utc)
+    def register(self, gpu: dict[str, Any] | None = None, twin_window_s: float | None = None) -> bool:
+        """Insert or refresh this worker's row with its inventory and this process's token, atomically.
+
+        False (nothing written) when another live process holds the worker id: its heartbeat is newer than
+        `twin_window_s` (None: take the id over, as local mode does with its per-process ids).
+        """
+        from db.live import register_worker
+
         with self.sessions.begin() as session:
-            worker = session.get(Worker, self.worker_id) or Worker(id=self.worker_id, started_at=now)
-            worker.hostname = self.hostname
-            worker.host_id = self.host_id
-            worker.device = self.device
-            worker.hardware_class = self.hardware_class
-            worker.inventory = collect_inventory(gpu)
-            worker.heartbeat_at = now
-            worker.current_job_id = None
-            session.add(worker)
+            return register_worker(session, worker_id=self.worker_id, token=self.token, hostname=self.hostname,
+                                   host_id=self.host_id, device=self.device, hardware_class=self.hardware_class,
+                                   inventory=collect_inventory(gpu), twin_window_s=twin_window_s)
 
     def meter_for(self, *, country_iso_code: str | None, region: str | None, grid_intensity_g_per_kwh: float | None):
         """One meter per carbon setting, reused across jobs (CodeCarbon's start-up costs a second)."""

@@ -42,14 +42,23 @@ class WorkerOptions:
 
 
 class WorkerContext:
-    """What the thin task calls: the runtime, the heartbeat, the stop flag, and re-sending."""
+    """What the thin task calls: the work loop, the heartbeat, the stop flag, and sending messages."""
 
-    def __init__(self, runtime, heartbeat, app, retry_for_s: float) -> None:
+    def __init__(self, runtime, heartbeat, app, retry_for_s: float, *, queue_length=None,
+                 lease_timeout_s: float = 120.0, max_consecutive_failures: int | None = None, progress=None) -> None:
+        from worker.execute import UnitExecutor, make_loop
+
         self.runtime = runtime
         self.heartbeat = heartbeat
         self.app = app
         self.retry_for_s = retry_for_s
-        self.stopping = threading.Event()  # set on SIGTERM (warm shutdown): hand back at the next run boundary
+        self.stopping = threading.Event()  # set on SIGTERM (warm shutdown): hand back at the next unit boundary
+        self.consumer = None  # Celery's consumer, once it started (to stop consuming after a failure streak)
+        self.executor = UnitExecutor(runtime, should_stop=self.stopping.is_set, progress=progress)
+        self.loop = make_loop(runtime, self.executor, mode="distributed", send=self.send_again,
+                              queue_length=queue_length, hold=heartbeat.hold if heartbeat else None,
+                              may_take_over=heartbeat.may_take_over if heartbeat else None,
+                              max_consecutive_failures=max_consecutive_failures or None)
 
     def job_exists(self, job_id: int) -> bool:
         from db.jobs import job_exists
@@ -59,23 +68,19 @@ class WorkerContext:
                                   retry_for_s=self.retry_for_s)
 
     def run(self, job_id: int) -> str:
-        from db.jobs import touch_worker
-        from db.retry import run_in_transaction
-        from worker.execute import execute_job
-
-        with self.heartbeat.holding(job_id):
-            status = execute_job(job_id, self.runtime, should_stop=self.stopping.is_set)
-        # execute_job's gc.collect() has just freed the job's model; what survived it lives on: keep it out of
-        # the next job's full collection (a million library objects would cost ~0.1 s per job).
+        """One message: join at most one job (the database chooses; `job_id` breaks ties) and work its units."""
+        if self.loop.stopped_reason is not None:  # a message that arrived before consuming stopped
+            self.send_again(job_id)
+            return "declined"
+        status = self.executor.drive(self.loop.serve(job_id, joins=1, should_stop=self.stopping.is_set))
+        # What survived the last collection lives on: keep it out of the next one (a million library objects
+        # would cost ~0.1 s per model switch).
         gc.freeze()
-        if status in ("skipped", "lost"):  # finish/release did not run: the row may still name the job
-            run_in_transaction(self.runtime.sessions,
-                               lambda s: touch_worker(s, worker_id=self.runtime.worker_id, clear_job=True),
-                               retry_for_s=self.retry_for_s)
         if status == "host-busy":  # exclusivity: an exclusive job holds this host; let it finish first
             self.stopping.wait(HOST_BUSY_WAIT_S)
-        if status in ("queued", "handed-back", "host-busy"):  # another attempt, or our shutdown: back in the queue
             self.send_again(job_id)
+        if self.loop.stopped_reason is not None:
+            self.stop_consuming(self.loop.stopped_reason)
         log.info("job %s: %s", job_id, status)
         return status
 
@@ -87,6 +92,18 @@ class WorkerContext:
         send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
         run_in_transaction(self.runtime.sessions, lambda s: mark_dispatched(s, job_ids=[job_id]),
                            retry_for_s=self.retry_for_s)
+
+    def stop_consuming(self, reason: str) -> None:
+        """A failure streak: this node is probably broken (driver, cache, disk). Stay visible, take no more work."""
+        from db.live import set_stopped_reason
+        from db.retry import run_in_transaction
+
+        log.error("worker %s stops taking work: %s", self.runtime.worker_id, reason)
+        run_in_transaction(self.runtime.sessions, lambda s: set_stopped_reason(
+            s, worker_id=self.runtime.worker_id, token=self.runtime.token, reason=reason),
+            retry_for_s=self.retry_for_s)
+        if self.consumer is not None:
+            self.consumer.cancel_task_queue(self.runtime.hardware_class)
 
 
 def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
@@ -119,19 +136,11 @@ def serve(options: WorkerOptions) -> int:
         raise WorkerStartError(str(error)) from None
     sessions = _check_database(settings.database_url)
     _check_broker(settings.broker_url)
-    _refuse_a_live_twin(sessions, pinning.worker_id, settings.heartbeat_interval_s)
     try:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
-    _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
-    _preload_libraries()
 
-    from celery import signals
-
-    from worker import tasks
-    from worker.celery_app import make_app
-    from worker.heartbeat import HeartbeatThread
     from worker.runtime import WorkerRuntime
 
     # The simulated GPU node (tests): torch has no CUDA there, so the model runs on the CPU; NVML is metered.
@@ -139,17 +148,43 @@ def serve(options: WorkerOptions) -> int:
     runtime = WorkerRuntime(worker_id=pinning.worker_id, device=torch_device, hardware_class=options.queue,
                             sessions=sessions, gpu_ids=pinning.gpu_ids, measure_power_secs=settings.measure_power_secs,
                             load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
-    runtime.register(gpu=gpu)
+    _register(runtime, gpu, settings.heartbeat_interval_s)
+    _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
+    _preload_libraries()
+
+    from celery import bootsteps, signals
+
+    from worker import tasks
+    from worker.broker import redis_client
+    from worker.celery_app import make_app
+    from worker.execute import Progress
+    from worker.heartbeat import HeartbeatThread
+
     if pinning.gpu_index is not None:
         from db.live import set_worker_device
 
         with sessions.begin() as session:
             set_worker_device(session, worker_id=pinning.worker_id, device=f"cuda:{pinning.gpu_index}")
-    heartbeat = HeartbeatThread(sessions, pinning.worker_id, settings.heartbeat_interval_s)
+    progress = Progress()
+    heartbeat = HeartbeatThread(sessions, runtime_lease(runtime), settings.heartbeat_interval_s,
+                                lease_timeout_s=settings.lease_timeout_s, progress=progress,
+                                stall_timeout_s=settings.stall_timeout_s)
     heartbeat.start()
     app = make_app(settings.broker_url)
-    context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s)
+    broker = redis_client(settings.broker_url)
+    context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s,
+                            queue_length=lambda: broker.llen(options.queue),
+                            lease_timeout_s=settings.lease_timeout_s,
+                            max_consecutive_failures=settings.max_consecutive_failures, progress=progress)
     tasks.install(app, context)
+
+    class RememberConsumer(bootsteps.StartStopStep):
+        requires = {"celery.worker.consumer.tasks:Tasks"}
+
+        def start(self, consumer) -> None:
+            context.consumer = consumer
+
+    app.steps["consumer"].add(RememberConsumer)
 
     def on_shutdown(**_) -> None:
         context.stopping.set()
@@ -163,8 +198,38 @@ def serve(options: WorkerOptions) -> int:
         worker.start()
     finally:
         heartbeat.stop()
+        _unregister(runtime)
         runtime.close()
     return worker.exitcode or 0
+
+
+def runtime_lease(runtime):
+    from db.units import Lease
+
+    return Lease(runtime.worker_id, runtime.token)
+
+
+def _register(runtime, gpu, heartbeat_interval_s: float) -> None:
+    """Atomically: this process owns the worker id, unless another live one does (then refuse to start)."""
+    from db.live import heartbeat_age_s
+
+    window_s = 2 * heartbeat_interval_s
+    if runtime.register(gpu=gpu, twin_window_s=window_s):
+        return
+    with runtime.sessions() as session:
+        age_s = heartbeat_age_s(session, worker_id=runtime.worker_id) or 0.0
+    raise WorkerStartError(f"worker {runtime.worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker "
+                           f"per device; if it has just stopped, start again in {window_s:.0f} s")
+
+
+def _unregister(runtime) -> None:
+    from db.live import unregister_worker
+
+    try:
+        with runtime.sessions.begin() as session:
+            unregister_worker(session, worker_id=runtime.worker_id, token=runtime.token)
+    except Exception as error:  # the database may be down at exit; the id frees itself after two beats
+        log.warning("could not free worker id %s: %s", runtime.worker_id, error)
 
 
 def _preload_libraries() -> None:
@@ -179,17 +244,6 @@ def _preload_libraries() -> None:
             importlib.import_module(name)
     gc.collect()
     gc.freeze()  # the libraries' objects live as long as the process: out of every later full collection
-
-
-def _refuse_a_live_twin(sessions, worker_id: str, heartbeat_interval_s: float) -> None:
-    """Two live processes under one name would share leases and, on a GPU, skew each other's meters."""
-    from db.live import heartbeat_age_s
-
-    with sessions() as session:
-        age_s = heartbeat_age_s(session, worker_id=worker_id)
-    if age_s is not None and age_s < 2 * heartbeat_interval_s:
-        raise WorkerStartError(f"worker {worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker per "
-                               f"device; if it has just stopped, start again in {2 * heartbeat_interval_s:.0f} s")
 
 
 def _configure_logging(level: str) -> None:

@@ -21,9 +21,11 @@ def status(
     from scheduler.live_view import status_lines
 
     sessions = open_sessions(database_url)
+    settings = settings_for(database_url)
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
-        lines = status_lines(session, found)
+        lines = status_lines(session, found, stall_after_s=settings.stall_timeout_s,
+                             alive_within_s=settings.lease_timeout_s)
     if not watch:
         for line in lines:
             console.print(line, highlight=False)

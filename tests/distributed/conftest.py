@@ -141,7 +141,7 @@ class Cluster:
         with self.sessions() as session:
             return session.scalar(select(func.max(Job.sweep_id)))
 
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 90, logs=()) -> None:
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 300, logs=()) -> None:
         deadline = time.monotonic() + timeout_s
         while not condition():
             if time.monotonic() > deadline:

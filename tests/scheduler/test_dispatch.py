@@ -12,10 +12,11 @@ import pytest
 import redis
 from sqlalchemy import select, update
 
+from db.clock import seconds_ago
 from db.dispatch import Dispatch, requeue_failed
-from db.jobs import claim_job, finish_job, heartbeat
-from db.models import Job, Run
+from db.models import Job, Run, Shard, Worker
 from db.session import session_factory
+from db.units import Lease, beat, claim_next, fail_job, join_job
 from scheduler.dispatch import cancel, reconcile_once, retry_failed, submit_sweep
 from scheduler.spec import parse_sweep
 from tests.distributed.conftest import REDIS_URL, redis_db  # noqa: F401  (a fixture)
@@ -39,6 +40,18 @@ def env(postgres_url, request):
 
 def reconcile(sessions, app, client, grace_s=0.0):
     return reconcile_once(sessions, app=app, redis=client, lease_timeout_s=60, grace_s=grace_s)
+
+
+def join(sessions, worker_id: str, job_id: int) -> Lease:
+    """A worker registers and joins `job_id`, leasing its first unit."""
+    lease = Lease(worker_id, f"token-{worker_id}")
+    with sessions.begin() as session:
+        session.add(Worker(id=worker_id, hostname="x", device="cpu", hardware_class="cpu-x", inventory={},
+                           token=lease.token))
+        session.flush()
+        assert join_job(session, lease=lease, hardware_class="cpu-x", lease_timeout_s=60, mode="distributed",
+                        only_job_id=job_id).claim is not None
+    return lease
 
 
 def test_submit_writes_then_sends_one_job_id_per_job(env):
@@ -74,19 +87,20 @@ def test_reconcile_resends_what_redis_lost_but_respects_the_grace_period(env):
 def test_reconcile_counts_a_fresh_reservation_but_not_a_stale_lease(env):
     sessions, app, client = env
     submit_sweep(sessions, parse_sweep(SPEC), app=app)
-    first, second, third = sorted(ready_job_ids(client, ["cpu-x"]))
+    everyone = ready_job_ids(client, ["cpu-x"])
     # A worker reserved `first` just now (in `unacked`, not yet claimed): not lost.
     raw = json.loads(client.rpop("cpu-x"))
-    assert decode_job_id(json.dumps(raw)) == first
+    first = decode_job_id(json.dumps(raw))
+    second, third = sorted(everyone - {first})
     client.hset(UNACKED_KEY, "tag-1", json.dumps([raw, "", "cpu-x"]))
     client.zadd(UNACKED_INDEX_KEY, {"tag-1": time.time()})
     assert reserved_job_ids(client, within_s=60) == {first}
     # `second` is running under a lease that went stale: its worker died; its message was consumed.
-    client.lrem("cpu-x", 0, client.lindex("cpu-x", -1))
+    client.lrem("cpu-x", 0, next(m for m in client.lrange("cpu-x", 0, -1) if decode_job_id(m) == second))
+    join(sessions, "dead@x", second)
     with sessions.begin() as session:
-        claim_job(session, job_id=second, worker_id="dead@x", lease_timeout_s=60)
-        session.execute(update(Job).where(Job.id == second)
-                        .values(lease_heartbeat_at=datetime.now(timezone.utc) - timedelta(minutes=5)))
+        session.execute(update(Shard).where(Shard.job_id == second).values(lease_heartbeat_at=seconds_ago(300)))
+        session.execute(update(Worker).values(heartbeat_at=seconds_ago(300)))
     with sessions.begin() as session:  # all sent long ago
         session.execute(update(Job).values(dispatched_at=datetime.now(timezone.utc) - timedelta(minutes=10)))
     result = reconcile(sessions, app, client, grace_s=30)
@@ -97,13 +111,15 @@ def test_reconcile_counts_a_fresh_reservation_but_not_a_stale_lease(env):
 def test_cancel_stops_dispatch_and_a_running_worker(env):
     sessions, app, client = env
     sweep_id = submit_sweep(sessions, parse_sweep(SPEC), app=app).sweep_id
-    with sessions.begin() as session:
+    with sessions() as session:
         job_id = session.scalar(select(Job.id).order_by(Job.id))
-        claim_job(session, job_id=job_id, worker_id="w@x", lease_timeout_s=60)
+    lease = join(sessions, "w@x", job_id)
+    with sessions() as session:
+        shard_id = session.scalar(select(Shard.id).where(Shard.lease_token == lease.token))
     assert cancel(sessions, sweep_id=sweep_id) == 3
     with sessions.begin() as session:
-        assert heartbeat(session, job_id=job_id, worker_id="w@x") is False  # the worker stops at its next run
-        assert claim_job(session, job_id=job_id + 1, worker_id="w@x", lease_timeout_s=60) is None
+        assert beat(session, lease=lease, shard_id=shard_id) == (True, False)  # its lease ended
+        assert claim_next(session, lease=lease, job_id=job_id + 1, lease_timeout_s=60) is None
     client.delete("cpu-x")
     assert reconcile(sessions, app, client).checked == 0  # a cancelled sweep is never re-sent
 
@@ -112,10 +128,11 @@ def test_retry_failed_gives_fresh_attempts_and_sends_again(env):
     sessions, app, client = env
     sweep_id = submit_sweep(sessions, parse_sweep(SPEC), app=app).sweep_id
     client.delete("cpu-x")
-    with sessions.begin() as session:
+    with sessions() as session:
         job_id = session.scalar(select(Job.id).order_by(Job.id))
-        claim_job(session, job_id=job_id, worker_id="w@x", lease_timeout_s=60)
-        finish_job(session, job_id=job_id, worker_id="w@x", error="boom", final=True)
+    join(sessions, "w@x", job_id)
+    with sessions.begin() as session:
+        fail_job(session, job_id=job_id, error="boom")
     assert retry_failed(sessions, app=app, sweep_id=sweep_id) == 1
     with sessions() as session:
         job = session.get(Job, job_id)

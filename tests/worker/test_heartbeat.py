@@ -1,57 +1,88 @@
-"""The heartbeat thread keeps a long run's lease fresh, keeps idle workers visible, and never steals a lease."""
+"""The heartbeat thread keeps a long unit's lease fresh, keeps idle workers visible, never steals a lease, and its
+watchdog gives up a unit whose progress stopped."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from db.jobs import claim_job
-from db.models import Job, Worker
-from tests.db.test_jobs import first_job_id, make_sweep
-from worker.heartbeat import HeartbeatThread
+from db.clock import age_s, seconds_ago
+from db.models import Job, Shard, Worker
+from db.units import claim_next
+from tests.db.test_jobs import W1, first_job_id, make_sweep
+from worker.execute import Progress
+from worker.heartbeat import HeartbeatThread, stall_timeout_s
 
 
-def stale(sessions, job_id) -> None:
-    old = datetime.now(timezone.utc) - timedelta(minutes=10)
+def ages(sessions, shard_id) -> tuple[float, float]:
+    with sessions() as session:
+        worker = session.scalar(select(age_s(Worker.heartbeat_at)).where(Worker.id == W1.worker_id))
+        lease = session.scalar(select(age_s(Shard.lease_heartbeat_at)).where(Shard.id == shard_id))
+    return worker, lease
+
+
+def stale(sessions) -> None:
     with sessions.begin() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(lease_heartbeat_at=old))
-        session.execute(update(Worker).values(heartbeat_at=old))
-
-
-def fresh(moment: datetime) -> bool:
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return datetime.now(timezone.utc) - moment < timedelta(seconds=5)
+        session.execute(update(Shard).where(Shard.lease_heartbeat_at.is_not(None))
+                        .values(lease_heartbeat_at=seconds_ago(600)))
+        session.execute(update(Worker).values(heartbeat_at=seconds_ago(600)))
 
 
 def test_heartbeat_thread_refreshes_the_lease_it_holds_and_only_that(sessions):
     job_id = first_job_id(sessions, make_sweep(sessions))
     with sessions.begin() as session:
-        session.add(Worker(id="w1", hostname="h", device="cpu", hardware_class="cpu", inventory={}))
-        session.flush()
-        claim_job(session, job_id=job_id, worker_id="w1", lease_timeout_s=60)
-    stale(sessions, job_id)
-    thread = HeartbeatThread(sessions, "w1", interval_s=0.05)
+        shard_id = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60).shard_id
+    stale(sessions)
+    thread = HeartbeatThread(sessions, W1, interval_s=0.05)
     thread.start()
     try:
-        time.sleep(0.3)  # idle: the worker row is refreshed, the job's lease is not
-        with sessions() as session:
-            assert fresh(session.get(Worker, "w1").heartbeat_at)
-            assert not fresh(session.get(Job, job_id).lease_heartbeat_at)
-        with thread.holding(job_id):
+        time.sleep(0.3)  # idle: the worker row is refreshed, the unit's lease is not
+        worker, lease = ages(sessions, shard_id)
+        assert worker < 5 and lease > 500
+        with thread.holding(shard_id):
             time.sleep(0.3)
-            with sessions() as session:
-                assert fresh(session.get(Job, job_id).lease_heartbeat_at)
+            assert ages(sessions, shard_id)[1] < 5
         time.sleep(0.2)  # let a beat that started inside the block finish
-        stale(sessions, job_id)
-        with sessions.begin() as session:  # another worker takes the job over
-            session.execute(update(Job).where(Job.id == job_id).values(lease_worker_id="w2"))
-        with thread.holding(job_id):
+        stale(sessions)
+        with sessions.begin() as session:  # another process takes the unit over
+            session.execute(update(Shard).where(Shard.id == shard_id).values(lease_token="someone-else"))
+        with thread.holding(shard_id):
             time.sleep(0.3)
-        with sessions() as session:
-            job = session.get(Job, job_id)
-            assert job.lease_worker_id == "w2" and not fresh(job.lease_heartbeat_at)
+        assert ages(sessions, shard_id)[1] > 500  # never beaten for a lease it lost
     finally:
         thread.stop()
         thread.join(5)
+
+
+def test_the_watchdog_stops_beating_marks_the_unit_stalled_and_calls_for_an_exit(sessions):
+    """Issue 11, defect 3: a hung main thread no longer keeps its lease fresh for ever."""
+    job_id = first_job_id(sessions, make_sweep(sessions))
+    with sessions.begin() as session:
+        shard_id = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60).shard_id
+    progress, stalls = Progress(), []
+    thread = HeartbeatThread(sessions, W1, interval_s=0.05, progress=progress, stall_timeout_s=0.3,
+                             on_stall=stalls.append)
+    thread.start()
+    try:
+        thread.hold(shard_id)
+        deadline = time.monotonic() + 10
+        while not stalls and time.monotonic() < deadline:
+            time.sleep(0.05)  # the main thread makes no progress
+        assert stalls and "no progress for" in stalls[0]
+        time.sleep(0.3)
+        with sessions() as session:
+            shard = session.get(Shard, shard_id)
+            assert shard.stalled_at is not None and "stall timeout" in shard.error
+            assert session.get(Worker, W1.worker_id).stopped_reason.startswith("stalled: ")
+            assert session.get(Job, job_id).status == "queued"  # untouched: the lease expires, then a takeover
+        assert ages(sessions, shard_id)[1] >= 0.3  # the beats stopped
+    finally:
+        thread.stop()
+        thread.join(5)
+
+
+def test_stall_timeout_defaults_are_generous_and_follow_the_expected_duration():
+    assert stall_timeout_s(None, None) == 1800
+    assert stall_timeout_s(None, 3600) == 4 * 3600
+    assert stall_timeout_s(42, 3600) == 42
