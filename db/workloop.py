@@ -273,6 +273,11 @@ class WorkLoop:
         if job_id is not None and self.send is not None:
             self.send(job_id)
 
+    def recruit_now(self) -> None:
+        """Look for a job worth one more worker now (a worker that just started), whatever the rate limit."""
+        self._recruited_at = None
+        self._recruit()
+
     def _recruit(self) -> None:
         """An empty queue and a job worth one more worker: send its id, so that an idle worker joins it."""
         if self.send is None or self.queue_length is None:

@@ -108,3 +108,38 @@ def sweep_axes(spec: SweepSpec) -> dict[str, dict[str, int]]:
         if axes:
             found[task] = {name: axes[name] for name in SWEEP_AXES if name in axes}
     return found
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """What N workers would do with the sweep: expected makespan, its lower bound, model loads (`plan --workers`)."""
+
+    workers: int
+    makespan_s: float
+    lower_bound_s: float  # max(total / N, longest indivisible unit)
+    total_s: float
+    longest_unit_s: float
+    model_loads: int
+    units: int
+    sharded_runs: int
+    jobs_measured: int  # jobs whose estimate comes from earlier measurements; the rest are priors
+    jobs_prior: int
+
+
+def make_schedule(spec: SweepSpec, *, workers: int, hardware_class: str | None = None,
+                  estimates: Mapping | None = None, parameters: Mapping | None = None) -> Schedule:
+    """Split runs into units as submit would, and run db.policy over them in memory (scheduler.simulate)."""
+    from scheduler.simulate import SimJob, simulate
+    from scheduler.submit import jobs_with_units
+
+    jobs = jobs_with_units(spec, hardware_class, estimates or {}, parameters or {})
+    sims, units = [], []
+    for index, job in enumerate(jobs):
+        durations = [seconds for run in job.runs for _, seconds in run["shards"]]
+        units += durations
+        sims.append(SimJob(index, durations, job.load_expected_s or 0.0))
+    result = simulate(sims, workers)
+    measured = sum(1 for job in jobs if job.estimate_source == "measured")
+    return Schedule(workers, result.makespan_s, result.lower_bound_s, sum(units), max(units, default=0.0),
+                    result.model_loads, len(units), sum(1 for j in jobs for r in j.runs if len(r["shards"]) > 1),
+                    measured, len(jobs) - measured)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -21,13 +21,17 @@ class UnitSettings:
 
 
 def job_estimate(job: PlannedJob, estimates: Mapping, parameters: Mapping[str, int]) -> Estimate:
-    """Earlier measurements of this (task, model, kind) on this hardware class, else the labelled prior."""
-    found = estimates.get((job.task, job.model, job.model_kind))
-    if found is not None:
-        return found
+    """Earlier measurements of this (task, model, kind) on this hardware class, else the labelled prior.
+
+    Measurements without a load window (imported logs often have none) take the prior's load time.
+    """
     batch = job.runs[0].batch_size if job.runs else 1
-    return prior_estimate(task=job.task, model=job.model, params=job.params, batch_size=batch,
-                          num_parameters=parameters.get(job.model))
+    prior = prior_estimate(task=job.task, model=job.model, params=job.params, batch_size=batch,
+                           num_parameters=parameters.get(job.model))
+    found = estimates.get((job.task, job.model, job.model_kind))
+    if found is None:
+        return prior
+    return found if found.load_s else replace(found, load_s=prior.load_s)
 
 
 def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
@@ -47,10 +51,17 @@ def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
 
 def planned_jobs(session: Session | None, spec: SweepSpec, hardware_class: str | None = None) -> list[NewJob]:
     """Every job of the sweep with its units and estimates (`session` None: priors only)."""
-    jobs = expand(spec, hardware_class)
     target = hardware_class or spec.hardware_class
     estimates = earlier_estimates(session, hardware_class=target) if session is not None else {}
-    parameters = known_parameter_counts(session, models={j.model for j in jobs}) if session is not None else {}
+    models = spec.all_models()
+    parameters = known_parameter_counts(session, models=models) if session is not None else {}
+    return jobs_with_units(spec, hardware_class, estimates, parameters)
+
+
+def jobs_with_units(spec: SweepSpec, hardware_class: str | None, estimates: Mapping,
+                    parameters: Mapping[str, int]) -> list[NewJob]:
+    """`planned_jobs` from estimates already read (plan reads them once for its figures too)."""
+    jobs = expand(spec, hardware_class)
     settings = {task: spec.settings_for(task) for task in spec.tasks}
     return [
         new_job(job, job_estimate(job, estimates, parameters),

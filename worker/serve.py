@@ -189,7 +189,14 @@ def serve(options: WorkerOptions) -> int:
     def on_shutdown(**_) -> None:
         context.stopping.set()
 
+    def on_ready(**_) -> None:  # scale-out: a worker joining mid-sweep asks for work a running job can share
+        try:
+            context.loop.recruit_now()
+        except Exception as error:  # the first message will do instead
+            log.warning("could not look for work to join: %s", error)
+
     signals.worker_shutting_down.connect(on_shutdown, weak=False)
+    signals.worker_ready.connect(on_ready, weak=False)
     log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, options.queue,
              f", GPU {gpu['name']} #{gpu['index']}" if gpu else "")
     worker = app.Worker(hostname=pinning.worker_id, queues=[options.queue], pool="solo", concurrency=1,

@@ -57,6 +57,8 @@ def plan(
     hardware_class: Annotated[str | None, typer.Option(help="Plan for this hardware class instead of the file's.")]
     = None,
     jobs: Annotated[bool, typer.Option("--jobs", help="List every job with its estimate.")] = False,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Expected makespan, its lower bound and "
+                                                "model loads with N workers.")] = None,
 ) -> None:
     """Jobs, runs, queries, models and datasets to download, and GPU-hours and kWh from earlier runs."""
     from rich.table import Table
@@ -94,6 +96,8 @@ def plan(
             cell = f" [{job.cell_key}]" if job.cell_key else ""
             console.print(f"  {job.task} / {job.model}{cell} ({job.model_kind}): {job.runs} runs, {hours}",
                           highlight=False)
+    if workers:
+        _print_schedule(spec, target, estimates, workers)
     if problem:
         console.print(f"estimates: unknown for all {len(result.jobs)} jobs: {problem}", highlight=False)
     else:
@@ -110,6 +114,22 @@ def plan(
         console.print(f"  {ref}", highlight=False)
     for dataset in result.datasets_to_download:
         console.print(f"  {dataset.ref} (first {dataset.rows:,} rows)", highlight=False)
+
+
+def _print_schedule(spec, hardware_class: str, estimates: dict, workers: int) -> None:
+    from scheduler.live_view import duration
+    from scheduler.plan import make_schedule
+
+    s = make_schedule(spec, workers=workers, hardware_class=hardware_class, estimates=estimates)
+    bound = "longest unit" if s.longest_unit_s >= s.total_s / workers else "total / workers"
+    console.print(
+        f"with {workers} workers: expected makespan {duration(s.makespan_s)} "
+        f"({s.makespan_s / 3600:.3g} h), lower bound {duration(s.lower_bound_s)} = max(total {s.total_s / 3600:.4g} "
+        f"GPU-h / {workers}, longest unit {duration(s.longest_unit_s)}: {bound}), ratio "
+        f"{s.makespan_s / s.lower_bound_s if s.lower_bound_s else 1:.3f}; {s.model_loads} model loads; "
+        f"{s.units:,} units ({s.sharded_runs:,} runs in shards); durations: {s.jobs_measured} jobs from earlier "
+        f"measurements, {s.jobs_prior} from the prior (parameter count, task, queries: a guess, not a measurement)",
+        highlight=False)
 
 
 @app.command()
