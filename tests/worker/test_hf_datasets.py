@@ -168,3 +168,39 @@ def test_pull_streams_the_reading_of_the_name_that_exists_then_workers_read_it_o
     calls.clear()
     assert load_queries("hf:c4/en:train", 3, "text") == ["c4 row 0", "c4 row 1", "c4 row 2"]
     assert calls == []  # read from the snapshot, not the Hub
+
+
+def _wav(rate_hz: int, seconds: float) -> bytes:
+    import io
+    import wave
+
+    import numpy as np
+
+    samples = (np.sin(np.arange(int(rate_hz * seconds)) / 5) * 8000).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(rate_hz)
+        out.writeframes(np.repeat(samples, 2).tobytes())  # stereo: mixed down to mono
+    return buffer.getvalue()
+
+
+def test_hf_audio_column_is_decoded_to_16_khz_mono_and_a_bad_file_is_named(tmp_path):
+    from datasets import Audio, Dataset
+
+    from worker.hf_datasets import load_hf_queries, read_rows
+
+    good = tmp_path / "good"
+    Dataset.from_dict({"audio": [{"bytes": _wav(8000, 1.5), "path": "a.wav"}]}).cast_column(
+        "audio", Audio()).save_to_disk(str(good))
+    [query] = load_hf_queries(f"hf:{good}:train", 1, "audio")
+    assert query["sampling_rate"] == 16_000 and query["array"].ndim == 1
+    assert len(query["array"]) == 24_000 and query["array"].dtype.name == "float32"  # 1.5 s, resampled 8 -> 16 kHz
+
+    bad = tmp_path / "bad"
+    Dataset.from_dict({"audio": [{"bytes": b"not a sound file", "path": "broken.flac"}]}).cast_column(
+        "audio", Audio()).save_to_disk(str(bad))
+    read_rows.cache_clear()
+    with pytest.raises(DatasetLoadError, match=r"row 0, column 'audio'.*cannot decode audio file 'broken.flac': "):
+        load_hf_queries(f"hf:{bad}:train", 1, "audio")
