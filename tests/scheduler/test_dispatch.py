@@ -154,3 +154,16 @@ def test_the_scheduler_never_imports_the_gpu_stack():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_submit_sends_the_longest_expected_job_first_and_records_its_estimate(env):
+    sessions, app, client = env
+    spec = parse_sweep({**SPEC, "tasks": {"fill-mask": {
+        "models": ["tiny:bert", "hub:org/bert-large", "hub:org/bert-base"], "datasets": ["builtin:texts"]}}})
+    submit_sweep(sessions, spec, app=app)
+    with sessions() as session:
+        jobs = {j.model: j for j in session.scalars(select(Job))}
+    assert {j.estimate_source for j in jobs.values()} == {"prior"}  # a fresh database: no measurement yet
+    assert jobs["hub:org/bert-large"].expected_s > jobs["hub:org/bert-base"].expected_s > jobs["tiny:bert"].expected_s
+    sent = [decode_job_id(raw) for raw in reversed(client.lrange("cpu-x", 0, -1))]  # the first out is last in
+    assert sent == [jobs[m].id for m in ("hub:org/bert-large", "hub:org/bert-base", "tiny:bert")]
