@@ -7,25 +7,44 @@ Anything that depends on hardware is resolved later, on the worker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from worker.catalog import BUILTIN_DATASETS, PARAM_AXES, SWEEP_AXES, TINY_FAMILIES, axis_problem, kinds_compatible
-from worker.refs import ReferenceError, parse_dataset_ref, parse_model_ref
+from worker.refs import ReferenceError, check_data_path, local_path_of, parse_dataset_ref, parse_model_ref
 from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
+from worker.workloads._params import params_problem
+
+# Limits. Ranges keep a sweep runnable and inside its columns (INTEGER, VARCHAR(n)); the file ones keep
+# reading it cheap whatever it holds.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32  # nesting of mappings and lists
+MAX_NODES = 200_000  # values after YAML aliases are expanded (a "billion laughs" file stops here)
+MAX_QUERIES = 1_000_000
+MAX_REPETITIONS = 1_000
+MAX_BATCH_SIZE = 4_096
+MAX_WARMUP = 100_000
+MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
+MAX_TRAINING_KWH = 1e12
+MAX_UNIT_S = 7 * 86400.0
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+Queries = Annotated[int, Field(ge=1, le=MAX_QUERIES, strict=True)]
+Repetitions = Annotated[int, Field(ge=1, le=MAX_REPETITIONS, strict=True)]
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)]
+Warmup = Annotated[int, Field(ge=0, le=MAX_WARMUP, strict=True)]
 
 
 class SpecError(ValueError):
@@ -39,14 +58,14 @@ class _Strict(BaseModel):
 class RunSettings(_Strict):
     """Settings a task may override; `None` means 'inherit from defaults'."""
 
-    queries: PositiveInt | None = None
-    repetitions: PositiveInt | None = None
-    batch_size: int | list[int] | None = None  # a list is a sweep axis: one job per value
-    warmup: NonNegativeInt | None = None
+    queries: Queries | None = None
+    repetitions: Repetitions | None = None
+    batch_size: BatchSize | list[BatchSize] | None = None  # a list is a sweep axis: one job per value
+    warmup: Warmup | None = None
     # Long runs are measured as shards of consecutive queries (their sums are the run): a fixed size, or
     # the size that makes each shard last at most max_unit_s by the duration estimates.
-    shard_queries: PositiveInt | None = None
-    max_unit_s: PositiveFloat | None = None
+    shard_queries: Queries | None = None
+    max_unit_s: Annotated[float, Field(gt=0, le=MAX_UNIT_S, allow_inf_nan=False)] | None = None
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -60,20 +79,20 @@ class RunSettings(_Strict):
 
 
 class Defaults(RunSettings):
-    queries: PositiveInt = 100
-    repetitions: PositiveInt = 3
-    batch_size: int | list[int] = 1
-    warmup: NonNegativeInt = 10
-    shard_queries: PositiveInt | None = None
-    max_unit_s: PositiveFloat = 1800.0
+    queries: Queries = 100
+    repetitions: Repetitions = 3
+    batch_size: BatchSize | list[BatchSize] = 1
+    warmup: Warmup = 10
+    shard_queries: Queries | None = None
+    max_unit_s: Annotated[float, Field(gt=0, le=MAX_UNIT_S, allow_inf_nan=False)] = 1800.0
 
 
 class Carbon(_Strict):
     """Where the electricity comes from. Required: CodeCarbon would silently assume Canada."""
 
     country_iso_code: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    region: str | None = None
-    grid_intensity_g_per_kwh: PositiveFloat | None = None
+    region: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL)  # VARCHAR(100)
+    grid_intensity_g_per_kwh: float | None = Field(default=None, gt=0, le=MAX_GRID_G_PER_KWH, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_source(self) -> Carbon:
@@ -126,8 +145,8 @@ DType = Literal["float32", "float16", "bfloat16"]
 
 
 class SweepSpec(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    hardware_class: str = Field(default="cpu", pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)  # sweeps.name is VARCHAR(200)
+    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
     exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
     defaults: Defaults = Defaults()
     carbon: Carbon
@@ -136,10 +155,12 @@ class SweepSpec(_Strict):
     model_dtype: dict[str, DType] = Field(default_factory=dict)
     # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
     # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
-    training_energy_kwh: dict[str, PositiveFloat] = Field(default_factory=dict)
+    training_energy_kwh: dict[str, Annotated[float, Field(gt=0, le=MAX_TRAINING_KWH, allow_inf_nan=False)]] = \
+        Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_references(self) -> SweepSpec:
+    def _known_references(self, info: ValidationInfo) -> SweepSpec:
+        roots = (info.context or {}).get("data_roots")
         for task, task_spec in self.tasks.items():
             if task not in WORKLOADS:
                 raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
@@ -147,7 +168,7 @@ class SweepSpec(_Strict):
             if not task_spec.models and task_spec.zero_shot is None:
                 raise ValueError(f"tasks.{task}.models: list at least one model (or zero_shot.models)")
             for i, ref in enumerate(task_spec.models):
-                model = _check(f"tasks.{task}.models.{i}", parse_model_ref, ref)
+                model = _check(f"tasks.{task}.models.{i}", parse_model_ref, ref, roots)
                 family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
                 if family and task not in family.tasks:
                     fits = sorted(name for name, f in TINY_FAMILIES.items() if task in f.tasks)
@@ -156,9 +177,9 @@ class SweepSpec(_Strict):
                     raise ValueError(f"tasks.{task}.models.{i}: tiny:{model.name} does not do {task}; "
                                      f"use {', '.join('tiny:' + name for name in fits)}{hint}")
             if task_spec.zero_shot is not None:
-                _check_zero_shot(task, task_spec)
+                _check_zero_shot(task, task_spec, roots)
             for i, ref in enumerate(task_spec.datasets):
-                dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref)
+                dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref, roots)
                 kind = BUILTIN_DATASETS.get(dataset.name) if dataset.kind == "builtin" else None
                 if kind and not kinds_compatible(workload.input_kind, kind):
                     fits = sorted(n for n, k in BUILTIN_DATASETS.items() if kinds_compatible(workload.input_kind, k))
@@ -189,13 +210,13 @@ class SweepSpec(_Strict):
         return self.defaults.model_copy(update=overrides)
 
 
-def _check_zero_shot(task: str, task_spec: TaskSpec) -> None:
+def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | None) -> None:
     where = f"tasks.{task}.zero_shot"
     if task not in ZERO_SHOT_WORKLOADS:
         raise ValueError(f"{where}: {task} has no zero-shot workload; tasks that do: {', '.join(ZERO_SHOT_WORKLOADS)}")
     workload = ZERO_SHOT_WORKLOADS[task]
     for i, ref in enumerate(task_spec.zero_shot.models):
-        model = _check(f"{where}.models.{i}", parse_model_ref, ref)
+        model = _check(f"{where}.models.{i}", parse_model_ref, ref, roots)
         family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
         if family and not family.generator_task:
             fits = sorted("tiny:" + name for name, f in TINY_FAMILIES.items() if f.generator_task)
@@ -234,6 +255,11 @@ def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) 
             problem = axis_problem(name, item)
             if problem:
                 raise ValueError(f"{where}.{name}: {problem}")
+    for name, value in params.items():  # each value (each of an axis's values) within its type and range
+        for item in value if name in PARAM_AXES and isinstance(value, list) else [value]:
+            problem = params_problem({name: item}, defaults, where)
+            if problem:
+                raise ValueError(problem)
 
 
 def _check_reasoning_models(task: str, models: list[str], levels: Any) -> None:
@@ -253,35 +279,91 @@ def _check_reasoning_models(task: str, models: list[str], levels: Any) -> None:
                 raise ValueError(f"tasks.{task}.models.{i}: {error}") from None
 
 
-def _check(where: str, parse, ref: str):
+def _check(where: str, parse, ref: str, roots: Sequence[Path] | None = None):
+    """The parsed reference; with `roots`, a path it reads must lie under them."""
     try:
-        return parse(ref)
+        parsed = parse(ref)
+        local = local_path_of(parsed)
+        if local is not None and roots is not None:
+            check_data_path(local, "path", roots)
+        return parsed
     except ReferenceError as error:
         raise ValueError(f"{where}: {error}") from None
 
 
-def parse_sweep(data: Any, source: str = "sweep") -> SweepSpec:
+def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+    """A validated spec. `data_roots`: folders that `path:`, `file:` and local `hf:` references must lie under
+    (None: not checked here; `load_sweep` passes the configured ones)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping with name, carbon and tasks, got {type(data).__name__}")
+    problem = _shape_problem(data)
+    if problem:
+        raise SpecError(f"{source}: {problem}")
     try:
-        return SweepSpec.model_validate(data)
+        return SweepSpec.model_validate(data, context={"data_roots": data_roots})
     except ValidationError as error:
         raise SpecError(f"{source}: {_first_problem(error)}") from None
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
+def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+    """Read and validate a sweep file; references to files must lie under `data_roots` (default: configured)."""
+    from worker.refs import data_roots as configured_roots
+
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except OSError as error:
         raise SpecError(f"{path}: cannot read sweep file ({error.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_FILE_BYTES // 1024 // 1024} MiB; a sweep file is a few KiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} "
+                        "(save the file as UTF-8)") from None
     try:
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         raise SpecError(f"{path}: YAML syntax error at {where}: {error.problem}") from None
-    return parse_sweep(data, str(path))
+    except yaml.YAMLError as error:  # the reader's errors: a control character, say
+        raise SpecError(f"{path}: not a YAML file: {_one_line(error)}") from None
+    except (ValueError, OverflowError) as error:  # a value YAML cannot build: a 30 February, say
+        raise SpecError(f"{path}: a value YAML cannot read: {_one_line(error)}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested deeper than YAML can read; a sweep file nests {MAX_DEPTH} levels at most") \
+            from None
+    return parse_sweep(data, str(path), data_roots=configured_roots() if data_roots is None else data_roots)
+
+
+def _shape_problem(data: Any) -> str | None:
+    """Too deep or too big (after aliases), checked before pydantic walks it."""
+    budget, stack = MAX_NODES, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"more than {MAX_NODES:,} values (after YAML aliases are expanded)"
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value if not isinstance(k, str | int | float | bool))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -292,6 +374,8 @@ def _first_problem(error: ValidationError) -> str:
         return f"{where}: missing required field"
     if problem["type"] == "extra_forbidden":
         return f"{where}: unknown field"
+    if problem["type"] == "string_pattern_mismatch" and "x00" in str(problem.get("ctx", {}).get("pattern", "")):
+        message = "contains a control character"
     if message.startswith("tasks.") or not where:
         return message
-    return f"{where}: {message} (got {problem.get('input')!r})"
+    return f"{where}: {message} (got {_shown(problem.get('input'))})"
