@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,9 @@ from db.session import session_factory
 
 # A short idle baseline keeps tests quick; the 20 s default is for real measurements.
 os.environ.setdefault("WATTSWEEP_BASELINE_WINDOW_S", "1")
+# Tests keep their models and query files in pytest's tmp_path: under the temp folder, which the default data
+# roots (working directory and HF_HOME) do not include. Subprocesses inherit this; tests of the roots set their own.
+os.environ.setdefault("WATTSWEEP_DATA_ROOTS", os.pathsep.join([tempfile.gettempdir(), str(Path(__file__).parents[1])]))
 
 POSTGRES_ADMIN_URL = os.environ.get("WATTSWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from worker.catalog import BUILTIN_DATASETS
 from worker.errors import DatasetLoadError
-from worker.refs import DatasetRef, ReferenceError, parse_dataset_ref
+from worker.refs import DatasetRef, OutsideDataRoots, ReferenceError, check_data_path, parse_dataset_ref
 
 BUILTIN_SIZE = 1000
 IMAGE_SIZE_PX = 64
@@ -250,7 +250,10 @@ def _file_item(line: str, where: str, folder: Path) -> Any:
     if isinstance(value.get("image"), str):
         from PIL import Image
 
-        path = folder / value["image"]
+        try:
+            path = check_data_path(folder / value["image"], f"{where}: image")
+        except OutsideDataRoots as exc:
+            raise DatasetLoadError(str(exc)) from None
         try:
             with Image.open(path) as image:
                 return image.convert("RGB")
@@ -261,7 +264,10 @@ def _file_item(line: str, where: str, folder: Path) -> Any:
 
 
 def _read_file(name: str, limit: int | None) -> list[Any]:
-    path = Path(name).expanduser()
+    try:
+        path = check_data_path(name, "dataset file")
+    except OutsideDataRoots as exc:
+        raise DatasetLoadError(str(exc)) from None
     if not path.is_file():
         raise DatasetLoadError(f"dataset file {str(path)!r} does not exist (file: paths are read on the worker)")
     items: list[Any] = []

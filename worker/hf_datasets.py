@@ -16,7 +16,8 @@ usual column name is present (text: text, sentence, ...; question answering:
 question + context or support; images: the one image column) and must be
 named otherwise (`:column`, or `:question,context` for question answering); a
 wrong name gets the list of columns. Token lists (CoNLL-style `tokens`) are
-joined with spaces; image URLs are fetched (that needs network on the worker).
+joined with spaces; image URLs are fetched only with WATTSWEEP_ALLOW_URLS=1 (and network on the worker),
+and image paths, like local folders, are read only under WATTSWEEP_DATA_ROOTS.
 
 Module level stays light: `datasets`, PIL and huggingface_hub load inside functions.
 """
@@ -34,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from db.settings import get_settings
 from worker.errors import DatasetLoadError
 from worker.hub import PULL_HINT, PullResult, hub_offline
-from worker.refs import HfDatasetRef, ReferenceError, parse_hf_dataset
+from worker.refs import HfDatasetRef, OutsideDataRoots, ReferenceError, check_data_path, parse_hf_dataset
 
 # Usual column names per input kind, most specific first; matched case-insensitively.
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -153,7 +155,7 @@ def _take(dataset: Any, n: int) -> Rows:
 def _open_local(ref: HfDatasetRef) -> Any:
     from datasets import DatasetDict, load_dataset, load_from_disk
 
-    folder = Path(ref.path).expanduser()
+    folder = _under_roots(ref.path, f"dataset {_label(ref)!r}: folder")
     if not folder.is_dir():
         raise DatasetLoadError(f"dataset {_label(ref)!r}: folder {str(folder)!r} does not exist "
                                "(local hf: folders are read on the worker)")
@@ -169,6 +171,13 @@ def _open_local(ref: HfDatasetRef) -> Any:
         return load_dataset(str(folder), split=ref.split, streaming=True)
     except ValueError as error:  # an unknown split names the ones there are
         raise DatasetLoadError(f"dataset {_label(ref)!r}: {_one_line(error)}") from error
+
+
+def _under_roots(path: str, what: str) -> Path:
+    try:
+        return check_data_path(path, what)
+    except OutsideDataRoots as error:
+        raise DatasetLoadError(str(error)) from None
 
 
 def _one_line(error: BaseException) -> str:
@@ -283,7 +292,12 @@ def _image(value: Any, where: str) -> Any:
         return Image.open(io.BytesIO(value["bytes"])).convert("RGB")
     if isinstance(value, dict) and value.get("path"):
         value = value["path"]
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
+    if isinstance(value, str) and "://" in value[:12]:
+        if not value.startswith(("http://", "https://")):
+            raise DatasetLoadError(f"{where}: image URL scheme {value.split(':')[0]!r}: only http and https")
+        if not get_settings().allow_urls:
+            raise DatasetLoadError(f"{where}: the images are URLs, and fetching URLs is off; set "
+                                   "WATTSWEEP_ALLOW_URLS=1 on the workers to allow it")
         if hub_offline():
             raise DatasetLoadError(f"{where}: the images are URLs, and fetching them needs network access")
         import urllib.request
@@ -291,7 +305,7 @@ def _image(value: Any, where: str) -> Any:
         with urllib.request.urlopen(value, timeout=URL_TIMEOUT_S) as response:  # noqa: S310 (a dataset's own URLs)
             return Image.open(io.BytesIO(response.read())).convert("RGB")
     if isinstance(value, str):
-        with Image.open(Path(value).expanduser()) as image:
+        with Image.open(_under_roots(value, f"{where}: image")) as image:
             return image.convert("RGB")
     raise DatasetLoadError(f"{where}: expected an image, got {type(value).__name__}")
 

@@ -21,7 +21,7 @@ from typing import Any
 from worker.catalog import TASK_MODEL_CLASSES, TINY_FAMILIES
 from worker.errors import ModelLoadError
 from worker.loaded_model import LoadedModel, model_provenance
-from worker.refs import ReferenceError, parse_model_ref
+from worker.refs import OutsideDataRoots, ReferenceError, check_data_path, parse_model_ref
 
 TOKENIZER_TASKS = frozenset(
     {"text-classification", "token-classification", "question-answering", "fill-mask", "text-generation",
@@ -121,6 +121,11 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, 
             loaded.model.to(dtype)
     else:
         where, revision = str(Path(ref.name).expanduser()), None
+        if ref.kind == "path":
+            try:
+                where = str(check_data_path(ref.name, f"model {model_ref!r}: folder"))
+            except OutsideDataRoots as exc:
+                raise ModelLoadError(str(exc)) from None
         if ref.kind == "path" and not Path(where).is_dir():
             raise ModelLoadError(f"model {model_ref!r} is not available: folder {where!r} does not exist")
         if ref.kind == "hub":

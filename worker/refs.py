@@ -7,8 +7,11 @@ again when it loads what they name.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from worker.catalog import BUILTIN_DATASETS, TINY_FAMILIES
 
@@ -16,10 +19,40 @@ MODEL_KINDS = ("tiny", "hub", "path")
 DATASET_KINDS = ("builtin", "hf", "file")
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+MAX_REF_CHARS = 300  # jobs.model and runs.dataset are VARCHAR(300)
 
 
 class ReferenceError(ValueError):
     """A model or dataset reference that cannot be parsed."""
+
+
+class OutsideDataRoots(ReferenceError):
+    """A file or folder outside WATTSWEEP_DATA_ROOTS: a sweep file must not make workers read anything else."""
+
+
+def data_roots() -> list[Path]:
+    """The configured data roots (WATTSWEEP_DATA_ROOTS; default: the working directory and HF_HOME)."""
+    from db.settings import get_settings
+
+    return get_settings().data_root_paths()
+
+
+def check_data_path(path: str | Path, what: str, roots: Sequence[Path] | None = None) -> Path:
+    """`path` resolved (~, .., symlinks) if it lies under one of the data roots; OutsideDataRoots otherwise.
+
+    Called by the scheduler when it reads a sweep file (the path need not exist there) and again by the
+    worker right before it opens the path: the worker's own roots are the ones that protect it.
+    """
+    roots = data_roots() if roots is None else roots
+    text = str(path)
+    if "\x00" in text:
+        raise OutsideDataRoots(f"{what} {text[:80]!r}: contains a NUL character")
+    resolved = Path(os.path.expanduser(text)).resolve()
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        allowed = os.pathsep.join(str(root) for root in roots)
+        raise OutsideDataRoots(f"{what} {text[:120]!r} is outside the data roots ({allowed}); "
+                               "add its folder to WATTSWEEP_DATA_ROOTS")
+    return resolved
 
 
 @dataclass(frozen=True)
@@ -43,6 +76,13 @@ class DatasetRef:
 
 
 def _split(text: str, kinds: tuple[str, ...], what: str) -> tuple[str, str]:
+    if not isinstance(text, str):
+        raise ReferenceError(f"malformed {what} reference {text!r}: expected text such as {kinds[0]}:<name>")
+    if len(text) > MAX_REF_CHARS:
+        raise ReferenceError(f"{what} reference {text[:40]!r}... is {len(text):,} characters long; "
+                             f"the limit is {MAX_REF_CHARS}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ReferenceError(f"malformed {what} reference {text[:80]!r}: contains a control character")
     kind, sep, rest = text.partition(":")
     if not sep or kind not in kinds or not rest.strip():
         allowed = ", ".join(f"{k}:<...>" for k in kinds)
@@ -140,3 +180,13 @@ def parse_hf_dataset(rest: str) -> HfDatasetRef:
     if len(segments) == 3:
         return HfDatasetRef("/".join(segments[:2]), segments[2], split, columns)
     return HfDatasetRef(name, None, split, columns)
+
+
+def local_path_of(ref: ModelRef | DatasetRef) -> str | None:
+    """The file or folder a reference reads on the worker (`path:`, `file:`, local `hf:`), or None."""
+    if ref.kind in ("path", "file"):
+        return ref.name
+    if ref.kind == "hf":
+        parsed = parse_hf_dataset(ref.name)
+        return parsed.path if parsed.is_local else None
+    return None

@@ -101,7 +101,7 @@ class Cluster:
         self.sessions = session_factory(database_url)
         self.redis = redis.Redis.from_url(broker_url)
         self.processes: list[subprocess.Popen] = []
-        base = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_") or k == "WATTSWEEP_DATA_ROOTS"}
         self.env = base | FAST | {"WATTSWEEP_DATABASE_URL": database_url, "WATTSWEEP_BROKER_URL": broker_url}
 
     def flush_broker(self) -> None:

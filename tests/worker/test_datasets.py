@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import pytest
 from PIL import Image
@@ -106,7 +107,8 @@ def test_bad_file_lines_are_named_with_their_line(tmp_path, lines, message):
     [
         ("builtin:imagenet", "unknown builtin dataset 'imagenet': allowed are"),
         ("hf:imdb", "malformed hf dataset"),
-        ("file:/no/such/queries.jsonl", "does not exist"),
+        ("file:/no/such/queries.jsonl", "outside the data roots"),
+        (f"file:{tempfile.gettempdir()}/no/such/queries.jsonl", "does not exist"),
         ("file:queries.csv", r"expected file:<path>\.jsonl"),
         ("texts", "malformed dataset reference"),
     ],
