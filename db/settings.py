@@ -1,34 +1,54 @@
 """The one settings object: environment variables prefixed `WATTSWEEP_`.
 
 Lives in `db/` because every process (scheduler, worker, CLI) needs the database
-URL, and both scheduler/ and worker/ may depend on db/.
+URL, and both scheduler/ and worker/ may depend on db/. A bad value
+(`WATTSWEEP_LEASE_TIMEOUT_S=abc`) is a `SettingsError` naming the variable,
+the value and what is allowed, which the CLI prints as one line (exit 2).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "WATTSWEEP_"
+
+
+class SettingsError(ValueError):
+    """A WATTSWEEP_ variable with a value that cannot be used; the message is one line."""
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="WATTSWEEP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str = "sqlite:///wattsweep.db"
     broker_url: str = "redis://127.0.0.1:6379/0"
-    measure_power_secs: float = 1.0  # CodeCarbon sampling period inside a window
-    lease_timeout_s: float = 120.0  # a lease without a heartbeat for this long is stale
-    heartbeat_interval_s: float = 15.0
-    max_attempts: int = 3
+    measure_power_secs: float = Field(1.0, gt=0, allow_inf_nan=False)  # CodeCarbon sampling period in a window
+    lease_timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a lease without a heartbeat this long is stale
+    heartbeat_interval_s: float = Field(15.0, gt=0, allow_inf_nan=False)
+    max_attempts: int = Field(3, ge=1, le=1000)
     # Idle baseline: measured when a worker starts and again once older than this.
-    baseline_window_s: float = 20.0
-    baseline_max_age_s: float = 3600.0
+    baseline_window_s: float = Field(20.0, ge=0, allow_inf_nan=False)
+    baseline_max_age_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
     # Distributed mode.
-    visibility_timeout_s: float = 48 * 3600.0  # Redis redelivers an unacked message after this: longer than any job
-    dispatch_grace_s: float = 60.0  # reconcile leaves a job alone this long after sending it (message in flight)
-    reconcile_interval_s: float = 30.0  # `reconcile --watch` period
-    db_retry_s: float = 3600.0  # how long a worker holding a finished run retries an unreachable database
+    # Redis redelivers an unacked message after this: longer than any job.
+    visibility_timeout_s: float = Field(48 * 3600.0, gt=0, allow_inf_nan=False)
+    dispatch_grace_s: float = Field(60.0, ge=0, allow_inf_nan=False)  # reconcile leaves a just-sent job alone
+    reconcile_interval_s: float = Field(30.0, gt=0, allow_inf_nan=False)  # `reconcile --watch` period
+    db_retry_s: float = Field(3600.0, ge=0, allow_inf_nan=False)  # how long a worker holding a run retries the db
+    # Postgres connections (db/session.py): each worker holds at most `pool_size` (main + heartbeat).
+    pool_size: int = Field(2, ge=1, le=100)
+    connect_timeout_s: int = Field(10, ge=1, le=3600)
+    statement_timeout_s: float = Field(300.0, ge=0, allow_inf_nan=False)  # 0: no limit
+    lock_timeout_s: float = Field(60.0, ge=0, allow_inf_nan=False)
+    idle_in_transaction_timeout_s: float = Field(600.0, ge=0, allow_inf_nan=False)
+    # Files are read only under these folders (os.pathsep-separated; empty: the working directory and HF_HOME).
+    data_roots: str = ""
+    allow_urls: bool = False  # datasets may fetch image URLs (red_caps) only when this is on
     # Host identity: co-located workers share one kernel. Default: its boot id; set only where that is wrong.
     host_id: str | None = None
     node_name: str | None = None  # display name of this node (workers' hostname, default worker names)
@@ -48,10 +68,38 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
+    def data_root_paths(self) -> list[Path]:
+        """The folders files may be read from, resolved (symlinks followed)."""
+        listed = [part for part in self.data_roots.split(os.pathsep) if part.strip()]
+        if not listed:
+            listed = [os.getcwd(), hf_home()]
+        return [Path(part).expanduser().resolve() for part in listed]
+
+
+def hf_home() -> str:
+    """HF_HOME as huggingface_hub computes it (without importing it: the scheduler stays light)."""
+    if os.environ.get("HF_HOME"):
+        return os.environ["HF_HOME"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "huggingface")
+
+
+def make_settings(**values) -> Settings:
+    """Settings from the environment (plus `values`), or SettingsError naming the variable and the limit."""
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else "?"
+        shown = repr(problem.get("input"))
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        message = problem["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{ENV_PREFIX}{field.upper()}={shown}: {message}") from None
+
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return make_settings()
 
 
 def mask_url(url: str) -> str:

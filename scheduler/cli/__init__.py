@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from scheduler.cli import database, distributed, label, local, results, slurm, status, study
 from scheduler.cli.options import errors
@@ -22,8 +23,13 @@ app.add_typer(database.db_app, name="db")
 
 
 def main() -> None:
+    from db.settings import SettingsError
+
     try:
         app()
+    except SettingsError as error:  # a bad WATTSWEEP_ variable, read wherever a command first needs settings
+        errors.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         errors.print("interrupted: the runs finished so far are stored")
         sys.exit(130)

@@ -25,6 +25,7 @@ from scheduler.cli.options import (
 )
 
 app = typer.Typer()
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @app.command()
@@ -67,6 +68,8 @@ def worker(
     """Run jobs from one queue on one pinned device (one worker per GPU), until SIGTERM."""
     from worker.serve import WorkerOptions, WorkerStartError, serve
 
+    if loglevel.upper() not in LOG_LEVELS:
+        fail(f"--loglevel {loglevel[:40]!r}: unknown level; allowed are {', '.join(LOG_LEVELS)}")
     if database_url:  # the worker reads its settings once, from the environment
         os.environ["WATTSWEEP_DATABASE_URL"] = database_url
     if broker_url:

@@ -37,9 +37,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def settings_for(database_url: str | None):
-    from db.settings import Settings, get_settings
+    from db.settings import SettingsError, get_settings, make_settings
 
-    return Settings(database_url=database_url) if database_url else get_settings()
+    try:
+        return make_settings(database_url=database_url) if database_url else get_settings()
+    except SettingsError as error:
+        fail(str(error))
 
 
 def open_sessions(database_url: str | None, *, migrate_sqlite: bool = False):
