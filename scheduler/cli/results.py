@@ -137,8 +137,11 @@ def import_codecarbon(
     from datetime import datetime
 
     from db.imports import ImportRefused, import_windows
-    from scheduler.importer import ImportFileError, hardware_class_of, read_files
+    from scheduler.importer import ImportFileError, hardware_class_of, options_problem, read_files
     from worker.workloads import WORKLOADS
+
+    if problem := options_problem(sweep=sweep, dataset=dataset, hardware_class=hardware_class):
+        fail(f"{problem} (nothing imported)")
 
     if task not in WORKLOADS:
         close = difflib.get_close_matches(task, sorted(WORKLOADS), n=3)
