@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select
 
-from db.models import Job
+from db.models import Job, Measurement
 from db.session import session_factory
 from tests.test_local_sweep import wattsweep
 
@@ -24,7 +26,7 @@ CASES = {
     "malformed dataset": (HEAD + CARBON + TASKS + GOOD_TASK.replace("builtin:texts", "texts"),
                           "malformed dataset reference"),
     "zero queries": (HEAD.replace("queries: 2", "queries: 0") + CARBON + "tasks:\n" + GOOD_TASK,
-                     "defaults.queries: Input should be greater than 0 (got 0)"),
+                     "defaults.queries: Input should be greater than or equal to 1 (got 0)"),
     "negative repetitions": (HEAD.replace("repetitions: 1", "repetitions: -2") + CARBON + "tasks:\n" + GOOD_TASK,
                              "defaults.repetitions"),
     "missing carbon": (HEAD + "tasks:\n" + GOOD_TASK, "carbon: missing required field"),
@@ -36,19 +38,80 @@ CASES = {
     "reasoning level not taken": (HEAD + CARBON + TASKS + "  reasoning:\n    models: [tiny:gpt2]\n"
                                   "    datasets: [builtin:prompts]\n    params: {reasoning: [on, extreme]}\n",
                                   "'extreme' is not a reasoning level; use on, off, low, medium, high"),
+    # Issue 11's list: each of these ended in a traceback, a hang, or a job failing on the workers.
+    "control character": (HEAD.replace("name: bad", "name: b\x01ad") + CARBON + TASKS + GOOD_TASK,
+                          "not a YAML file: unacceptable character #x0001"),
+    "3,000 nested brackets": (HEAD + CARBON + "tasks: " + "[" * 3000 + "\n", "nested deeper than"),
+    "infinite grid intensity": (HEAD + CARBON.replace("100", ".inf") + TASKS + GOOD_TASK,
+                                "carbon.grid_intensity_g_per_kwh: Input should be a finite number (got inf)"),
+    "500-character region": (HEAD + "carbon: {country_iso_code: USA, region: " + "r" * 500 + "}\n" + TASKS + GOOD_TASK,
+                             "carbon.region: String should have at most 100 characters"),
+    "150-character hardware class": ("hardware_class: " + "h" * 150 + "\n" + HEAD + CARBON + TASKS + GOOD_TASK,
+                                     "hardware_class: String should have at most 100 characters"),
+    "3 billion queries": (HEAD.replace("queries: 2", "queries: 3000000000") + CARBON + TASKS + GOOD_TASK,
+                          "defaults.queries: Input should be less than or equal to 1000000 (got 3000000000)"),
+    "400-character path": (HEAD + CARBON + TASKS + GOOD_TASK.replace("tiny:bert", "path:/" + "p" * 400),
+                           "tasks.fill-mask.models.0: model reference 'path:/pppp"),
+    "task params checked per task": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {dtype: int8, top_k: abc}\n",
+                                     "tasks.fill-mask.params.dtype: expected one of float32, float16, bfloat16"),
+    "task param of the wrong type": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {top_k: abc}\n",
+                                     "tasks.fill-mask.params.top_k: expected a whole number from 1 to 1,000 "
+                                     "(got 'abc')"),
+    "path outside the data roots": (HEAD + CARBON + TASKS
+                                    + GOOD_TASK.replace("builtin:texts", "file:/etc/passwd.jsonl"),
+                                    "tasks.fill-mask.datasets.0: path '/etc/passwd.jsonl' is outside the data roots"),
 }
+
+
+def assert_one_line_error(result, expected: str) -> None:
+    assert result.returncode == 2, result.stderr + result.stdout
+    assert "Traceback" not in result.stderr + result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert expected in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_sweep_file(case, tmp_path):
     text, expected = CASES[case]
     (tmp_path / "sweep.yaml").write_text(text)
-    result = wattsweep("run", "sweep.yaml", cwd=tmp_path)
-    assert result.returncode == 2
-    assert expected in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert len(result.stderr.strip().splitlines()) == 1
+    result = wattsweep("run", "sweep.yaml", cwd=tmp_path, env={"WATTSWEEP_DATA_ROOTS": str(tmp_path)})
+    assert_one_line_error(result, expected)
     assert not (tmp_path / "wattsweep.db").exists()  # nothing written
+
+
+def test_non_utf8_sweep_file(tmp_path):
+    text = (HEAD + CARBON + TASKS + GOOD_TASK).replace("bad", "caf\xe9")
+    (tmp_path / "sweep.yaml").write_bytes(text.encode("latin-1"))
+    result = wattsweep("run", "sweep.yaml", cwd=tmp_path)
+    assert_one_line_error(result, "sweep.yaml: not UTF-8 text: byte 0xe9 at line 1")
+    assert not (tmp_path / "wattsweep.db").exists()
+
+
+def test_submit_refuses_bad_task_params_before_touching_the_database_or_broker(tmp_path):
+    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK + "    params: {dtype: int8, top_k: abc}\n")
+    result = wattsweep("submit", "sweep.yaml", "--broker-url", "redis://127.0.0.1:1/0", cwd=tmp_path,
+                       env_url=f"sqlite:///{tmp_path / 'wattsweep.db'}")
+    assert_one_line_error(result, "tasks.fill-mask.params.dtype: expected one of float32, float16, bfloat16 "
+                                  "(or null: as saved) (got 'int8')")
+    assert not (tmp_path / "wattsweep.db").exists()
+
+
+def test_unknown_log_level_is_one_line(tmp_path):
+    result = wattsweep("worker", "--queue", "cpu", "--device", "cpu", "--loglevel", "LOUD", cwd=tmp_path)
+    assert_one_line_error(result, "--loglevel 'LOUD': unknown level; allowed are DEBUG, INFO, WARNING")
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("WATTSWEEP_LEASE_TIMEOUT_S", "abc", "WATTSWEEP_LEASE_TIMEOUT_S='abc': Input should be a valid number"),
+    ("WATTSWEEP_HEARTBEAT_INTERVAL_S", "-1", "WATTSWEEP_HEARTBEAT_INTERVAL_S='-1': Input should be greater than 0"),
+    ("WATTSWEEP_MAX_ATTEMPTS", "0", "WATTSWEEP_MAX_ATTEMPTS='0': Input should be greater than or equal to 1"),
+])
+def test_bad_setting_is_one_line(tmp_path, variable, value, expected):
+    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK)
+    for command in (["status"], ["run", "sweep.yaml"], ["worker", "--queue", "cpu", "--device", "cpu"]):
+        result = wattsweep(*command, cwd=tmp_path, env={variable: value})
+        assert_one_line_error(result, expected)
+    assert not (tmp_path / "wattsweep.db").exists()
 
 
 def test_unknown_sweep_lists_closest_names(tmp_path):
@@ -91,3 +154,55 @@ def test_reasoning_on_a_model_without_the_switch_is_refused_before_anything_is_w
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert f"path:{model} has no chat-template switch for reasoning" in result.stderr
     assert not (tmp_path / "wattsweep.db").exists()
+
+
+# CodeCarbon CSVs: `wattsweep import codecarbon`.
+CSV_HEADER = ("timestamp,project_name,run_id,duration,emissions,emissions_rate,cpu_power,gpu_power,ram_power,"
+              "cpu_energy,gpu_energy,ram_energy,energy_consumed,country_iso_code,codecarbon_version,cpu_count,"
+              "cpu_model,gpu_count,gpu_model,ram_total_size,tracking_mode")
+CSV_ROW = ("2023-10-12T15:22:11,bert,7c1e,12.5,0.0002,0.0001,150.0,300.0,70.0,0.0002,0.001,0.0001,0.0013,USA,2.3.1,"
+           "96,AMD EPYC,8,8 x NVIDIA A100,1121.0,machine")
+
+
+def csv_with(column: str | None = None, value: str = "", header: str = CSV_HEADER) -> str:
+    row = CSV_ROW.split(",")
+    if column is not None:
+        row[CSV_HEADER.split(",").index(column)] = value
+    return header + "\n" + ",".join(row) + "\n"
+
+
+CSV_CASES = {
+    "200,000-character field": (csv_with("cpu_model", "x" * 200_000), [],
+                                "line 2: not a readable CSV row: field larger than field limit (131072)"),
+    "year 0001": (csv_with("timestamp", "0001-01-01T00:00:05"), [],
+                  "line 2, column 1 (timestamp): year 1 is outside 2000-2099"),
+    "duration 1e300": (csv_with("duration", "1e300"), [],
+                       "line 2, column 4 (duration): 1e300 is out of range; the limit is 3.16224e+07"),
+    "cpu_count 1e12": (csv_with("cpu_count", "1e12"), [],
+                       "line 2, column 16 (cpu_count): 1e12 is out of range; the limit is 1e+06"),
+    "empty --model without project_name": (csv_with(header=CSV_HEADER.replace("project_name", "project")),
+                                           ["--model", ""], "--model '': empty"),
+    "ambiguous day and month": (csv_with("timestamp", "03/04/2024 10:00"), [],
+                                "line 2, column 1 (timestamp): '03/04/2024 10:00' is ambiguous"),
+    "300-character --sweep": (csv_with(), ["--sweep", "s" * 300], "--sweep 'ssss"),
+}
+
+
+@pytest.mark.parametrize("case", CSV_CASES)
+def test_bad_codecarbon_file(case, tmp_path):
+    content, options, expected = CSV_CASES[case]
+    (tmp_path / "emissions.csv").write_text(content)
+    result = wattsweep("import", "codecarbon", "emissions.csv", "--task", "fill-mask", *options, cwd=tmp_path)
+    assert_one_line_error(result, expected)
+    assert "nothing imported" in result.stderr
+    assert not (tmp_path / "wattsweep.db").exists()
+
+
+def test_good_codecarbon_file_imports(tmp_path):
+    # The same file as above, undamaged, with a spreadsheet's timestamp: the failures above are the damage.
+    (tmp_path / "emissions.csv").write_text(csv_with("timestamp", "2023-10-12 9:05:11.5 +02:00"))
+    result = wattsweep("import", "codecarbon", "emissions.csv", "--task", "fill-mask", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with session_factory(f"sqlite:///{tmp_path / 'wattsweep.db'}")() as session:
+        ended = session.scalars(select(Measurement.ended_at)).one()
+    assert ended.replace(tzinfo=UTC) == datetime(2023, 10, 12, 7, 5, 11, 500000, tzinfo=UTC)

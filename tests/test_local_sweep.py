@@ -33,9 +33,9 @@ def wattsweep_env(database_url: str | None = None) -> dict[str, str]:
     return env | ({"WATTSWEEP_DATABASE_URL": database_url} if database_url else {})
 
 
-def wattsweep(*args, cwd, env_url=None):
-    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd, env=wattsweep_env(env_url),
-                          capture_output=True, text=True, timeout=600)
+def wattsweep(*args, cwd, env_url=None, env=None):
+    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd,
+                          env=wattsweep_env(env_url) | (env or {}), capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from db.retry import run_in_transaction
 from db.units import Lease, LeaseLost, UnitClaim
 from db.workloop import Execute, Failed, Load, Loaded, Measured, Stop, WorkLoop
-from worker.errors import DatasetLoadError, ModelLoadError
+from worker.errors import DatasetLoadError, ModelLoadError, error_text
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ class UnitExecutor:
             return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
         except Exception as error:  # a failed load must not stop the worker
             log.exception("job %s: model failed to load", claim.job_id)
-            return Failed(f"model failed to load: {type(error).__name__}: {error}",
+            return Failed(f"model failed to load: {error_text(error)}",
                           final=self.runtime.load_failure_is_final)
         self.progress.touch(f"loaded {spec['model']}")
         self.model = current
@@ -210,7 +210,7 @@ class UnitExecutor:
             return Failed(message, unavailable=_unavailable(message))
         except Exception as error:  # a failed unit must not stop the worker
             log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
-            return Failed(f"{type(error).__name__}: {error}")
+            return Failed(error_text(error))  # the message, never SQL or its parameters
         self.progress.touch("measured")
         return Measured(window.reading, units, prefill, baseline_id)
 
