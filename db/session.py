@@ -1,4 +1,22 @@
-"""Engines and sessions. The caller owns the transaction (`with session.begin()`)."""
+"""Engines and sessions. The caller owns the transaction (`with session.begin()`).
+
+On Postgres every connection is bounded, so that one stuck process cannot
+stall others and a cluster of workers cannot exhaust the server:
+
+- a pool of `WATTSWEEP_POOL_SIZE` (default 2: a worker's main thread and its
+  heartbeat thread) and no overflow; a third concurrent user waits, then fails;
+- `connect_timeout` and TCP keepalives (plus `tcp_user_timeout`), so a dead
+  server or a cut network is noticed in about a minute, not at the kernel's
+  two hours;
+- `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
+  (sent as startup options): a frozen worker that holds its host's lock inside
+  a transaction is disconnected by the server, which releases the lock.
+
+Behind PgBouncer in transaction mode (`WATTSWEEP_PGBOUNCER=1`) startup options
+cannot be used (PgBouncer refuses them) and server-side prepared statements
+would land on another server connection: neither is sent, and the timeouts
+come from the roles' own settings (migration 0011).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +25,43 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.settings import get_settings
+from db.settings import Settings, get_settings
+
+APPLICATION_NAME = "wattsweep"
 
 
 class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached; the message names the (masked) URL."""
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, settings: Settings | None = None) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    settings = settings or get_settings()
+    return create_engine(url, pool_pre_ping=True, pool_size=settings.pool_size, max_overflow=0, pool_timeout=60,
+                         connect_args=postgres_connect_args(settings))
+
+
+def postgres_connect_args(settings: Settings) -> dict:
+    """libpq connection parameters (psycopg passes them through) for the application's connections."""
+    args: dict = {
+        "connect_timeout": settings.connect_timeout_s,
+        "application_name": APPLICATION_NAME,
+        "keepalives": 1,
+        "keepalives_idle": 30,  # seconds of silence before the first probe
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 60_000,  # ms: data unacknowledged this long means the peer is gone
+    }
+    if settings.pgbouncer:
+        args["prepare_threshold"] = None  # psycopg: never PREPARE (a pooled server connection would not have it)
+        return args
+    timeouts = {"statement_timeout": settings.statement_timeout_s, "lock_timeout": settings.lock_timeout_s,
+                "idle_in_transaction_session_timeout": settings.idle_in_transaction_timeout_s}
+    args["options"] = " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
+    return args
 
 
 def _sqlite_pragmas(connection, _record) -> None:

@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     pool_size: int = Field(2, ge=1, le=100)
     connect_timeout_s: int = Field(10, ge=1, le=3600)
     statement_timeout_s: float = Field(300.0, ge=0, allow_inf_nan=False)  # 0: no limit
-    lock_timeout_s: float = Field(60.0, ge=0, allow_inf_nan=False)
-    idle_in_transaction_timeout_s: float = Field(600.0, ge=0, allow_inf_nan=False)
+    lock_timeout_s: float = Field(30.0, ge=0, allow_inf_nan=False)
+    idle_in_transaction_timeout_s: float = Field(60.0, ge=0, allow_inf_nan=False)
+    pgbouncer: bool = False  # connections go through PgBouncer in transaction mode (see db/session.py)
     # Files are read only under these folders (os.pathsep-separated; empty: the working directory and HF_HOME).
     data_roots: str = ""
     allow_urls: bool = False  # datasets may fetch image URLs (red_caps) only when this is on
