@@ -35,12 +35,26 @@ def upgrade() -> None:
         DO $$
         BEGIN
             CREATE ROLE {ROLE} LOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;  -- created by another database's migration
+        EXCEPTION WHEN duplicate_object OR unique_violation OR insufficient_privilege THEN
+            NULL;  -- created by another database's migration, or by a superuser before an owner migrates (0011)
         END
         $$
     """)
-    op.execute(f"ALTER ROLE {ROLE} SET default_transaction_read_only = on")
+    # Roles are cluster-wide: migrations of several databases at once would race on the role's row ("tuple
+    # concurrently updated"). Alter only when the setting is missing; a concurrent migration setting it wins.
+    op.execute(f"""
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+                           WHERE r.rolname = '{ROLE}' AND s.setdatabase = 0
+                             AND 'default_transaction_read_only=on' = ANY(s.setconfig)) THEN
+                ALTER ROLE {ROLE} SET default_transaction_read_only = on;
+            END IF;
+        EXCEPTION WHEN internal_error THEN
+            NULL;  -- tuple concurrently updated: another database's migration set it at the same moment
+        END
+        $$
+    """)
     op.execute(f"""
         DO $$
         BEGIN

@@ -1,4 +1,9 @@
-"""The read-only role (Postgres): it reads every table and view, and writes nothing."""
+"""The roles on a migrated scratch database (shared Postgres, migrations run as a superuser), each tried as the
+role itself would: the reader reads and nothing else, the application writes rows and nothing else.
+
+What needs a cluster of its own (pg_hba.conf, passwords, an owner that is not a superuser, a connection
+limit) is in test_roles_deployed.py.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,38 @@ from db.session import session_factory
 from db.views import VIEW_COLUMNS
 from tests.results_data import SeedModel, seed_sweep
 
+DENIED = ("permission denied", "read-only transaction", "must be owner", "must be superuser",
+          "only roles with privileges of the", "must be able to SET ROLE")
+
+
+def as_role(url: str, role: str):
+    return create_engine(make_url(url).set(username=role, password=None))
+
 
 @pytest.fixture
 def reader(postgres_url):
     with session_factory(postgres_url).begin() as session:
         seed_sweep(session, name="readable", models=[SeedModel("fill-mask", "hub:org/m", [0.01, 0.02])])
-    engine = create_engine(make_url(postgres_url).set(username="wattsweep_reader", password=None))
+    engine = as_role(postgres_url, "wattsweep_reader")
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def app(postgres_url):
+    engine = as_role(postgres_url, "wattsweep_app")
+    yield engine
+    engine.dispose()
+
+
+def refused(engine, *statements: str) -> str:
+    """Run `statements` in one transaction as the engine's role; the error they end in (they must end in one)."""
+    with engine.connect() as connection, pytest.raises(DBAPIError) as caught:
+        for statement in statements:
+            connection.execute(text(statement))
+    message = str(caught.value.orig)
+    assert any(reason in message for reason in DENIED), message
+    return message
 
 
 def test_reader_reads_tables_and_views(reader):
@@ -42,19 +71,74 @@ def test_reader_reads_tables_and_views(reader):
     "DROP VIEW v_runs",
 ])
 def test_reader_writes_nothing(reader, statement):
-    with reader.connect() as connection, pytest.raises(DBAPIError) as caught:
-        connection.execute(text(statement))
-    assert "permission denied" in str(caught.value) or "read-only transaction" in str(caught.value)
+    refused(reader, statement)
 
 
-def test_reader_can_read_tables_made_later_and_role_survives_more_databases(postgres_url, reader):
+def test_reader_writes_nothing_even_after_turning_read_only_off(reader):
+    # The first fence is per transaction and the role may lower it; the grants are the second.
+    for statement in ("UPDATE measurements SET energy_kwh = 0", "CREATE TEMP TABLE mine (id int)",
+                      "CREATE TEMP TABLE mine AS SELECT * FROM runs", "CREATE TABLE mine (id int)"):
+        message = refused(reader, "SET default_transaction_read_only = off", "SET transaction_read_only = off",
+                          statement)
+        assert "read-only transaction" not in message  # refused by a grant, not by the setting just lowered
+
+
+def test_reader_cannot_take_a_hosts_advisory_lock(reader):
+    # A held host lock stalls every worker of that host while their heartbeats look fresh.
+    for call in ("pg_advisory_lock(hashtext('wattsweep-host:node7'))", "pg_advisory_xact_lock(1)",
+                 "pg_try_advisory_lock(1)", "pg_advisory_lock_shared(1, 2)", "pg_advisory_unlock_all()"):
+        assert "permission denied for function" in refused(reader, f"SELECT {call}")
+
+
+def test_reader_has_a_statement_timeout_a_temp_file_limit_and_a_connection_limit(reader):
+    with reader.connect() as connection:
+        settings = {name: connection.execute(text(f"SHOW {name}")).scalar()
+                    for name in ("statement_timeout", "temp_file_limit", "default_transaction_read_only")}
+        limit = connection.execute(text("SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")).scalar()
+    assert settings == {"statement_timeout": "2min", "temp_file_limit": "1GB", "default_transaction_read_only": "on"}
+    assert limit == 10
+
+
+def test_reader_can_read_tables_made_later(postgres_url, reader):
     # A later migration's table, created by the migrating role: readable through the default privileges.
     owner = create_engine(postgres_url)
     with owner.begin() as connection:
         connection.execute(text("CREATE TABLE later_results (id int)"))
+        connection.execute(text("CREATE VIEW v_later AS SELECT id FROM later_results"))
         connection.execute(text("INSERT INTO later_results VALUES (1)"))
     owner.dispose()
     with reader.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM later_results")).scalar() == 1
-        # Read-only even where a grant would allow more: every transaction of the role is read-only.
-        assert connection.execute(text("SHOW default_transaction_read_only")).scalar() == "on"
+        assert connection.execute(text("SELECT count(*) FROM v_later")).scalar() == 1
+
+
+def test_application_writes_rows_and_takes_advisory_locks(app, postgres_url):
+    with app.begin() as connection:
+        sweep_id = connection.execute(text(
+            "INSERT INTO sweeps (name, spec, hardware_class, mode, cancelled, exclusive, created_at) "
+            "VALUES ('app', '{}', 'cpu', 'distributed', false, false, now()) RETURNING id")).scalar()
+        connection.execute(text("UPDATE sweeps SET cancelled = true WHERE id = :id"), {"id": sweep_id})
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('wattsweep-host:node7'))"))
+        connection.execute(text("DELETE FROM sweeps WHERE id = :id"), {"id": sweep_id})
+    # And on tables created later (default privileges).
+    owner = create_engine(postgres_url)
+    with owner.begin() as connection:
+        connection.execute(text("CREATE TABLE later_units (id serial PRIMARY KEY, n int)"))
+    owner.dispose()
+    with app.begin() as connection:
+        connection.execute(text("INSERT INTO later_units (n) VALUES (1)"))
+
+
+@pytest.mark.parametrize("statement", [
+    "CREATE TABLE mine (id int)",
+    "CREATE TEMP TABLE mine (id int)",
+    "DROP TABLE runs",
+    "ALTER TABLE runs ADD COLUMN x int",
+    "TRUNCATE runs",
+    "CREATE VIEW mine AS SELECT 1",
+    "UPDATE alembic_version SET version_num = '0001'",
+    "COPY (SELECT 1) TO PROGRAM 'true'",
+    "CREATE ROLE intruder",
+])
+def test_application_does_rows_only(app, statement):
+    refused(app, statement)
