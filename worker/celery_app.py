@@ -55,6 +55,10 @@ def make_app(broker_url: str | None = None, visibility_timeout_s: float | None =
         # Redis writes of a 10,000-job submit, and `wattsweep status` already shows what is waiting.
         worker_send_task_events=True,
         task_send_sent_event=False,
+        # No remote control: whoever can publish to the broker could otherwise shut down every worker, change
+        # its queues or revoke jobs (Celery's pidbox). Workers are stopped by SIGTERM; the database says what
+        # is left to do. Flower then shows task events and worker heartbeats, not pools or control buttons.
+        worker_enable_remote_control=False,
         # Redis redelivers an unacked message after this many seconds: it must exceed the longest job, or a job
         # still running would be handed to a second worker. Celery and kombu read it in each of these places.
         broker_transport_options={"visibility_timeout": visibility_timeout_s},
