@@ -12,6 +12,12 @@
 set -euo pipefail
 
 ROLES_SQL="${WATTSWEEP_ROLES_SQL:-/wattsweep/roles.sql}"
+for name in WATTSWEEP_OWNER_PASSWORD WATTSWEEP_APP_PASSWORD WATTSWEEP_READER_PASSWORD; do
+    if [[ ! "${!name:-}" =~ ^[A-Za-z0-9]+$ ]]; then
+        echo "postgres-init.sh: set $name (POSTGRES_${name#WATTSWEEP_} in .env; letters and digits only)" >&2
+        exit 2
+    fi
+done
 psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet --username "$POSTGRES_USER" --dbname "$POSTGRES_DB")
 
 "${psql[@]}" -f "$ROLES_SQL"
