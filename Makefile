@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install --quiet -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench fuzz
 install: $(VENV)/.installed
 
 demo: install
@@ -31,3 +31,8 @@ bench: install
 	$(VENV)/bin/python bench/reports.py
 	$(VENV)/bin/python bench/plan.py
 	$(VENV)/bin/python bench/distributed.py
+
+# Property-based fuzzing of the CLI (tests/fuzz) with many random examples; CI runs a few, derandomized.
+FUZZ_EXAMPLES ?= 2000
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz WATTSWEEP_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/python -m pytest tests/fuzz -q
