@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from db.migrate import upgrade
 from db.session import get_engine
@@ -16,7 +17,8 @@ from db.session import get_engine
 def scratch_database(admin_url: str, prefix: str = "wattsweep_scratch") -> Iterator[str]:
     """Create a database next to `admin_url`'s, migrate it, yield its URL, and drop it afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # No pool: a test may restart the server in between, and the DROP must not reuse a connection it cut.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin_url.rsplit("/", 1)[0] + f"/{name}"
