@@ -68,7 +68,7 @@ def test_zero_shot_models_become_multi_purpose_jobs_with_their_own_params():
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"prompt_template": "Sum {txt}"}},
          "tasks.summarization.zero_shot.params: prompt_template uses {txt}; it may use {text}"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"max_new_tokens": 0}},
-         "zero_shot.params.max_new_tokens: expected a whole number from 1 to 100,000 (got 0)"),
+         "zero_shot.params.max_new_tokens: max_new_tokens must be a positive whole number, got 0"),
         ("tasks.summarization", {"models": ["tiny:t5"], "datasets": ["builtin:news"],
                                  "zero_shot": {"models": ["tiny:t5"]}},
          "tasks.summarization.zero_shot.models.0: tiny:t5 is also a task-specific model of summarization"),
