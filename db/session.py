@@ -15,7 +15,7 @@ stall others and a cluster of workers cannot exhaust the server:
 Behind PgBouncer in transaction mode (`WATTSWEEP_PGBOUNCER=1`) startup options
 cannot be used (PgBouncer refuses them) and server-side prepared statements
 would land on another server connection: neither is sent, and the timeouts
-come from the roles' own settings (migration 0012).
+come from the roles' own settings (migration 0013).
 """
 
 from __future__ import annotations

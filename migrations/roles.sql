@@ -3,7 +3,7 @@
 -- of one cluster migrate at once (roles are cluster-wide: each change is made only if missing, and a
 -- concurrent identical change is not an error).
 --
--- Run by migration 0012 when `wattsweep db upgrade` connects as a superuser, and by compose's Postgres
+-- Run by migration 0013 when `wattsweep db upgrade` connects as a superuser, and by compose's Postgres
 -- container at its first start (deploy/postgres-init.sh), before the owner migrates without superuser rights.
 --
 --   wattsweep_owner   owns the database and its tables; runs migrations (DDL). Not a superuser.

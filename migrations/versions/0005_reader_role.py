@@ -36,7 +36,7 @@ def upgrade() -> None:
         BEGIN
             CREATE ROLE {ROLE} LOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation OR insufficient_privilege THEN
-            NULL;  -- created by another database's migration, or by a superuser before an owner migrates (0012)
+            NULL;  -- created by another database's migration, or by a superuser before an owner migrates (0013)
         END
         $$
     """)

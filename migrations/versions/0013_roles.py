@@ -18,11 +18,11 @@ also on tables and views the migrating role creates later (default
 privileges). Keeping the wattsweep roles out of the cluster's other databases
 is pg_hba.conf's job (PUBLIC may connect there): see deploy/postgres-init.sh.
 
-Downgrade returns this database's grants to what revision 0011 had and leaves
+Downgrade returns this database's grants to what revision 0012 had and leaves
 the roles (other databases of the cluster may use them).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
