@@ -154,6 +154,10 @@ def _host_state(session: Session, *, lease: Lease, lease_timeout_s: float) -> tu
     """(an exclusive job runs beside us on this host, some job runs beside us on this host)."""
     from db.attribution import lock_host
 
+    exclusive_open = select(Job.id).join(Sweep, Sweep.id == Job.sweep_id).where(
+        Sweep.exclusive.is_(True), Sweep.cancelled.is_(False), Job.status.in_(ACTIVE_JOB)).limit(1)
+    if session.scalar(exclusive_open) is None:  # the common case: no lock, no host check
+        return False, False
     host = func.coalesce(Worker.host_id, Worker.hostname)  # one kernel (db.models.Worker.host_id)
     host_id = session.scalar(select(host).where(Worker.id == lease.worker_id))
     if host_id is None:

@@ -86,3 +86,23 @@ def test_stall_timeout_defaults_are_generous_and_follow_the_expected_duration():
     assert stall_timeout_s(None, None) == 1800
     assert stall_timeout_s(None, 3600) == 4 * 3600
     assert stall_timeout_s(42, 3600) == 42
+
+
+def test_status_shows_a_stalled_unit_and_a_worker_that_stopped_taking_work(sessions):
+    from db.live import set_stopped_reason
+    from db.models import Sweep
+    from db.units import join_job, mark_stalled
+    from scheduler.live_view import status_lines, workers_table
+
+    sweep_id = make_sweep(sessions, n_jobs=1, n_runs=2)
+    with sessions.begin() as session:
+        claim = join_job(session, lease=W1, hardware_class="cpu", lease_timeout_s=60, mode="distributed").claim
+        mark_stalled(session, lease=W1, shard_id=claim.shard_id, reason="no progress for 1900 s")
+        set_stopped_reason(session, worker_id=W1.worker_id, token=W1.token, reason="3 units failed in a row")
+    with sessions() as session:
+        text = "\n".join(status_lines(session, session.get(Sweep, sweep_id)))
+        table = workers_table(session, alive_within_s=60, include_gone=True)
+    assert f"running: job {claim.job_id}" in text and W1.worker_id in text
+    assert f"stalled:[/yellow] unit {claim.shard_id}" in text
+    assert f"not taking work:[/red] worker {W1.worker_id}" in text
+    assert "state" in [column.header for column in table.columns]
