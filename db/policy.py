@@ -66,13 +66,15 @@ def worth_joining(job: JobFacts) -> bool:
 def choose_job(jobs: Iterable[JobFacts], *, hint: int | None = None) -> JobFacts | None:
     """The job a worker with no claimable unit of its own job should join, or None.
 
-    Ties go to the message's job (`hint`), then to the older job.
+    Ties go to the message's job (`hint`), then to the older job. (worth_joining and join_priority, inlined:
+    simulators call this thousands of times over every open job.)
     """
     best, best_key = None, None
     for job in jobs:
-        if not worth_joining(job):
+        share = job.claimable_s / (job.staff + 1)
+        if job.staff and share < JOIN_FACTOR * job.load_s:
             continue
-        key = (join_priority(job), job.job_id == hint, -job.job_id)
+        key = (unit_class(job.longest_s), max(job.longest_s, share), job.job_id == hint, -job.job_id)
         if best_key is None or key > best_key:
             best, best_key = job, key
     return best

@@ -67,33 +67,41 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
     claimable = {job_id: sum(believed[job_id]) for job_id in pending}  # kept up to date as units are claimed
 
     open_jobs = {job_id for job_id, units in pending.items() if units}
+    cached: dict[int, JobFacts] = {}
+    changed = set(open_jobs)  # jobs whose facts moved since they were last built
 
     def facts(exclude_worker: int) -> list[JobFacts]:
-        out = []
-        for job_id in open_jobs:
-            people = staff.get(job_id, ())
-            out.append(JobFacts(job_id, claimable[job_id], believed[job_id][pending[job_id][0]],
-                                len(people) - (exclude_worker in people), load_s[job_id]))
-        return out
+        """Every open job's facts (a worker looking for a job is on no open job's staff: nothing to exclude)."""
+        for job_id in changed:
+            if job_id in open_jobs:
+                cached[job_id] = JobFacts(job_id, claimable[job_id], believed[job_id][pending[job_id][0]],
+                                          len(staff.get(job_id, ())), load_s[job_id])
+            else:
+                cached.pop(job_id, None)
+        changed.clear()
+        return list(cached.values())
 
     def start(worker: int, now: float) -> None:
         nonlocal sequence, loads
         job = loaded.get(worker)
         if job is not None and pending[job]:  # affinity
-            staff.setdefault(job, set()).add(worker)
+            if worker not in staff.setdefault(job, set()):
+                staff[job].add(worker)
+                changed.add(job)
             duration = 0.0
         else:
-            if job is not None:
-                staff.get(job, set()).discard(worker)
+            if job is not None and worker in staff.get(job, ()):
+                staff[job].discard(worker)
+                changed.add(job)
             if joined_this.get(worker, 1) >= 1:  # no join left under this message: take the next one
-                idle.append(worker)
+                go_idle(worker)
                 loaded_hint.pop(worker, None)
                 return
             hint = loaded_hint.get(worker)
             known = facts(worker)
             chosen = choose_job(known, hint=hint)
             if chosen is None:
-                idle.append(worker)
+                go_idle(worker)
                 return
             hint_fact = next((f for f in known if f.job_id == hint), None)
             if hint_fact is not None and hint != chosen.job_id and hint_fact.staff == 0:
@@ -106,14 +114,24 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
             loads += 1
         unit = pending[job].pop(0)
         claimable[job] -= believed[job][unit]
+        changed.add(job)
         if not pending[job]:
             open_jobs.discard(job)
         pairs.add((job, worker))
-        if not queue and (target := recruit_target(staffed_facts())) is not None:
-            queue.append(target.job_id)
+        if idle:  # a recruit only matters to a worker waiting for a message (the others recruit as they finish)
+            recruit()
         busy[worker] = job
         sequence += 1
         heapq.heappush(events, (now + duration + actual[job][unit], sequence, worker))
+
+    def recruit() -> None:
+        if not queue and (target := recruit_target(staffed_facts())) is not None:
+            queue.append(target.job_id)
+
+    def go_idle(worker: int) -> None:
+        """Its message is done (worker.serve recruits then, as db.workloop does at the end of a message)."""
+        idle.append(worker)
+        recruit()
 
     def staffed_facts() -> list[JobFacts]:
         """Facts of the jobs with workers on them: all a recruit considers."""
@@ -138,8 +156,7 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
         if joiners and (not events or join_at <= events[0][0]):
             idle.extend(joiners)
             for _ in joiners:  # a worker that starts looks for a running job to share (worker.serve)
-                if not queue and (target := recruit_target(staffed_facts())) is not None:
-                    queue.append(target.job_id)
+                recruit()
             joiners = []
             wake(join_at)
             continue

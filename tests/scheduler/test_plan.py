@@ -84,3 +84,25 @@ def test_plan_command_is_light_and_says_unknown(tmp_path):
     assert "to download (91 models, 26 datasets" in result.stdout
     assert "hf:c4/en:train (first 1,010 rows)" in result.stdout
     assert not (tmp_path / "wattsweep.db").exists()  # planning creates nothing
+
+
+def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
+    from scheduler.plan import make_schedule
+    from scheduler.simulate import SimJob, lower_bound_s, simulate
+    from scheduler.spec import parse_sweep
+
+    spec = parse_sweep({"name": "w", "carbon": {"grid_intensity_g_per_kwh": 100},
+                        "defaults": {"queries": 1000, "repetitions": 10, "warmup": 0, "max_unit_s": 600},
+                        "tasks": {"text-to-image": {"models": ["hub:org/sd-1b", "tiny:stable-diffusion"],
+                                                    "datasets": ["builtin:image-prompts"]}}})
+    one, many = make_schedule(spec, workers=1), make_schedule(spec, workers=8)
+    # The prior: ~6 s an image for a 1B-parameter diffusion model at 20 steps; its runs split to fit 600 s.
+    assert (one.sharded_runs, one.units) == (10, 110) and 500 < one.longest_unit_s <= 600
+    assert one.makespan_s >= one.total_s and many.makespan_s >= many.lower_bound_s
+    assert many.lower_bound_s == max(many.total_s / 8, many.longest_unit_s)
+    assert many.makespan_s < one.makespan_s / 4 and 2 <= many.model_loads <= 2 * 8
+    assert (one.jobs_measured, one.jobs_prior) == (0, 2)
+    # The model: one job of 4 units of 10 s and one of 1 unit of 30 s on 2 workers: 30 s first, then the rest.
+    result = simulate([SimJob(1, [10.0] * 4), SimJob(2, [30.0])], 2)
+    assert (result.makespan_s, result.lower_bound_s) == (40.0, 35.0)
+    assert lower_bound_s([10.0, 30.0], 2, join=(2, 5.0)) == 30.0
