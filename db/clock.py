@@ -44,8 +44,8 @@ class seconds_ago(FunctionElement):  # noqa: N801
     type = DateTime(timezone=True)
     inherit_cache = True
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__(literal(float(seconds), Float))
+    def __init__(self, seconds) -> None:  # a number, or a bound parameter
+        super().__init__(seconds if isinstance(seconds, ColumnElement) else literal(float(seconds), Float))
 
 
 @compiles(seconds_ago)

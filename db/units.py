@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Float, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.clock import lease_is_live, lease_is_stale, seconds_ago, server_now
@@ -80,32 +81,43 @@ def _open_jobs(mode: str | None, sweep_id: int | None):
     return and_(*conditions)
 
 
+@lru_cache(maxsize=64)
+def _claim_statements(lease_timeout_s: float, may_take_over: bool):
+    """The two statements of an affinity claim, built once per lease timeout (building costs more than running
+    them): the longest claimable unit of a job, then its conditional lease."""
+    find = (
+        select(Shard.id, Shard.run_id, Shard.shard_index, Shard.query_start, Shard.n_queries, Shard.expected_s,
+               Shard.status, Job.max_attempts, Run.n_shards, Run.dataset, Run.batch_size, Run.warmup,
+               Run.n_queries.label("run_queries"))
+        .join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id).join(Run, Run.id == Shard.run_id)
+        .where(Shard.job_id == bindparam("job_id"), claimable(lease_timeout_s, may_take_over), _open_jobs(None, None))
+        .order_by(Shard.expected_s.desc().nulls_last(), Shard.id)
+        .limit(1)
+        .with_for_update(of=Shard, skip_locked=True)
+    )
+    still = or_(Shard.status == "pending",
+                and_(Shard.status == "running", lease_is_stale(Shard.lease_heartbeat_at, lease_timeout_s),
+                     Shard.attempts < bindparam("max_attempts")))
+    take = (
+        update(Shard).where(Shard.id == bindparam("b_shard"), still)
+        .values(status="running", lease_worker_id=bindparam("b_worker"), lease_token=bindparam("b_token"),
+                lease_heartbeat_at=server_now(), progress_at=server_now(), stalled_at=None,
+                attempts=Shard.attempts + 1)
+        .returning(Shard.attempts)
+    )
+    return find, take
+
+
 def claim_next(session: Session, *, lease: Lease, job_id: int, lease_timeout_s: float, may_take_over: bool = True,
                joined: bool = False) -> UnitClaim | None:
     """Affinity: the longest claimable unit of `job_id`, leased to `lease` (None when the job has none left)."""
+    find, take = _claim_statements(float(lease_timeout_s), bool(may_take_over))
     for _ in range(5):  # SQLite has no SKIP LOCKED: a unit taken between the read and the update is retried
-        row = session.execute(
-            select(Shard.id, Shard.run_id, Shard.shard_index, Shard.query_start, Shard.n_queries, Shard.expected_s,
-                   Shard.status, Job.max_attempts, Run.n_shards, Run.dataset, Run.batch_size, Run.warmup,
-                   Run.n_queries.label("run_queries"))
-            .join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id).join(Run, Run.id == Shard.run_id)
-            .where(Shard.job_id == job_id, claimable(lease_timeout_s, may_take_over), _open_jobs(None, None))
-            .order_by(Shard.expected_s.desc().nulls_last(), Shard.id)
-            .limit(1)
-            .with_for_update(of=Shard, skip_locked=True)
-        ).one_or_none()
+        row = session.execute(find, {"job_id": job_id}).one_or_none()
         if row is None:
             return None
-        still = or_(Shard.status == "pending",
-                    and_(Shard.status == "running", lease_is_stale(Shard.lease_heartbeat_at, lease_timeout_s),
-                         Shard.attempts < row.max_attempts))
-        attempts = session.scalar(
-            update(Shard).where(Shard.id == row.id, still)
-            .values(status="running", lease_worker_id=lease.worker_id, lease_token=lease.token,
-                    lease_heartbeat_at=server_now(), progress_at=server_now(), stalled_at=None,
-                    attempts=Shard.attempts + 1)
-            .returning(Shard.attempts)
-        )
+        attempts = session.scalar(take, {"b_shard": row.id, "max_attempts": row.max_attempts,
+                                         "b_worker": lease.worker_id, "b_token": lease.token})
         if attempts is not None:
             return UnitClaim(row.id, row.run_id, job_id, row.shard_index, row.query_start, row.n_queries,
                              row.n_shards, row.dataset, row.batch_size, row.warmup, attempts, row.expected_s,
@@ -215,16 +227,24 @@ def recruit(session: Session, *, lease: Lease, hardware_class: str, lease_timeou
     return target.job_id if target else None
 
 
+@lru_cache(maxsize=1)
+def _beat_statements():
+    worker = (update(Worker).where(Worker.id == bindparam("b_worker"), Worker.token == bindparam("b_token"))
+              .values(heartbeat_at=server_now()))
+    unit = (update(Shard).where(Shard.id == bindparam("b_shard"), Shard.lease_token == bindparam("b_token"),
+                                Shard.status == "running")
+            .values(lease_heartbeat_at=server_now(), progress_at=seconds_ago(bindparam("b_age", type_=Float))))
+    return worker, unit
+
+
 def beat(session: Session, *, lease: Lease, shard_id: int | None, progress_age_s: float = 0.0) -> tuple[bool, bool]:
     """Refresh the worker's row and its unit's lease; returns (the worker id is still ours, the unit is still ours)."""
-    mine = session.execute(update(Worker).where(Worker.id == lease.worker_id, Worker.token == lease.token)
-                           .values(heartbeat_at=server_now())).rowcount == 1
+    worker, unit = _beat_statements()
+    mine = session.execute(worker, {"b_worker": lease.worker_id, "b_token": lease.token}).rowcount == 1
     if shard_id is None:
         return mine, False
-    held = session.execute(
-        update(Shard).where(Shard.id == shard_id, Shard.lease_token == lease.token, Shard.status == "running")
-        .values(lease_heartbeat_at=server_now(), progress_at=seconds_ago(max(progress_age_s, 0.0)))
-    ).rowcount == 1
+    held = session.execute(unit, {"b_shard": shard_id, "b_token": lease.token,
+                                  "b_age": max(progress_age_s, 0.0)}).rowcount == 1
     return mine, held
 
 
@@ -238,15 +258,21 @@ def holds(session: Session, *, lease: Lease, shard_id: int) -> bool:
     ) is not None
 
 
+@lru_cache(maxsize=1)
+def _complete_statement():
+    return (
+        update(Shard)
+        .where(Shard.id == bindparam("b_shard"), Shard.lease_token == bindparam("b_token"), Shard.status == "running",
+               exists(select(Job.id).where(Job.id == Shard.job_id, Job.status.in_(ACTIVE_JOB))))
+        .values(status="done", worker_id=bindparam("b_worker"), finished_at=server_now(), lease_token=None,
+                lease_heartbeat_at=None, error=None)
+    )
+
+
 def complete(session: Session, *, lease: Lease, shard_id: int) -> None:
     """Mark the unit done under its lease, or raise LeaseLost (the caller then rolls back its windows)."""
-    done = session.execute(
-        update(Shard)
-        .where(Shard.id == shard_id, Shard.lease_token == lease.token, Shard.status == "running",
-               exists(select(Job.id).where(Job.id == Shard.job_id, Job.status.in_(ACTIVE_JOB))))
-        .values(status="done", worker_id=lease.worker_id, finished_at=server_now(), lease_token=None,
-                lease_heartbeat_at=None, error=None)
-    ).rowcount
+    done = session.execute(_complete_statement(), {"b_shard": shard_id, "b_token": lease.token,
+                                                   "b_worker": lease.worker_id}).rowcount
     if done != 1:
         raise LeaseLost(f"unit {shard_id}: lease lost (taken over by another worker, or cancelled)")
 
