@@ -116,6 +116,7 @@ TINY_PARAMETERS = 1e6
 SIZE_WORDS = {"tiny": 1.5e7, "mini": 3e7, "small": 6e7, "base": 2.2e8, "medium": 3.5e8, "large": 7.7e8,
               "xl": 3e9, "xxl": 1.1e10}  # T5/Flan-T5 naming, the commonest in the study
 _SIZE = re.compile(r"(?<![a-z0-9])(\d+(?:\.\d+)?)([mb])(\d?)(?![a-z])", re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+")
 LOAD_BASE_S = 5.0  # process a checkpoint's config, build the module, move it to the device
 LOAD_BYTES_PER_S = 0.5e9  # reading weights from a shared disk
 
@@ -129,7 +130,7 @@ def parameters_from_name(model: str) -> float | None:
     if match:
         number = float(match.group(1) + ("." + match.group(3) if match.group(3) else ""))
         return number * (1e6 if match.group(2).lower() == "m" else 1e9)
-    said = [parameters for word, parameters in SIZE_WORDS.items() if re.search(rf"(?<![a-z]){word}(?![a-z])", name)]
+    said = [SIZE_WORDS[word] for word in _WORD.findall(name) if word in SIZE_WORDS]
     return max(said, default=None)  # "stable-diffusion-xl-base": the size is xl
 
 

@@ -36,13 +36,18 @@ def job_estimate(job: PlannedJob, estimates: Mapping, parameters: Mapping[str, i
 
 def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
     """The job's rows: each run with its shards (sizes and expected seconds), and the job's expected work."""
-    runs, total_s = [], 0.0
+    runs, total_s, split = [], 0.0, {}
     for run in job.runs:
-        s_per_query = estimate.seconds_per_query(run.dataset)
-        sizes = shard_sizes(n_queries=run.n_queries, batch_size=run.batch_size, warmup=run.warmup,
-                            s_per_query=s_per_query, shard_queries=units.shard_queries, max_unit_s=units.max_unit_s)
-        shards = [(size, s_per_query * (size + run.warmup)) for size in sizes]
-        total_s += sum(expected for _, expected in shards)
+        key = (run.dataset, run.n_queries, run.batch_size, run.warmup)  # repetitions split alike: once per key
+        if key not in split:
+            s_per_query = estimate.seconds_per_query(run.dataset)
+            sizes = shard_sizes(n_queries=run.n_queries, batch_size=run.batch_size, warmup=run.warmup,
+                                s_per_query=s_per_query, shard_queries=units.shard_queries,
+                                max_unit_s=units.max_unit_s)
+            shards = [(size, s_per_query * (size + run.warmup)) for size in sizes]
+            split[key] = (shards, sum(expected for _, expected in shards))
+        shards, run_s = split[key]
+        total_s += run_s
         runs.append(dict(vars(run), shards=shards))  # vars(): a deep asdict() costs seconds at 100,000 runs
     return NewJob(job.task, job.model, job.hardware_class, job.params, runs, model_kind=job.model_kind,
                   axes=job.axes, cell_key=job.cell_key, expected_s=total_s, load_expected_s=estimate.load_s or None,
