@@ -1,11 +1,14 @@
 """Distributed mode, scheduler side: submit, reconcile, cancel, retry. Plain functions; the CLI wires them up.
 
 Postgres is the source of truth and Redis only a dispatch channel that may lose
-or repeat messages. A repeated message is harmless (the lease drops it), so
-when in doubt we send again. `reconcile` compares the two:
+or repeat messages. Messages carry job ids; the database decides which unit a
+worker takes (db.policy). A repeated message is harmless (the unit leases
+decide), so when in doubt we send again. `reconcile` compares the two:
 
-- candidates come from the database: jobs `queued`, or `running` under a stale
-  lease, of distributed, non-cancelled sweeps, not sent in the last grace period;
+- candidates come from the database (db.dispatch.dispatch_candidates): jobs of
+  distributed, non-cancelled sweeps with units left to claim (pending, or under
+  a stale lease with attempts left) and no live worker on them, not sent in the
+  last grace period; units whose worker died on every attempt fail first;
 - a queued candidate is left alone if its id is in its queue's Redis list, or
   was reserved by a worker within the grace period (about to be claimed);
 - a stale-lease candidate is left alone only if its id is in the list (a copy
