@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.clock import lease_is_live, lease_is_stale, seconds_ago, server_now
@@ -36,14 +36,41 @@ def sweep_dispatches(session: Session, *, sweep_id: int) -> list[Dispatch]:
     return [Dispatch(job_id, queue) for job_id, queue in rows]
 
 
-def mark_dispatched(session: Session, *, job_ids: Sequence[int] = (), sweep_id: int | None = None) -> None:
-    """Record that these jobs (or every queued job of `sweep_id`) were just sent."""
-    now = server_now()
+_NOW = object()
+
+
+def mark_dispatched(session: Session, *, job_ids: Sequence[int] = (), sweep_id: int | None = None, at=_NOW) -> None:
+    """Record that these jobs (or every queued job of `sweep_id`) were just sent (`at=None`: were not sent)."""
+    now = server_now() if at is _NOW else at
     if sweep_id is not None:
         session.execute(update(Job).where(Job.sweep_id == sweep_id, Job.status == "queued").values(dispatched_at=now))
     for start in range(0, len(job_ids), 5000):  # bounded IN lists
         chunk = list(job_ids[start : start + 5000])
         session.execute(update(Job).where(Job.id.in_(chunk)).values(dispatched_at=now))
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    sweep_id: int
+    queued: int
+    running: int
+
+
+def unfinished_sweep(session: Session, *, name: str) -> Unfinished | None:
+    """The latest sweep of this name that is not cancelled and still has jobs queued or running, if any.
+
+    On Postgres, two submits of one name are serialised here (a transaction lock on the name), so that both
+    cannot pass this check before either has written its sweep.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-submit:{name}"))))
+    row = session.execute(
+        select(Sweep.id, func.count().filter(Job.status == "queued"), func.count().filter(Job.status == "running"))
+        .join(Job, Job.sweep_id == Sweep.id)
+        .where(Sweep.name == name, Sweep.cancelled.is_(False), Job.status.in_(("queued", "running")))
+        .group_by(Sweep.id).order_by(Sweep.id.desc()).limit(1)
+    ).one_or_none()
+    return Unfinished(*row) if row is not None else None
 
 
 def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: float) -> list[Dispatch]:

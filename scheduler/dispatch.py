@@ -35,12 +35,13 @@ from db.dispatch import (
     mark_dispatched,
     requeue_failed,
     sweep_dispatches,
+    unfinished_sweep,
 )
 from db.models import Job, Run
 from scheduler.spec import SweepSpec
 from scheduler.submit import create_sweep
 from worker.broker import ready_job_ids, reserved_job_ids
-from worker.celery_app import send_job_ids
+from worker.celery_app import SendFailed, send_job_ids
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,34 @@ class Submitted:
     sent: int
 
 
+class SweepUnfinished(RuntimeError):
+    """A sweep of this name still has work queued or running: submitting it again would measure it twice."""
+
+
+class NotSent(RuntimeError):
+    """The sweep is stored but some of its messages did not reach the broker; `reconcile` sends them."""
+
+    def __init__(self, *, name: str, sweep_id: int, not_sent: int, cause: str) -> None:
+        super().__init__(f"sweep {name} stored as id {sweep_id}; {not_sent} job messages not sent; "
+                         f"`wattsweep reconcile` sends them (broker: {cause})")
+        self.sweep_id, self.not_sent = sweep_id, not_sent
+
+
 def submit_sweep(
-    sessions: sessionmaker[Session], spec: SweepSpec, *, app, hardware_class: str | None = None, max_attempts: int = 3
+    sessions: sessionmaker[Session], spec: SweepSpec, *, app, hardware_class: str | None = None, max_attempts: int = 3,
+    new: bool = False,
 ) -> Submitted:
-    """Write every job and run in one transaction, then send one message (the job id) per job."""
+    """Write every job and run in one transaction, then send one message (the job id) per job.
+
+    Refused (SweepUnfinished, nothing written) while a sweep of the same name has jobs queued or running, unless
+    `new`. NotSent if the broker fails after the commit.
+    """
     with sessions.begin() as session:
+        if not new and (unfinished := unfinished_sweep(session, name=spec.name)) is not None:
+            raise SweepUnfinished(
+                f"sweep {spec.name} (id {unfinished.sweep_id}) is unfinished ({unfinished.queued} job(s) queued, "
+                f"{unfinished.running} running): `wattsweep status {unfinished.sweep_id}` shows it and `wattsweep "
+                "reconcile` sends what the broker lost; submit with --new to measure it all again as a second sweep")
         sweep = create_sweep(session, spec, mode="distributed", hardware_class=hardware_class,
                              max_attempts=max_attempts)
         sweep_id, sweep_hardware = sweep.id, sweep.hardware_class
@@ -67,7 +91,16 @@ def submit_sweep(
         mark_dispatched(session, sweep_id=sweep_id)
     # After the commit: a worker must find the job in the database when its message arrives. If sending
     # fails half-way, the jobs are queued in Postgres and `reconcile` sends the rest.
-    sent = send_job_ids(app, dispatches)
+    try:
+        sent = send_job_ids(app, dispatches)
+    except SendFailed as error:
+        unsent = [d.job_id for d in dispatches[error.sent:]]
+        try:  # not sent after all: reconcile may send them at once instead of after the grace period
+            with sessions.begin() as session:
+                mark_dispatched(session, job_ids=unsent, at=None)
+        except Exception as db_error:  # the grace period then only delays them
+            log.warning("could not clear the dispatch time of unsent jobs: %s", db_error)
+        raise NotSent(name=spec.name, sweep_id=sweep_id, not_sent=len(unsent), cause=str(error)) from None
     return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent)
 
 

@@ -78,15 +78,35 @@ def make_app(broker_url: str | None = None, visibility_timeout_s: float | None =
     return app
 
 
+class SendFailed(RuntimeError):
+    """Publishing stopped part-way (the broker went away): `sent` messages are known to be in the broker."""
+
+    def __init__(self, sent: int, cause: BaseException) -> None:
+        super().__init__(" ".join(f"{type(cause).__name__}: {cause}".split()))  # one line: driver errors span several
+        self.sent = sent
+
+
+SEND_BATCH = 1000
+
+
 def send_job_ids(app: Celery, dispatches) -> int:
     """Publish one message per job (body: the job id only) to its hardware class's queue; returns the count.
 
-    One producer and kombu's publish batch (Redis pipelines of 1,000 LPUSHes) keep 10,000 jobs well under
-    a few seconds. `dispatches` are `db.dispatch.Dispatch`-like: `.job_id`, `.queue`.
+    One producer and kombu's publish batches (Redis pipelines of 1,000 LPUSHes) keep 10,000 jobs well under
+    a few seconds. `dispatches` are `db.dispatch.Dispatch`-like: `.job_id`, `.queue`. If the broker fails
+    part-way, SendFailed says how many batches went through whole (the failing batch counts as not sent: sending
+    it again costs a duplicate message, which the leases make harmless; losing it would cost a job).
     """
+    dispatches = list(dispatches)
     sent = 0
-    with app.producer_or_acquire() as producer, producer.batch(1000):
-        for dispatch in dispatches:
-            app.send_task(RUN_JOB, args=[dispatch.job_id], queue=dispatch.queue, producer=producer)
-            sent += 1
+    try:
+        with app.producer_or_acquire() as producer:
+            for start in range(0, len(dispatches), SEND_BATCH):
+                chunk = dispatches[start : start + SEND_BATCH]
+                with producer.batch(SEND_BATCH):  # flushed when the block ends
+                    for dispatch in chunk:
+                        app.send_task(RUN_JOB, args=[dispatch.job_id], queue=dispatch.queue, producer=producer)
+                sent += len(chunk)
+    except Exception as error:  # kombu/redis raise their own connection errors; all mean the same here
+        raise SendFailed(sent, error) from None
     return sent

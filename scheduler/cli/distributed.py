@@ -32,11 +32,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def submit(
     sweep_file: Annotated[Path, typer.Argument(help="Sweep file (YAML).")],
     hardware_class: Annotated[str | None, typer.Option(help="Override the file's hardware_class (= queue).")] = None,
+    new: Annotated[bool, typer.Option("--new", help="Submit even while a sweep of this name is unfinished "
+                                                    "(a second sweep: everything is measured again).")] = False,
     database_url: DatabaseOpt = None,
     broker_url: BrokerOpt = None,
 ) -> None:
     """Write a sweep's jobs to the database and send one message per job to its hardware class's queue."""
-    from scheduler.dispatch import submit_sweep
+    from scheduler.dispatch import NotSent, SweepUnfinished, submit_sweep
 
     spec = load_spec(sweep_file)
     from worker.celery_app import queue_name_problem
@@ -45,8 +47,13 @@ def submit(
         fail(f"--hardware-class: {problem}")
     settings = settings_with_broker(database_url, broker_url)
     sessions = open_sessions(settings.database_url)
-    done = submit_sweep(sessions, spec, app=celery_for(settings), hardware_class=hardware_class,
-                        max_attempts=settings.max_attempts)
+    try:
+        done = submit_sweep(sessions, spec, app=celery_for(settings), hardware_class=hardware_class,
+                            max_attempts=settings.max_attempts, new=new)
+    except SweepUnfinished as error:
+        fail(str(error))
+    except NotSent as error:  # stored: not bad input, but the user must act (exit 1)
+        fail(str(error), code=1)
     console.print(f"sweep [bold]{spec.name}[/bold] (id {done.sweep_id}): {done.jobs} jobs, {done.runs} runs; "
                   f"{done.sent} messages sent to queue [bold]{done.hardware_class}[/bold] at "
                   f"{masked(settings.broker_url)}")
