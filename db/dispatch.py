@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from db.clock import lease_is_live, lease_is_stale, seconds_ago, server_now
 from db.models import Job, Run, Shard, Sweep, Unavailable, Worker
-from db.units import claimable, fail_dead_units
+from db.units import claimable
 
 
 @dataclass(frozen=True)
@@ -73,34 +73,50 @@ def unfinished_sweep(session: Session, *, name: str) -> Unfinished | None:
     return Unfinished(*row) if row is not None else None
 
 
-def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: float) -> list[Dispatch]:
+def _needs_message(lease_timeout_s: float, grace_s: float):
+    """The conditions of a job that needs a message (see `dispatch_candidates`), for SELECTs joined to Sweep."""
+    staffed = exists(select(Worker.id).where(Worker.current_job_id == Job.id,
+                                             lease_is_live(Worker.heartbeat_at, lease_timeout_s)))
+    left = exists(select(Shard.id).where(Shard.job_id == Job.id, claimable(lease_timeout_s)))
+    return (
+        Sweep.mode == "distributed",
+        Sweep.cancelled.is_(False),
+        Job.status.in_(("queued", "running")),
+        left,
+        ~staffed,
+        or_(Job.dispatched_at.is_(None), Job.dispatched_at < seconds_ago(grace_s)),
+    )
+
+
+def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: float,
+                        queues: Sequence[str] | None = None, job_ids: Sequence[int] | None = None) -> list[Dispatch]:
     """Jobs that need a message: units left to claim and no live worker on them; not sent in the last `grace_s`.
 
     Units left to claim: pending, or under a stale lease with attempts left (`stale_lease`: a worker died on it).
     A job a live worker has joined needs no message: that worker claims its units (affinity). Only distributed,
-    non-cancelled sweeps. Units whose worker died on every attempt fail first (`worker died N times`). The
-    caller then drops the jobs the broker already holds.
+    non-cancelled sweeps; only these queues (hardware classes) or job ids when given. The caller then drops the
+    jobs the broker already holds (and has failed the units whose worker died on every attempt: fail_dead_units).
     """
-    fail_dead_units(session, lease_timeout_s=lease_timeout_s)
-    staffed = exists(select(Worker.id).where(Worker.current_job_id == Job.id,
-                                             lease_is_live(Worker.heartbeat_at, lease_timeout_s)))
-    left = exists(select(Shard.id).where(Shard.job_id == Job.id, claimable(lease_timeout_s)))
     stale = exists(select(Shard.id).where(Shard.job_id == Job.id, Shard.status == "running",
                                           lease_is_stale(Shard.lease_heartbeat_at, lease_timeout_s)))
+    query = (select(Job.id, Job.hardware_class, stale).join(Sweep, Sweep.id == Job.sweep_id)
+             .where(*_needs_message(lease_timeout_s, grace_s))
+             .order_by(Job.expected_s.desc().nulls_last(), Job.id))
+    if queues is not None:
+        query = query.where(Job.hardware_class.in_(list(queues)))
+    if job_ids is not None:
+        query = query.where(Job.id.in_(list(job_ids)))
+    return [Dispatch(job_id, queue, bool(is_stale)) for job_id, queue, is_stale in session.execute(query)]
+
+
+def candidate_counts(session: Session, *, lease_timeout_s: float, grace_s: float) -> dict[str, int]:
+    """How many jobs need a message, per queue: what the broker's lists should hold at least (one row per queue
+    crosses the wire, however many jobs wait)."""
     rows = session.execute(
-        select(Job.id, Job.hardware_class, stale)
-        .join(Sweep, Sweep.id == Job.sweep_id)
-        .where(
-            Sweep.mode == "distributed",
-            Sweep.cancelled.is_(False),
-            Job.status.in_(("queued", "running")),
-            left,
-            ~staffed,
-            or_(Job.dispatched_at.is_(None), Job.dispatched_at < seconds_ago(grace_s)),
-        )
-        .order_by(Job.expected_s.desc().nulls_last(), Job.id)
+        select(Job.hardware_class, func.count()).join(Sweep, Sweep.id == Job.sweep_id)
+        .where(*_needs_message(lease_timeout_s, grace_s)).group_by(Job.hardware_class)
     )
-    return [Dispatch(job_id, queue, bool(is_stale)) for job_id, queue, is_stale in rows]
+    return dict(rows.all())
 
 
 def cancel_sweep(session: Session, *, sweep_id: int) -> int:

@@ -71,12 +71,33 @@ def job_id_of(message: dict) -> int | None:
     return job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None
 
 
-def ready_job_ids(client, queues: Iterable[str]) -> set[int]:
-    """Job ids waiting in these queues (not yet taken by any worker)."""
+def queue_keys(queue: str) -> tuple[str, ...]:
+    """The Redis lists that hold a queue's ready messages (plain, then each priority step)."""
+    return (queue, *(f"{queue}{PRIORITY_SEPARATOR}{p}" for p in PRIORITY_STEPS))
+
+
+def queue_lengths(client, queues: Iterable[str]) -> dict[str, int]:
+    """Ready messages per queue (LLEN of its lists, one round trip): a few bytes, however long the queues are."""
+    queues = list(queues)
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        for key in queue_keys(queue):
+            pipe.llen(key)
+    lengths = iter(pipe.execute())
+    return {queue: sum(next(lengths) for _ in queue_keys(queue)) for queue in queues}
+
+
+def ready_job_ids(client, queues: Iterable[str], *, page: int = 10_000) -> set[int]:
+    """Job ids waiting in these queues (not yet taken by any worker). Reads every message (~1 KB each): costly
+    at a long queue, which is why reconcile compares counts first (queue_lengths) and comes here only when
+    they disagree. Read in pages, so that 100,000 messages never sit in memory at once."""
     found: set[int] = set()
     for queue in queues:
-        for key in (queue, *(f"{queue}{PRIORITY_SEPARATOR}{p}" for p in PRIORITY_STEPS)):
-            found.update(job_id for raw in client.lrange(key, 0, -1) if (job_id := decode_job_id(raw)) is not None)
+        for key in queue_keys(queue):
+            start = 0
+            while raws := client.lrange(key, start, start + page - 1):
+                found.update(job_id for raw in raws if (job_id := decode_job_id(raw)) is not None)
+                start += page
     return found
 
 

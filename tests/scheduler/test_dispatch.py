@@ -167,3 +167,92 @@ def test_submit_sends_the_longest_expected_job_first_and_records_its_estimate(en
     assert jobs["hub:org/bert-large"].expected_s > jobs["hub:org/bert-base"].expected_s > jobs["tiny:bert"].expected_s
     sent = [decode_job_id(raw) for raw in reversed(client.lrange("cpu-x", 0, -1))]  # the first out is last in
     assert sent == [jobs[m].id for m in ("hub:org/bert-large", "hub:org/bert-base", "tiny:bert")]
+
+
+class CommandLog:
+    """A Redis client that records which commands reconcile sends (pipelined ones included)."""
+
+    def __init__(self, client) -> None:
+        self.client, self.commands = client, []
+
+    def __getattr__(self, name):
+        attribute = getattr(self.client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            self.commands.append(name)
+            result = attribute(*args, **kwargs)
+            return CommandLog(result) if name == "pipeline" else result
+        if name == "pipeline":
+            def pipeline(*args, **kwargs):
+                logged = CommandLog(attribute(*args, **kwargs))
+                logged.commands = self.commands
+                return logged
+            return pipeline
+        return call
+
+
+def sent_long_ago(sessions) -> None:
+    with sessions.begin() as session:
+        session.execute(update(Job).values(dispatched_at=datetime.now(timezone.utc) - timedelta(minutes=10)))
+
+
+def test_reconcile_compares_counts_and_reads_no_message_while_they_agree(env):
+    """Issue 11, defect 8: a pass over a full queue with nothing lost reads lengths, not messages."""
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep(SPEC), app=app)
+    sent_long_ago(sessions)
+    logged = CommandLog(client)
+    result = reconcile_once(sessions, app=app, redis=logged, lease_timeout_s=60, grace_s=30)
+    assert (result.checked, result.resent, result.scanned) == (3, 0, [])
+    assert "lrange" not in logged.commands and "llen" in logged.commands
+    # One message lost while another job has a second copy: the counts agree and nothing is read...
+    messages = client.lrange("cpu-x", 0, -1)
+    first, lost = decode_job_id(messages[-1]), decode_job_id(messages[0])
+    client.lrem("cpu-x", 1, messages[0])
+    client.lpush("cpu-x", messages[-1])
+    logged.commands.clear()
+    assert reconcile_once(sessions, app=app, redis=logged, lease_timeout_s=60, grace_s=30).resent == 0
+    assert "lrange" not in logged.commands
+    # ... until the extra copy is consumed (a worker took it: its job needs no message): then the lost job is sent.
+    client.rpop("cpu-x")
+    result = reconcile_once(sessions, app=app, redis=logged, lease_timeout_s=60, grace_s=30)
+    assert (result.resent_queued, result.scanned) == ([lost], ["cpu-x"])
+    assert sorted(decode_job_id(m) for m in client.lrange("cpu-x", 0, -1)) == sorted({first, lost} | (
+        {decode_job_id(m) for m in messages} - {first, lost}))
+    assert reconcile(sessions, app, client, grace_s=30).resent == 0
+
+
+def test_reconcile_scans_a_queue_shorter_than_its_candidates_and_counts_fresh_reservations(env):
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep(SPEC), app=app)
+    sent_long_ago(sessions)
+    raw = json.loads(client.rpop("cpu-x"))  # reserved by a worker just now: one message short, nothing lost
+    client.hset(UNACKED_KEY, "tag-1", json.dumps([raw, "", "cpu-x"]))
+    client.zadd(UNACKED_INDEX_KEY, {"tag-1": time.time()})
+    logged = CommandLog(client)
+    result = reconcile_once(sessions, app=app, redis=logged, lease_timeout_s=60, grace_s=30)
+    assert (result.resent, result.scanned) == (0, []) and "lrange" not in logged.commands
+    client.delete("cpu-x")  # Redis lost the rest
+    result = reconcile_once(sessions, app=app, redis=logged, lease_timeout_s=60, grace_s=30)
+    assert len(result.resent_queued) == 2 and result.scanned == ["cpu-x"]
+    assert decode_job_id(json.dumps(raw)) not in result.resent_queued
+
+
+def test_reconcile_fails_a_unit_whose_worker_died_on_every_attempt(env):
+    """Issue 11, defect 2, through reconcile itself: its failures are committed (they were rolled back)."""
+    sessions, app, client = env
+    submit_sweep(sessions, parse_sweep({**SPEC, "defaults": {"queries": 2, "repetitions": 1}}), app=app,
+                 max_attempts=1)
+    with sessions() as session:
+        job_id = session.scalar(select(Job.id).order_by(Job.id))
+    join(sessions, "dead@x", job_id)  # its only attempt; the worker dies
+    with sessions.begin() as session:
+        session.execute(update(Shard).where(Shard.job_id == job_id).values(lease_heartbeat_at=seconds_ago(300)))
+        session.execute(update(Worker).values(heartbeat_at=seconds_ago(300)))
+    reconcile(sessions, app, client)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "failed" and "worker died 1 times" in job.last_error
+        assert set(session.scalars(select(Run.status).where(Run.job_id == job_id))) == {"failed"}
