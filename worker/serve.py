@@ -85,11 +85,17 @@ class WorkerContext:
         return status
 
     def send_again(self, job_id: int) -> None:
+        """Send a job's id (a hand-back, a recruit). A broker that is down costs only the message: the job is in
+        the database, and reconcile sends it; the unit this worker holds must not be dropped for it."""
         from db.dispatch import Dispatch, mark_dispatched
         from db.retry import run_in_transaction
-        from worker.celery_app import send_job_ids
+        from worker.celery_app import SendFailed, send_job_ids
 
-        send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
+        try:
+            send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
+        except SendFailed as error:
+            log.warning("could not send job %s to the broker (%s); reconcile will", job_id, error)
+            return
         run_in_transaction(self.runtime.sessions, lambda s: mark_dispatched(s, job_ids=[job_id]),
                            retry_for_s=self.retry_for_s)
 
@@ -173,7 +179,7 @@ def serve(options: WorkerOptions) -> int:
     app = make_app(settings.broker_url)
     broker = redis_client(settings.broker_url)
     context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s,
-                            queue_length=lambda: broker.llen(options.queue),
+                            queue_length=lambda: queue_length_or_busy(broker, options.queue),
                             lease_timeout_s=settings.lease_timeout_s,
                             max_consecutive_failures=settings.max_consecutive_failures, progress=progress)
     tasks.install(app, context)
@@ -208,6 +214,18 @@ def serve(options: WorkerOptions) -> int:
         _unregister(runtime)
         runtime.close()
     return worker.exitcode or 0
+
+
+def queue_length_or_busy(broker, queue: str) -> int:
+    """The queue's length, for recruiting; 1 (not empty: recruit nobody now) while the broker is unreachable,
+    so that a Redis restart never aborts the unit a worker is about to run."""
+    import redis
+
+    try:
+        return broker.llen(queue)
+    except redis.RedisError as error:
+        log.warning("broker unreachable (%s): no recruiting until it is back", " ".join(str(error).split()))
+        return 1
 
 
 def runtime_lease(runtime):

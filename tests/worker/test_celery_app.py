@@ -49,3 +49,24 @@ def test_queue_names(name, problem):
 
     found = queue_name_problem(name)
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_a_broker_that_is_down_costs_a_message_never_the_unit_a_worker_holds():
+    """A Redis restart while a worker is between units: recruiting waits (the queue reads as busy) and a message
+    that cannot be sent is left to reconcile; both used to raise out of the task and drop its leased unit."""
+    import types
+
+    import redis
+
+    from worker.celery_app import SendFailed, send_job_ids
+    from worker.serve import WorkerContext, queue_length_or_busy
+
+    dead = "redis://127.0.0.1:1/0"
+    assert queue_length_or_busy(redis.Redis.from_url(dead, socket_connect_timeout=1), "a100") == 1
+    app = make_app(dead)
+    with pytest.raises(SendFailed) as raised:
+        send_job_ids(app, [types.SimpleNamespace(job_id=7, queue="a100")])
+    assert raised.value.sent == 0 and "\n" not in str(raised.value)
+    context = types.SimpleNamespace(app=app, runtime=types.SimpleNamespace(hardware_class="a100", sessions=None),
+                                    retry_for_s=0)
+    WorkerContext.send_again(context, 7)  # logged, not raised: the database still has the job for reconcile
