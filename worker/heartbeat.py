@@ -75,6 +75,10 @@ class HeartbeatThread(threading.Thread):
             self.hold(None)
 
     def hold(self, shard_id: int | None) -> None:
+        """Beat for `shard_id` from now on (None: for no unit). Holding a unit starts a step: a worker that
+        sat idle for an hour has made no progress for an hour, and its watchdog must not count that time."""
+        if shard_id is not None and self._progress is not None:
+            self._progress.touch(f"starting unit {shard_id}")  # before the unit is visible to the thread
         self._shard_id = shard_id  # the claim itself stamped the lease: the next beat is due in interval_s
 
     def may_take_over(self) -> bool:

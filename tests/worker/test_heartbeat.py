@@ -106,3 +106,19 @@ def test_status_shows_a_stalled_unit_and_a_worker_that_stopped_taking_work(sessi
     assert f"stalled:[/yellow] unit {claim.shard_id}" in text
     assert f"not taking work:[/red] worker {W1.worker_id}" in text
     assert "state" in [column.header for column in table.columns]
+
+
+def test_a_worker_idle_longer_than_its_stall_timeout_is_not_stalled_by_its_next_unit(sessions):
+    """Idle time is not a stall: a worker that waited an hour for work starts its next unit with a fresh clock
+    (the first step of a unit, e.g. an idle baseline of 20 s, comes before the unit's own first progress)."""
+    job_id = first_job_id(sessions, make_sweep(sessions))
+    with sessions.begin() as session:
+        shard_id = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60).shard_id
+    progress, stalls = Progress(), []
+    progress.at -= 3600  # its last progress: the end of its previous unit, an hour ago
+    thread = HeartbeatThread(sessions, W1, interval_s=0.05, progress=progress, stall_timeout_s=5,
+                             on_stall=stalls.append)
+    thread.hold(shard_id)
+    assert thread.beat() is True and thread.stalled_for() is None and stalls == []
+    with sessions() as session:
+        assert session.get(Shard, shard_id).stalled_at is None
