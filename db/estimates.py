@@ -21,11 +21,10 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from db.models import Job, Measurement, Run
+if TYPE_CHECKING:  # the priors and shard sizes below need no database (`plan --workers` without one)
+    from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,10 @@ CellKey = tuple[str, str, str]  # task, model, model kind
 
 def earlier_estimates(session: Session, *, hardware_class: str) -> dict[CellKey, Estimate]:
     """Per-query duration and energy of every (task, model, model kind) measured on `hardware_class`."""
+    from sqlalchemy import func, select
+
+    from db.models import Job, Measurement, Run
+
     cell = (Job.task, Job.model, Job.model_kind)
     queries = session.execute(
         select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(Measurement.energy_kwh),
@@ -82,6 +85,10 @@ def earlier_estimates(session: Session, *, hardware_class: str) -> dict[CellKey,
 
 def known_parameter_counts(session: Session, *, models: Iterable[str]) -> dict[str, int]:
     """Parameter counts recorded by earlier jobs of these models (any hardware class, any task)."""
+    from sqlalchemy import func, select
+
+    from db.models import Job
+
     models = list(dict.fromkeys(models))
     counts: dict[str, int] = {}
     for start in range(0, len(models), 1000):

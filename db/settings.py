@@ -105,6 +105,8 @@ def get_settings() -> Settings:
 
 def mask_url(url: str) -> str:
     """The URL with its password replaced, for error messages and logs."""
+    if "@" not in url:  # no user part, nothing to hide (SQLite files: `plan` need not import SQLAlchemy)
+        return url
     from sqlalchemy.engine import make_url
 
     try:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from db.live import eta_s, job_status_counts, list_workers, running_jobs, sweep_started_at
 from db.models import Sweep
 from db.sweeps import failed_jobs, sweep_progress
+from scheduler.durations import duration
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -18,15 +19,6 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
         return "never"
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return f"{duration((now or datetime.now(UTC)) - moment)} ago"
-
-
-def duration(delta) -> str:
-    seconds = int(max(delta if isinstance(delta, (int, float)) else delta.total_seconds(), 0))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
 def status_lines(session: Session, sweep: Sweep, *, stall_after_s: float | None = None,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from db.estimates import Estimate, earlier_estimates, known_parameter_counts, prior_estimate, shard_sizes
-from db.models import Sweep
-from db.sweeps import NewJob, insert_sweep
+from db.new_jobs import NewJob
 from scheduler.expand import PlannedJob, expand
 from scheduler.spec import SweepSpec
+
+if TYPE_CHECKING:  # `plan --workers` builds units from here without the database layer
+    from sqlalchemy.orm import Session
+
+    from db.models import Sweep
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ def jobs_with_units(spec: SweepSpec, hardware_class: str | None, estimates: Mapp
 def create_sweep(
     session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
 ) -> Sweep:
+    from db.sweeps import insert_sweep
+
     return insert_sweep(
         session,
         name=spec.name,

@@ -19,10 +19,13 @@ app = typer.Typer()
 
 def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str | None]:
     """Earlier measurements on this hardware class, and why there are none if the database cannot say."""
+    url = settings_for(database_url).database_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and "?" not in url \
+            and not Path(url.removeprefix("sqlite:///")).exists():  # the common first plan: no SQLAlchemy import
+        return {}, f"no database at {masked(url)} yet"
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    url = settings_for(database_url).database_url
     try:
         parsed = make_url(url)
     except Exception:
@@ -117,7 +120,7 @@ def plan(
 
 
 def _print_schedule(spec, hardware_class: str, estimates: dict, workers: int) -> None:
-    from scheduler.live_view import duration
+    from scheduler.durations import duration
     from scheduler.plan import make_schedule
 
     s = make_schedule(spec, workers=workers, hardware_class=hardware_class, estimates=estimates)
