@@ -97,12 +97,23 @@ class UnitExecutor:
         try:
             while True:
                 request = flow.send(answer)
-                if isinstance(request, Load):
-                    answer = self.load(request.claim)
-                elif isinstance(request, Execute):
-                    answer = Stop() if self.should_stop() else self.execute(request.claim)
-                else:  # pragma: no cover - the protocol has two requests
-                    raise TypeError(f"unknown request {request!r}")
+                try:
+                    if isinstance(request, Load):
+                        answer = self.load(request.claim)
+                    elif isinstance(request, Execute):
+                        answer = Stop() if self.should_stop() else self.execute(request.claim)
+                    else:  # pragma: no cover - the protocol has two requests
+                        raise TypeError(f"unknown request {request!r}")
+                except Exception as error:  # whatever escaped (the database gone past db_retry_s, a bug): the
+                    # loop hands the unit on as failed; raising here would leave it leased, and beaten, for ever
+                    log.exception("job %s unit %s: %s failed", request.claim.job_id, request.claim.shard_id,
+                                  type(request).__name__.lower())
+                    if isinstance(request, Load):
+                        self.unload()
+                        answer = Failed(f"model failed to load: {error_text(error)}",
+                                        final=self.runtime.load_failure_is_final)
+                    else:
+                        answer = Failed(error_text(error))
         except StopIteration as finished:
             return finished.value
 
@@ -127,14 +138,16 @@ class UnitExecutor:
         from worker.workloads import get_workload
 
         self.unload()
-        with self.runtime.sessions() as session:
+
+        def read(session) -> dict:
             job = session.get(Job, claim.job_id)
             sweep = job.sweep
-            model = _pinned(job.model, job.model_revision)
-            spec = dict(task=job.task, model=model, params=dict(job.params), multi=job.model_kind == "multi-purpose",
-                        load_s=job.load_expected_s,
+            return dict(task=job.task, model=_pinned(job.model, job.model_revision), params=dict(job.params),
+                        multi=job.model_kind == "multi-purpose", load_s=job.load_expected_s,
                         carbon=dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
                                     grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh))
+
+        spec = self.transact(read)  # the unit is leased: a database outage is waited out, not a failure
         try:
             workload = get_workload(spec["task"], multi_purpose=spec["multi"])
         except KeyError as error:

@@ -74,11 +74,15 @@ class WorkerRuntime:
         if self.baseline_window_s <= 0:
             return None
         if not fresh:
+            from db.retry import run_in_transaction
+
             reading = measure_idle(meter, self.baseline_window_s)
-            with self.sessions.begin() as session:
-                baseline = store_baseline(session, worker_id=self.worker_id, hostname=self.hostname,
-                                          host_id=self.host_id, reading=reading)
-                self._baseline = (baseline.id, time.monotonic())
+            # A worker holding a unit waits out a database outage here too, as it does to store the unit.
+            baseline_id = run_in_transaction(self.sessions, lambda session: store_baseline(
+                session, worker_id=self.worker_id, hostname=self.hostname, host_id=self.host_id,
+                reading=reading).id, retry_for_s=get_settings().db_retry_s,
+                max_wait_s=max(get_settings().heartbeat_interval_s, 1.0))
+            self._baseline = (baseline_id, time.monotonic())
         return self._baseline[0]
 
     def close(self) -> None:

@@ -87,3 +87,28 @@ def test_prefill_window_and_a_second_delivery_runs_nothing(runtime):
                                                           Measurement.phase == "query")).one()
         assert query.output_tokens == 4
         assert session.scalars(select(Run.status).where(Run.job_id == job_id)).all() == ["done"]
+
+
+def test_an_error_that_escapes_a_unit_hands_the_unit_on_instead_of_holding_it(runtime, monkeypatch):
+    """Whatever escapes the executor (a database gone for longer than db_retry_s, a bug) fails the unit through
+    the loop, which releases its hold: raising out of the task left the unit leased, and its lease beaten by the
+    heartbeat thread, for ever."""
+    from db.models import Shard
+    from worker.execute import UnitExecutor, make_loop
+
+    job_id = submit(runtime, {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}})
+    held = []
+    executor = UnitExecutor(runtime)
+    loop = make_loop(runtime, executor, mode=None, hold=held.append)
+
+    def broken(claim):
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(executor, "execute", broken)
+    assert executor.drive(loop.serve(job_id, joins=1, only_job_id=job_id)) == "failed-unit"  # the loop went on
+    assert held[-1] is None  # nothing held any more
+    with runtime.sessions() as session:
+        shard = session.scalars(select(Shard).where(Shard.job_id == job_id)).one()
+        assert shard.status == "failed" and shard.lease_token is None
+        assert shard.error == "RuntimeError: the disk went away"
+    executor.unload()
