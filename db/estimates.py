@@ -45,42 +45,60 @@ CellKey = tuple[str, str, str]  # task, model, model kind
 
 
 def earlier_estimates(session: Session, *, hardware_class: str) -> dict[CellKey, Estimate]:
-    """Per-query duration and energy of every (task, model, model kind) measured on `hardware_class`."""
+    """Per-query duration and energy of every (task, model, model kind) measured on `hardware_class`.
+
+    Imported CodeCarbon logs name a model as the study's scripts did, by its Hub id (`bigscience/bloomz-560m`):
+    such a name counts for the sweep reference `hub:bigscience/bloomz-560m` (`reference_of`).
+    """
     from sqlalchemy import func, select
 
     from db.models import Job, Measurement, Run
 
     cell = (Job.task, Job.model, Job.model_kind)
-    queries = session.execute(
+    where = (Job.hardware_class == hardware_class, Measurement.phase == "query", Measurement.n_queries > 0)
+    queries: dict[CellKey, list[float]] = {}  # windows, seconds, kWh, queries
+    for task, model, kind, *sums in session.execute(
         select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(Measurement.energy_kwh),
                func.sum(Measurement.n_queries))
+        .join(Measurement, Measurement.job_id == Job.id).where(*where).group_by(*cell)
+    ).all():
+        _add(queries.setdefault((task, reference_of(model), kind), [0, 0.0, 0.0, 0]), sums)
+    loads: dict[CellKey, list[float]] = {}  # windows, seconds, kWh
+    for task, model, kind, *sums in session.execute(
+        select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(Measurement.energy_kwh))
         .join(Measurement, Measurement.job_id == Job.id)
-        .where(Job.hardware_class == hardware_class, Measurement.phase == "query", Measurement.n_queries > 0)
-        .group_by(*cell)
-    ).all()
-    loads = {
-        (task, model, kind): (duration or 0.0, energy or 0.0)
-        for task, model, kind, duration, energy in session.execute(
-            select(*cell, func.avg(Measurement.duration_s), func.avg(Measurement.energy_kwh))
-            .join(Measurement, Measurement.job_id == Job.id)
-            .where(Job.hardware_class == hardware_class, Measurement.phase == "load")
-            .group_by(*cell)
-        ).all()
-    }
-    by_dataset: dict[CellKey, dict[str, float]] = {}
-    for task, model, kind, dataset, duration, n_queries in session.execute(
+        .where(Job.hardware_class == hardware_class, Measurement.phase == "load").group_by(*cell)
+    ).all():
+        _add(loads.setdefault((task, reference_of(model), kind), [0, 0.0, 0.0]), sums)
+    by_dataset: dict[CellKey, dict[str, list[float]]] = {}  # seconds, queries
+    for task, model, kind, dataset, *sums in session.execute(
         select(*cell, Run.dataset, func.sum(Measurement.duration_s), func.sum(Measurement.n_queries))
         .join(Measurement, Measurement.job_id == Job.id).join(Run, Run.id == Measurement.run_id)
-        .where(Job.hardware_class == hardware_class, Measurement.phase == "query", Measurement.n_queries > 0)
-        .group_by(*cell, Run.dataset)
+        .where(*where).group_by(*cell, Run.dataset)
     ).all():
-        by_dataset.setdefault((task, model, kind), {})[dataset] = duration / n_queries
+        _add(by_dataset.setdefault((task, reference_of(model), kind), {}).setdefault(dataset, [0.0, 0]), sums)
     estimates = {}
-    for task, model, kind, runs, duration, energy, n_queries in queries:
-        load_s, load_kwh = loads.get((task, model, kind), (0.0, 0.0))
-        estimates[(task, model, kind)] = Estimate(int(runs), duration / n_queries, energy / n_queries, load_s, load_kwh,
-                                                  s_per_query_by_dataset=by_dataset.get((task, model, kind), {}))
+    for key, (runs, duration, energy, n_queries) in queries.items():
+        load_windows, load_s, load_kwh = loads.get(key, (0, 0.0, 0.0))
+        estimates[key] = Estimate(int(runs), duration / n_queries, energy / n_queries,
+                                  load_s / load_windows if load_windows else 0.0,
+                                  load_kwh / load_windows if load_windows else 0.0,
+                                  s_per_query_by_dataset={dataset: seconds / count for dataset, (seconds, count)
+                                                          in by_dataset.get(key, {}).items()})
     return estimates
+
+
+_SCHEMES = ("tiny:", "hub:", "path:")  # worker.refs.MODEL_KINDS (db does not import worker)
+
+
+def reference_of(model: str) -> str:
+    """The sweep reference a stored model name stands for: itself, or `hub:<id>` for a bare Hub id (imports)."""
+    return model if model.startswith(_SCHEMES) else f"hub:{model}"
+
+
+def _add(totals: list, values) -> None:
+    for i, value in enumerate(values):
+        totals[i] += value or 0
 
 
 def known_parameter_counts(session: Session, *, models: Iterable[str]) -> dict[str, int]:

@@ -106,3 +106,32 @@ def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
     result = simulate([SimJob(1, [10.0] * 4), SimJob(2, [30.0])], 2)
     assert (result.makespan_s, result.lower_bound_s) == (40.0, 35.0)
     assert lower_bound_s([10.0, 30.0], 2, join=(2, 5.0)) == 30.0
+
+
+def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_and_split_by(sqlite_url, tmp_path):
+    """Issue 10: estimates come from earlier measurements, imported logs included; the study's logs name models by
+    their Hub id, which stands for the sweep's `hub:` reference."""
+    from db.session import session_factory
+    from scheduler.plan import make_schedule
+    from scheduler.spec import parse_sweep
+    from scheduler.submit import planned_jobs
+    from tests.scheduler.test_import import V2_HEADER, v2_row, wattsweep
+
+    log = tmp_path / "emissions.csv"  # three runs of 1,000 queries, 12.5 s each
+    log.write_text("\n".join([V2_HEADER] + [v2_row("sim-org/past-model", "0.002")] * 3) + "\n")
+    result = wattsweep(sqlite_url, "import", "codecarbon", str(log), "--task", "fill-mask", "--dataset", "sst2",
+                       "--queries", "1000", "--hardware-class", "a100")
+    assert result.exit_code == 0, result.output
+    spec = parse_sweep({"name": "again", "hardware_class": "a100", "carbon": {"grid_intensity_g_per_kwh": 100},
+                        "defaults": {"queries": 1000, "repetitions": 2, "warmup": 0, "max_unit_s": 5},
+                        "tasks": {"fill-mask": {"models": ["hub:sim-org/past-model", "hub:sim-org/new-model"],
+                                                "datasets": ["builtin:texts"]}}})
+    with session_factory(sqlite_url)() as session:
+        jobs = {job.model: job for job in planned_jobs(session, spec)}
+        estimates = earlier_estimates(session, hardware_class="a100")
+    past, new = jobs["hub:sim-org/past-model"], jobs["hub:sim-org/new-model"]
+    assert (past.estimate_source, new.estimate_source) == ("measured", "prior")
+    assert past.expected_s == pytest.approx(2 * 12.5)  # 0.0125 s a query, from the log
+    assert [size for size, _ in past.runs[0]["shards"]] == [334, 333, 333]  # 12.5 s split to fit 5 s
+    schedule = make_schedule(spec, workers=2, estimates=estimates)
+    assert (schedule.jobs_measured, schedule.jobs_prior) == (1, 1)
