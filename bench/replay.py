@@ -18,7 +18,9 @@ The sleeping workload exists only in these benchmark processes (they replace the
 dataset reader before serving); wattsweep's own tasks and `wattsweep worker` never see it, and the replayed
 sweep lives in a scratch database that is dropped afterwards. Real mode also prints the measured overhead per
 unit (time outside the meter windows) and the bound the issue sets: 1.10 x lower bound + overhead x units / N.
---join M@T adds M workers at T x the lower bound.
+--join M@T adds M workers at T x the lower bound. Real workers take a while to start (imports), so real mode
+starts them that much before T (as long as the first N took) and also prints the bound for the moment they
+were really ready.
 
 Prints `makespan_s=`, `lower_bound_s=`, `ratio=`, `model_loads=` one per line, then details.
 """
@@ -266,6 +268,8 @@ class ReplayWorkload:
 def serve_replay_worker(queue: str, name: str) -> None:
     """A benchmark worker process: the real worker (worker.serve), with the sleeping workload and a dataset
     reader whose queries are their dataset's name (so that each knows how long to sleep)."""
+    from celery import signals
+
     import worker.datasets
     import worker.workloads
     from worker.serve import WorkerOptions, serve
@@ -273,7 +277,22 @@ def serve_replay_worker(queue: str, name: str) -> None:
     workload = ReplayWorkload()
     worker.workloads.get_workload = lambda task, multi_purpose=False: workload
     worker.datasets.load_queries = lambda ref, n, input_kind=None: [ref] * n
+
+    def mark_ready(**_) -> None:  # when this worker takes work (epoch seconds): what --join's bound counts from
+        Path(f"{name}.ready").write_text(f"{time.time():.3f}")
+
+    signals.worker_ready.connect(mark_ready, weak=False)
     sys.exit(serve(WorkerOptions(queue=queue, device="cpu", name=name, loglevel="WARNING")))
+
+
+def _ready_times(folder: str, indices) -> list[float]:
+    """Epoch seconds at which these benchmark workers were ready (those that are)."""
+    found = []
+    for index in indices:
+        marker = Path(folder) / f"replay{index}@bench.ready"
+        if marker.exists() and marker.read_text():
+            found.append(float(marker.read_text()))
+    return found
 
 
 def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compress: float, queries: int,
@@ -282,7 +301,7 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
     from sqlalchemy import func, select
 
     from db.dispatch import mark_dispatched, sweep_dispatches
-    from db.models import Job, Measurement, Shard, Worker
+    from db.models import Job, Measurement, Shard
     from db.scratch import scratch_database
     from db.session import session_factory
     from worker.celery_app import make_app, send_job_ids
@@ -310,8 +329,10 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=folder))
 
             try:
+                launched = time.time()
                 start(n)
-                _wait(lambda: _count(sessions, Worker) >= n, "workers to register", 600)
+                _wait(lambda: len(_ready_times(folder, range(n))) >= n, "workers to be ready", 900)
+                start_up_s = max(_ready_times(folder, range(n))) - launched  # how long a worker takes to start
                 _warm_up(sessions, app, n)
                 with sessions.begin() as session:
                     sweep_id, jobs = build_sweep(session, trace, queries=queries, max_unit_s=max_unit_s,
@@ -322,7 +343,7 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
                            for size, _ in run["shards"]
                            for s in [job.params["replay_s_per_query"][run["dataset"]] * size]]
                 bound = lower_bound_s(units_s, n, (join[0], join[1]) if join else None)
-                started = time.monotonic()
+                started, started_epoch = time.monotonic(), time.time()
                 with sessions() as session:
                     t0 = session.scalar(select(func.now()))
                 send_job_ids(app, dispatches)
@@ -330,7 +351,8 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
 
                 def finished() -> bool:
                     nonlocal joined
-                    if join and not joined and time.monotonic() - started >= join[1]:
+                    # Joiners start their start-up that much early, so that they are ready at about T.
+                    if join and not joined and time.monotonic() - started >= join[1] - start_up_s:
                         start(join[0])
                         joined = True
                     with sessions() as session:
@@ -338,6 +360,7 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
                             Job.sweep_id == sweep_id, Job.status.in_(("queued", "running")))) == 0
 
                 _wait(finished, "the replayed sweep", 48 * 3600)
+                joined_ready = _ready_times(folder, range(n, n + join[0])) if join else []
                 with sessions() as session:
                     last = session.scalar(select(func.max(Shard.finished_at)).join(Job)
                                           .where(Job.sweep_id == sweep_id))
@@ -364,9 +387,14 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
     gaps = [b.started_at - a.ended_at for a, b in zip(windows, windows[1:], strict=False)
             if a.worker_id == b.worker_id]
     overhead_s = sum(g.total_seconds() for g in gaps) / len(gaps) if gaps else 0.0
-    return dict(makespan_s=(last - t0).total_seconds(), lower_bound_s=bound, model_loads=loads,
-                job_worker_pairs=pairs, units=len(units_s), overhead_per_unit_s=overhead_s,
-                workers=n + (join[0] if join else 0))
+    result = dict(makespan_s=(last - t0).total_seconds(), lower_bound_s=bound, model_loads=loads,
+                  job_worker_pairs=pairs, units=len(units_s), overhead_per_unit_s=overhead_s,
+                  workers=n + (join[0] if join else 0))
+    if join:  # the bound as the joiners really joined: when the last of them was ready
+        result["joined_at_s"] = max(joined_ready) - started_epoch if joined_ready else None
+        if joined_ready:
+            result["lower_bound_joined_s"] = lower_bound_s(units_s, n, (join[0], result["joined_at_s"]))
+    return result
 
 
 def _free_redis_number() -> int:
@@ -379,13 +407,6 @@ def _free_redis_number() -> int:
             return number
         client.close()
     raise RuntimeError("no free Redis database")
-
-
-def _count(sessions, model) -> int:
-    from sqlalchemy import func, select
-
-    with sessions() as session:
-        return session.scalar(select(func.count()).select_from(model))
 
 
 def _wait(condition, what: str, timeout_s: float) -> None:
@@ -468,6 +489,10 @@ def main(argv: list[str]) -> None:
         allowed = 1.10 * result["lower_bound_s"] + overhead * result["units"] / result["workers"]
         print(f"overhead_per_unit_s={overhead:.4f} (outside the meter windows); 1.10 x lower bound + overhead x "
               f"units / workers = {allowed:.1f} s: makespan {result['makespan_s'] / allowed:.3f} of that")
+    if result.get("lower_bound_joined_s"):
+        joined_bound = result["lower_bound_joined_s"]
+        print(f"joiners ready at {result['joined_at_s']:.1f} s (asked for {join[1]:.1f} s): lower bound as they "
+              f"joined {joined_bound:.1f} s, ratio {result['makespan_s'] / joined_bound:.4f}")
 
 
 def _units_for_bound(trace, queries: int, max_unit_s: float, compress: float | None) -> list[float]:
