@@ -5,7 +5,9 @@ In order of preference:
 1. earlier measurements in the database of the same task, model (and kind) on
    the same hardware class, imported CodeCarbon logs included: query windows
    for the per-query time and energy (per dataset where that dataset was
-   measured), load windows for the load cost;
+   measured), load windows for the load cost. Energy is the headline (own GPU
+   + attributed CPU and RAM, db.stats.headline_kwh); an imported log has only
+   its node-wide reading, which is then what the estimate uses;
 2. a prior from the model's parameter count, the task's kind and its
    settings (`prior_estimate`), labelled `source = "prior"`: good for ordering
    work and sizing shards, never shown as a measurement (it has no energy).
@@ -53,19 +55,21 @@ def earlier_estimates(session: Session, *, hardware_class: str) -> dict[CellKey,
     from sqlalchemy import func, select
 
     from db.models import Job, Measurement, Run
+    from db.stats import headline_kwh_column
 
+    own_kwh = headline_kwh_column()  # a window's own energy, as every report shows it
     cell = (Job.task, Job.model, Job.model_kind)
     where = (Job.hardware_class == hardware_class, Measurement.phase == "query", Measurement.n_queries > 0)
     queries: dict[CellKey, list[float]] = {}  # windows, seconds, kWh, queries
     for task, model, kind, *sums in session.execute(
-        select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(Measurement.energy_kwh),
+        select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(own_kwh),
                func.sum(Measurement.n_queries))
         .join(Measurement, Measurement.job_id == Job.id).where(*where).group_by(*cell)
     ).all():
         _add(queries.setdefault((task, reference_of(model), kind), [0, 0.0, 0.0, 0]), sums)
     loads: dict[CellKey, list[float]] = {}  # windows, seconds, kWh
     for task, model, kind, *sums in session.execute(
-        select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(Measurement.energy_kwh))
+        select(*cell, func.count(Measurement.id), func.sum(Measurement.duration_s), func.sum(own_kwh))
         .join(Measurement, Measurement.job_id == Job.id)
         .where(Job.hardware_class == hardware_class, Measurement.phase == "load").group_by(*cell)
     ).all():

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from db.attribution import attribute_shared_energy
 from db.models import IdleBaseline, Measurement, Run, Worker
-from db.stats import flag_outliers
+from db.stats import reflag_cells, set_headline
 from db.sums import refresh_sums
 
 
@@ -62,8 +62,7 @@ def record_run(
     readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
     windows = [
         _new_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
-                    baseline_id=baseline_id, shard_id=shard_id,
-                    kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
+                    baseline_id=baseline_id, shard_id=shard_id, **work)  # kWh per 1,000: `_add_windows`
         for phase, window in readings.items()
     ]
     # Latency is the query window's: timed around each batch inside it (worker.workloads._shared.BatchTimer).
@@ -71,8 +70,7 @@ def record_run(
     for name, value in latency.items():
         setattr(windows[0], name, value)
     windows[0].throughput_queries_per_s = units.queries / reading.duration_s if reading.duration_s > 0 else None
-    flag_outliers(session, job_id=run.job_id, dataset=run.dataset, new=windows[0])
-    _add_windows(session, windows)
+    _add_windows(session, windows, new_cells={(run.job_id, run.dataset): windows[0]})
     return True
 
 
@@ -92,11 +90,23 @@ def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
     )
 
 
-def _add_windows(session: Session, windows: list[Measurement]) -> None:
-    """Attribute shared energy, then add. Last before commit: on Postgres it holds the host's lock until then.
+def _add_windows(session: Session, windows: list[Measurement],
+                 new_cells: dict[tuple[int, str], Measurement] | None = None) -> None:
+    """Attribute shared energy, set headlines, then add. Last before commit: on Postgres it holds the host's lock
+    until then.
 
-    Attribution may revise stored windows; a sharded run's sum row follows its shards' (db.shards.refresh_sums).
+    A window's kWh per 1,000 queries is its headline energy (db.stats.headline_kwh), known only once attribution
+    has run. Attribution may revise stored windows: their headlines follow, a sharded run's sum row follows its
+    shards' (db.sums.refresh_sums), and the outlier flags of every cell whose figures moved are set again.
+    `new_cells`: the new query window of each (job, dataset) cell, flagged with its cell.
     """
     attribute_shared_energy(session, windows=windows)
+    revised = [m for m in session.dirty if isinstance(m, Measurement)]
+    for window in [*windows, *revised]:
+        set_headline(window)
     refresh_sums(session)
     session.add_all(windows)
+    moved = {m.job_id for m in session.dirty if isinstance(m, Measurement) and m.phase == "query"
+             and m.run_id is not None and session.is_modified(m)}
+    if new_cells or moved:
+        reflag_cells(session, job_ids={*moved, *(job for job, _ in new_cells or {})}, new=new_cells)

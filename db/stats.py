@@ -1,29 +1,79 @@
-"""Repetition statistics: mean, standard deviation, 95% CI (Student t), CV, and MAD outliers.
+"""Headline energy and repetition statistics: mean, standard deviation, 95% CI (exact Student t), CV, MAD outliers.
 
-Sums are aggregated in SQL; only the per-cell arithmetic (a square root and a
-t quantile) happens here, on one row per (task, model, dataset, hardware class).
+The headline energy of a window is its own: the pinned GPU's energy plus the
+window's attributed share of the host's CPU and RAM energy (db.attribution).
+A window with no attributed share (imported CodeCarbon logs, rows stored
+before attribution, a worker with no host identity) has only the node-wide
+reading, and its headline is that reading: `energy_basis` says which one a
+figure is. The SQL views use the same rule (migration 0014, `HEADLINE_KWH`).
+
+Per-cell statistics are read from the `v_cell_summary` view; the t quantile
+here is scipy's, for any degrees of freedom (the view computes the same
+quantile in SQL and the tests hold both to scipy).
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, Measurement, Run
+from db.models import Measurement, Run
 
-# Two-sided 95% Student t quantiles t(0.975, df) for df = 1..30; beyond, the normal 1.96 is within 2%.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-MAD_THRESHOLD = 3.0  # a run further than 3 scaled MADs from its cell's median is flagged
-MAD_TO_SIGMA = 1.4826  # scales the MAD to a standard deviation for normally distributed data
+ATTRIBUTED, NODE_WIDE = "attributed", "node-wide"
+
+# Outliers: a run further than MAD_THRESHOLD scaled MADs from its cell's median (the modified z-score of
+# Iglewicz & Hoaglin), flagged only from MAD_MIN_RUNS runs: below that the median and the MAD of a normal
+# sample say too little (at n = 3, 3 raw MADs flag a third of normal cells). The MAD is scaled to a standard
+# deviation (1.4826) with Croux & Rousseeuw's small-sample factor, so that it is unbiased for normal data.
+MAD_MIN_RUNS = 5
+MAD_THRESHOLD = 3.5
+MAD_TO_SIGMA = 1.4826
+_MAD_SMALL_SAMPLE = {5: 1.206, 6: 1.200, 7: 1.140, 8: 1.129, 9: 1.107}  # beyond: n / (n - 0.8)
+MEAN_AD_TO_SIGMA = 1.2533  # sqrt(pi / 2): when more than half the values are equal, the MAD is 0
+
+
+def headline_kwh(window: Any) -> float:
+    """Own GPU + attributed CPU + attributed RAM; the node-wide reading where nothing was attributed."""
+    cpu, ram = window.cpu_energy_attributed_kwh, window.ram_energy_attributed_kwh
+    if cpu is None and ram is None:
+        return window.energy_kwh
+    return ((window.gpu_energy_kwh or 0.0) + (cpu if cpu is not None else window.cpu_energy_kwh or 0.0)
+            + (ram if ram is not None else window.ram_energy_kwh or 0.0))
+
+
+def energy_basis(window: Any) -> str:
+    attributed = window.cpu_energy_attributed_kwh is not None or window.ram_energy_attributed_kwh is not None
+    return ATTRIBUTED if attributed else NODE_WIDE
+
+
+def headline_kwh_column():
+    """`headline_kwh` as a SQL expression over the measurements table (for queries outside the views)."""
+    m = Measurement
+    return case(
+        (and_(m.cpu_energy_attributed_kwh.is_(None), m.ram_energy_attributed_kwh.is_(None)), m.energy_kwh),
+        else_=m.gpu_energy_kwh + case((m.cpu_energy_attributed_kwh.is_(None), m.cpu_energy_kwh),
+                                      else_=m.cpu_energy_attributed_kwh)
+        + case((m.ram_energy_attributed_kwh.is_(None), m.ram_energy_kwh), else_=m.ram_energy_attributed_kwh),
+    )
+
+
+def set_headline(window: Measurement) -> None:
+    """Keep a stored window's kWh per 1,000 queries equal to its headline energy (after attribution)."""
+    if window.n_queries:
+        window.kwh_per_1k_queries = headline_kwh(window) * 1000 / window.n_queries
 
 
 def t_quantile_975(df: int) -> float:
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    """Two-sided 95% Student t quantile t(0.975, df), exact for any df >= 1."""
+    from scipy.stats import t  # imported here: `wattsweep --help` and the scheduler's plan stay light
+
+    return float(t.ppf(0.975, df))
 
 
 @dataclass(frozen=True)
@@ -54,50 +104,35 @@ class CellStats:
     hardware_class: str
     kwh_per_1k: Spread
     net_kwh_per_1k_mean: float | None  # above the worker's idle baseline
-    g_co2e_per_1k_mean: float
+    g_co2e_per_1k_mean: float | None
     outliers: int
     unreliable: int
     estimated_components: str
+    node_wide_runs: int = 0  # runs whose headline is the node-wide reading (nothing attributed)
+    node_kwh_per_1k_mean: float | None = None  # the node-wide reading (the study's accounting)
 
 
 def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: float | None = None) -> list[CellStats]:
-    """Per (task, model, dataset, hardware class) statistics of kWh per 1,000 queries.
+    """Per (task, model [axis cell], dataset, hardware class) statistics of the headline kWh per 1,000 queries,
+    read from v_cell_summary.
 
     With `grid_intensity_g_per_kwh` emissions are recomputed from stored energy
     instead of using the intensity the sweep was measured with.
     """
-    x = Measurement.kwh_per_1k_queries
-    net = (Measurement.energy_kwh - Measurement.idle_energy_kwh) * 1000 / Measurement.n_queries
-    grams = (
-        x * grid_intensity_g_per_kwh
-        if grid_intensity_g_per_kwh is not None
-        else Measurement.emissions_kg * 1e6 / Measurement.n_queries
-    )
-    rows = session.execute(
-        select(
-            Job.task, Job.model, Job.cell_key, Run.dataset, Job.hardware_class,
-            func.count(), func.sum(x), func.sum(x * x), func.avg(net), func.avg(grams),
-            _count_true(Measurement.is_outlier), _count_true(Measurement.is_unreliable),
-            func.min(Measurement.cpu_method), func.max(Measurement.gpu_method),
-        )
-        .join(Run, Run.job_id == Job.id)
-        .join(Measurement, (Measurement.run_id == Run.id) & (Measurement.phase == "query"))
-        .where(Job.sweep_id == sweep_id)
-        .group_by(Job.task, Job.model, Job.cell_key, Run.dataset, Job.hardware_class)
-        .order_by(Job.task, func.avg(x))
-    ).all()
-    # One sweep-axis cell's repetitions are one sample: a model at two batch sizes is two cells ("model [key]").
-    return [
-        CellStats(task, f"{model} [{cell}]" if cell else model, dataset, hardware, spread(n, total, squares),
-                  net_mean, grams_mean, int(outliers or 0), int(unreliable or 0),
-                  estimated_components(cpu_method, gpu_method))
-        for (task, model, cell, dataset, hardware, n, total, squares, net_mean, grams_mean, outliers, unreliable,
-             cpu_method, gpu_method) in rows
-    ]
+    from db.views import cell_rows
 
-
-def _count_true(column):
-    return func.sum(case((column, 1), else_=0))
+    stats = []
+    for row in cell_rows(session, sweep_id=sweep_id):
+        model = f"{row['model']} [{row['cell_key']}]" if row["cell_key"] else row["model"]
+        mean = row["kwh_per_1k_mean"]
+        grams = (mean * grid_intensity_g_per_kwh if grid_intensity_g_per_kwh is not None and mean is not None
+                 else row["g_co2e_per_1k_mean"])
+        s = Spread(row["runs"], mean, row["kwh_per_1k_std"], row["kwh_per_1k_ci95_low"], row["kwh_per_1k_ci95_high"],
+                   row["kwh_per_1k_cv"])
+        stats.append(CellStats(row["task"], model, row["dataset"], row["hardware_class"], s,
+                               row["net_kwh_per_1k_mean"], grams, row["outlier_runs"], row["unreliable_runs"],
+                               row["estimated_components"], row["node_wide_runs"], row["node_kwh_per_1k_mean"]))
+    return stats
 
 
 def estimated_components(cpu_method: str | None, gpu_method: str | None) -> str:
@@ -108,26 +143,61 @@ def estimated_components(cpu_method: str | None, gpu_method: str | None) -> str:
     return ", ".join([*estimated, "ram"])
 
 
-def flag_outliers(session: Session, *, job_id: int, dataset: str, new: Measurement) -> None:
-    """Flag `new` (a query window not yet added) and re-flag its cell's stored runs: beyond 3 scaled MADs from
-    the median is an outlier (kept, not dropped)."""
-    rows = session.execute(
-        select(Measurement.id, Measurement.kwh_per_1k_queries, Measurement.is_outlier)
-        .join(Run, Run.id == Measurement.run_id)
-        .where(Run.job_id == job_id, Run.dataset == dataset, Measurement.phase == "query")
-    ).all()
-    values = [value for _, value, _ in rows] + [new.kwh_per_1k_queries]
+def robust_sigma(values: list[float]) -> float:
+    """The MAD scaled to a standard deviation, small-sample corrected; the mean absolute deviation when the MAD
+    is 0 (more than half the values equal), so that a cell of equal values but one can still flag that one."""
+    n = len(values)
     median = statistics.median(values)
-    mad = statistics.median(abs(value - median) for value in values) * MAD_TO_SIGMA
+    mad = statistics.median(abs(v - median) for v in values)
+    if mad > 0:
+        return mad * MAD_TO_SIGMA * _MAD_SMALL_SAMPLE.get(n, n / (n - 0.8))
+    return statistics.fmean(abs(v - median) for v in values) * MEAN_AD_TO_SIGMA
 
-    def is_outlier(value: float) -> bool:
-        return len(values) >= 3 and mad > 0 and abs(value - median) > MAD_THRESHOLD * mad
 
-    new.is_outlier = is_outlier(new.kwh_per_1k_queries)
-    changed = {True: [], False: []}  # one UPDATE per new flag value, only for the stored rows whose flag changes
-    for measurement_id, value, was_outlier in rows:
-        if is_outlier(value) != was_outlier:
-            changed[not was_outlier].append(measurement_id)
-    for outlier, ids in changed.items():
+def outlier_flags(values: list[float]) -> list[bool]:
+    """Which values lie beyond MAD_THRESHOLD robust sigmas from the median (none below MAD_MIN_RUNS values)."""
+    if len(values) < MAD_MIN_RUNS:
+        return [False] * len(values)
+    median, sigma = statistics.median(values), robust_sigma(values)
+    return [sigma > 0 and abs(v - median) > MAD_THRESHOLD * sigma for v in values]
+
+
+def flag_outliers(session: Session, *, job_id: int, dataset: str, new: Measurement | None = None) -> None:
+    """Flag `new` (a query window, added or not) and re-flag its cell's stored runs (kept, never dropped)."""
+    reflag_cells(session, job_ids=[job_id], new={(job_id, dataset): new} if new is not None else {})
+
+
+def reflag_cells(session: Session, *, job_ids: Iterable[int], new: dict[tuple[int, str], Measurement] | None = None
+                 ) -> None:
+    """Re-flag every (job, dataset) cell of `job_ids` from the stored headline figures, in one query.
+
+    `new`: a query window per cell not stored yet (or stored in this transaction): its flag is set on the object.
+    Called after attribution, which may revise stored windows' headlines (and so their cells' flags).
+    """
+    new = new or {}
+    job_ids = sorted(set(job_ids))
+    if not job_ids:
+        return
+    session.flush()  # new windows already added get their ids here: they are counted once, as `new`
+    skip = {w.id for w in new.values() if w.id is not None}
+    cells: dict[tuple[int, str], list[tuple[int | None, float, bool]]] = {}
+    for measurement_id, job_id, dataset, value, was in session.execute(
+        select(Measurement.id, Run.job_id, Run.dataset, Measurement.kwh_per_1k_queries, Measurement.is_outlier)
+        .join(Run, Run.id == Measurement.run_id)
+        .where(Run.job_id.in_(job_ids), Measurement.phase == "query")
+    ).all():
+        if measurement_id not in skip and value is not None:
+            cells.setdefault((job_id, dataset), []).append((measurement_id, value, bool(was)))
+    for key, window in new.items():
+        if window.kwh_per_1k_queries is not None:
+            cells.setdefault(key, []).append((None, window.kwh_per_1k_queries, False))
+    changed: dict[bool, list[int]] = {True: [], False: []}  # one UPDATE per flag value, only for rows that change
+    for key, rows in cells.items():
+        for (measurement_id, _, was), flag in zip(rows, outlier_flags([v for _, v, _ in rows]), strict=True):
+            if measurement_id is None:
+                new[key].is_outlier = flag
+            elif flag != was:
+                changed[flag].append(measurement_id)
+    for flag, ids in changed.items():
         if ids:
-            session.execute(update(Measurement).where(Measurement.id.in_(ids)).values(is_outlier=outlier))
+            session.execute(update(Measurement).where(Measurement.id.in_(ids)).values(is_outlier=flag))

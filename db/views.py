@@ -1,7 +1,9 @@
-"""Reading the result views (migrations 0007, 0009 and 0011): their columns and types, and the queries reports make.
+"""Reading the result views (migration 0014, over 0007, 0009 and 0011): their columns and types, and the queries
+reports make.
 
-Every aggregate is computed by the database in a view; Python only reads the
-rows (one per task, model or run). Column types are declared here so that
+Energy is the headline everywhere (a window's own: pinned GPU + attributed CPU and RAM, db.stats.headline_kwh);
+the node-wide readings are the `node_*` columns. Every aggregate is computed by the database in a view; Python
+only reads the rows (one per task, model or run). Column types are declared here so that
 SQLite returns the same Python values as Postgres (datetimes, booleans).
 docs/sql.md documents each column.
 """
@@ -17,11 +19,14 @@ from sqlalchemy.orm import Session
 INT, F, S, B, T = BigInteger(), Float(), String(), Boolean(), DateTime(timezone=True)
 
 _GROUP_STATS = {
-    "runs": INT, "kwh_per_1k_mean": F, "kwh_per_1k_std": F, "kwh_per_1k_min": F, "kwh_per_1k_max": F,
+    "runs": INT, "kwh_per_1k_mean": F, "kwh_per_1k_std_pooled": F, "kwh_per_1k_min": F, "kwh_per_1k_max": F,
     "kwh_per_1k_model_mean": F, "kwh_per_1k_model_median": F, "kwh_per_1k_model_std": F,
     "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "energy_kwh_total": F, "net_energy_kwh_total": F,
     "idle_measured_runs": INT, "duration_s_total": F, "queries_total": INT, "estimated_components": S,
     "outlier_runs": INT, "unreliable_runs": INT,
+    # 0014: runs whose headline is node-wide (nothing attributed), and the node-wide figures (the study's)
+    "node_wide_runs": INT, "node_kwh_per_1k_mean": F, "node_kwh_per_1k_model_mean": F,
+    "node_kwh_per_1k_model_std": F, "node_energy_kwh_total": F,
 }
 
 VIEW_COLUMNS: dict[str, dict[str, Any]] = {
@@ -31,8 +36,8 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "run_id": INT, "dataset": S, "repetition": INT, "run_status": S, "run_error": S, "n_queries": INT,
         "batch_size": INT, "finished_at": T, "measurement_id": INT, "worker_id": S, "hostname": S, "device": S,
         "started_at": T, "duration_s": F, "energy_kwh": F, "idle_energy_kwh": F, "net_energy_kwh": F,
-        "cpu_energy_kwh": F, "gpu_energy_kwh": F, "ram_energy_kwh": F, "cpu_energy_attributed_kwh": F,
-        "ram_energy_attributed_kwh": F, "emissions_kg": F, "kwh_per_1k_queries": F, "net_kwh_per_1k_queries": F,
+        "cpu_energy_kwh": F, "gpu_energy_kwh": F, "ram_energy_kwh": F, "emissions_kg": F, "kwh_per_1k_queries": F,
+        "net_kwh_per_1k_queries": F,
         "g_co2e_per_1k_queries": F, "input_tokens": INT, "output_tokens": INT, "images": INT, "cpu_method": S,
         "gpu_method": S, "ram_method": S, "estimated_components": S, "cpu_model": S, "gpu_model": S,
         "gpu_count": INT, "tracking_mode": S, "codecarbon_version": S, "torch_version": S,
@@ -43,11 +48,15 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "width_px": INT, "reasoning": S, "gpu_kwh_per_1k_queries": F, "audio_s": F, "latency_p50_s": F,
         "latency_p95_s": F, "throughput_queries_per_s": F, "ttft_p50_s": F, "output_tokens_p50": F,
         "output_tokens_p95": F,
+        # 0014: what the headline is made of, co-location, and the node-wide readings
+        "energy_basis": S, "host_id": S, "max_concurrent_windows": INT, "shards": INT, "node_energy_kwh": F,
+        "node_cpu_energy_kwh": F, "node_ram_energy_kwh": F, "node_idle_energy_kwh": F, "node_emissions_kg": F,
+        "node_kwh_per_1k_queries": F,
     },
     "v_model_summary": {
         "sweep_id": INT, "sweep_name": S, "job_id": INT, "task": S, "model": S, "model_kind": S, "hardware_class": S,
         "num_parameters": INT, "job_status": S, "datasets": INT, "runs": INT, "kwh_per_1k_mean": F,
-        "kwh_per_1k_median": F, "kwh_per_1k_std": F, "kwh_per_1k_min": F, "kwh_per_1k_max": F,
+        "kwh_per_1k_median": F, "kwh_per_1k_std_pooled": F, "kwh_per_1k_min": F, "kwh_per_1k_max": F,
         "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "energy_kwh_total": F, "net_energy_kwh_total": F,
         "idle_measured_runs": INT, "duration_s_total": F, "queries_total": INT, "estimated_components": S,
         "outlier_runs": INT, "unreliable_runs": INT, "load_energy_kwh": F, "load_duration_s": F,
@@ -57,6 +66,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "latency_p95_s_mean": F, "throughput_queries_per_s_mean": F, "ttft_p50_s_mean": F,
         "output_tokens_total": INT, "output_tokens_per_query_mean": F, "output_tokens_p50_mean": F,
         "output_tokens_p95_mean": F, "kwh_per_output_token": F, "audio_s_total": F,
+        "node_wide_runs": INT, "node_kwh_per_1k_mean": F, "node_energy_kwh_total": F,  # 0014
     },
     "v_task_summary": {"sweep_id": INT, "sweep_name": S, "hardware_class": S, "task": S, "models": INT} | _GROUP_STATS,
     "v_hardware_summary": {
@@ -65,14 +75,22 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
     "v_model_kind_summary": {
         "sweep_id": INT, "sweep_name": S, "task": S, "model_kind": S, "models": INT, "runs": INT,
         "kwh_per_1k_model_mean": F, "kwh_per_1k_model_median": F, "kwh_per_1k_model_min": F,
-        "kwh_per_1k_model_max": F, "g_co2e_per_1k_model_mean": F,
+        "kwh_per_1k_model_max": F, "g_co2e_per_1k_model_mean": F, "node_kwh_per_1k_model_mean": F,
     },
     "v_sweep_progress": {
         "sweep_id": INT, "sweep_name": S, "mode": S, "hardware_class": S, "created_at": T, "cancelled": B,
         "jobs_total": INT, "jobs_queued": INT, "jobs_running": INT, "jobs_done": INT, "jobs_failed": INT,
         "jobs_cancelled": INT, "runs_total": INT, "runs_pending": INT, "runs_done": INT, "runs_failed": INT,
         "pct_runs_done": F, "first_run_finished_at": T, "last_run_finished_at": T, "query_energy_kwh_total": F,
-        "load_energy_kwh_total": F,
+        "load_energy_kwh_total": F, "node_query_energy_kwh_total": F,
+    },
+    "v_cell_summary": {  # 0014: one row per (job, dataset), the repetitions of one cell
+        "sweep_id": INT, "sweep_name": S, "job_id": INT, "task": S, "model": S, "model_kind": S, "cell_key": S,
+        "hardware_class": S, "dataset": S, "runs": INT, "kwh_per_1k_mean": F, "kwh_per_1k_std": F,
+        "kwh_per_1k_ci95_low": F, "kwh_per_1k_ci95_high": F, "kwh_per_1k_cv": F, "t_975": F, "kwh_per_1k_min": F,
+        "kwh_per_1k_max": F, "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "gpu_kwh_per_1k_mean": F,
+        "node_kwh_per_1k_mean": F, "node_wide_runs": INT, "outlier_runs": INT, "unreliable_runs": INT,
+        "estimated_components": S,
     },
 }
 
@@ -105,6 +123,12 @@ def model_kind_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
     """Per (task, model kind) of a sweep: the models' energy, task-specific and multi-purpose side by side."""
     return _rows(session, _query("v_model_kind_summary", "sweep_id = :sweep_id", "task, model_kind"),
                  sweep_id=sweep_id)
+
+
+def cell_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
+    """Per (task, model [axis cell], dataset) of a sweep: the repetition statistics, by task then energy."""
+    return _rows(session, _query("v_cell_summary", "sweep_id = :sweep_id",
+                                 "task, kwh_per_1k_mean, model, cell_key, dataset"), sweep_id=sweep_id)
 
 
 def hardware_rows(session: Session) -> list[dict[str, Any]]:
@@ -142,18 +166,21 @@ def provenance_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
 
 
 def compare_rows(session: Session, *, sweep_a: int, sweep_b: int) -> list[dict[str, Any]]:
-    """Per (task, model, sweep-axis cell) in both sweeps: the two kWh per 1,000 queries and their ratio B / A."""
+    """Per (task, model, sweep-axis cell) in both sweeps: the two headline kWh per 1,000 queries and their ratio
+    B / A, with the node-wide figures beside them (`node_wide_runs`: runs of either with no attributed share)."""
     statement = text("""
         SELECT a.task AS task, a.model AS model, a.cell_key AS cell_key, a.hardware_class AS hardware_a,
             b.hardware_class AS hardware_b,
             a.runs AS runs_a, b.runs AS runs_b, a.kwh_per_1k_mean AS kwh_per_1k_a, b.kwh_per_1k_mean AS kwh_per_1k_b,
-            b.kwh_per_1k_mean / NULLIF(a.kwh_per_1k_mean, 0) AS ratio
+            b.kwh_per_1k_mean / NULLIF(a.kwh_per_1k_mean, 0) AS ratio,
+            a.node_kwh_per_1k_mean AS node_kwh_per_1k_a, b.node_kwh_per_1k_mean AS node_kwh_per_1k_b,
+            a.node_wide_runs + b.node_wide_runs AS node_wide_runs
         FROM v_model_summary a
         JOIN v_model_summary b ON b.task = a.task AND b.model = a.model AND b.cell_key = a.cell_key
         WHERE a.sweep_id = :a AND b.sweep_id = :b
         ORDER BY a.task, a.model, a.hardware_class, b.hardware_class
     """).columns(task=S, model=S, cell_key=S, hardware_a=S, hardware_b=S, runs_a=INT, runs_b=INT, kwh_per_1k_a=F,
-                 kwh_per_1k_b=F, ratio=F)
+                 kwh_per_1k_b=F, ratio=F, node_kwh_per_1k_a=F, node_kwh_per_1k_b=F, node_wide_runs=INT)
     return _rows(session, statement, a=sweep_a, b=sweep_b)
 
 

@@ -13,14 +13,17 @@ from db.views import VIEW_COLUMNS
 from scheduler.report_data import ReportData
 
 FORMATS = ("table", "csv", "json", "html")
+# `--level` of the CSV report: which view's rows, one per task, per model (sweep-axis cell) or per (model, dataset).
+LEVELS = {"task": "v_task_summary", "model": "v_model_summary", "cell": "v_cell_summary"}
 
 
-def to_csv(data: ReportData) -> str:
-    """The per-task summary (every column of v_task_summary), one row per task."""
+def to_csv(data: ReportData, level: str = "task") -> str:
+    """Every column of the level's view, one row per task (default), model or cell (with its 95% CI)."""
+    rows = {"task": data.tasks, "model": data.models, "cell": data.cells}[level]
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(VIEW_COLUMNS["v_task_summary"]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(VIEW_COLUMNS[LEVELS[level]]), lineterminator="\n")
     writer.writeheader()
-    writer.writerows(data.tasks)
+    writer.writerows(rows)
     return buffer.getvalue()
 
 
@@ -32,7 +35,8 @@ def _plain(value: Any) -> Any:
 
 def to_json(data: ReportData) -> str:
     document = {
-        "sweep": data.sweep, "progress": data.progress, "tasks": data.tasks, "models": data.models,
+        "sweep": data.sweep, "energy": data.energy, "progress": data.progress, "tasks": data.tasks,
+        "models": data.models, "cells": data.cells,
         "model_kinds": data.model_kinds, "kind_comparison": data.kind_comparison, "equivalents": data.equivalents,
         "ratings": data.ratings, "rating": data.rating, "pareto": data.pareto, "batch_curves": data.batch_curves,
         "break_even": data.break_even, "provenance": data.provenance,
@@ -47,5 +51,7 @@ def to_html(data: ReportData) -> str:
     return render(data)
 
 
-def render(data: ReportData, fmt: str) -> str:
-    return {"csv": to_csv, "json": to_json, "html": to_html}[fmt](data)
+def render(data: ReportData, fmt: str, level: str = "task") -> str:
+    if fmt == "csv":
+        return to_csv(data, level)
+    return {"json": to_json, "html": to_html}[fmt](data)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Sweep, Worker
-from db.views import model_kind_rows, model_rows, progress_row, provenance_rows, task_rows
+from db.views import cell_rows, model_kind_rows, model_rows, progress_row, provenance_rows, task_rows
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
 PHONE_CHARGE_KWH = 0.022
@@ -26,6 +26,10 @@ PHONE_CHARGE_KWH = 0.022
 CAR_G_PER_KM = 393 / 1.609344
 DAILY_QUERIES = 1_000_000
 TASK_SPECIFIC, MULTI_PURPOSE = "task-specific", "multi-purpose"
+HEADLINE = ("each window's own energy: its pinned GPU plus its attributed share of the host's CPU and RAM energy "
+            "(node-wide readings are the node_* fields)")
+NODE_WIDE_NOTE = ("{runs} of {total} run(s) have no attributed share (imported CodeCarbon logs, or rows stored before "
+                  "attribution): their figures are the node-wide readings")
 
 
 class TrainingEnergyError(ValueError):
@@ -61,6 +65,8 @@ class ReportData:
     rating: dict[str, Any] = field(default_factory=dict)  # which energy and reference set the stars used
     pareto: list[dict[str, Any]] = field(default_factory=list)  # per task: cells on the energy-latency front
     batch_curves: list[dict[str, Any]] = field(default_factory=list)  # per (task, model): energy by batch size
+    cells: list[dict[str, Any]] = field(default_factory=list)  # v_cell_summary: repetitions per (model, dataset)
+    energy: dict[str, Any] = field(default_factory=dict)  # what the figures are (headline) and where node-wide
 
     @property
     def empty(self) -> bool:
@@ -211,8 +217,9 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
     tasks = task_rows(session, sweep_id=sweep.id)
     models = model_rows(session, sweep_id=sweep.id)
     kinds = model_kind_rows(session, sweep_id=sweep.id)
+    cells = cell_rows(session, sweep_id=sweep.id)
     if options.grid_intensity_g_per_kwh is not None:  # energy is primary: emissions follow from any intensity
-        for row in (*tasks, *models):
+        for row in (*tasks, *models, *cells):
             row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
         for row in kinds:  # the mean over models of (model mean x intensity) = (mean over models) x intensity
             row["g_co2e_per_1k_model_mean"] = _grams(row["kwh_per_1k_model_mean"], options.grid_intensity_g_per_kwh)
@@ -253,5 +260,13 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
         model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
-        pareto=pareto_rows(models), batch_curves=batch_curves(models),
+        pareto=pareto_rows(models), batch_curves=batch_curves(models), cells=cells, energy=energy_note(tasks),
     )
+
+
+def energy_note(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """What every energy figure of the report is, and how many runs fall back on the node-wide reading."""
+    runs = sum(t["runs"] or 0 for t in tasks)
+    node_wide = sum(t["node_wide_runs"] or 0 for t in tasks)
+    return {"accounting": "headline", "definition": HEADLINE, "runs": runs, "node_wide_runs": node_wide,
+            "note": NODE_WIDE_NOTE.format(runs=node_wide, total=runs) if node_wide else None}

@@ -78,7 +78,7 @@ def model_charts(data: ReportData) -> str:
                         key=lambda m: (m["kwh_per_1k_mean"] is None, m["kwh_per_1k_mean"] or 0))
         rows = [Row(m["model"], [Point(m["kwh_per_1k_mean"], _kind_color(m.get("model_kind")),
                                        f"{m['model']}: mean {fmt(m['kwh_per_1k_mean'])}, median "
-                                       f"{fmt(m['kwh_per_1k_median'])}, std {fmt(m['kwh_per_1k_std'])} "
+                                       f"{fmt(m['kwh_per_1k_median'])}, std {fmt(m['kwh_per_1k_std_pooled'])} "
                                        f"kWh per 1,000 queries over {m['runs']} run(s)")],
                     median=m["kwh_per_1k_median"], whisker=(m["kwh_per_1k_min"], m["kwh_per_1k_max"]))
                 for m in models]
@@ -193,12 +193,43 @@ def break_even_section(data: ReportData) -> str:
 
 def models_table(data: ReportData) -> str:
     rows = [[escape(m["task"]), escape(m["model"]), escape(m.get("model_kind") or "–"), fmt(m["num_parameters"]),
-             fmt(m["runs"]), fmt(m["kwh_per_1k_mean"]), fmt(m["kwh_per_1k_median"]), fmt(m["kwh_per_1k_std"]),
+             fmt(m["runs"]), fmt(m["kwh_per_1k_mean"]), fmt(m["kwh_per_1k_median"]), fmt(m["kwh_per_1k_std_pooled"]),
              fmt(m["net_kwh_per_1k_mean"]), fmt(m["g_co2e_per_1k_mean"]), fmt(m["load_energy_kwh"]),
              f'<span class="est">{escape(m["estimated_components"])}</span>',
              fmt(m["outlier_runs"]) + " / " + fmt(m["unreliable_runs"])] for m in data.models]
     return table(["task", "model", "kind", "parameters", "runs", "kWh/1k mean", "median", "std", "net of idle",
                   "g CO2e/1k", "load kWh", "estimated", "outliers / unreliable"], rows, {3, 4, 5, 6, 7, 8, 9, 10})
+
+
+def cells_table(data: ReportData) -> str:
+    """The repetitions of each (model, dataset): n, mean, std, 95% CI (exact Student t), CV."""
+    rows = [[escape(c["task"]), escape(f"{c['model']} [{c['cell_key']}]" if c["cell_key"] else c["model"]),
+             escape(c["dataset"]), fmt(c["runs"]), fmt(c["kwh_per_1k_mean"]), fmt(c["kwh_per_1k_std"]),
+             f"{fmt(c['kwh_per_1k_ci95_low'])} – {fmt(c['kwh_per_1k_ci95_high'])}"
+             if c["kwh_per_1k_ci95_low"] is not None else "–",
+             f"{100 * c['kwh_per_1k_cv']:.1f}%" if c["kwh_per_1k_cv"] is not None else "–",
+             fmt(c["outlier_runs"]) + " / " + fmt(c["unreliable_runs"])] for c in data.cells]
+    return table(["task", "model", "dataset", "runs", "kWh/1k mean", "std", "95% CI", "CV", "outliers / unreliable"],
+                 rows, {3, 4, 5, 6, 7}) + (
+        '<p class="note">Each run is one sample of its (model, dataset) cell; the interval uses the exact Student t '
+        "quantile for n - 1 degrees of freedom. Outliers (beyond 3.5 robust standard deviations from the cell's "
+        "median, from 5 runs on) are flagged and kept.</p>")
+
+
+def study_section(data: ReportData) -> str:
+    """The study's accounting (node-wide readings) beside the headline and the study's published Table 2."""
+    from scheduler.report_study import DEFINITION, DIFFERENCES, STUDY_TABLE2_KWH_PER_1K
+
+    rows = []
+    for t in sorted(data.tasks, key=lambda t: t["node_kwh_per_1k_model_mean"] or 0):
+        published = STUDY_TABLE2_KWH_PER_1K.get(t["task"], (None, None))
+        rows.append([escape(t["task"]), fmt(t["kwh_per_1k_model_mean"]), fmt(t["node_kwh_per_1k_model_mean"]),
+                     fmt(t["node_kwh_per_1k_model_std"]), fmt(published[0]), fmt(published[1])])
+    return table(["task", "headline: mean over models", "study's way: mean", "std", "study's Table 2: mean", "std"],
+                 rows, {1, 2, 3, 4, 5}) + (
+        f'<p class="note">The study\'s way: {escape(DEFINITION)}. What differs and cannot be undone: '
+        f"{escape('; '.join(DIFFERENCES))}. <code>wattsweep report --accounting study</code> prints this per "
+        "model too.</p>")
 
 
 def provenance_section(data: ReportData) -> str:
@@ -282,8 +313,11 @@ def render(data: ReportData) -> str:
             ("tasks", fmt(len(data.tasks))), ("models", fmt(len({m["model"] for m in data.models}))),
             ("runs measured", fmt(p.get("runs_done"))), ("kWh in total", fmt(total)),
             ("smartphone charges", fmt(total / data.options.phone_charge_kwh))))
+        energy = data.energy or {}
+        note = escape(f"Energy is {energy.get('definition', 'the headline')}." + (
+            f" {energy['note']}." if energy.get("note") else ""))
         body = "".join([
-            f"<div>{kpis}</div>",
+            f"<div>{kpis}</div>", f'<p class="note">{note}</p>',
             "<h2>Energy per task</h2>", task_chart(data),
             "<h2>Energy per task: the study's Table 2</h2>", table2(data),
             "<h2>Models within each task</h2>", model_charts(data),
@@ -296,6 +330,8 @@ def render(data: ReportData) -> str:
             "<h2>Everyday equivalents</h2>", equivalents_section(data),
             "<h2>Training vs inference</h2>", break_even_section(data),
             "<h2>All models</h2>", models_table(data),
+            "<h2>Repetitions per model and dataset</h2>", cells_table(data),
+            "<h2>Side by side with Power Hungry Processing</h2>", study_section(data),
             "<h2>Provenance</h2>", provenance_section(data),
         ])
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'

@@ -36,28 +36,36 @@ def print_report(out: Console, session: Session, *, sweep_id: int, grid_intensit
         out.print("no measurements stored for this sweep yet")
         return False
     intensity = grid_intensity_g_per_kwh
-    table = _table("kWh per 1,000 queries by task (mean over runs)",
-                   ["task", "models", "runs", "kWh/1k", "std", "net of idle", "g CO2e/1k", "estimated"],
+    table = _table("kWh per 1,000 queries by task (mean over runs; std pooled over models and datasets)",
+                   ["task", "models", "runs", "kWh/1k", "std pooled", "net of idle", "g CO2e/1k", "estimated"],
                    {"task", "estimated"})
     for t in tasks:
         grams = t["kwh_per_1k_mean"] * intensity if intensity is not None else t["g_co2e_per_1k_mean"]
         table.add_row(t["task"], str(t["models"]), str(t["runs"]), _g3(t["kwh_per_1k_mean"]),
-                      _g3(t["kwh_per_1k_std"]), _g3(t["net_kwh_per_1k_mean"]), _g3(grams), t["estimated_components"])
+                      _g3(t["kwh_per_1k_std_pooled"]), _g3(t["net_kwh_per_1k_mean"]), _g3(grams),
+                      t["estimated_components"])
     out.print(table)
     if cells:
-        table = _table("Repetitions per model and dataset: mean, 95% confidence interval (Student t), CV",
-                       ["task", "model", "dataset", "runs", "kWh/1k", "95% CI", "CV", "net of idle", "g CO2e/1k",
-                        "flags"], {"task", "model", "dataset", "flags"})
+        table = _table("Repetitions per model and dataset: mean, std, 95% confidence interval (Student t), CV",
+                       ["task", "model", "dataset", "runs", "kWh/1k", "std", "95% CI", "CV", "net of idle",
+                        "g CO2e/1k", "flags"], {"task", "model", "dataset", "flags"})
         for c in cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=intensity):
             s = c.kwh_per_1k
             ci = f"{s.ci95_low:.3g} – {s.ci95_high:.3g}" if s.ci95_low is not None else "-"
             cv = f"{100 * s.cv:.1f}%" if s.cv is not None else "-"
             flags = ", ".join(f for f in (f"{c.outliers} outlier(s)" if c.outliers else "",
                                           f"{c.unreliable} unreliable" if c.unreliable else "") if f) or ""
-            table.add_row(c.task, c.model, c.dataset, str(s.n), _g3(s.mean), ci, cv, _g3(c.net_kwh_per_1k_mean),
-                          _g3(c.g_co2e_per_1k_mean), flags)
+            flags = ", ".join(f for f in (flags, f"{c.node_wide_runs} node-wide" if c.node_wide_runs else "") if f)
+            table.add_row(c.task, c.model, c.dataset, str(s.n), _g3(s.mean), _g3(s.std), ci, cv,
+                          _g3(c.net_kwh_per_1k_mean), _g3(c.g_co2e_per_1k_mean), flags)
         out.print(table)
-    note = "estimated: components CodeCarbon modelled rather than measured on this host (RAM always is)"
+    from scheduler.report_data import HEADLINE, NODE_WIDE_NOTE
+
+    note = f"energy: {HEADLINE}"
+    runs, node_wide = sum(t["runs"] for t in tasks), sum(t["node_wide_runs"] or 0 for t in tasks)
+    if node_wide:
+        note += "; " + NODE_WIDE_NOTE.format(runs=node_wide, total=runs)
+    note += "; estimated: components CodeCarbon modelled rather than measured on this host (RAM always is)"
     if intensity is not None:
         note += f"; g CO2e recomputed at {intensity:g} g/kWh"
     out.print(f"[dim]{note}[/dim]")

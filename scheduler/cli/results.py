@@ -57,10 +57,25 @@ def report(
         "--rate-against", help="Star ratings against this sweep's models (default: the sweep itself).")] = None,
     rating_energy: Annotated[str, typer.Option(
         "--rating-energy", help="Stars by gpu energy (as AI Energy Score) or the headline energy.")] = "gpu",
+    accounting: Annotated[str, typer.Option(
+        "--accounting", help="headline (each window's own energy) or study (node-wide readings, the way Power "
+                             "Hungry Processing computed its figures; table, csv or json).")] = "headline",
+    level: Annotated[str, typer.Option(
+        "--level", help="CSV rows: task, model, or cell (model x dataset, with 95% CI).")] = "task",
 ) -> None:
     """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
-    from scheduler.report import FORMATS
+    from scheduler.report import FORMATS, LEVELS
+    from scheduler.report_study import ACCOUNTING
 
+    if accounting not in ACCOUNTING:
+        fail(f"--accounting {accounting!r}: use headline or study")
+    if accounting == "study" and format == "html":
+        fail("--accounting study: use --format table, csv or json (the HTML report always shows the study's "
+             "accounting beside the headline)")
+    if level not in LEVELS:
+        fail(f"--level {level!r}: use one of {', '.join(LEVELS)}")
+    if level != "task" and (format != "csv" or accounting == "study"):
+        fail(f"--level {level}: only with --format csv (and the headline accounting)")
     if rating_energy not in ("gpu", "headline"):
         fail(f"--rating-energy {rating_energy!r}: use gpu or headline")
     if format not in FORMATS:
@@ -73,6 +88,9 @@ def report(
     if rate_against is not None:
         with sessions() as session:
             find_sweep_or_fail(session, rate_against)
+    if accounting == "study":
+        _report_study(sessions, sweep, format, out)
+        return
     if format == "table":
         with sessions() as session:
             found = find_sweep_or_fail(session, sweep)
@@ -99,9 +117,38 @@ def report(
         fail(str(error))
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
-        text = render(gather(session, found, options), format)
+        text = render(gather(session, found, options), format, level)
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
+    if out is None:
+        sys.stdout.write(text)
+        return
+    with open_out(out) as handle:
+        handle.write(text)
+    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+def _report_study(sessions, sweep: str | None, format: str, out: Path | None) -> None:
+    """`--accounting study`: the study's arithmetic over the node-wide readings (scheduler.report_study)."""
+    from scheduler.report_study import print_study, study_document, to_csv, to_json
+
+    with sessions() as session:
+        found = find_sweep_or_fail(session, sweep)
+        document = study_document(session, sweep_id=found.id)
+    info = {"id": found.id, "name": found.name, "mode": found.mode, "hardware_class": found.hardware_class}
+    if format == "table":
+        title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
+        if out is None:
+            console.print(title)
+            print_study(console, document)
+            return
+        with open_out(out) as handle:
+            file_console = Console(file=handle, width=140, no_color=True)
+            file_console.print(title)
+            print_study(file_console, document)
+        console.print(f"wrote {out}")
+        return
+    text = to_csv(document) if format == "csv" else to_json(document, info)
     if out is None:
         sys.stdout.write(text)
         return
@@ -270,8 +317,11 @@ def compare(
     elif format == "json":
         import json
 
+        from scheduler.report_data import HEADLINE
+
         sys.stdout.write(json.dumps({"a": {"id": a.id, "name": a.name}, "b": {"id": b.id, "name": b.name},
-                                     "pairs": rows, "only_in_a": only_a, "only_in_b": only_b}, indent=2) + "\n")
+                                     "energy": HEADLINE, "pairs": rows, "only_in_a": only_a, "only_in_b": only_b},
+                                    indent=2) + "\n")
     else:
         _compare_table(a, b, rows, only_a, only_b)
     if not rows:
@@ -303,3 +353,7 @@ def _compare_table(a, b, rows, only_a: int, only_b: int) -> None:
     overall = _geometric_mean([r["ratio"] for r in rows])
     console.print(f"{len(rows)} pair(s); geometric mean of B / A: {g3(overall)}; only in A: {only_a}, "
                   f"only in B: {only_b}")
+    node_wide = sum(r["node_wide_runs"] or 0 for r in rows)
+    console.print("[dim]headline energy: each window's own (pinned GPU + attributed CPU and RAM)"
+                  + (f"; {node_wide} run(s) have only node-wide readings (imported or older rows)" if node_wide
+                     else "") + "[/dim]")

@@ -15,7 +15,7 @@ from db.jobs import claim_job, pending_runs
 from db.models import Job, Measurement, Worker
 from db.results import record_load, record_run
 from db.session import session_factory
-from db.stats import cell_stats, spread, t_quantile_975
+from db.stats import cell_stats, outlier_flags, spread, t_quantile_975
 from db.sweeps import NewJob, insert_sweep
 from tests.factories import make_reading
 from worker.baseline import store_baseline
@@ -24,16 +24,42 @@ from worker.workloads.base import WorkUnits
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+# scipy.stats.t.ppf(0.975, df), scipy 1.16: the reference values (beyond df 30 the old table used 1.96).
+T975_REFERENCE = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078, 4: 2.7764451051977934,
+                  30: 2.0422724563012378, 31: 2.039513446396408, 39: 2.022690920036761, 100: 1.9839715185235518,
+                  1000: 1.9623390808264083}
+
+
 def test_spread_matches_hand_computed_values():
     values = [1.0, 2.0, 3.0, 4.0]
     s = spread(len(values), sum(values), sum(v * v for v in values))
     assert s.mean == 2.5
     assert s.std == pytest.approx(statistics.stdev(values))  # 1.2910
-    half = 3.182 * statistics.stdev(values) / 2  # t(0.975, 3) = 3.182
+    half = T975_REFERENCE[3] * statistics.stdev(values) / 2
     assert (s.ci95_low, s.ci95_high) == (pytest.approx(2.5 - half), pytest.approx(2.5 + half))
     assert s.cv == pytest.approx(statistics.stdev(values) / 2.5)
     assert spread(1, 5.0, 25.0).std is None
-    assert t_quantile_975(1) == 12.706 and t_quantile_975(100) == 1.96
+
+
+def test_t_quantile_is_scipys_for_any_df():
+    for df, reference in T975_REFERENCE.items():
+        assert t_quantile_975(df) == pytest.approx(reference, rel=1e-12)
+
+
+def test_mad_flags_need_five_runs_and_survive_ties():
+    assert outlier_flags([1.0, 1.0, 9.0]) == [False] * 3  # n = 3: never (a third of normal cells would be)
+    assert outlier_flags([1.0, 1.1, 0.9, 9.0]) == [False] * 4
+    assert outlier_flags([1.0, 1.1, 0.9, 1.05, 9.0]) == [False] * 4 + [True]
+    # More than half equal: the MAD is 0, the mean absolute deviation stands in, the odd one is still flagged.
+    assert outlier_flags([2.0, 2.0, 2.0, 2.0, 2.0, 9.0]) == [False] * 5 + [True]
+    assert outlier_flags([2.0] * 6) == [False] * 6
+    # Normal data: 3.5 small-sample-corrected MADs flag far fewer cells than 3 raw MADs did (seeded draw).
+    import random
+
+    rng = random.Random(7)
+    cells = [[rng.gauss(1.0, 0.05) for _ in range(10)] for _ in range(400)]
+    flagged = sum(any(outlier_flags(c)) for c in cells) / len(cells)
+    assert flagged < 0.15  # 3 raw MADs: about 20% at n = 10
 
 
 def test_concurrency_share():

@@ -71,13 +71,14 @@ def test_a_sharded_run_counts_once_in_the_statistics(sessions):
 
     sweep_id = make_sweep(sessions, n_jobs=1, n_runs=2, shards=SHARDS)
     job_id = first_job_id(sessions, sweep_id)
-    claim = True
+    claim, start = True, datetime.now(UTC) - timedelta(hours=1)
     while claim:
         with sessions.begin() as session:
             claim = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60)
-            if claim:
-                store_unit(session, lease=W1, claim=claim, reading=make_reading(1e-6 * claim.n_queries, 3.0),
-                           units=WorkUnits(queries=claim.n_queries), claim_next_unit=False)
+            if claim:  # one worker's windows follow each other: nothing to share, headline = the reading
+                start += timedelta(seconds=10)
+                store_unit(session, lease=W1, claim=claim, units=WorkUnits(queries=claim.n_queries),
+                           reading=make_reading(1e-6 * claim.n_queries, 3.0, started_at=start), claim_next_unit=False)
     with sessions() as session:
         (cell,) = cell_stats(session, sweep_id=sweep_id)
     assert cell.kwh_per_1k.n == 2  # two repetitions, not six shards

@@ -51,7 +51,7 @@ def test_task_summary_matches_hand_computed(sessions, seeded):
     runs = A + B
     assert tc["models"] == 2 and tc["runs"] == 7 and tc["sweep_name"] == "views" and tc["hardware_class"] == "a100"
     assert tc["kwh_per_1k_mean"] == pytest.approx(statistics.mean(runs))
-    assert tc["kwh_per_1k_std"] == pytest.approx(statistics.stdev(runs))
+    assert tc["kwh_per_1k_std_pooled"] == pytest.approx(statistics.stdev(runs))
     assert (tc["kwh_per_1k_min"], tc["kwh_per_1k_max"]) == pytest.approx((0.010, 0.300))
     model_means = [statistics.mean(A), statistics.mean(B)]
     assert tc["kwh_per_1k_model_mean"] == pytest.approx(statistics.mean(model_means))
@@ -67,7 +67,7 @@ def test_task_summary_matches_hand_computed(sessions, seeded):
     assert tc["estimated_components"] == "ram"  # RAPL and the NVML energy counter measured the rest
     assert (tc["outlier_runs"], tc["unreliable_runs"]) == (0, 0)
     fm = rows["fill-mask"]
-    assert (fm["models"], fm["runs"], fm["kwh_per_1k_std"], fm["kwh_per_1k_model_std"]) == (1, 1, None, None)
+    assert (fm["models"], fm["runs"], fm["kwh_per_1k_std_pooled"], fm["kwh_per_1k_model_std"]) == (1, 1, None, None)
     assert fm["kwh_per_1k_model_median"] == pytest.approx(0.001)
 
 
@@ -84,7 +84,7 @@ def test_model_summary_matches_hand_computed(sessions, seeded):
     a, b = rows["hub:org/a"], rows["hub:org/b"]
     assert a["kwh_per_1k_median"] == pytest.approx(statistics.median(A))
     assert b["kwh_per_1k_median"] == pytest.approx(statistics.median(B))
-    assert a["kwh_per_1k_std"] == pytest.approx(statistics.stdev(A))
+    assert a["kwh_per_1k_std_pooled"] == pytest.approx(statistics.stdev(A))
     assert b["kwh_per_1k_mean"] == pytest.approx(statistics.mean(B))
     assert (a["runs"], a["datasets"], b["datasets"]) == (4, 2, 1)
     assert (a["num_parameters"], b["num_parameters"]) == (110_000_000, None)
@@ -176,6 +176,7 @@ def test_downgrade_to_0008_drops_only_the_model_kind_view(sqlite_url):
 
     command.downgrade(alembic_config(sqlite_url), "0008")
     names = set(inspect(get_engine(sqlite_url)).get_view_names())
-    assert "v_model_kind_summary" not in names and set(VIEW_COLUMNS) - {"v_model_kind_summary"} <= names
+    assert "v_model_kind_summary" not in names
+    assert set(VIEW_COLUMNS) - {"v_model_kind_summary", "v_cell_summary"} <= names  # v_cell_summary: from 0014
     command.upgrade(alembic_config(sqlite_url), "head")
     assert "v_model_kind_summary" in set(inspect(get_engine(sqlite_url)).get_view_names())

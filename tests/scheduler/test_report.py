@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
+import statistics
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from db.session import session_factory
@@ -161,3 +164,57 @@ def test_html_report_in_headless_chromium(study, tmp_path):
         saturated = sum(n for n, (r, g, b) in colors if max(r, g, b) - min(r, g, b) > 80)  # the model points
         assert non_white > 0.005 * area.width * area.height, box
         assert saturated > 20, box  # at least one whole point (a disc of radius 5 px)
+
+
+def test_json_and_csv_carry_per_cell_confidence_intervals(study):
+    from scipy.stats import t
+
+    document = json.loads(wattsweep(study, "report", "study", "-f", "json").output)
+    assert document["energy"]["accounting"] == "headline" and document["energy"]["node_wide_runs"] == 7
+    assert "node-wide readings" in document["energy"]["note"]  # the seeded windows have no attributed share
+    cell = next(c for c in document["cells"] if c["model"] == "hub:distilbert-base-uncased")
+    values = [0.002, 0.0022]
+    half = float(t.ppf(0.975, 1)) * statistics.stdev(values) / math.sqrt(2)
+    assert (cell["runs"], cell["dataset"]) == (2, "builtin:texts")
+    assert cell["kwh_per_1k_mean"] == pytest.approx(0.0021) and cell["kwh_per_1k_std"] == pytest.approx(
+        statistics.stdev(values))
+    assert (cell["kwh_per_1k_ci95_low"], cell["kwh_per_1k_ci95_high"]) == (
+        pytest.approx(0.0021 - half), pytest.approx(0.0021 + half))
+    assert cell["kwh_per_1k_cv"] == pytest.approx(statistics.stdev(values) / 0.0021)
+    rows = list(csv.DictReader(io.StringIO(wattsweep(study, "report", "study", "-f", "csv", "--level", "cell")
+                                           .output)))
+    assert len(rows) == 4 and {"kwh_per_1k_ci95_low", "kwh_per_1k_cv", "runs", "kwh_per_1k_std"} <= set(rows[0])
+    row = next(r for r in rows if r["model"] == "hub:distilbert-base-uncased")
+    assert float(row["kwh_per_1k_ci95_high"]) == pytest.approx(0.0021 + half)
+    models = list(csv.DictReader(io.StringIO(wattsweep(study, "report", "study", "-f", "csv", "--level", "model")
+                                             .output)))
+    assert len(models) == 4 and "kwh_per_1k_std_pooled" in models[0]
+    result = wattsweep(study, "report", "study", "-f", "json", "--level", "cell")
+    assert result.exit_code == 2 and "only with --format csv" in result.output
+
+
+def test_study_accounting_reads_the_node_wide_readings(study):
+    with session_factory(study).begin() as session:  # distilbert's windows were attributed half their CPU and RAM
+        session.execute(text("UPDATE measurements SET cpu_energy_attributed_kwh = cpu_energy_kwh / 2, "
+                             "ram_energy_attributed_kwh = ram_energy_kwh / 2 WHERE job_id IN "
+                             "(SELECT id FROM jobs WHERE model = 'hub:distilbert-base-uncased')"))
+    document = json.loads(wattsweep(study, "report", "study", "--accounting", "study", "-f", "json").output)
+    assert document["accounting"] == "study" and "all eight GPUs" in document["differences"][0]
+    tc = next(t for t in document["tasks"] if t["task"] == "text-classification")
+    node_means = [0.0021, 0.0872, 0.073]  # the node-wide readings, as seeded
+    assert tc["kwh_per_1k_model_mean"] == pytest.approx(statistics.mean(node_means))
+    assert tc["kwh_per_1k_model_std"] == pytest.approx(statistics.stdev(node_means))
+    headline = [0.0021 * 0.85, 0.0872, 0.073]  # GPU 0.7 + (CPU 0.2 + RAM 0.1) / 2 for distilbert
+    assert tc["headline_kwh_per_1k_model_mean"] == pytest.approx(statistics.mean(headline))
+    assert (tc["study_table2_mean"], tc["study_table2_std"]) == (0.002, 0.001)
+    distilbert = next(m for m in document["models"] if m["model"] == "hub:distilbert-base-uncased")
+    assert distilbert["kwh_per_1k_mean"] == pytest.approx(0.0021)
+    assert distilbert["headline_kwh_per_1k_mean"] == pytest.approx(0.0021 * 0.85)
+    rows = list(csv.DictReader(io.StringIO(wattsweep(study, "report", "study", "--accounting", "study", "-f",
+                                                     "csv").output)))
+    assert [r["task"] for r in rows] == ["text-classification", "text-to-image"]
+    table = wattsweep(study, "report", "study", "--accounting", "study").output
+    assert "the study's way" in table and "text-to-image" in table and "2.91" in table
+    result = wattsweep(study, "report", "study", "--accounting", "study", "-f", "html")
+    assert result.exit_code == 2 and "table, csv or json" in result.output
+    assert wattsweep(study, "report", "study", "--accounting", "paper").exit_code == 2
