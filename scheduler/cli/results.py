@@ -216,6 +216,9 @@ def import_codecarbon(
     console.print(f"{verb} sweep [bold]{summary.sweep_name}[/bold] (id {summary.sweep_id}, mode imported): "
                   f"{summary.jobs} model(s), {summary.query_runs} query run(s), {summary.load_windows} load "
                   f"window(s) from {len(parsed)} file(s)")
+    if summary.query_runs:
+        console.print("[dim]imported windows have only CodeCarbon's node-wide readings: reports show them as they "
+                      "are (energy_basis node-wide), with nothing attributed between processes[/dim]")
     if queries is None and summary.query_runs:
         console.print("[yellow]note:[/yellow] without --queries, energy per 1,000 queries cannot be computed; "
                       "totals are stored")

@@ -75,6 +75,7 @@ def test_round_trip_with_real_codecarbon(codecarbon_files, database, request):
     result = wattsweep(url, "import", "codecarbon", str(emissions), str(per_task), "--task", "text-classification",
                        "--dataset", "sst2", "--sweep", "past-study", "--queries", "1000")
     assert result.exit_code == 0, result.output
+    assert "only CodeCarbon's node-wide readings" in result.output
     task_rows = _csv(per_task)
     # CodeCarbon names repeated tasks "query model_<uuid>"
     queries = [r for r in task_rows if r["task_name"].startswith("query model")]
@@ -85,7 +86,8 @@ def test_round_trip_with_real_codecarbon(codecarbon_files, database, request):
         assert sweep.mode == "imported" and len(sweep.spec["source_files"]) == 2
         runs = session.execute(text(
             "SELECT model, dataset, energy_kwh, emissions_kg, kwh_per_1k_queries, n_queries, estimated_components, "
-            "codecarbon_version, load_energy_kwh FROM v_runs WHERE sweep_id = :s ORDER BY model, repetition"),
+            "codecarbon_version, load_energy_kwh, energy_basis, node_energy_kwh FROM v_runs WHERE sweep_id = :s "
+            "ORDER BY model, repetition"),
             {"s": sweep.id}).all()
         models = {r.model: r for r in session.execute(text(
             "SELECT model, runs, kwh_per_1k_mean FROM v_model_summary WHERE sweep_id = :s"), {"s": sweep.id})}
@@ -100,6 +102,7 @@ def test_round_trip_with_real_codecarbon(codecarbon_files, database, request):
         assert r.dataset == "sst2" and r.n_queries == 1000
         assert r.kwh_per_1k_queries == pytest.approx(r.energy_kwh)
         assert r.estimated_components == "cpu, ram" and r.codecarbon_version.startswith("3.")
+        assert r.energy_basis == "node-wide" and r.node_energy_kwh == r.energy_kwh  # a log has no attributed share
     distil = [r for r in runs if r.model == "distilbert-base-uncased"]
     assert distil[0].load_energy_kwh == pytest.approx(float(loads[0]["energy_consumed"]))
     assert models["distilbert-base-uncased"].runs == 4 and models["bert-base-uncased"].runs == 1
