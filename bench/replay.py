@@ -198,7 +198,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             claim = request.claim
             duration = run_seconds[claim.run_id] * claim.n_queries / claim.run_queries
             reading = make_reading(1e-6 * claim.n_queries, duration, started_at=epoch + timedelta(seconds=now[0]),
-                                   power_samples=int(duration), is_unreliable=False, flags=None)
+                                   is_unreliable=False, flags=None)
             result = Measured(reading, WorkUnits(queries=claim.n_queries))
         else:  # pragma: no cover
             raise TypeError(request)

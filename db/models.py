@@ -263,6 +263,20 @@ class Measurement(Base):
     is_outlier: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # > 3 MAD: kept
     is_unreliable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     flags: Mapped[str | None] = mapped_column(String(300))  # why unreliable, e.g. "short-window"
+    # Provenance of the window (migration 0015): the metered GPU, its state at the window's ends, what
+    # CodeCarbon assumed (TDP of a CPU estimate, PUE) and what it warned about (verbatim; flags name them).
+    gpu_uuid: Mapped[str | None] = mapped_column(String(100))
+    cpu_tdp_w: Mapped[float | None] = mapped_column(Float)
+    pue: Mapped[float | None] = mapped_column(Float)
+    codecarbon_warnings: Mapped[str | None] = mapped_column(Text)
+    gpu_temperature_start_c: Mapped[float | None] = mapped_column(Float)
+    gpu_sm_clock_start_mhz: Mapped[float | None] = mapped_column(Float)
+    gpu_power_limit_start_w: Mapped[float | None] = mapped_column(Float)
+    gpu_throttle_start: Mapped[int | None] = mapped_column(Integer)  # NVML clocks-event reason bits
+    gpu_temperature_end_c: Mapped[float | None] = mapped_column(Float)
+    gpu_sm_clock_end_mhz: Mapped[float | None] = mapped_column(Float)
+    gpu_power_limit_end_w: Mapped[float | None] = mapped_column(Float)
+    gpu_throttle_end: Mapped[int | None] = mapped_column(Integer)
 
 
 class IdleBaseline(Base):

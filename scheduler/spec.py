@@ -37,6 +37,7 @@ MAX_REPETITIONS = 1_000
 MAX_BATCH_SIZE = 4_096
 MAX_WARMUP = 100_000
 MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
+MAX_PUE = 3.0  # the worst data centres surveyed are near 2.5
 MAX_TRAINING_KWH = 1e12
 MAX_UNIT_S = 7 * 86400.0
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
@@ -88,11 +89,27 @@ class Defaults(RunSettings):
 
 
 class Carbon(_Strict):
-    """Where the electricity comes from. Required: CodeCarbon would silently assume Canada."""
+    """Where the electricity comes from. Required: CodeCarbon would silently assume Canada.
+
+    A country or region must be one CodeCarbon has data for (read from its own data files, scheduler.carbon_data):
+    it would otherwise use the world average, or the country mix, without saying so.
+    """
 
     country_iso_code: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     region: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL)  # VARCHAR(100)
     grid_intensity_g_per_kwh: float | None = Field(default=None, gt=0, le=MAX_GRID_G_PER_KWH, allow_inf_nan=False)
+    # The data centre's power usage effectiveness, applied by CodeCarbon to every component's energy; 1.0 (none)
+    # unless declared here: no CodeCarbon config file or CODECARBON_PUE changes it.
+    pue: float = Field(default=1.0, ge=1.0, le=MAX_PUE, allow_inf_nan=False)
+
+    @field_validator("country_iso_code")
+    @classmethod
+    def _known_country(cls, code: str | None) -> str | None:
+        from scheduler.carbon_data import country_problem
+
+        if code is not None and (problem := country_problem(code)):
+            raise ValueError(problem)
+        return code
 
     @model_validator(mode="after")
     def _one_source(self) -> Carbon:
@@ -100,6 +117,11 @@ class Carbon(_Strict):
             raise ValueError("give exactly one of country_iso_code (3 letters, e.g. USA) or grid_intensity_g_per_kwh")
         if self.region and not self.country_iso_code:
             raise ValueError("region needs country_iso_code")
+        if self.region:
+            from scheduler.carbon_data import region_problem
+
+            if problem := region_problem(self.country_iso_code, self.region):
+                raise ValueError(f"carbon.region: {problem}")
         return self
 
     @property
@@ -376,6 +398,6 @@ def _first_problem(error: ValidationError) -> str:
         return f"{where}: unknown field"
     if problem["type"] == "string_pattern_mismatch" and "x00" in str(problem.get("ctx", {}).get("pattern", "")):
         message = "contains a control character"
-    if message.startswith("tasks.") or not where:
+    if message.startswith("tasks.") or message.startswith(f"{where}.") or not where:
         return message
     return f"{where}: {message} (got {_shown(problem.get('input'))})"

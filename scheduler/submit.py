@@ -89,7 +89,7 @@ def create_sweep(
         spec=spec.model_dump(mode="json"),
         hardware_class=hardware_class or spec.hardware_class,
         mode=mode,
-        carbon=spec.carbon.model_dump(),
+        carbon=spec.carbon.model_dump(exclude={"pue"}),  # the PUE is read from the stored spec (worker.execute)
         jobs=planned_jobs(session, spec, hardware_class),
         max_attempts=max_attempts,
         exclusive=spec.exclusive,

@@ -19,6 +19,6 @@ def make_reading(energy_kwh: float = 2e-6, duration_s: float = 1.0, started_at: 
         gpu_count=0, ram_total_gb=24.0, cpu_method="cpu-load-estimate", gpu_method="none",
         ram_method="codecarbon-dimm-estimate", tracking_mode="machine", codecarbon_version="3",
         country_iso_code=None, region=None, carbon_intensity_g_per_kwh=100.0, carbon_intensity_source="explicit",
-        power_samples=int(duration_s), is_unreliable=duration_s < 2, flags="short-window" if duration_s < 2 else None,
+        is_unreliable=duration_s < 2, flags="short-window" if duration_s < 2 else None,
     )
     return Reading(**(fields | overrides))

@@ -46,6 +46,11 @@ CASES = {
                                 "carbon.grid_intensity_g_per_kwh: Input should be a finite number (got inf)"),
     "500-character region": (HEAD + "carbon: {country_iso_code: USA, region: " + "r" * 500 + "}\n" + TASKS + GOOD_TASK,
                              "carbon.region: String should have at most 100 characters"),
+    "country CodeCarbon has no data for": (HEAD + "carbon: {country_iso_code: GER}\n" + TASKS + GOOD_TASK,
+                                           "carbon.country_iso_code: 'GER' is not a country CodeCarbon has data for "
+                                           "(it would use the world average); did you mean DEU (Germany)"),
+    "region CodeCarbon ignores": (HEAD + "carbon: {country_iso_code: FRA, region: paris}\n" + TASKS + GOOD_TASK,
+                                  "carbon.region: CodeCarbon ignores a region for FRA and uses its country mix"),
     "150-character hardware class": ("hardware_class: " + "h" * 150 + "\n" + HEAD + CARBON + TASKS + GOOD_TASK,
                                      "hardware_class: String should have at most 100 characters"),
     "3 billion queries": (HEAD.replace("queries: 2", "queries: 3000000000") + CARBON + TASKS + GOOD_TASK,
@@ -105,6 +110,8 @@ def test_unknown_log_level_is_one_line(tmp_path):
     ("WATTSWEEP_LEASE_TIMEOUT_S", "abc", "WATTSWEEP_LEASE_TIMEOUT_S='abc': Input should be a valid number"),
     ("WATTSWEEP_HEARTBEAT_INTERVAL_S", "-1", "WATTSWEEP_HEARTBEAT_INTERVAL_S='-1': Input should be greater than 0"),
     ("WATTSWEEP_MAX_ATTEMPTS", "0", "WATTSWEEP_MAX_ATTEMPTS='0': Input should be greater than or equal to 1"),
+    ("WATTSWEEP_MEASURE_POWER_SECS", "-1", "WATTSWEEP_MEASURE_POWER_SECS='-1': Input should be greater than or "
+                                           "equal to 0"),
 ])
 def test_bad_setting_is_one_line(tmp_path, variable, value, expected):
     (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK)

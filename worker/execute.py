@@ -145,7 +145,8 @@ class UnitExecutor:
             return dict(task=job.task, model=_pinned(job.model, job.model_revision), params=dict(job.params),
                         multi=job.model_kind == "multi-purpose", load_s=job.load_expected_s,
                         carbon=dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
-                                    grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh))
+                                    grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh,
+                                    pue=float(((sweep.spec or {}).get("carbon") or {}).get("pue") or 1.0)))
 
         spec = self.transact(read)  # the unit is leased: a database outage is waited out, not a failure
         try:

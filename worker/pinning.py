@@ -7,6 +7,14 @@ torch then sees exactly that GPU, as `cuda:0`, while CodeCarbon reads NVML and
 is given the physical index N in `gpu_ids`, so that each worker measures its
 own GPU and not all eight. NVML is read here (no CUDA context is created) for
 the inventory: name, memory, driver and CUDA version.
+
+A MIG slice (an allocation by `MIG-...` UUID) is metered through its parent
+GPU: NVML's index of a slice handle is its place inside the parent, so the
+parent handle gives the physical index, and the windows are flagged
+`gpu-shared-mig` (the parent's energy is shared by its slices). Once torch
+has started, `check_torch_device` compares the UUID of the device torch
+computes on with the UUID NVML meters, and the worker refuses to run when
+they differ.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ class PinningError(RuntimeError):
 class Pinning:
     worker_id: str  # Celery node name too: gpu3@node7, cpu12345@node7
     device: str  # torch device inside the process: cuda:0 (the one visible GPU) or cpu
-    gpu_index: int | None  # physical (NVML) index, None on CPU workers
+    gpu_index: int | None  # physical (NVML) index, None on CPU workers; a MIG slice's parent GPU
     env: dict[str, str] = field(default_factory=dict)  # to set before torch is imported
+    mig_uuid: str | None = None  # the MIG slice this worker computes on, when it runs on one
 
     @property
     def gpu_ids(self) -> list[int] | None:
@@ -67,24 +76,64 @@ def plan_pinning(*, gpu: int | None, device: str | None, hostname: str, pid: int
         entry = allocated[gpu]
         physical = physical_index(entry, nvml)
     env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": entry}
-    return Pinning(name or f"gpu{physical}@{hostname}", "cuda:0", physical, env)
+    mig = entry if entry.startswith("MIG-") else None
+    default = f"gpu{physical}" + (f"-{mig.removeprefix('MIG-')[:8]}" if mig else "")
+    return Pinning(name or f"{default}@{hostname}", "cuda:0", physical, env, mig_uuid=mig)
 
 
 def physical_index(entry: str, nvml: Any = None) -> int:
-    """One CUDA_VISIBLE_DEVICES entry, an index (PCI bus order) or a GPU UUID, as NVML's physical index."""
+    """One CUDA_VISIBLE_DEVICES entry, an index (PCI bus order), a GPU UUID or a MIG slice's UUID, as the NVML
+    physical index of the GPU that holds it."""
     if entry.isdigit():
         return int(entry)
     nvml = nvml or _import_nvml(entry)
     try:
         nvml.nvmlInit()
         try:
-            return int(nvml.nvmlDeviceGetIndex(nvml.nvmlDeviceGetHandleByUUID(entry)))
+            handle = nvml.nvmlDeviceGetHandleByUUID(entry)
+            if _is_mig(nvml, handle):  # a slice's own index is its place inside the parent, not the GPU's
+                handle = nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+            return int(nvml.nvmlDeviceGetIndex(handle))
         finally:
             nvml.nvmlShutdown()
     except PinningError:
         raise
     except Exception as error:
         raise PinningError(f"CUDA_VISIBLE_DEVICES entry {entry!r}: NVML knows no such GPU ({error})") from None
+
+
+def _is_mig(nvml: Any, handle: Any) -> bool:
+    check = getattr(nvml, "nvmlDeviceIsMigDeviceHandle", None)
+    try:
+        return bool(check(handle)) if check else False
+    except Exception:
+        return False
+
+
+def _bare_uuid(value: Any) -> str:
+    text = _text(value) if isinstance(value, str | bytes) else str(value)
+    return text.strip().lower().removeprefix("gpu-").removeprefix("mig-")
+
+
+def check_torch_device(pinning: Pinning, metered_uuid: str, torch_uuid: Any) -> None:
+    """Refuse to run when torch computes on another device than the one NVML meters.
+
+    `torch_uuid` is torch.cuda.get_device_properties(0).uuid (CUDA prints it
+    without the GPU- prefix); on a MIG slice CUDA may name the slice or its
+    parent, so either matches.
+    """
+    expected = {_bare_uuid(metered_uuid)} | ({_bare_uuid(pinning.mig_uuid)} if pinning.mig_uuid else set())
+    if _bare_uuid(torch_uuid) not in expected:
+        raise PinningError(f"torch computes on GPU {_text(str(torch_uuid))} but NVML meters GPU {pinning.gpu_index} "
+                           f"({metered_uuid}): CUDA_VISIBLE_DEVICES={pinning.env.get('CUDA_VISIBLE_DEVICES')!r} "
+                           "was not applied before CUDA started; refusing to run")
+
+
+def torch_device_uuid() -> Any:
+    """The UUID of the device torch computes on (cuda:0, the one visible GPU); starts CUDA."""
+    import torch
+
+    return torch.cuda.get_device_properties(0).uuid
 
 
 def _import_nvml(what: str) -> Any:

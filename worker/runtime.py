@@ -23,7 +23,8 @@ class WorkerRuntime:
     hardware_class: str
     sessions: sessionmaker[Session]
     gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one)
-    measure_power_secs: float = 1.0
+    mig_uuid: str | None = None  # the MIG slice of gpu_ids[0] this worker computes on
+    simulated_gpu: bool = False  # tests: the simulated GPU node (torch on the CPU, the GPU metered via NVML)
     # Local: one machine, so a model that fails to load fails its job at once. Distributed: another node may
     # have the folder or the memory, so the failure counts as one attempt of max_attempts.
     load_failure_is_final: bool = True
@@ -49,18 +50,21 @@ class WorkerRuntime:
                                    host_id=self.host_id, device=self.device, hardware_class=self.hardware_class,
                                    inventory=collect_inventory(gpu), twin_window_s=twin_window_s)
 
-    def meter_for(self, *, country_iso_code: str | None, region: str | None, grid_intensity_g_per_kwh: float | None):
+    def meter_for(self, *, country_iso_code: str | None, region: str | None, grid_intensity_g_per_kwh: float | None,
+                  pue: float = 1.0):
         """One meter per carbon setting, reused across jobs (CodeCarbon's start-up costs a second)."""
-        key = (country_iso_code, region, grid_intensity_g_per_kwh)
+        key = (country_iso_code, region, grid_intensity_g_per_kwh, pue)
         if key not in self._meters:
             self._meters[key] = Meter(
                 country_iso_code=country_iso_code,
                 region=region,
                 grid_intensity_g_per_kwh=grid_intensity_g_per_kwh,
+                pue=pue,
                 # NVML ignores CUDA_VISIBLE_DEVICES: a CPU worker on a GPU node must ask for no GPU, not all.
                 gpu_ids=list(self.gpu_ids) if self.gpu_ids else [],
-                measure_power_secs=self.measure_power_secs,
+                mig_uuid=self.mig_uuid,
                 synchronize=_synchronizer(self.device),
+                extra_flags=("simulated-gpu",) if self.simulated_gpu else (),
             )
         return self._meters[key]
 

@@ -17,7 +17,15 @@ import os
 import threading
 from dataclasses import dataclass
 
-from worker.pinning import Pinning, PinningError, apply_pinning, plan_pinning, read_gpu
+from worker.pinning import (
+    Pinning,
+    PinningError,
+    apply_pinning,
+    check_torch_device,
+    plan_pinning,
+    read_gpu,
+    torch_device_uuid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +160,18 @@ def serve(options: WorkerOptions) -> int:
     # The simulated GPU node (tests): torch has no CUDA there, so the model runs on the CPU; NVML is metered.
     torch_device = "cpu" if settings.simulated_gpu and pinning.gpu_index is not None else pinning.device
     runtime = WorkerRuntime(worker_id=pinning.worker_id, device=torch_device, hardware_class=options.queue,
-                            sessions=sessions, gpu_ids=pinning.gpu_ids, measure_power_secs=settings.measure_power_secs,
+                            sessions=sessions, gpu_ids=pinning.gpu_ids, mig_uuid=pinning.mig_uuid,
+                            simulated_gpu=settings.simulated_gpu and pinning.gpu_index is not None,
                             load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
     _register(runtime, gpu, settings.heartbeat_interval_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _preload_libraries()
+    if gpu is not None and not settings.simulated_gpu:  # torch must compute on the GPU that NVML meters
+        try:
+            check_torch_device(pinning, gpu["uuid"], torch_device_uuid())
+        except PinningError as error:
+            _unregister(runtime)
+            raise WorkerStartError(str(error)) from None
 
     from celery import bootsteps, signals
 
@@ -273,7 +288,7 @@ def _preload_libraries() -> None:
 
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level, format="[%(asctime)s %(levelname)s %(name)s] %(message)s")
-    for noisy in ("codecarbon", "urllib3", "filelock", "httpx"):
+    for noisy in ("urllib3", "filelock", "httpx"):  # CodeCarbon's warnings go into each window's flags
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

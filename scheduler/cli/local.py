@@ -56,7 +56,7 @@ def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -
 
     try:
         runtime = WorkerRuntime(worker_id=local_worker_id(), device="cpu", hardware_class=hardware_class,
-                                sessions=sessions, measure_power_secs=settings.measure_power_secs)
+                                sessions=sessions)
     except HostIdentityError as error:
         fail(str(error))
     runtime.register()

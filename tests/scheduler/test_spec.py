@@ -60,6 +60,15 @@ def test_valid_sweep_and_task_overrides():
         ("carbon", {"country_iso_code": "USA", "grid_intensity_g_per_kwh": 50}, "exactly one of"),
         ("carbon", {"grid_intensity_g_per_kwh": -3}, "carbon.grid_intensity_g_per_kwh"),
         ("carbon", {"country_iso_code": "usa"}, "carbon.country_iso_code"),
+        # Checked against CodeCarbon's own energy-mix data, which would otherwise give the world average.
+        ("carbon", {"country_iso_code": "GER"}, "carbon.country_iso_code: 'GER' is not a country CodeCarbon has "
+                                                "data for (it would use the world average); did you mean DEU"),
+        ("carbon", {"country_iso_code": "DEU", "region": "bavaria"}, "carbon.region: CodeCarbon ignores a region "
+                                                                     "for DEU and uses its country mix"),
+        ("carbon", {"country_iso_code": "USA", "region": "californa"}, "carbon.region: 'californa' is not a region "
+                                                                       "CodeCarbon has data for in USA"),
+        ("carbon", {"country_iso_code": "SWE", "region": "SE9"}, "did you mean 'SE4'"),
+        ("carbon", {"country_iso_code": "FRA", "pue": 0.8}, "carbon.pue: Input should be greater than or equal to 1"),
         ("tasks", {}, "tasks"),
         ("tasks.text-classification.models", ["tiny:gpt2"], "tiny:gpt2 does not do text-classification; use tiny:bert"),
         ("tasks.text-classification.datasets", ["builtin:shapes"], "holds image queries, text-classification reads"),
@@ -141,3 +150,24 @@ def test_reasoning_on_a_model_without_the_switch_names_the_model(tmp_path):
         parse_sweep(data)
     data["tasks"]["reasoning"]["models"] = ["tiny:gpt2"]
     assert parse_sweep(data).tasks["reasoning"].params["reasoning"] == "on"
+
+
+def test_known_countries_and_regions_pass_and_pue_defaults_to_one():
+    for carbon in ({"country_iso_code": "DEU"}, {"country_iso_code": "USA", "region": "California"},
+                   {"country_iso_code": "CAN", "region": "quebec"}, {"country_iso_code": "NOR", "region": "no2"},
+                   {"grid_intensity_g_per_kwh": 56.0, "pue": 1.2}):
+        spec = parse_sweep(with_change("carbon", carbon))
+        assert spec.carbon.pue == carbon.get("pue", 1.0)
+
+
+def test_the_scheduler_checks_countries_without_importing_codecarbon():
+    import subprocess
+    import sys
+
+    code = ("import sys; from scheduler.spec import parse_sweep, SpecError\n"
+            f"data = {with_change('carbon', {'country_iso_code': 'GER'})!r}\n"
+            "try:\n    parse_sweep(data)\nexcept SpecError as e:\n    print(e)\n"
+            "print('codecarbon' in sys.modules, 'pandas' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "did you mean DEU" in result.stdout and result.stdout.split()[-2:] == ["False", "False"]

@@ -32,7 +32,7 @@ def runtime(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('execute') / 'wattsweep.db'}"
     upgrade(url)
     runtime = WorkerRuntime(worker_id="test@host", device="cpu", hardware_class="cpu",
-                            sessions=session_factory(url), measure_power_secs=1.0, baseline_window_s=0.5)
+                            sessions=session_factory(url), baseline_window_s=0.5)
     runtime.register()
     yield runtime
     runtime.close()

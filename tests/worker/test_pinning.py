@@ -138,3 +138,39 @@ def test_an_inherited_allocation_is_translated_to_the_physical_gpu():
         plan_pinning(gpu=2, device=None, hostname="n", pid=1, inherited_visible="2,3")
     with pytest.raises(PinningError, match="NVML knows no such GPU"):
         plan_pinning(gpu=0, device=None, hostname="n", pid=1, inherited_visible="GPU-9999", nvml=nvml)
+
+
+def test_a_mig_slice_pins_its_parent_gpu(tmp_path, monkeypatch):
+    """nvmlDeviceGetIndex on a slice answers its index inside the parent: slice 2 of GPU 5 must meter GPU 5."""
+    from tests.simnode import SimNode
+    from tests.simnode.inprocess import fake_nvml
+
+    node = SimNode(tmp_path, gpus=8, mig={5: 3})
+    nvml = fake_nvml(node, monkeypatch)
+    slice_uuid = node.gpus[5]["mig"][2]["uuid"]
+    pinning = plan_pinning(gpu=0, device=None, hostname="n", pid=1, inherited_visible=slice_uuid, nvml=nvml)
+    assert (pinning.gpu_ids, pinning.mig_uuid, pinning.env["CUDA_VISIBLE_DEVICES"]) == ([5], slice_uuid, slice_uuid)
+    assert pinning.worker_id == f"gpu5-{slice_uuid[4:12]}@n"  # slices of one GPU get distinct worker ids
+    whole = plan_pinning(gpu=1, device=None, hostname="n", pid=1, inherited_visible=f"x,{node.gpus[6]['uuid']}",
+                         nvml=nvml)
+    assert (whole.gpu_ids, whole.mig_uuid) == ([6], None)
+
+
+def test_torch_must_compute_on_the_gpu_nvml_meters():
+    from worker.pinning import check_torch_device
+
+    pinning = plan_pinning(gpu=3, device=None, hostname="n", pid=1)
+    check_torch_device(pinning, "GPU-5bd5e8ae-0000-1111-2222-333344445555", "5bd5e8ae-0000-1111-2222-333344445555")
+    check_torch_device(pinning, "GPU-5BD5E8AE-0000-1111-2222-333344445555", "GPU-5bd5e8ae-0000-1111-2222-333344445555")
+    with pytest.raises(PinningError, match=r"torch computes on GPU 0badc0de-.* but NVML meters GPU 3 \(GPU-5bd5"
+                                           r".*CUDA_VISIBLE_DEVICES='3'.*refusing to run"):
+        check_torch_device(pinning, "GPU-5bd5e8ae-0000-1111-2222-333344445555", "0badc0de-0000-1111-2222-3333")
+    mig = plan_pinning(gpu=0, device=None, hostname="n", pid=1, inherited_visible="MIG-aaaa-bbbb",
+                       nvml=SimpleNamespace(nvmlInit=lambda: None, nvmlShutdown=lambda: None,
+                                            nvmlDeviceGetHandleByUUID=lambda u: "slice",
+                                            nvmlDeviceIsMigDeviceHandle=lambda h: h == "slice",
+                                            nvmlDeviceGetDeviceHandleFromMigDeviceHandle=lambda h: "parent",
+                                            nvmlDeviceGetIndex=lambda h: {"slice": 2, "parent": 5}[h]))
+    assert mig.gpu_ids == [5]
+    check_torch_device(mig, "GPU-parent-uuid", "aaaa-bbbb")  # CUDA may name the slice
+    check_torch_device(mig, "GPU-parent-uuid", "parent-uuid")  # or its parent
