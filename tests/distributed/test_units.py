@@ -71,14 +71,16 @@ def test_the_same_job_id_delivered_to_several_workers_at_once_stores_every_unit_
 def test_a_late_joiner_takes_remaining_units_of_a_running_job(cluster, tiny_bert_dir):
     early = cluster.start_worker("early")
     early.wait_ready()
-    sweep_id = cluster.submit(sweep_yaml("late", [f"path:{tiny_bert_dir}"], queries=1000, repetitions=8))
+    # Enough work that what remains when the late worker is up (it takes as long to start as the early one did)
+    # is worth a load: the join rule rightly keeps a worker off a job that is nearly done.
+    sweep_id = cluster.submit(sweep_yaml("late", [f"path:{tiny_bert_dir}"], queries=1000, repetitions=16))
     cluster.wait_for(lambda: runs_by_worker(cluster, sweep_id).get(early.name, 0) >= 1, "the first run",
                      logs=[early])
     late = cluster.start_worker("late")  # the job is already running elsewhere
     cluster.wait_for(cluster.finished, "the job to finish", timeout_s=600, logs=[early, late])
     by_worker = runs_by_worker(cluster, sweep_id)
     assert by_worker.get(late.name, 0) >= 1, f"the late worker took nothing: {by_worker}"
-    assert sum(by_worker.values()) == 8
+    assert sum(by_worker.values()) == 16
     cluster.assert_every_run_stored_once(sweep_id)
 
 
