@@ -1,6 +1,8 @@
 """Result benchmarks (issue: views, report, import). Prints figures; asserts nothing.
 
-1. v_task_summary over 1,000,000 runs on Postgres, seeded here with generate_series (target: < 1 s);
+1. v_task_summary over 1,000,000 runs on Postgres, seeded here with generate_series (target: < 1 s), with the
+   headline's attributed CPU and RAM set on every window and an idle baseline (the views' headline, idle and
+   node-wide arithmetic all run); v_model_summary, v_cell_summary and v_sweep_progress beside it;
 2. the HTML report of a 10,000-run sweep (targets: < 5 s, < 3 MB);
 3. importing 10,000 CodeCarbon CSV rows (target: < 10 s).
 
@@ -32,6 +34,9 @@ INSERT INTO sweeps (id, name, spec, hardware_class, mode, grid_intensity_g_per_k
 VALUES (1, 'bench-1m', '{}', 'a100', 'distributed', 297.6, false, now());
 INSERT INTO workers (id, hostname, device, hardware_class, inventory, started_at, heartbeat_at)
 VALUES ('gpu0@bench', 'bench', 'cuda:0', 'a100', '{"versions": {"torch": "2.4.1"}}', now(), now());
+INSERT INTO idle_baselines (id, worker_id, hostname, measured_at, duration_s, cpu_power_w, gpu_power_w, ram_power_w,
+    cpu_method, gpu_method, ram_method)
+VALUES (1, 'gpu0@bench', 'bench', now(), 20, 60, 55, 20, 'rapl', 'nvml-energy-counter', 'codecarbon-dimm-estimate');
 INSERT INTO jobs (id, sweep_id, task, model, hardware_class, params, status, attempts, max_attempts, created_at,
                   num_parameters)
 SELECT g, 1, (ARRAY[:tasks])[1 + (g - 1) % 10], 'hub:org/model-' || g, 'a100', '{}', 'done', 1, 3, now(), 1000000 * g
@@ -41,10 +46,11 @@ SELECT (j - 1) * :per_job + k, j, 'dataset-' || (k % 3), k / 3, 1000, 1, 10, 'do
 FROM generate_series(1, :jobs) j, generate_series(1, :per_job) k;
 INSERT INTO measurements (job_id, run_id, phase, worker_id, hostname, started_at, duration_s, energy_kwh,
     cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh, emissions_kg, cpu_method, gpu_method, ram_method, tracking_mode,
-    codecarbon_version, carbon_intensity_source, n_queries, kwh_per_1k_queries, idle_energy_kwh, cpu_model, gpu_model)
+    codecarbon_version, carbon_intensity_source, n_queries, kwh_per_1k_queries, idle_energy_kwh, cpu_model, gpu_model,
+    cpu_energy_attributed_kwh, ram_energy_attributed_kwh, baseline_id)
 SELECT r.job_id, r.id, 'query', 'gpu0@bench', 'bench', now(), 60, e, e * 0.2, e * 0.7, e * 0.1, e * 0.2976, 'rapl',
-    'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine', '3.3.2', 'explicit', 1000, e, e * 0.1, 'Xeon',
-    'A100'
+    'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine', '3.3.2', 'explicit', 1000, e * 0.775, e * 0.1,
+    'Xeon', 'A100', e * 0.05, e * 0.025, 1
 FROM (SELECT id, job_id, 0.001 * (1 + job_id % 10) * (1 + random()) AS e FROM runs) r;
 INSERT INTO measurements (job_id, run_id, phase, worker_id, started_at, duration_s, energy_kwh, cpu_energy_kwh,
     gpu_energy_kwh, ram_energy_kwh, emissions_kg, cpu_method, gpu_method, ram_method, tracking_mode,
@@ -94,10 +100,12 @@ def task_summary_1m(jobs: int = 1000, per_job: int = 1000) -> None:
 
             first, warm = timed(query("v_task_summary"))
             model_first, model_warm = timed(query("v_model_summary"), repeat=3)
+            cell_first, cell_warm = timed(query("v_cell_summary"), repeat=3)
             progress_first, progress_warm = timed(query("v_sweep_progress"), repeat=3)
     print(f"v_task_summary over {runs:,} runs (Postgres, seeded in {seed_s:.0f} s): first {first:.2f} s, "
           f"warm median {warm:.2f} s (target < 1 s)")
     print(f"  for comparison: v_model_summary {model_first:.2f} s / {model_warm:.2f} s, "
+          f"v_cell_summary {cell_first:.2f} s / {cell_warm:.2f} s, "
           f"v_sweep_progress {progress_first:.2f} s / {progress_warm:.2f} s")
 
 

@@ -181,10 +181,11 @@ def reflag_cells(session: Session, *, job_ids: Iterable[int], new: dict[tuple[in
     session.flush()  # new windows already added get their ids here: they are counted once, as `new`
     skip = {w.id for w in new.values() if w.id is not None}
     cells: dict[tuple[int, str], list[tuple[int | None, float, bool]]] = {}
+    per_1k = headline_kwh_column() * 1000.0 / Measurement.n_queries  # from the components, however they were set
     for measurement_id, job_id, dataset, value, was in session.execute(
-        select(Measurement.id, Run.job_id, Run.dataset, Measurement.kwh_per_1k_queries, Measurement.is_outlier)
+        select(Measurement.id, Run.job_id, Run.dataset, per_1k, Measurement.is_outlier)
         .join(Run, Run.id == Measurement.run_id)
-        .where(Run.job_id.in_(job_ids), Measurement.phase == "query")
+        .where(Run.job_id.in_(job_ids), Measurement.phase == "query", Measurement.n_queries > 0)
     ).all():
         if measurement_id not in skip and value is not None:
             cells.setdefault((job_id, dataset), []).append((measurement_id, value, bool(was)))
