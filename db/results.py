@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, is_dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ def record_run(
     baseline_id: int | None = None,
     prefill: Any | None = None,
     shard_id: int | None = None,
+    prefill_units: Any | None = None,
 ) -> bool:
     """Mark the run done and store its `query` measurement (and `prefill`, if measured), last in the caller's
     transaction (see `_add_windows`). `shard_id`: the unit that measured the whole run (a sharded run's shards
@@ -51,18 +52,12 @@ def record_run(
     ).one_or_none()
     if run is None:
         return False
-    work = dict(
-        n_queries=units.queries,
-        batch_size=run.batch_size,
-        input_tokens=units.input_tokens,
-        output_tokens=units.output_tokens,
-        images=units.images,
-        audio_s=getattr(units, "audio_s", None),
-    )
     readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
+    per_phase = phase_units(units, prefill_units)
     windows = [
-        _new_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
-                    baseline_id=baseline_id, shard_id=shard_id, **work)  # kWh per 1,000: `_add_windows`
+        with_flags(_new_window(session, window, job_id=run.job_id, run_id=run_id, phase=phase, worker_id=worker_id,
+                               baseline_id=baseline_id, shard_id=shard_id,  # kWh per 1,000: `_add_windows`
+                               **work_columns(per_phase[phase], run.batch_size)), unit_flags(per_phase[phase]))
         for phase, window in readings.items()
     ]
     # Latency is the query window's: timed around each batch inside it (worker.workloads._shared.BatchTimer).
@@ -72,6 +67,35 @@ def record_run(
     windows[0].throughput_queries_per_s = units.queries / reading.duration_s if reading.duration_s > 0 else None
     _add_windows(session, windows, new_cells={(run.job_id, run.dataset): windows[0]})
     return True
+
+
+def phase_units(units: Any, prefill_units: Any | None) -> dict[str, Any]:
+    """The units each window of a run processed. A prefill window ran the same prompts for one new token each:
+    its own units, never the query window's output tokens (decode = query - prefill then has queries x
+    (max_new_tokens - 1) tokens). Without counted prefill units (a caller that measured none), they are derived."""
+    if prefill_units is None:
+        prefill_units = replace(units, output_tokens=units.queries if units.output_tokens is not None else None,
+                                expected_output_tokens=None) if is_dataclass(units) else units
+    return {"query": units, "prefill": prefill_units}
+
+
+def work_columns(units: Any, batch_size: int | None) -> dict[str, Any]:
+    """A window's work-unit columns."""
+    return dict(n_queries=units.queries, batch_size=batch_size, input_tokens=units.input_tokens,
+                output_tokens=units.output_tokens, images=units.images, audio_s=getattr(units, "audio_s", None))
+
+
+def unit_flags(units: Any) -> tuple[str, ...]:
+    """What the units say is wrong with a window (worker.workloads.base.WorkUnits.flags: `length-mismatch`)."""
+    return tuple(getattr(units, "flags", ()) or ())
+
+
+def with_flags(window: Measurement, flags: tuple[str, ...]) -> Measurement:
+    """`window` with `flags` added to the meter's; a flagged window is unreliable."""
+    if flags:
+        window.flags = ",".join(sorted({*(window.flags or "").split(","), *flags} - {""}))
+        window.is_unreliable = True
+    return window
 
 
 def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: int | None, **fields) -> Measurement:

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.models import Run, Shard
-from db.results import _add_windows, _new_window, record_run
+from db.results import _add_windows, _new_window, phase_units, record_run, unit_flags, with_flags, work_columns
 from db.stats import flag_outliers
 from db.sums import SHARD_PHASE, shard_windows, sum_windows
 from db.units import Lease, UnitClaim, claim_next, complete, finish_if_complete
@@ -32,7 +32,7 @@ class Stored:
 
 def store_unit(session: Session, *, lease: Lease, claim: UnitClaim, reading: Any, units: Any,
                prefill: Any | None = None, baseline_id: int | None = None, claim_next_unit: bool = True,
-               lease_timeout_s: float = 120.0, may_take_over: bool = True) -> Stored:
+               lease_timeout_s: float = 120.0, may_take_over: bool = True, prefill_units: Any | None = None) -> Stored:
     """Mark the unit done under its lease (LeaseLost otherwise), claim the next unit of its job, store windows."""
     complete(session, lease=lease, shard_id=claim.shard_id)
     following = claim_next(session, lease=lease, job_id=claim.job_id, lease_timeout_s=lease_timeout_s,
@@ -40,24 +40,24 @@ def store_unit(session: Session, *, lease: Lease, claim: UnitClaim, reading: Any
     job_status = None if following is not None else finish_if_complete(session, job_id=claim.job_id)
     if claim.n_shards == 1:
         record_run(session, run_id=claim.run_id, worker_id=lease.worker_id, reading=reading, units=units,
-                   baseline_id=baseline_id, prefill=prefill, shard_id=claim.shard_id)
+                   baseline_id=baseline_id, prefill=prefill, shard_id=claim.shard_id, prefill_units=prefill_units)
         return Stored(following, True, job_status)
     run_done = record_shard(session, claim=claim, worker_id=lease.worker_id, reading=reading, units=units,
-                            prefill=prefill, baseline_id=baseline_id)
+                            prefill=prefill, baseline_id=baseline_id, prefill_units=prefill_units)
     return Stored(following, run_done, job_status)
 
 
 def record_shard(session: Session, *, claim: UnitClaim, worker_id: str, reading: Any, units: Any,
-                 prefill: Any | None = None, baseline_id: int | None = None) -> bool:
+                 prefill: Any | None = None, baseline_id: int | None = None, prefill_units: Any | None = None) -> bool:
     """Store one shard's windows; with the run's last shard, also the run's sums. Returns whether the run is done."""
     run = session.get(Run, claim.run_id)
-    work = dict(n_queries=units.queries, batch_size=run.batch_size, input_tokens=units.input_tokens,
-                output_tokens=units.output_tokens, images=units.images, audio_s=getattr(units, "audio_s", None))
     readings = {"query": reading} | ({"prefill": prefill} if prefill is not None else {})
+    per_phase = phase_units(units, prefill_units)  # as db.results.record_run
     windows = [
-        _new_window(session, window, job_id=claim.job_id, run_id=None, phase=SHARD_PHASE[phase], worker_id=worker_id,
-                    baseline_id=baseline_id, shard_id=claim.shard_id,
-                    kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries, **work)
+        with_flags(_new_window(session, window, job_id=claim.job_id, run_id=None, phase=SHARD_PHASE[phase],
+                               worker_id=worker_id, baseline_id=baseline_id, shard_id=claim.shard_id,
+                               kwh_per_1k_queries=window.energy_kwh * 1000 / units.queries,
+                               **work_columns(per_phase[phase], run.batch_size)), unit_flags(per_phase[phase]))
         for phase, window in readings.items()
     ]
     latency = units.latency_figures() if hasattr(units, "latency_figures") else {}  # as db.results.record_run

@@ -1,5 +1,5 @@
-"""Reading the result views (migration 0014, over 0007, 0009 and 0011): their columns and types, and the queries
-reports make.
+"""Reading the result views (migration 0014, over 0007, 0009 and 0011; v_decode: 0016): their columns and types,
+and the queries reports make.
 
 Energy is the headline everywhere (a window's own: pinned GPU + attributed CPU and RAM, db.stats.headline_kwh);
 the node-wide readings are the `node_*` columns. Every aggregate is computed by the database in a view; Python
@@ -77,6 +77,13 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "kwh_per_1k_model_mean": F, "kwh_per_1k_model_median": F, "kwh_per_1k_model_min": F,
         "kwh_per_1k_model_max": F, "g_co2e_per_1k_model_mean": F, "node_kwh_per_1k_model_mean": F,
     },
+    "v_decode": {  # 0016: runs with a prefill window
+        "sweep_id": INT, "job_id": INT, "task": S, "model": S, "hardware_class": S, "cell_key": S,
+        "max_new_tokens": INT, "run_id": INT, "dataset": S, "repetition": INT, "n_queries": INT,
+        "query_energy_kwh": F, "prefill_energy_kwh": F, "decode_energy_kwh": F, "decode_gpu_energy_kwh": F,
+        "decode_tokens": INT, "kwh_per_decode_token": F, "gpu_kwh_per_decode_token": F,
+        "prefill_kwh_per_1k_queries": F, "is_unreliable": B,
+    },
     "v_sweep_progress": {
         "sweep_id": INT, "sweep_name": S, "mode": S, "hardware_class": S, "created_at": T, "cancelled": B,
         "jobs_total": INT, "jobs_queued": INT, "jobs_running": INT, "jobs_done": INT, "jobs_failed": INT,
@@ -138,6 +145,12 @@ def hardware_rows(session: Session) -> list[dict[str, Any]]:
 def progress_row(session: Session, *, sweep_id: int) -> dict[str, Any] | None:
     rows = _rows(session, _query("v_sweep_progress", "sweep_id = :sweep_id"), sweep_id=sweep_id)
     return rows[0] if rows else None
+
+
+def decode_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
+    """Prefill and decode energy per run of a sweep (runs measured with `measure_prefill`)."""
+    return _rows(session, _query("v_decode", "sweep_id = :sweep_id", "job_id, dataset, repetition"),
+                 sweep_id=sweep_id)
 
 
 def run_rows(session: Session, *, sweep_id: int, batch_size: int = 5000) -> Iterator[list[dict[str, Any]]]:

@@ -62,6 +62,7 @@ class Measured:
     units: Any = None
     prefill: Any = None
     baseline_id: int | None = None
+    prefill_units: Any = None  # the prefill window's own units (one new token per query), not the query window's
 
 
 @dataclass(frozen=True)
@@ -216,8 +217,8 @@ class WorkLoop:
         try:
             stored = self.transact(lambda s: store_unit(
                 s, lease=self.lease, claim=claim, reading=result.reading, units=result.units, prefill=result.prefill,
-                baseline_id=result.baseline_id, claim_next_unit=not stop, lease_timeout_s=self.lease_timeout_s,
-                may_take_over=take_over))
+                prefill_units=result.prefill_units, baseline_id=result.baseline_id, claim_next_unit=not stop,
+                lease_timeout_s=self.lease_timeout_s, may_take_over=take_over))
         except LeaseLost as error:
             log.warning("%s", error)
             return None, "lost"

@@ -213,12 +213,12 @@ class UnitExecutor:
                     parts.append(model.workload.run(model.pipeline, chunk, claim.batch_size, model.params))
                     self.progress.touch("queries", expected and expected / PROGRESS_POINTS)
             units = reduce(add, (part.resolved() for part in parts))  # token counting, outside the window
-            prefill = None
+            prefill = prefill_units = None
             if model.params.get("measure_prefill"):  # prefill alone: same prompts, one new token; decode = query - it
                 with meter.window("prefill") as prefill_window:
-                    model.workload.run(model.pipeline, measured, claim.batch_size,
-                                       {**model.params, "max_new_tokens": 1})
-                prefill = prefill_window.reading
+                    prefill_units = model.workload.run(model.pipeline, measured, claim.batch_size,
+                                                       {**model.params, "max_new_tokens": 1})
+                prefill, prefill_units = prefill_window.reading, prefill_units.resolved()  # its own units
         except DatasetLoadError as error:
             message = f"dataset failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message))
@@ -226,7 +226,7 @@ class UnitExecutor:
             log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
             return Failed(error_text(error))  # the message, never SQL or its parameters
         self.progress.touch("measured")
-        return Measured(window.reading, units, prefill, baseline_id)
+        return Measured(window.reading, units, prefill, baseline_id, prefill_units)
 
     def _read(self, claim: UnitClaim, load_queries, input_kind: str) -> list:
         """The run's queries (warm-up first), read once for all its shards and repetitions."""

@@ -7,6 +7,8 @@ from sqlalchemy import select
 
 from db.models import Job, Measurement, Run
 from db.session import session_factory
+from db.stats import headline_kwh
+from db.views import decode_rows
 from scheduler.spec import parse_sweep
 from scheduler.submit import create_sweep
 from worker.execute import execute_job
@@ -86,7 +88,41 @@ def test_prefill_window_and_a_second_delivery_runs_nothing(runtime):
         query = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
                                                           Measurement.phase == "query")).one()
         assert query.output_tokens == 4
+        prefill = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
+                                                            Measurement.phase == "prefill")).one()
+        assert prefill.output_tokens == 1  # its own units: one new token per query, not the query window's 4
+        assert prefill.input_tokens == query.input_tokens
+        assert not {*(prefill.flags or '').split(','), *(query.flags or '').split(',')} & {'length-mismatch'}
         assert session.scalars(select(Run.status).where(Run.job_id == job_id)).all() == ["done"]
+        sweep_id = session.get(Job, job_id).sweep_id
+        [decode] = decode_rows(session, sweep_id=sweep_id)
+    assert decode["decode_tokens"] == 3  # queries x (max_new_tokens - 1)
+    decode_kwh = headline_kwh(query) - headline_kwh(prefill)
+    assert decode["decode_energy_kwh"] == pytest.approx(decode_kwh)
+    assert decode["kwh_per_decode_token"] == pytest.approx(decode_kwh / 3)
+
+
+def test_a_generated_length_other_than_queries_x_max_new_tokens_is_flagged(runtime, monkeypatch):
+    """Fixed-length generation is checked: a count that is not queries x max_new_tokens (here one step a batch
+    goes uncounted, as with a model or parameter that ends generation early) flags the window `length-mismatch`."""
+    from worker.workloads._shared import TokenCounter
+
+    counted = TokenCounter.__call__
+
+    def skip_first_step(self, input_ids, scores):
+        if getattr(self, "skipped", False):
+            return counted(self, input_ids, scores)
+        self.skipped = True
+        return scores
+
+    monkeypatch.setattr(TokenCounter, "__call__", skip_first_step)
+    job_id = submit(runtime, {"text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                                                  "params": {"max_new_tokens": 3}}})
+    assert execute_job(job_id, runtime) == "done"
+    with runtime.sessions() as session:
+        query = session.scalars(select(Measurement).where(Measurement.job_id == job_id,
+                                                          Measurement.phase == "query")).one()
+        assert query.output_tokens == 2 and "length-mismatch" in query.flags.split(",") and query.is_unreliable
 
 
 def test_an_error_that_escapes_a_unit_hands_the_unit_on_instead_of_holding_it(runtime, monkeypatch):

@@ -110,3 +110,44 @@ def test_unknown_parameter_is_an_error_not_ignored():
     pipeline = workload.load("tiny:bert", "cpu", {})
     with pytest.raises(ValueError, match="max_new_token.*allowed are dtype, top_k"):
         workload.run(pipeline, load_queries("builtin:texts", 1), 1, {"max_new_token": 3})
+
+
+def test_fill_mask_keeps_its_mask_inside_what_a_long_document_keeps():
+    """A document several times the model's 512-token limit (like the study's C4 and OSCAR ones): masking the
+    middle of the whole text, then truncating, cut the mask off and the pipeline failed."""
+    from worker.workloads.fill_mask import mask_inside, token_limit
+
+    workload = get_workload("fill-mask")
+    pipeline = workload.load("tiny:bert", "cpu", {})
+    tokenizer, limit = pipeline.tokenizer, token_limit(pipeline)
+    assert limit == 512
+    long_document = " ".join(load_queries("builtin:news", 40))
+    assert len(tokenizer(long_document)["input_ids"]) > 3 * limit
+    masked = mask_inside(long_document, tokenizer, limit)
+    ids = tokenizer(masked)["input_ids"]
+    assert tokenizer.mask_token_id in ids and len(ids) <= limit
+    assert len(ids) > limit - 40  # cut to what fits, not much shorter
+    short = load_queries("builtin:texts", 1)[0]
+    assert mask_inside(short, tokenizer, limit).split() == [*short.split()[:len(short.split()) // 2], "[MASK]",
+                                                           *short.split()[len(short.split()) // 2 + 1:]]
+
+    units = workload.run(pipeline, [long_document, short, long_document], 2, {})  # failed before
+    assert units.queries == 3 and 2 * limit < units.resolved().input_tokens <= 3 * limit
+
+
+def test_fixed_length_generation_expects_queries_x_max_new_tokens_and_flags_a_mismatch():
+    from worker.workloads.base import WorkUnits
+
+    workload = get_workload("text-generation")
+    pipeline = workload.load("tiny:gpt2", "cpu", {})
+    units = workload.run(pipeline, load_queries("builtin:prompts", 3), 2, {"max_new_tokens": 4})
+    assert units.expected_output_tokens == units.output_tokens == 12 and units.flags == ()
+    short = WorkUnits(3, output_tokens=11, expected_output_tokens=12)
+    assert short.flags == ("length-mismatch",)
+    assert (WorkUnits(0) + short + WorkUnits(1, output_tokens=4, expected_output_tokens=4)).flags == \
+        ("length-mismatch",)
+    assert WorkUnits(2, output_tokens=5).flags == ()  # lengths may vary (reasoning, speech): nothing expected
+    speech = get_workload("automatic-speech-recognition")
+    units = speech.run(speech.load("tiny:whisper", "cpu", {}), load_queries("builtin:speech", 1), 1,
+                       {"max_new_tokens": 4})
+    assert units.expected_output_tokens is None and units.flags == ()

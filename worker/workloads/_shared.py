@@ -206,6 +206,15 @@ def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[d
     return kwargs, counter
 
 
+def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int) -> dict[str, int | None]:
+    """A batch's output-token fields: what was counted and, where `generate` fixes the length
+    (min_new_tokens = max_new_tokens), what should have been (queries x max_new_tokens: WorkUnits.flags checks)."""
+    fixed = generate.get("min_new_tokens") is not None and generate.get("min_new_tokens") == generate.get(
+        "max_new_tokens")
+    return {"output_tokens": counter.tokens,
+            "expected_output_tokens": n_queries * int(generate["max_new_tokens"]) if fixed else None}
+
+
 class PipelineWorkload:
     """Base for workloads that are one transformers pipeline: subclasses set the fields and `call`."""
 

@@ -26,6 +26,7 @@ from typing import Any
 from worker.workloads._shared import (
     count_tokens,
     fixed_length_generation,
+    generated,
     merged,
     one_or_many,
     quiet,
@@ -135,7 +136,7 @@ class ZeroShot:
                 pipeline(one_or_many(batch), batch_size=batch_size, return_full_text=False,
                          handle_long_generation="hole", **generate)
             return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
-                             output_tokens=counter.tokens)
+                             **generated(counter, generate, len(batch)))
 
         with quiet():
             return run_batches(one_batch, prompts, batch_size)

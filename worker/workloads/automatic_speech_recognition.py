@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, fixed_length_generation, one_or_many, with_common
+from worker.workloads._shared import PipelineWorkload, fixed_length_generation, generated, one_or_many, with_common
 from worker.workloads.base import WorkUnits
 
 
@@ -34,7 +34,8 @@ class AutomaticSpeechRecognition(PipelineWorkload):
         # The pipeline takes the array out of the dict it is given: a fresh dict per call.
         inputs = [{"raw": resample(q["array"], q["sampling_rate"], rate), "sampling_rate": rate} for q in queries]
         pipeline(one_or_many(inputs), batch_size=batch_size, generate_kwargs=generate)
-        return WorkUnits(len(queries), output_tokens=counter.tokens, audio_s=sum(duration_s(q) for q in queries))
+        return WorkUnits(len(queries), audio_s=sum(duration_s(q) for q in queries),
+                         **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = AutomaticSpeechRecognition()

@@ -58,6 +58,8 @@ class WorkUnits:
     audio_s: float | None = None  # seconds of audio read (speech recognition)
     timing: BatchTiming | None = None  # per-batch wall times, for latency and time to first token
     output_lengths: tuple[int, ...] | None = None  # generated tokens per query, where lengths vary (reasoning)
+    # queries x max_new_tokens where the length is fixed (min_new_tokens = max_new_tokens); None where it may vary
+    expected_output_tokens: int | None = None
 
     def resolved(self) -> WorkUnits:
         """These units with every deferred count counted."""
@@ -67,6 +69,11 @@ class WorkUnits:
         """Both together; deferred token counts stay deferred (adding happens inside the meter window)."""
         def plus(a, b):
             return None if a is None and b is None else (a or 0) + (b or 0)
+
+        def both(a, b):  # known for the whole only where known for each part (an empty part is no part)
+            if not self.queries or not other.queries:
+                return b if not self.queries else a
+            return None if a is None or b is None else a + b
 
         def joined(a, b):
             return a if b is None else b if a is None else a + b
@@ -85,7 +92,15 @@ class WorkUnits:
             plus(self.audio_s, other.audio_s),
             joined(self.timing, other.timing),
             joined(self.output_lengths, other.output_lengths),
+            both(self.expected_output_tokens, other.expected_output_tokens),
         )
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """Why these units are not what was asked for: `length-mismatch` when fixed-length generation emitted
+        another number of tokens than queries x max_new_tokens (per-token figures would divide by the wrong count)."""
+        expected = self.expected_output_tokens
+        return ("length-mismatch",) if expected is not None and self.output_tokens != expected else ()
 
     def latency_figures(self) -> dict[str, float | None]:
         """p50 / p95 time per query, p50 time to first token, p50 / p95 output length: the run's latency columns."""

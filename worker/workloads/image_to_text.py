@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, fixed_length_generation, one_or_many, resize_images, with_common
+from worker.workloads._shared import (
+    PipelineWorkload,
+    fixed_length_generation,
+    generated,
+    one_or_many,
+    resize_images,
+    with_common,
+)
 from worker.workloads.base import WorkUnits
 
 
@@ -18,7 +25,7 @@ class ImageToText(PipelineWorkload):
         # This pipeline takes generation settings only inside generate_kwargs.
         pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size,
                  generate_kwargs=generate)
-        return WorkUnits(len(queries), output_tokens=counter.tokens, images=len(queries))
+        return WorkUnits(len(queries), images=len(queries), **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = ImageToText()

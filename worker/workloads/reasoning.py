@@ -73,7 +73,7 @@ class Reasoning:
         generated = output[:, inputs["input_ids"].shape[1]:].tolist()  # to the host: the batch is complete
         lengths = tuple(_until_end(row, model.generation_config.eos_token_id) for row in generated)
         return WorkUnits(len(prompts), input_tokens=int(inputs["attention_mask"].sum()), output_tokens=sum(lengths),
-                         output_lengths=lengths)
+                         output_lengths=lengths, expected_output_tokens=len(prompts) * length if extra else None)
 
 
 def _until_end(tokens: list[int], eos: int | list[int] | None) -> int:

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, fixed_length_generation, one_or_many, with_common
+from worker.workloads._shared import (
+    PipelineWorkload,
+    count_tokens,
+    fixed_length_generation,
+    generated,
+    one_or_many,
+    with_common,
+)
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
@@ -25,7 +32,7 @@ class Summarization(PipelineWorkload):
         generate, counter = fixed_length_generation(pipeline, params)
         pipeline(one_or_many(queries), batch_size=batch_size, truncation=True, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
-                         output_tokens=counter.tokens)
+                         **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = Summarization()

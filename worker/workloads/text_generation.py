@@ -13,6 +13,7 @@ from worker.workloads._shared import (
     count_tokens,
     cut_words,
     fixed_length_generation,
+    generated,
     one_or_many,
     with_common,
 )
@@ -40,7 +41,7 @@ class TextGeneration(PipelineWorkload):
         queries = cut_words(queries, params["max_input_words"])  # the study cut prompts to 20 words
         pipeline(one_or_many(queries), batch_size=batch_size, **generate)
         return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
-                         output_tokens=counter.tokens)
+                         **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = TextGeneration()
