@@ -27,7 +27,7 @@ from db.models import Measurement, Shard
 SHARD_PHASE = {"query": "shard", "prefill": "shard-pre"}
 _NOT_SUMMED = {"id", "job_id", "run_id", "phase", "shard_id", "shards", "worker_id", "hostname", "baseline_id",
                "is_outlier", "flags", "batch_size", "kwh_per_1k_queries", "carbon_intensity_g_per_kwh"}
-_NO_HOST = {"hostname", "host_id", "worker_id"}  # a sum belongs to no one host or worker
+_NO_HOST = {"hostname", "host_id", "worker_id", "host_samples"}  # a sum belongs to no one host or worker
 
 
 def shard_windows(session: Session, *, run_id: int, phase: str) -> list[Measurement]:

@@ -54,10 +54,10 @@ def test_concurrent_workers_on_one_host_share_cpu_and_ram(tmp_path, postgres_url
     assert attributed_ram <= host_reading.ram_energy * 1.01
     # CPU has no RAPL here: its estimate is cubic in machine load, sampled over each tracker's own intervals, so two
     # trackers disagree on the same seconds by tens of percent and the host's figure is no bound. Check instead that
-    # CPU got exactly the share RAM got, window by window, and that the overlap is no longer counted twice.
+    # no window gets more than it read, and that the overlap is no longer counted twice.
     for m in windows:
-        share = m.ram_energy_attributed_kwh / m.ram_energy_kwh
-        assert m.cpu_energy_attributed_kwh / m.cpu_energy_kwh == pytest.approx(share)
+        assert m.host_samples and m.cpu_energy_attributed_kwh <= m.cpu_energy_kwh * (1 + 1e-9)
+        assert m.ram_energy_attributed_kwh <= m.ram_energy_kwh * (1 + 1e-9)
     assert attributed_cpu < raw_cpu
 
 

@@ -42,8 +42,7 @@ MAX_GPU_QUANTISATION = 0.02  # one update at each end, as a share of the window:
 CPU_LOAD_SAMPLE_S = 1.0  # CodeCarbon samples CPU load once a second in a task (its monitor thread)
 MIN_LOAD_SAMPLES = 2
 # Flags that make a window's figure untrustworthy (the others say how it was made).
-UNRELIABLE = ("short-window", "cpu-counter-backwards", "gpu-counter-backwards", "ram-counter-backwards",
-              "gpu-shared-mig", "previous-window-open")
+UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open")  # + worker.host_energy's flags
 
 
 class MeterError(RuntimeError):
@@ -94,6 +93,7 @@ class Reading:
     gpu_sm_clock_end_mhz: float | None = None
     gpu_power_limit_end_w: float | None = None
     gpu_throttle_end: int | None = None
+    host_samples: dict | None = None  # the host's CPU and RAM energy over the window (worker/host_energy.py)
 
 
 class Window:
@@ -151,6 +151,10 @@ class Meter:
         if generic_tdp and "cpu-generic-tdp" not in self._setup_flags:
             self._setup_flags.append("cpu-generic-tdp")
         self._methods = self._read_methods()
+        # -- host energy time series (worker/host_energy.py): the tracker's task calls go through its lock --
+        from worker.host_energy import HostEnergySampler
+
+        self._host_energy = HostEnergySampler(self._tracker)
         self._synchronize = synchronize or (lambda: None)
         self._started_at: datetime | None = None
         self._task: str | None = None
@@ -169,7 +173,7 @@ class Meter:
         self._start_state = self._device.read() if self._device else None
         self._started_at = datetime.now(timezone.utc)
         task = f"{name}-{uuid.uuid4().hex[:12]}"
-        self._tracker.start_task(task)
+        self._host_energy.start_task(task, self._started_at.timestamp())
         if self._tracker._active_task != task:
             self._close_task()
             raise MeterError(f"CodeCarbon could not start window {name!r} (see its log)")
@@ -181,11 +185,11 @@ class Meter:
             raise MeterError(f"window {name!r} was not begun")
         try:
             self._synchronize()  # the window ends when the device is done, not when Python is
-            data = self._tracker.stop_task(self._task)
+            data = self._host_energy.stop_task(self._task)
             end_state = self._device.read() if self._device else None
             if data is None:
                 raise MeterError(f"CodeCarbon returned no data for window {name!r}")
-            return self._reading(data, end_state)
+            return self._host_energy.annotate(self._reading(data, end_state))
         finally:
             self._close_task()
 
@@ -212,6 +216,7 @@ class Meter:
 
     def close(self) -> None:
         try:
+            self._host_energy.close()
             self._close_task()
             self._tracker.stop()
         finally:
@@ -224,6 +229,7 @@ class Meter:
     def _close_task(self) -> None:
         """Stop CodeCarbon's open task, if any, even when stopping it fails; drop finished tasks."""
         tracker = self._tracker
+        self._host_energy.abandon()  # its thread measures no more: the calls below are this thread's alone
         if tracker._active_task is not None:
             with suppress(Exception):
                 tracker.stop_task(tracker._active_task)
@@ -336,8 +342,11 @@ def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") ->
     window shorter than a few of its updates is mostly quantisation
     (`short-window`), and one shorter than 2 x 100 ms / 2% can be off by
     more than 2% (`gpu-counter-coarse`); a CPU estimated from load has one
-    load sample a second. A component whose energy went down means a
-    counter (RAPL, NVML) wrapped or was reset inside the window.
+    load sample a second. No component's energy can go down: CodeCarbon
+    corrects one counter wrap per reading and skips a reading it cannot
+    correct, and the host sampler reads RAPL often enough that one wrap is
+    all there can be; its flags `cpu-sample-gap` and `cpu-sample-skipped` say
+    when that did not hold (worker/host_energy.py).
     """
     duration = data.duration
     flags = []
@@ -347,9 +356,6 @@ def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") ->
         flags.append("short-window")
     if gpu_method == "nvml-energy-counter" and duration < 2 * GPU_COUNTER_UPDATE_S / MAX_GPU_QUANTISATION:
         flags.append("gpu-counter-coarse")
-    for component in ("cpu", "gpu", "ram"):
-        if getattr(data, f"{component}_energy") < 0:
-            flags.append(f"{component}-counter-backwards")
     return flags
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.attribution import concurrency_share
 from db.jobs import claim_job, pending_runs
 from db.models import Job, Measurement, Worker
 from db.results import record_load, record_run
@@ -60,18 +59,6 @@ def test_mad_flags_need_five_runs_and_survive_ties():
     cells = [[rng.gauss(1.0, 0.05) for _ in range(10)] for _ in range(400)]
     flagged = sum(any(outlier_flags(c)) for c in cells) / len(cells)
     assert flagged < 0.15  # 3 raw MADs: about 20% at n = 10
-
-
-def test_concurrency_share():
-    at = [T0 + timedelta(seconds=s) for s in range(0, 31)]
-    assert concurrency_share((at[0], at[10]), []) == (1.0, 1)
-    assert concurrency_share((at[0], at[10]), [(at[0], at[10])]) == (0.5, 2)  # fully shared: half each
-    # half the window alone, half shared with one other: (5 * 1 + 5 * 1/2) / 10
-    assert concurrency_share((at[0], at[10]), [(at[5], at[20])]) == (0.75, 2)
-    # three at once for 2 s of 10: (8 + 2 / 3) / 10
-    share, most = concurrency_share((at[0], at[10]), [(at[4], at[6]), (at[4], at[6])])
-    assert share == pytest.approx((8 + 2 / 3) / 10) and most == 3
-    assert concurrency_share((at[0], at[10]), [(at[10], at[20])]) == (1.0, 1)  # touching is not overlapping
 
 
 def _sweep(sessions, n_runs, workers=("w1@host",)):

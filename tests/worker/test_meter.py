@@ -138,7 +138,19 @@ def test_flags_follow_the_counters_real_limits():
     assert window_flags(data(5.0), **counter) == ["gpu-counter-coarse"]  # +-100 ms at each end: over 2%
     assert window_flags(data(10.0), **counter) == []
     assert window_flags(data(1.5), cpu_method="cpu-load-estimate") == ["short-window"]  # one load sample a second
-    assert window_flags(data(2.5, cpu=-1e-6), cpu_method="rapl") == ["cpu-counter-backwards"]
+
+
+def test_the_host_is_sampled_through_the_window_and_the_samples_add_up(meter):
+    """No RAPL here, so no wrap: one reading a second at most, and the series sums to CodeCarbon's own figures."""
+    with meter.window("query") as window:
+        time.sleep(2.5)
+    r = window.reading
+    samples = r.host_samples
+    assert len(samples["t_s"]) >= 3 and samples["t_s"] == sorted(samples["t_s"])
+    gaps = [b - a for a, b in zip([0.0, *samples["t_s"]], samples["t_s"], strict=False)]
+    assert max(gaps) <= 1.2
+    assert sum(samples["cpu_j"]) == pytest.approx(r.cpu_energy_kwh * 3.6e6, rel=1e-4)
+    assert sum(samples["ram_j"]) == pytest.approx(r.ram_energy_kwh * 3.6e6, rel=1e-4)
 
 
 def test_carbon_setting_is_required_never_a_silent_default():
