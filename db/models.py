@@ -259,7 +259,7 @@ class Measurement(Base):
     cpu_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)  # share of machine-wide CPU energy
     ram_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)
     max_concurrent_windows: Mapped[int | None] = mapped_column(Integer)  # windows overlapping on this host
-    # The host's CPU and RAM energy over the window as a time series (migration 0016, worker/host_energy.py):
+    # The host's CPU and RAM energy over the window as a time series (migration 0017, worker/host_energy.py):
     # {"t_s": [end of each sample interval, s after started_at], "cpu_j": [J in it], "ram_j": [J in it]}.
     host_samples: Mapped[dict[str, Any] | None]
     power_samples: Mapped[int | None] = mapped_column(Integer)

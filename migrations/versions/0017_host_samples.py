@@ -9,16 +9,16 @@ none and count as one interval each.
 
 Plain ADD COLUMN (no batch copy): SQLite cannot rebuild a table the result views read.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
