@@ -98,3 +98,16 @@ def test_cell_summary_confidence_intervals_match_scipy(sessions, n):
     assert row["kwh_per_1k_cv"] == pytest.approx(std / mean)
     assert cell.kwh_per_1k.ci95_low == row["kwh_per_1k_ci95_low"] and cell.kwh_per_1k.n == n
 
+
+
+def test_plan_estimates_use_the_headline(sessions):
+    from db.estimates import earlier_estimates
+
+    with sessions.begin() as session:
+        seed_sweep(session, name="earlier", models=[SeedModel("fill-mask", "hub:org/a", [0.010, 0.030])])
+        session.execute(text("UPDATE measurements SET cpu_energy_attributed_kwh = 0, ram_energy_attributed_kwh = 0"))
+    with sessions() as session:
+        estimate = earlier_estimates(session, hardware_class="a100")[("fill-mask", "hub:org/a", "task-specific")]
+    # 1,000 queries a window: kWh per query = GPU (0.7 of the reading) / 1000; the load window likewise.
+    assert estimate.kwh_per_query == pytest.approx(0.7 * 0.020 / 1000)
+    assert estimate.load_kwh == pytest.approx(0.7 * 0.0005)
