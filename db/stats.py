@@ -4,8 +4,8 @@ The headline energy of a window is its own: the pinned GPU's energy plus the
 window's attributed share of the host's CPU and RAM energy (db.attribution).
 A window with no attributed share (imported CodeCarbon logs, rows stored
 before attribution, a worker with no host identity) has only the node-wide
-reading, and its headline is that reading: `energy_basis` says which one a
-figure is. The SQL views use the same rule (migration 0014, `HEADLINE_KWH`).
+reading, and its headline is that reading (the views' `energy_basis` says which
+one a figure is). The SQL views use the same rule (migration 0014, `HEADLINE_KWH`).
 
 Per-cell statistics are read from the `v_cell_summary` view; the t quantile
 here is scipy's, for any degrees of freedom (the view computes the same
@@ -25,8 +25,6 @@ from sqlalchemy.orm import Session
 
 from db.models import Measurement, Run
 
-ATTRIBUTED, NODE_WIDE = "attributed", "node-wide"
-
 # Outliers: a run further than MAD_THRESHOLD scaled MADs from its cell's median (the modified z-score of
 # Iglewicz & Hoaglin), flagged only from MAD_MIN_RUNS runs: below that the median and the MAD of a normal
 # sample say too little (at n = 3, 3 raw MADs flag a third of normal cells). The MAD is scaled to a standard
@@ -45,11 +43,6 @@ def headline_kwh(window: Any) -> float:
         return window.energy_kwh
     return ((window.gpu_energy_kwh or 0.0) + (cpu if cpu is not None else window.cpu_energy_kwh or 0.0)
             + (ram if ram is not None else window.ram_energy_kwh or 0.0))
-
-
-def energy_basis(window: Any) -> str:
-    attributed = window.cpu_energy_attributed_kwh is not None or window.ram_energy_attributed_kwh is not None
-    return ATTRIBUTED if attributed else NODE_WIDE
 
 
 def headline_kwh_column():
@@ -133,14 +126,6 @@ def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: flo
                                row["net_kwh_per_1k_mean"], grams, row["outlier_runs"], row["unreliable_runs"],
                                row["estimated_components"], row["node_wide_runs"], row["node_kwh_per_1k_mean"]))
     return stats
-
-
-def estimated_components(cpu_method: str | None, gpu_method: str | None) -> str:
-    """Which components were modelled rather than measured: RAM always is."""
-    estimated = [] if cpu_method == "rapl" else ["cpu"]
-    if gpu_method == "power-sampling":
-        estimated.append("gpu")
-    return ", ".join([*estimated, "ram"])
 
 
 def robust_sigma(values: list[float]) -> float:
