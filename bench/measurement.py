@@ -53,16 +53,24 @@ def meter_overhead(workload, pipeline, queries, params, meter, rounds: int) -> d
             workload.run(pipeline, queries, 1, params)
 
     result = compare(bare, metered, items=len(queries), rounds=rounds)
-    costs = []
+    costs, cpu_start = [], time.process_time()
     for _ in range(20):  # the fixed cost of a window: begin + end around nothing
         start = time.perf_counter()
         with meter.window("query"):
             pass
         costs.append(time.perf_counter() - start)
+    window_cpu_ms = 1000 * (time.process_time() - cpu_start) / 20
+    # The meter's CPU while a window is open (CodeCarbon's monitor thread, the host-energy sampler), whatever the
+    # machine's load: the process's CPU time around a window whose body only sleeps.
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    with meter.window("query"):
+        time.sleep(3.0)
+    open_cpu_share = (time.process_time() - cpu_start) / (time.perf_counter() - wall_start)
     with meter.window("query") as window:
         workload.run(pipeline, queries, 1, params)
     return {"ratio": result.ratio, "q1": result.ratio_q1, "q3": result.ratio_q3, "bare_per_s": result.baseline_per_s,
             "metered_per_s": result.candidate_per_s, "window_cost_ms": 1000 * statistics.median(costs),
+            "window_cpu_ms": window_cpu_ms, "open_cpu_pct": 100 * open_cpu_share,
             "window_s": window.reading.duration_s, "gpu_count": window.reading.gpu_count,
             "gpu_uuid": window.reading.gpu_uuid, "gpu_method": window.reading.gpu_method,
             "cpu_method": window.reading.cpu_method, "describe": result.describe()}
@@ -138,7 +146,8 @@ def on_simnode(args) -> None:
         elapsed = time.monotonic() - started
     for r in sorted(results, key=lambda r: r["gpu"]):
         print(f"  gpu{r['gpu']}: metered {r['describe']}; window {r['window_s']:.2f} s, fixed cost "
-              f"{r['window_cost_ms']:.1f} ms; gpu_count {r['gpu_count']} {r['gpu_uuid']} ({r['gpu_method']}, CPU "
+              f"{r['window_cost_ms']:.1f} ms ({r['window_cpu_ms']:.1f} ms CPU), {r['open_cpu_pct']:.2f}% of a core "
+              f"while open; gpu_count {r['gpu_count']} {r['gpu_uuid']} ({r['gpu_method']}, CPU "
               f"{r['cpu_method']})")
     ratios = [r["ratio"] for r in results]
     costs = [r["window_cost_ms"] for r in results]
@@ -147,6 +156,11 @@ def on_simnode(args) -> None:
           f"{100 * min(ratios):.1f}-{100 * max(ratios):.1f}%; target >= 98%); fixed cost of a window "
           f"{statistics.median(costs):.1f} ms median (range {min(costs):.1f}-{max(costs):.1f}); {args.rounds} rounds "
           f"of {args.queries} queries each, {elapsed:.0f} s of measuring")
+    cpu_ms = [r["window_cpu_ms"] for r in results]
+    open_pct = [r["open_cpu_pct"] for r in results]
+    print(f"meter's own CPU (independent of the machine's load): {statistics.median(cpu_ms):.1f} ms per window "
+          f"(begin + end; range {min(cpu_ms):.1f}-{max(cpu_ms):.1f}) and {statistics.median(open_pct):.2f}% of a core "
+          f"while a window is open (range {min(open_pct):.2f}-{max(open_pct):.2f}%)")
 
 
 if __name__ == "__main__":
@@ -176,7 +190,8 @@ if __name__ == "__main__":
             r = meter_overhead(workload, pipeline, queries[: args.queries // 4], params, meter, rounds=args.rounds)
             print(f"meter overhead: metered throughput is {r['describe']} of the bare loop ({args.rounds} paired "
                   f"rounds of {args.queries // 4} queries; target >= 98%); fixed cost of a window "
-                  f"{r['window_cost_ms']:.1f} ms")
+                  f"{r['window_cost_ms']:.1f} ms ({r['window_cpu_ms']:.1f} ms CPU), {r['open_cpu_pct']:.2f}% of a "
+                  "core while a window is open")
             repeatability(workload, pipeline, queries, params, meter, repetitions=5)
         finally:
             meter.close()
