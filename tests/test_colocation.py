@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from codecarbon import OfflineEmissionsTracker
 from sqlalchemy import func, select
 
@@ -61,46 +60,5 @@ def test_concurrent_workers_on_one_host_share_cpu_and_ram(tmp_path, postgres_url
     assert attributed_cpu < raw_cpu
 
 
-# -- host identity: one kernel is one host, whatever the hostnames ---------------------------------------------------
-
-from tests.distributed.conftest import Cluster, WorkerProcess, redis_db, sweep_yaml, tiny_bert_dir  # noqa: E402, F401
-from tests.simnode import SimNode  # noqa: E402
-
-
-def start_in_uts_namespace(cluster: Cluster, hostname: str, *args: str) -> WorkerProcess:
-    """A worker in its own UTS namespace: another hostname, the same kernel (as two containers of one node)."""
-    log_path = cluster.folder / f"{hostname}.log"
-    argv = ["unshare", "-u", "sh", "-c", 'hostname "$0" && exec "$@"', hostname,
-            sys.executable, "-m", "scheduler", "worker", "--queue", cluster.queue, *args]
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    cluster.processes.append(process)
-    return WorkerProcess(hostname, process, log_path)
-
-
-@pytest.mark.skipif(not SimNode.available()[0], reason=SimNode.available()[1])
-def test_workers_in_separate_uts_namespaces_are_one_host(postgres_url, redis_db, tmp_path, tiny_bert_dir):  # noqa: F811
-    from db.models import Worker
-
-    cluster = Cluster(postgres_url, f"redis://127.0.0.1:6379/{redis_db}", tmp_path)
-    try:
-        workers = [start_in_uts_namespace(cluster, name, "--device", "cpu") for name in ("alpha", "beta")]
-        for worker in workers:
-            worker.wait_ready()
-        sweep_id = cluster.submit(sweep_yaml("uts", cluster.model_copies(tiny_bert_dir, 2), queries=400,
-                                             repetitions=3))
-        cluster.wait_for(cluster.finished, "the sweep to drain", timeout_s=240, logs=workers)
-        cluster.assert_every_run_stored_once(sweep_id)
-        with open("/proc/sys/kernel/random/boot_id") as handle:
-            boot_id = handle.read().strip()
-        with cluster.sessions() as session:
-            rows = session.scalars(select(Worker)).all()
-            windows = session.scalars(select(Measurement)).all()
-        assert sorted(w.hostname for w in rows) == ["alpha", "beta"]  # each saw its own hostname
-        assert {w.host_id for w in rows} == {f"boot:{boot_id}"}  # and both know they share one kernel
-        assert {m.host_id for m in windows} == {f"boot:{boot_id}"}
-        assert {m.hostname for m in windows} == {"alpha", "beta"}
-        # Their windows overlapped and were attributed as co-located (hostnames alone would never have matched).
-        assert max(m.max_concurrent_windows for m in windows) == 2
-    finally:
-        cluster.close()
+# Workers in separate UTS namespaces (other hostnames, one kernel) counting as one host: tests/test_gpu_node.py,
+# with eight pinned GPU workers on the simulated node.

@@ -25,6 +25,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any
 
 MAX_PERIOD_S = 1.0
@@ -94,19 +95,23 @@ class HostEnergySampler:
         self._thread: threading.Thread | None = None
         self.last_flags: list[str] = []
         self.last_samples: dict[str, list[float]] | None = None
+        self.last_started_s: float | None = None  # when the window's first and last readings were taken
+        self.last_stopped_s: float | None = None
 
     # -- the tracker's task calls, for the meter -----------------------------------------------------------------
 
-    def start_task(self, name: str, started_at_s: float) -> None:
-        """CodeCarbon's start_task, then sample the host until `stop_task`. `started_at_s`: the window's start."""
+    def start_task(self, name: str) -> None:
+        """CodeCarbon's start_task, then sample the host until `stop_task`."""
         with self._lock:
-            self._window = None
+            self._window, self.last_started_s = None, None
             self._tracker.start_task(name)
             if self._tracker._active_task is None:
                 return  # the meter says why
             if self.period_s is None:
                 self._configure()
-            self._window = _Open(started_at_s, started_at_s, *self._totals())
+            started_s = self._read_at()
+            self._window = _Open(started_s, started_s, *self._totals())
+            self.last_started_s = started_s
         self._opened.set()
         if self._thread is None:
             self._thread = threading.Thread(target=self._sample_while_open, name="wattsweep-host-energy",
@@ -118,10 +123,11 @@ class HostEnergySampler:
         with self._lock:
             window, self._window = self._window, None
             self._opened.clear()
-            self.last_samples, self.last_flags = None, []
+            self.last_samples, self.last_flags, self.last_stopped_s = None, [], None
             data = self._tracker.stop_task(name)
+            self.last_stopped_s = self._read_at() if data is not None else None
             if window is not None:
-                self._record(window, time.time())
+                self._record(window, self.last_stopped_s)
             self.last_samples = ({"t_s": window.t_s, "cpu_j": window.cpu_j, "ram_j": window.ram_j}
                                  if window is not None and window.t_s else None)
             self.last_flags = self._flags(window) if window is not None else []
@@ -134,10 +140,16 @@ class HostEnergySampler:
             self._opened.clear()
 
     def annotate(self, reading: Any) -> Any:
-        """`reading` (worker.meter.Reading) with the last window's samples and flags (both flags: unreliable)."""
+        """`reading` (worker.meter.Reading) with the last window's samples and flags (both flags: unreliable), its
+        start and end the moments CodeCarbon read the hardware (on a loaded host, task set-up and the device state
+        and flags read around them take tens of ms, which a window's interval must not include)."""
         flags = [*(reading.flags.split(",") if reading.flags else []), *self.last_flags]
+        times = {}
+        if self.last_started_s is not None and self.last_stopped_s is not None:
+            times = {"started_at": datetime.fromtimestamp(self.last_started_s, timezone.utc),
+                     "ended_at": datetime.fromtimestamp(self.last_stopped_s, timezone.utc)}
         return replace(reading, host_samples=self.last_samples, flags=",".join(flags)[:300] or None,
-                       is_unreliable=reading.is_unreliable or bool(self.last_flags))
+                       is_unreliable=reading.is_unreliable or bool(self.last_flags), **times)
 
     def close(self) -> None:
         self._stopping.set()
@@ -155,6 +167,11 @@ class HostEnergySampler:
             period = min(period, self.wrap_s / 2)
         self.period_s = max(min(period, MAX_PERIOD_S), MIN_PERIOD_S)
         self._rapl_files = getattr(getattr(cpu, "_intel_interface", None), "_rapl_files", None) or []
+
+    def _read_at(self) -> float:
+        """Epoch seconds of CodeCarbon's last reading of the hardware: its own clock, set just before a task's
+        first reading (start_task) and just after every later one (a measurement)."""
+        return self._tracker._last_measured_time + (time.time() - time.perf_counter())
 
     def _totals(self) -> tuple[float, float]:
         return self._tracker._total_cpu_energy.kWh, self._tracker._total_ram_energy.kWh
@@ -195,4 +212,4 @@ class HostEnergySampler:
                     self._tracker._measure_power_and_energy()
                 except Exception:  # the window's end reads again; a gap shows in its flags
                     continue
-                self._record(window, time.time())
+                self._record(window, self._read_at())

@@ -173,7 +173,7 @@ class Meter:
         self._start_state = self._device.read() if self._device else None
         self._started_at = datetime.now(timezone.utc)
         task = f"{name}-{uuid.uuid4().hex[:12]}"
-        self._host_energy.start_task(task, self._started_at.timestamp())
+        self._host_energy.start_task(task)
         if self._tracker._active_task != task:
             self._close_task()
             raise MeterError(f"CodeCarbon could not start window {name!r} (see its log)")

@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,18 +39,27 @@ FAST = {
 }
 
 
-@pytest.fixture
-def redis_db():
-    """A Redis database number no one else is using, flushed before and after."""
+@contextmanager
+def free_redis_db() -> Iterator[int]:
+    """A Redis database number no one else is using, flushed after (skips the test when there is none)."""
     for number in range(1, 16):
         client = redis.Redis.from_url(f"{REDIS_URL}/{number}")
         if client.dbsize() == 0 and client.set(LOCK_KEY, str(os.getpid()), nx=True, ex=900):
-            yield number
-            client.flushdb()
-            client.close()
+            try:
+                yield number
+            finally:
+                client.flushdb()
+                client.close()
             return
         client.close()
     pytest.skip("no free Redis database (1-15) for a distributed test")
+
+
+@pytest.fixture
+def redis_db():
+    """A Redis database number no one else is using, flushed before and after."""
+    with free_redis_db() as number:
+        yield number
 
 
 @pytest.fixture(scope="session")
