@@ -94,18 +94,12 @@ def report(
     if format == "table":
         with sessions() as session:
             found = find_sweep_or_fail(session, sweep)
-        title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
-        if out is None:
-            console.print(title)
-            print_summary(sessions, found.id, grid_intensity=grid_intensity)
-            _print_stars(sessions, found, console, rating_energy, rate_against)
-            return
-        with open_out(out) as handle:
-            file_console = Console(file=handle, width=120, no_color=True)
-            file_console.print(title)
-            print_summary(sessions, found.id, file_console, grid_intensity=grid_intensity)
-            _print_stars(sessions, found, file_console, rating_energy, rate_against)
-        console.print(f"wrote {out}")
+
+        def tables(to: Console) -> None:
+            print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
+            _print_stars(sessions, found, to, rating_energy, rate_against)
+
+        _print_tables(found, out, tables, width=120)
         return
     from scheduler.report import render
     from scheduler.report_data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
@@ -120,6 +114,24 @@ def report(
         text = render(gather(session, found, options), format, level)
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
+    _write_text(text, out)
+
+
+def _print_tables(found, out: Path | None, tables, width: int) -> None:
+    """The sweep's title and `tables(console)` on the terminal, or in `out` as plain text."""
+    title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
+    if out is None:
+        console.print(title)
+        tables(console)
+        return
+    with open_out(out) as handle:
+        file_console = Console(file=handle, width=width, no_color=True)
+        file_console.print(title)
+        tables(file_console)
+    console.print(f"wrote {out}")
+
+
+def _write_text(text: str, out: Path | None) -> None:
     if out is None:
         sys.stdout.write(text)
         return
@@ -137,24 +149,9 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
         document = study_document(session, sweep_id=found.id)
     info = {"id": found.id, "name": found.name, "mode": found.mode, "hardware_class": found.hardware_class}
     if format == "table":
-        title = f"sweep [bold]{found.name}[/bold] (id {found.id}, {found.hardware_class}, {found.mode})"
-        if out is None:
-            console.print(title)
-            print_study(console, document)
-            return
-        with open_out(out) as handle:
-            file_console = Console(file=handle, width=140, no_color=True)
-            file_console.print(title)
-            print_study(file_console, document)
-        console.print(f"wrote {out}")
+        _print_tables(found, out, lambda to: print_study(to, document), width=140)
         return
-    text = to_csv(document) if format == "csv" else to_json(document, info)
-    if out is None:
-        sys.stdout.write(text)
-        return
-    with open_out(out) as handle:
-        handle.write(text)
-    console.print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    _write_text(to_csv(document) if format == "csv" else to_json(document, info), out)
 
 
 def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None) -> None:
