@@ -1,8 +1,10 @@
 """Attribution benchmarks (issue 9). Prints figures; asserts nothing.
 
-1. store: the cost of storing a window (record_run + commit, the host's lock and attribution included) while
-   8 co-located workers store theirs at once, in Postgres: median and p95 ms, with the host samples a window
-   of --window-s carries (one every 0.5 s) and without samples (one interval, as rows before them);
+1. store: the cost of storing a window (record_run + commit: the host's lock, attribution, headline and outlier
+   flags included) with 8 co-located workers storing theirs, in Postgres: median and p95 ms. Paced: each
+   worker stores a window every --pace-s, the 8 offset by 1/8 of it (as windows end on a node); burst: all
+   as fast as they can (each waits on the host's lock for the 7 others). With the host samples a window of
+   --window-s carries (one every 0.5 s), and without samples (one interval, as rows before them);
 2. error: the attribution error against the simulated node's host profile: 8 processes on the node each
    open and close real meter windows (real CodeCarbon reading the fake RAPL) on a random schedule, while the
    host's CPU power follows the number of open windows (40 W + 30 W per open window, per socket: power moves
@@ -44,7 +46,8 @@ def _samples(window_s: float, step_s: float = 0.5) -> dict:
             "ram_j": [4.567] * n}
 
 
-def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, with_samples: bool, go, out) -> None:
+def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, with_samples: bool, pace_s: float,
+                  go, out) -> None:
     from db.results import record_run
     from db.session import session_factory
     from tests.factories import make_reading
@@ -55,7 +58,9 @@ def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, wi
     n = len(samples["t_s"]) if samples else 1
     times = []
     go.wait()
+    first = time.monotonic() + worker * pace_s / WORKERS
     for i, run_id in enumerate(run_ids):
+        time.sleep(max(0.0, first + i * pace_s - time.monotonic()))
         started = T0 + timedelta(seconds=i * window_s + worker * window_s / WORKERS)  # 8 overlapping at a time
         reading = make_reading(2e-4, duration_s=window_s, started_at=started, cpu_energy_kwh=61.234 * n / 3.6e6,
                                ram_energy_kwh=4.567 * n / 3.6e6, host_samples=samples)
@@ -67,7 +72,7 @@ def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, wi
     out.put(times)
 
 
-def bench_store(window_s: float, windows: int) -> None:
+def bench_store(window_s: float, windows: int, pace_s: float) -> None:
     from sqlalchemy import select
 
     from db.models import Job, Run, Worker
@@ -75,7 +80,7 @@ def bench_store(window_s: float, windows: int) -> None:
     from db.session import session_factory
     from db.sweeps import NewJob, insert_sweep
 
-    for with_samples in (True, False):
+    for with_samples, pace in ((True, pace_s), (True, 0.0), (False, pace_s)):
         with scratch_database(POSTGRES_ADMIN_URL, "wattsweep_bench") as url:
             sessions = session_factory(url)
             runs = [dict(dataset="builtin:texts", repetition=r, n_queries=100, batch_size=1, warmup=0)
@@ -94,7 +99,7 @@ def bench_store(window_s: float, windows: int) -> None:
             context = multiprocessing.get_context("spawn")
             go, out = context.Event(), context.Queue()
             processes = [context.Process(target=_store_worker, args=(url, w, run_ids[w], window_s, with_samples,
-                                                                      go, out)) for w in range(WORKERS)]
+                                                                      pace, go, out)) for w in range(WORKERS)]
             for process in processes:
                 process.start()
             time.sleep(3.0)  # imports done
@@ -105,8 +110,9 @@ def bench_store(window_s: float, windows: int) -> None:
         times.sort()
         p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
         what = f"{len(_samples(window_s)['t_s'])} host samples each" if with_samples else "no samples"
-        print(f"store: {len(times)} windows of {window_s:g} s ({what}), {WORKERS} co-located workers storing at "
-              f"once, up to {WORKERS} overlapping: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms")
+        how = f"paced, one per worker every {pace:g} s" if pace else "burst"
+        print(f"store: {len(times)} windows of {window_s:g} s ({what}), {WORKERS} co-located workers ({how}), "
+              f"up to {WORKERS} overlapping: median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms")
 
 
 # -- 2. error -------------------------------------------------------------------------------------------------------
@@ -213,11 +219,12 @@ def main() -> None:
     parser.add_argument("parts", nargs="*", default=["store", "error"])
     parser.add_argument("--window-s", type=float, default=10.0)
     parser.add_argument("--windows", type=int, default=40, help="per worker, store part")
+    parser.add_argument("--pace-s", type=float, default=1.0, help="store part: seconds between a worker's stores")
     parser.add_argument("--seconds", type=float, default=30.0, help="schedule length, error part")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if "store" in args.parts:
-        bench_store(args.window_s, args.windows)
+        bench_store(args.window_s, args.windows, args.pace_s)
     if "error" in args.parts:
         bench_error(args.seconds, args.seed)
 

@@ -6,7 +6,7 @@ counter's range (minutes at full power) loses energy, and co-located windows
 cannot be attributed fairly from their totals alone (db/attribution.py).
 The sampler has the tracker take its own measurement (what CodeCarbon's
 periodic scheduler does outside task mode) every `period_s` while a window
-is open: 1 s at most, and at most half the time the fastest RAPL counter
+is open: every 0.5 s, and at most half the time the fastest RAPL counter
 takes to wrap at its domain's maximum power, so every RAPL delta spans at
 most one wrap and CodeCarbon's correction always holds. CodeCarbon stays
 the reader of the hardware; the window's figures are still its task's
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-MAX_PERIOD_S = 1.0
+MAX_PERIOD_S = 0.5  # and the default: at 1 s the attribution error doubled (bench/attribution.py error)
 MIN_PERIOD_S = 0.02
 J_PER_KWH = 3.6e6
 
