@@ -18,9 +18,12 @@ demo: install
 	$(VENV)/bin/wattsweep run examples/quickstart.yaml
 	$(VENV)/bin/wattsweep status
 
+# Two test processes (pytest-xdist): most tests wait on worker processes, leases and sleeps, not on the CPU. Each
+# test has its own Postgres database and Redis database number; the slurm, multihost and chaos groups each run in
+# one process (tests/conftest.py).
 test: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check .

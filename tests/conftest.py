@@ -43,3 +43,12 @@ def database_url(request) -> str:
 @pytest.fixture
 def sessions(database_url):
     return session_factory(database_url)
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`-n 2`), the tests of one slow group run one after another in one process: a Slurm
+    cluster, a set of network namespaces or a chaos run at a time, beside the rest of the suite."""
+    for item in items:
+        for group in ("slurm", "multihost", "chaos"):
+            if item.get_closest_marker(group):
+                item.add_marker(pytest.mark.xdist_group(group))
