@@ -253,6 +253,10 @@ class Measurement(Base):
     # Measurement quality (see worker/baseline.py and db/attribution.py).
     baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))
     idle_energy_kwh: Mapped[float | None] = mapped_column(Float)  # idle power x duration; net = energy - idle
+    # Each component's idle power x duration (node-wide; idle_energy_kwh is their sum). Migration 0019.
+    idle_cpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    idle_gpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    idle_ram_energy_kwh: Mapped[float | None] = mapped_column(Float)
     hostname: Mapped[str | None] = mapped_column(String(200))  # the node's display name
     host_id: Mapped[str | None] = mapped_column(String(100))  # one kernel: co-located windows share CPU and RAM
     ended_at: Mapped[datetime | None]
@@ -299,6 +303,19 @@ class IdleBaseline(Base):
     cpu_method: Mapped[str] = mapped_column(String(30))
     gpu_method: Mapped[str] = mapped_column(String(30))
     ram_method: Mapped[str] = mapped_column(String(30))
+    # Migration 0019: idle energy per component over the baseline window, the GPU's state when it began, and
+    # how it was taken (worker/baseline.py).
+    cpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    gpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    ram_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    gpu_temperature_c: Mapped[float | None] = mapped_column(Float)
+    gpu_sm_clock_mhz: Mapped[float | None] = mapped_column(Float)
+    gpu_power_limit_w: Mapped[float | None] = mapped_column(Float)
+    gpu_throttle_reasons: Mapped[int | None] = mapped_column(Integer)  # NVML bit mask (worker.device_state)
+    settled: Mapped[bool | None] = mapped_column(Boolean)  # GPU power stable first; False: timed out; NULL: no GPU
+    settle_s: Mapped[float | None] = mapped_column(Float)  # seconds waited for it
+    reason: Mapped[str | None] = mapped_column(String(30))  # first | age | temperature-drift | per-run
+    flags: Mapped[str | None] = mapped_column(String(300))  # gpu-not-settled, neighbours-busy
 
 
 class Worker(Base):
@@ -318,3 +335,4 @@ class Worker(Base):
     current_job_id: Mapped[int | None] = mapped_column(Integer)  # the job it has joined (model loaded, claiming)
     token: Mapped[str | None] = mapped_column(String(64))  # the live process's token: one process per worker id
     stopped_reason: Mapped[str | None] = mapped_column(Text)  # why it stopped taking work (alive but not consuming)
+    baseline_since: Mapped[datetime | None]  # measuring its idle baseline since (server clock); else NULL

@@ -102,13 +102,15 @@ def _new_window(session: Session, reading: Any, *, worker_id: str, baseline_id: 
     """One window with its host and idle energy, not yet added."""
     worker = session.get(Worker, worker_id)  # from the session's identity map after the first window
     baseline = session.get(IdleBaseline, baseline_id) if baseline_id is not None else None
-    idle_w = baseline.cpu_power_w + baseline.gpu_power_w + baseline.ram_power_w if baseline else None
+    idle = {f"idle_{c}_energy_kwh": getattr(baseline, f"{c}_power_w") * reading.duration_s / 3.6e6
+            for c in ("cpu", "gpu", "ram")} if baseline else {}  # each component's, node-wide
     return Measurement(
         worker_id=worker_id,
         hostname=worker.hostname if worker else None,
         host_id=(worker.host_id or worker.hostname) if worker else None,
         baseline_id=baseline_id,
-        idle_energy_kwh=idle_w * reading.duration_s / 3.6e6 if idle_w is not None else None,
+        idle_energy_kwh=sum(idle.values()) if baseline else None,
+        **idle,
         **fields,
         **asdict(reading),
     )

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     # Idle baseline: measured when a worker starts and again once older than this.
     baseline_window_s: float = Field(20.0, ge=0, allow_inf_nan=False)
     baseline_max_age_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
+    # A GPU baseline starts once the device has settled: power within this share over this long, or the timeout.
+    baseline_settle_tolerance: float = Field(0.02, gt=0, le=1, allow_inf_nan=False)
+    baseline_settle_window_s: float = Field(5.0, ge=0, allow_inf_nan=False)
+    baseline_settle_timeout_s: float = Field(120.0, ge=0, allow_inf_nan=False)
+    baseline_settle_interval_s: float = Field(0.25, gt=0, allow_inf_nan=False)  # between power readings
+    # Measured again when the device's temperature at a run's start is this far from the baseline's.
+    baseline_drift_c: float = Field(10.0, gt=0, allow_inf_nan=False)
+    # How long a baseline waits for co-located workers' windows to end before it is taken anyway, flagged.
+    baseline_neighbour_wait_s: float = Field(60.0, ge=0, allow_inf_nan=False)
     # Distributed mode.
     # Redis redelivers an unacked message after this: longer than any job.
     visibility_timeout_s: float = Field(48 * 3600.0, gt=0, allow_inf_nan=False)

@@ -170,6 +170,9 @@ class SweepSpec(_Strict):
     name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)  # sweeps.name is VARCHAR(200)
     hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
     exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
+    # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
+    # run as well: slower, for studies of idle drift).
+    baseline: Literal["auto", "per-run"] = "auto"
     defaults: Defaults = Defaults()
     carbon: Carbon
     tasks: dict[str, TaskSpec] = Field(min_length=1)

@@ -14,6 +14,10 @@ from db.session import session_factory
 
 # A short idle baseline keeps tests quick; the 20 s default is for real measurements.
 os.environ.setdefault("WATTSWEEP_BASELINE_WINDOW_S", "1")
+# Settling and waiting for neighbours bounded to seconds in tests (defaults: 5 s stable, 120 s and 60 s at most).
+os.environ.setdefault("WATTSWEEP_BASELINE_SETTLE_WINDOW_S", "0.5")
+os.environ.setdefault("WATTSWEEP_BASELINE_SETTLE_TIMEOUT_S", "5")
+os.environ.setdefault("WATTSWEEP_BASELINE_NEIGHBOUR_WAIT_S", "2")
 # Tests keep their models and query files in pytest's tmp_path: under the temp folder, which the default data
 # roots (working directory and HF_HOME) do not include. Subprocesses inherit this; tests of the roots set their own.
 os.environ.setdefault("WATTSWEEP_DATA_ROOTS", os.pathsep.join([tempfile.gettempdir(), str(Path(__file__).parents[1])]))

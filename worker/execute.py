@@ -55,6 +55,7 @@ class _Model:
     params: dict
     carbon: dict
     pipeline: Any = None
+    per_run_baseline: bool = False  # the sweep's `baseline: per-run`: a fresh idle baseline before every unit
 
 
 @dataclass
@@ -144,6 +145,7 @@ class UnitExecutor:
             sweep = job.sweep
             return dict(task=job.task, model=_pinned(job.model, job.model_revision), params=dict(job.params),
                         multi=job.model_kind == "multi-purpose", load_s=job.load_expected_s,
+                        per_run_baseline=(sweep.spec or {}).get("baseline") == "per-run",
                         carbon=dict(country_iso_code=sweep.country_iso_code, region=sweep.region,
                                     grid_intensity_g_per_kwh=sweep.grid_intensity_g_per_kwh,
                                     pue=float(((sweep.spec or {}).get("carbon") or {}).get("pue") or 1.0)))
@@ -154,7 +156,8 @@ class UnitExecutor:
         except KeyError as error:
             return Failed(str(error), final=True)
         params = {**workload.default_params, **spec["params"]}
-        current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"])
+        current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"],
+                         per_run_baseline=spec["per_run_baseline"])
         meter = self.runtime.meter_for(**spec["carbon"])
         baseline_id = self.runtime.ensure_baseline(meter)
         self.progress.touch(f"loading {spec['model']}", spec["load_s"])
@@ -203,7 +206,8 @@ class UnitExecutor:
             queries = self._read(claim, load_queries, model.workload.input_kind)
             first = claim.warmup + claim.query_start
             measured = queries[first:first + claim.n_queries]
-            baseline_id = self.runtime.ensure_baseline(meter)
+            self.progress.touch("idle baseline", expected)
+            baseline_id = self.runtime.ensure_baseline(meter, for_run=True, per_run=model.per_run_baseline)
             if claim.warmup:
                 self.progress.touch("warm-up", expected)
                 model.workload.run(model.pipeline, queries[:claim.warmup], claim.batch_size, model.params)

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.settings import get_settings
-from worker.baseline import measure_idle, store_baseline
 from worker.inventory import collect_inventory, display_name, host_identity
 from worker.meter import Meter
 
@@ -35,7 +34,7 @@ class WorkerRuntime:
     hostname: str = field(default_factory=lambda: display_name(get_settings().node_name))
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process: leases name it
     _meters: dict[tuple, Meter] = field(default_factory=dict)
-    _baseline: tuple[int, float] | None = None  # (idle_baselines.id, time.monotonic() when measured)
+    _baseline: dict[str, Any] | None = None  # the baseline in use: id, at (monotonic), temperature_c, used
 
     def register(self, gpu: dict[str, Any] | None = None, twin_window_s: float | None = None) -> bool:
         """Insert or refresh this worker's row with its inventory and this process's token, atomically.
@@ -68,26 +67,42 @@ class WorkerRuntime:
             )
         return self._meters[key]
 
-    def ensure_baseline(self, meter: Meter) -> int | None:
-        """The id of a fresh idle baseline, measuring one if there is none or it is too old.
+    def ensure_baseline(self, meter: Meter, *, for_run: bool = False, per_run: bool = False) -> int | None:
+        """The id of the idle baseline to subtract, measuring one first when it is needed (worker.baseline):
+        none yet, too old, the device's temperature now more than the drift from the baseline's, or
+        `per_run` and the last one was used by a run already. `for_run`: a run starts after this.
 
         Idle power (nothing running on this worker) is subtracted from each
         window to give net energy: the study added seven idle GPUs to every figure.
         """
-        fresh = self._baseline and time.monotonic() - self._baseline[1] < self.baseline_max_age_s
-        if self.baseline_window_s <= 0:
+        from worker.baseline import remeasure_reason, take_baseline
+
+        policy = self.baseline_policy()
+        if policy.window_s <= 0:
             return None
-        if not fresh:
+        state = meter.device_state()
+        reason = remeasure_reason(current=self._baseline, now=time.monotonic(), policy=policy, per_run=per_run,
+                                  temperature_c=state.temperature_c if state else None)
+        if reason is not None:
             from db.retry import run_in_transaction
 
-            reading = measure_idle(meter, self.baseline_window_s)
-            # A worker holding a unit waits out a database outage here too, as it does to store the unit.
-            baseline_id = run_in_transaction(self.sessions, lambda session: store_baseline(
-                session, worker_id=self.worker_id, hostname=self.hostname, host_id=self.host_id,
-                reading=reading).id, retry_for_s=get_settings().db_retry_s,
-                max_wait_s=max(get_settings().heartbeat_interval_s, 1.0))
-            self._baseline = (baseline_id, time.monotonic())
-        return self._baseline[0]
+            def transact(work):  # a worker holding a unit waits out a database outage here too
+                return run_in_transaction(self.sessions, work, retry_for_s=get_settings().db_retry_s,
+                                          max_wait_s=max(get_settings().heartbeat_interval_s, 1.0))
+
+            baseline_id, began = take_baseline(meter, transact=transact, worker_id=self.worker_id,
+                                               hostname=self.hostname, host_id=self.host_id, policy=policy,
+                                               reason=reason, lease_timeout_s=get_settings().lease_timeout_s)
+            self._baseline = {"id": baseline_id, "at": time.monotonic(), "used": False,
+                              "temperature_c": began.temperature_c if began else None}
+        if for_run:
+            self._baseline["used"] = True
+        return self._baseline["id"]
+
+    def baseline_policy(self):
+        from worker.baseline import BaselinePolicy
+
+        return BaselinePolicy.from_settings(window_s=self.baseline_window_s, max_age_s=self.baseline_max_age_s)
 
     def close(self) -> None:
         for meter in self._meters.values():

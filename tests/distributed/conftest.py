@@ -35,6 +35,10 @@ FAST = {
     "WATTSWEEP_MAX_ATTEMPTS": "2",
     "HF_HUB_OFFLINE": "1",
     "WATTSWEEP_BASELINE_WINDOW_S": "0.5",  # the idle baseline path runs, without a 20 s sleep per worker
+    # ... and settles a simulated GPU, or waits for busy co-located neighbours, for seconds, not minutes
+    "WATTSWEEP_BASELINE_SETTLE_WINDOW_S": "0.5",
+    "WATTSWEEP_BASELINE_SETTLE_TIMEOUT_S": "5",
+    "WATTSWEEP_BASELINE_NEIGHBOUR_WAIT_S": "2",
     "OMP_NUM_THREADS": "1",  # several workers share 2 cores: without this, torch's spinning threads starve each other
 }
 

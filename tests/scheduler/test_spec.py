@@ -74,6 +74,7 @@ def test_valid_sweep_and_task_overrides():
         ("tasks.text-classification.datasets", ["builtin:shapes"], "holds image queries, text-classification reads"),
         ("tasks.text-generation.params", {"max_tokens": 3}, "unknown parameter 'max_tokens'; allowed are"),
         ("colour", "blue", "colour: unknown field"),
+        ("baseline", "each-run", "baseline: Input should be 'auto' or 'per-run' (got 'each-run')"),
     ],
 )
 def test_bad_input_names_the_field(path, value, expected):

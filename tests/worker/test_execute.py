@@ -148,3 +148,22 @@ def test_an_error_that_escapes_a_unit_hands_the_unit_on_instead_of_holding_it(ru
         assert shard.status == "failed" and shard.lease_token is None
         assert shard.error == "RuntimeError: the disk went away"
     executor.unload()
+
+
+def test_per_run_baseline_measures_before_every_run(runtime):
+    """`baseline: per-run` in the sweep file: every run subtracts a baseline of its own (the load's serves the
+    first); without it, the runs of a job share one."""
+    def run_baselines(extra: dict) -> list[int]:
+        spec = parse_sweep({"name": f"b{len(extra)}", "defaults": {"queries": 1, "repetitions": 3, "warmup": 0},
+                            "carbon": {"grid_intensity_g_per_kwh": 100}, **extra,
+                            "tasks": {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}}})
+        with runtime.sessions.begin() as session:
+            job_id = session.scalar(select(Job.id).where(Job.sweep_id == create_sweep(session, spec,
+                                                                                      mode="local").id))
+        assert execute_job(job_id, runtime) == "done"
+        with runtime.sessions() as session:
+            return list(session.scalars(select(Measurement.baseline_id).where(
+                Measurement.job_id == job_id, Measurement.phase == "query").order_by(Measurement.id)))
+
+    assert len(set(run_baselines({"baseline": "per-run"}))) == 3
+    assert len(set(run_baselines({}))) == 1
