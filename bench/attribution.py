@@ -200,7 +200,7 @@ def bench_error(seconds: float, seed: int) -> None:
         series = [(t, c / 3.6e6, r / 3.6e6) for t, c, r in zip(samples["t_s"], samples["cpu_j"], samples["ram_j"],
                                                                  strict=True)]
         series[-1] = (w["t1"] - w["t0"], *series[-1][1:])
-        attributed = share(w["t0"], series, concurrency)
+        attributed = share(w["t0"], series, concurrency, totals=(w["cpu_kwh"], w["ram_kwh"]))
         new_j += (attributed.cpu_kwh + attributed.ram_kwh) * 3.6e6
         old_j += (w["cpu_kwh"] + w["ram_kwh"]) * 3.6e6 * concurrency.mean_inverse(w["t0"], w["t1"])
         plain_j += (w["cpu_kwh"] + w["ram_kwh"]) * 3.6e6

@@ -15,8 +15,11 @@ host drew while any of them was open, whatever the host's power did (the
 time average of 1/k over a whole window, used before, is right only at
 constant power). Each window reads the host through its own worker's
 sampler, so the sum is exact up to how power changed inside one sample
-interval where another window started or ended. A window stored without
-samples counts as one interval: its energy spread evenly over its duration.
+interval where another window started or ended. The samples say how the
+window's stored CPU and RAM energy was spread in time; that energy is what
+is shared (a window alone keeps exactly its own, whatever the samples'
+rounding). A window stored without samples counts as one interval: its
+energy spread evenly over its duration.
 GPU energy is per device and is never shared.
 
 A host is one kernel (`host_id`). A window stored later that overlaps
@@ -106,17 +109,27 @@ def intervals_of(window: Measurement) -> list[tuple[float, float, float]]:
     return out
 
 
-def share(start_s: float, samples: Sequence[tuple[float, float, float]], concurrency: Concurrency) -> Share:
-    """Window starting at `start_s` with `samples` (see `intervals_of`): its attributed CPU and RAM energy."""
-    cpu = ram = 0.0
+def share(start_s: float, samples: Sequence[tuple[float, float, float]], concurrency: Concurrency,
+          totals: tuple[float, float] | None = None) -> Share:
+    """Window starting at `start_s` with `samples` (see `intervals_of`): its attributed CPU and RAM energy.
+
+    `totals` (the window's stored CPU and RAM kWh): the samples only say how that energy was spread in time
+    (their sum can differ from the stored figure by their rounding), so a window alone gets exactly its own.
+    """
+    cpu = ram = cpu_read = ram_read = time_weighted = 0.0
     left = 0.0
     for right, cpu_kwh, ram_kwh in samples:
         right = max(right, left)
         inverse = concurrency.mean_inverse(start_s + left, start_s + right) or 1.0  # the window itself is active
-        cpu += cpu_kwh * inverse
-        ram += ram_kwh * inverse
+        cpu, cpu_read = cpu + cpu_kwh * inverse, cpu_read + cpu_kwh
+        ram, ram_read = ram + ram_kwh * inverse, ram_read + ram_kwh
+        time_weighted += (right - left) * inverse
         left = right
     end_s = start_s + (samples[-1][0] if samples else 0.0)
+    if totals is not None:
+        mean_inverse = time_weighted / left if left > 0 else 1.0  # nothing read: spread evenly
+        cpu = totals[0] * (cpu / cpu_read if cpu_read > 0 else mean_inverse)
+        ram = totals[1] * (ram / ram_read if ram_read > 0 else mean_inverse)
     return Share(cpu, ram, max(concurrency.most(start_s, end_s), 1))
 
 
@@ -148,7 +161,8 @@ def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> 
         intervals |= {m.id: _span(m) for m in affected}  # as this session has them
     concurrency = Concurrency(list(intervals.values()))
     for window in [*windows, *affected]:
-        _set_share(window, share(_epoch(window.started_at), intervals_of(window), concurrency))
+        totals = (window.cpu_energy_kwh or 0.0, window.ram_energy_kwh or 0.0)
+        _set_share(window, share(_epoch(window.started_at), intervals_of(window), concurrency, totals))
 
 
 def lock_host(session: Session, host_id: str) -> None:

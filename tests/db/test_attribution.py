@@ -65,6 +65,20 @@ def test_a_window_without_samples_is_one_interval():
     assert attributed.cpu_kwh * J == pytest.approx(7.5) and attributed.ram_kwh * J == pytest.approx(1.5)
 
 
+def test_the_stored_total_is_what_is_shared_the_samples_say_when():
+    # Samples rounded to 6 digits sum to a hair less than the stored reading: a window alone keeps all of it.
+    alone = Concurrency([(0, 3)])
+    samples = [(1.0, 1.00000049 / J, 0.1 / J), (2.0, 2.0 / J, 0.1 / J), (3.0, 3.0 / J, 0.1 / J)]
+    assert share(0, samples, alone, totals=(6.0000005 / J, 0.3 / J)).cpu_kwh * J == pytest.approx(6.0000005, rel=1e-12)
+    # Shared for its last second only: the third sample's half goes, by the samples' weights.
+    shared = Concurrency([(0, 3), (2, 5)])
+    attributed = share(0, samples, shared, totals=(12 / J, 0.6 / J))
+    assert attributed.cpu_kwh * J == pytest.approx(12 * (3 + 1.5) / 6.0000005)
+    assert attributed.ram_kwh * J == pytest.approx(0.6 * 2.5 / 3)
+    nothing = [(1.0, 0.0, 0.0), (3.0, 0.0, 0.0)]  # nothing read in the samples: spread evenly over time
+    assert share(0, nothing, shared, totals=(3 / J, 0.0)).cpu_kwh * J == pytest.approx(3 * (2 + 0.5) / 3)
+
+
 windows_st = st.lists(st.tuples(st.integers(0, 60), st.integers(1, 40)), min_size=1, max_size=8)
 power_st = st.lists(st.floats(5.0, 400.0), min_size=100, max_size=100)
 
