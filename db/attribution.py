@@ -149,20 +149,28 @@ def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> 
     lock_host(session, host_id)
     start, end = min(_utc(w.started_at) for w in windows), max(_utc(w.ended_at) for w in windows)
     affected = _on_host(session, host_id, start, end)
-    intervals = {("new", i): _span(w) for i, w in enumerate(windows)}
+    origin = min(_utc(m.started_at) for m in [*windows, *affected])  # seconds from here: epoch floats are too coarse
+
+    def seconds(moment: datetime) -> float:
+        return (_utc(moment) - origin).total_seconds()
+
+    def span(window: Measurement) -> tuple[float, float]:
+        return seconds(window.started_at), seconds(window.ended_at)
+
+    intervals = {("new", i): span(w) for i, w in enumerate(windows)}
     if affected:  # their k depends on everything that overlaps them in turn
-        span = [*windows, *affected]
+        both = [*windows, *affected]
         rows = session.execute(
             select(Measurement.id, Measurement.started_at, Measurement.ended_at)
-            .where(Measurement.host_id == host_id, Measurement.ended_at > min(_utc(m.started_at) for m in span),
-                   Measurement.started_at < max(_utc(m.ended_at) for m in span))
+            .where(Measurement.host_id == host_id, Measurement.ended_at > min(_utc(m.started_at) for m in both),
+                   Measurement.started_at < max(_utc(m.ended_at) for m in both))
         ).all()
-        intervals |= {row.id: (_epoch(row.started_at), _epoch(row.ended_at)) for row in rows}
-        intervals |= {m.id: _span(m) for m in affected}  # as this session has them
+        intervals |= {row.id: (seconds(row.started_at), seconds(row.ended_at)) for row in rows}
+        intervals |= {m.id: span(m) for m in affected}  # as this session has them
     concurrency = Concurrency(list(intervals.values()))
     for window in [*windows, *affected]:
         totals = (window.cpu_energy_kwh or 0.0, window.ram_energy_kwh or 0.0)
-        _set_share(window, share(_epoch(window.started_at), intervals_of(window), concurrency, totals))
+        _set_share(window, share(seconds(window.started_at), intervals_of(window), concurrency, totals))
 
 
 def lock_host(session: Session, host_id: str) -> None:
@@ -186,14 +194,6 @@ def _on_host(session: Session, host_id: str, start: datetime, end: datetime) -> 
             .order_by(Measurement.id)
         )
     )
-
-
-def _span(window: Measurement) -> tuple[float, float]:
-    return _epoch(window.started_at), _epoch(window.ended_at)
-
-
-def _epoch(moment: datetime) -> float:
-    return _utc(moment).timestamp()
 
 
 def _utc(moment: datetime) -> datetime:

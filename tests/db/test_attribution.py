@@ -132,6 +132,9 @@ def test_stored_windows_are_attributed_again_when_an_overlapping_one_arrives(ses
     with sessions() as session:
         alone = session.scalars(select(Measurement)).one()
         assert alone.cpu_energy_attributed_kwh * J == pytest.approx(1000.0)
+        # exactly its own reading: times are taken from a local origin, not as epoch floats (2e-7 s resolution)
+        assert alone.cpu_energy_attributed_kwh == pytest.approx(alone.cpu_energy_kwh, rel=1e-12)
+        assert alone.ram_energy_attributed_kwh == pytest.approx(alone.ram_energy_kwh, rel=1e-12)
         assert len(alone.host_samples["t_s"]) == 10
     with sessions.begin() as session:  # w2: 5-15 s; the host drew 100 W throughout
         record_load(session, job_id=job_id, worker_id="w2@host", **_with_samples(5, 15, 100.0))
