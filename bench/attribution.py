@@ -193,16 +193,17 @@ def bench_error(seconds: float, seed: int) -> None:
         cpu_truth_j = sum(node.host_energy_j(a, b) for a, b in union)
     ram_w = results[0]["ram_kwh"] * 3.6e6 / (results[0]["t1"] - results[0]["t0"])
     truth_j = cpu_truth_j + ram_w * sum(b - a for a, b in union)
-    concurrency = Concurrency([(w["t0"], w["t1"]) for w in results])
+    origin = min(w["t0"] for w in results)  # seconds from here, as db.attribution does
+    concurrency = Concurrency([(w["t0"] - origin, w["t1"] - origin) for w in results])
     new_j = old_j = plain_j = 0.0
     for w in results:
         samples = w["samples"]
         series = [(t, c / 3.6e6, r / 3.6e6) for t, c, r in zip(samples["t_s"], samples["cpu_j"], samples["ram_j"],
                                                                  strict=True)]
         series[-1] = (w["t1"] - w["t0"], *series[-1][1:])
-        attributed = share(w["t0"], series, concurrency, totals=(w["cpu_kwh"], w["ram_kwh"]))
+        attributed = share(w["t0"] - origin, series, concurrency, totals=(w["cpu_kwh"], w["ram_kwh"]))
         new_j += (attributed.cpu_kwh + attributed.ram_kwh) * 3.6e6
-        old_j += (w["cpu_kwh"] + w["ram_kwh"]) * 3.6e6 * concurrency.mean_inverse(w["t0"], w["t1"])
+        old_j += (w["cpu_kwh"] + w["ram_kwh"]) * 3.6e6 * concurrency.mean_inverse(w["t0"] - origin, w["t1"] - origin)
         plain_j += (w["cpu_kwh"] + w["ram_kwh"]) * 3.6e6
     gaps = sum("cpu-sample-gap" in (w["flags"] or "") for w in results)
     print(f"error: {len(results)} windows of {WORKERS} workers over {seconds:g} s (seed {seed}), up to "
