@@ -413,6 +413,9 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
         result["joined_at_s"] = max(joined_ready) - started_epoch if joined_ready else None
         if joined_ready:
             result["lower_bound_joined_s"] = lower_bound_s(units_s, n, (join[0], result["joined_at_s"]))
+            # The same bound when every unit costs its sleep plus the measured overhead per unit.
+            result["lower_bound_joined_with_overhead_s"] = lower_bound_s(
+                [seconds + overhead_s for seconds in units_s], n, (join[0], result["joined_at_s"]))
     return result
 
 
@@ -551,10 +554,18 @@ def main(argv: list[str]) -> None:
               f"{first_sum:.0f} s (max {first_max:.1f}), after its last {tail_sum:.0f} s (max {tail_max:.1f}); "
               f"worker CPU {b['worker_cpu_per_unit_ms']:.0f} ms per unit ({b['worker_cpu_s']:.0f} s); "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    if "joined_at_s" in result and result["joined_at_s"] is None:
+        print("the joiners were not ready before the sweep ended: they took no part (a trace too short for --join)")
     if result.get("lower_bound_joined_s"):
         joined_bound = result["lower_bound_joined_s"]
         print(f"joiners ready at {result['joined_at_s']:.1f} s (asked for {join[1]:.1f} s): lower bound as they "
               f"joined {joined_bound:.1f} s, ratio {result['makespan_s'] / joined_bound:.4f}")
+        with_overhead = result["lower_bound_joined_with_overhead_s"]
+        allowed = 1.10 * joined_bound + (with_overhead - joined_bound)  # as without --join: overhead not x 1.10
+        print(f"lower bound as they joined with each unit costing its sleep + overhead_per_unit_s: "
+              f"{with_overhead:.1f} s, makespan {result['makespan_s'] / with_overhead:.4f} of that; 1.10 x lower "
+              f"bound as they joined + the overhead's share = {allowed:.1f} s: makespan "
+              f"{result['makespan_s'] / allowed:.3f} of that (target <= 1)")
 
 
 def _units_for_bound(trace, queries: int, max_unit_s: float, compress: float | None) -> list[float]:
