@@ -44,8 +44,21 @@ def short_enough(text: str, tokenizer: Any, limit: int) -> bool:
 
 
 def kept_words(text: str, tokenizer: Any, limit: int) -> list[str]:
-    """The leading words of `text` whose tokens (special tokens included) fit in `limit` (a binary search)."""
+    """The leading words of `text` whose tokens (special tokens included) fit in `limit`.
+
+    This runs inside the meter window, once per long document: a fast tokenizer says in one pass where its
+    truncation cuts the text (character offsets); others are searched by halves.
+    """
     words = text.split()
+    if getattr(tokenizer, "is_fast", False):
+        # Every word is at least one token: the first limit + 1 words reach past the cut, the rest need no reading.
+        head = " ".join(words[:limit + 1])
+        offsets = tokenizer(head, truncation=True, max_length=limit, return_offsets_mapping=True)["offset_mapping"]
+        cut = max((end for start, end in offsets if end > start), default=0)  # special tokens cover nothing
+        if cut >= len(head):
+            return words[:limit + 1]
+        kept = len(head[:cut].split()) - (0 if head[cut] == " " else 1)  # a word cut in two is dropped
+        return words[:max(kept, 0)]
 
     def fits(n: int) -> bool:
         return len(tokenizer(" ".join(words[:n]))["input_ids"]) <= limit
