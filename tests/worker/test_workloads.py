@@ -112,13 +112,17 @@ def test_unknown_parameter_is_an_error_not_ignored():
         workload.run(pipeline, load_queries("builtin:texts", 1), 1, {"max_new_token": 3})
 
 
-def test_fill_mask_keeps_its_mask_inside_what_a_long_document_keeps():
+@pytest.fixture(scope="module")
+def fill_mask_pipeline():
+    return get_workload("fill-mask").load("tiny:bert", "cpu", {})
+
+
+def test_fill_mask_keeps_its_mask_inside_what_a_long_document_keeps(fill_mask_pipeline):
     """A document several times the model's 512-token limit (like the study's C4 and OSCAR ones): masking the
     middle of the whole text, then truncating, cut the mask off and the pipeline failed."""
     from worker.workloads.fill_mask import mask_inside, token_limit
 
-    workload = get_workload("fill-mask")
-    pipeline = workload.load("tiny:bert", "cpu", {})
+    workload, pipeline = get_workload("fill-mask"), fill_mask_pipeline
     tokenizer, limit = pipeline.tokenizer, token_limit(pipeline)
     assert limit == 512
     long_document = " ".join(load_queries("builtin:news", 40))
@@ -151,3 +155,27 @@ def test_fixed_length_generation_expects_queries_x_max_new_tokens_and_flags_a_mi
     units = speech.run(speech.load("tiny:whisper", "cpu", {}), load_queries("builtin:speech", 1), 1,
                        {"max_new_tokens": 4})
     assert units.expected_output_tokens is None and units.flags == ()
+
+
+def test_fill_mask_cuts_where_the_tokenizer_truncates_with_or_without_offsets(fill_mask_pipeline):
+    """Fast tokenizers say where truncation cuts in one pass (offsets); slow ones are searched by halves: the same
+    words are kept, the most that fit."""
+    from worker.workloads.fill_mask import kept_words
+
+    tokenizer = fill_mask_pipeline.tokenizer
+
+    class Slow:  # the same tokenizer, seen without offsets
+        is_fast = False
+
+        def __call__(self, *args, **kwargs):
+            return tokenizer(*args, **kwargs)
+
+    words = " ".join(load_queries("builtin:news", 12)).split()
+    for n_words in (5, 40, 200, len(words)):
+        text = " ".join(words[:n_words])
+        for limit in (16, 64, 512):
+            kept = kept_words(text, tokenizer, limit)
+            assert kept == kept_words(text, Slow(), limit)
+            assert len(tokenizer(" ".join(kept))["input_ids"]) <= limit
+            if len(kept) < n_words:  # one word more would not fit
+                assert len(tokenizer(" ".join(words[:len(kept) + 1]))["input_ids"]) > limit
