@@ -92,6 +92,7 @@ class ChaosResult:
     failed_jobs: dict[int, str] = field(default_factory=dict)
     clock: str = ""
     stored_with_clock_off: int = 0  # units stored by workers after their clock was stepped
+    retried: int = 0  # claims beyond each unit's first: units the faults took from a worker mid-unit
 
     @property
     def ok(self) -> bool:
@@ -326,7 +327,7 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         finally:
             for process in everyone:
                 process.end()
-        result = _check(sessions, config.planned_units)
+        result = check_stored(sessions, config.planned_units)
         result.faults, result.wall_s, result.finished, result.clock = fired, wall_s, finished, clock
         result.stored_with_clock_off = _stored_after(sessions, stepped)
         restarts = {w.name: w.starts - 1 for w in workers}
@@ -336,8 +337,8 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         if result.failed_jobs:
             log(f"  failed jobs: {result.failed_jobs}")
         log(f"  stuck jobs={result.stuck_jobs} failed without a reason={result.failed_without_reason} "
-            f"inconsistent={result.inconsistent}; units stored by a worker with its clock off: "
-            f"{result.stored_with_clock_off}")
+            f"inconsistent={result.inconsistent}; claims beyond a unit's first: {result.retried}; "
+            f"units stored by a worker with its clock off: {result.stored_with_clock_off}")
         sessions.kw["bind"].dispose()
         return result
 
@@ -436,7 +437,7 @@ def _stored_after(sessions, stepped: dict[str, float]) -> int:
     return total
 
 
-def _check(sessions, planned: int) -> ChaosResult:
+def check_stored(sessions, planned: int) -> ChaosResult:
     """Every unit stored exactly once (its one window: a whole run's `query` row, or a shard's `shard` row),
     every run's `query` row once when all its units are, and every job `done` or `failed` with a reason."""
     from sqlalchemy import func, select
@@ -444,7 +445,7 @@ def _check(sessions, planned: int) -> ChaosResult:
     from db.models import Job, Measurement, Run, Shard
 
     with sessions() as session:
-        shards = session.execute(select(Shard.id, Shard.status, Run.n_shards).join(Run, Run.id == Shard.run_id)).all()
+        shards = session.execute(select(Shard.id, Shard.status, Shard.attempts)).all()
         windows = dict(session.execute(
             select(Measurement.shard_id, func.count()).where(Measurement.shard_id.is_not(None))
             .where(Measurement.phase.in_(("query", "shard"))).group_by(Measurement.shard_id)).all())
@@ -463,6 +464,6 @@ def _check(sessions, planned: int) -> ChaosResult:
         units=len(shards), faults=0, lost=lost, duplicated=duplicated, wall_s=0.0,
         stuck_jobs=sum(1 for job in jobs if job.status not in ("done", "failed")),
         failed_without_reason=sum(1 for job in jobs if job.status == "failed" and not (job.last_error or "").strip()),
-        inconsistent=inconsistent,
+        inconsistent=inconsistent, retried=sum(max(0, shard.attempts - 1) for shard in shards),
         failed_jobs={job.id: (job.last_error or "")[:120] for job in jobs if job.status == "failed"},
     )
