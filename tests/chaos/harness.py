@@ -69,6 +69,8 @@ class ChaosConfig:
     shard_queries: int = 20  # queries per unit: about a second of work here, so that faults land inside units
     workers: int = 4
     faults: int = 10  # at least one of each kind
+    fault_span: tuple[float, float] = (0.05, 0.85)  # the shares of units stored between which faults fire
+    fault_gap_s: float = 2.0  # at least this long between the starts of two faults
     deadline_s: float = 900.0  # for the sweep, from its submission
     ready_timeout_s: float = 300.0  # for the workers' first start (torch and CodeCarbon imports on a busy machine)
     log: object = print
@@ -104,12 +106,12 @@ class ChaosResult:
                 f"wall_s={self.wall_s:.0f}")
 
 
-def plan_faults(seed: int, n: int, workers: int) -> list[Fault]:
-    """`n` faults (at least one of each kind), at seeded fractions of the sweep, in order."""
+def plan_faults(seed: int, n: int, workers: int, span: tuple[float, float] = (0.05, 0.85)) -> list[Fault]:
+    """`n` faults (at least one of each kind), at seeded fractions of the sweep within `span`, in order."""
     rng = random.Random(seed)
     kinds = list(KINDS) + [rng.choice(("kill", "kill", "stop", "redis", "postgres")) for _ in range(n - len(KINDS))]
     rng.shuffle(kinds)
-    fractions = sorted(rng.uniform(0.05, 0.85) for _ in kinds)
+    fractions = sorted(rng.uniform(*span) for _ in kinds)
     faults = []
     for fraction, kind in zip(fractions, kinds, strict=True):
         seconds = {"stop": rng.uniform(1.0, 10.0), "redis": rng.uniform(0.0, 3.0), "postgres": rng.uniform(0.0, 10.0),
@@ -138,7 +140,7 @@ class Clock:
         probe = ("import threading, time; t = time.time(); time.sleep(0.05); threading.Event().wait(0.05); "
                  "lock = threading.Lock(); lock.acquire(); lock.acquire(timeout=0.05); print(t)")
         try:
-            result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=5,
+            result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=3,
                                     env=os.environ | clock.env())
         except subprocess.TimeoutExpired:
             return False
@@ -202,17 +204,21 @@ class Supervised:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(sig)
 
-    def end(self, timeout_s: float = 20.0) -> None:
-        """SIGCONT (it may be stopped), SIGTERM, then SIGKILL after `timeout_s`."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.signal(signal.SIGCONT)
-        self.signal(signal.SIGTERM)
+
+def end_all(processes: list[Supervised], timeout_s: float = 20.0) -> None:
+    """SIGCONT and SIGTERM to every one at once, then SIGKILL to those still running after `timeout_s`."""
+    running = [p.process for p in processes if p.process is not None and p.process.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGCONT)
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in running:
         try:
-            self.process.wait(timeout_s)
+            process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+            process.kill()
+            process.wait(10)
 
 
 def save_tiny_model(folder: Path) -> Path:
@@ -252,10 +258,11 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
     folder.mkdir(parents=True, exist_ok=True)
     use_libfaketime = Clock.probe(folder)
     clock = "libfaketime" if use_libfaketime else "fakeclock (libfaketime breaks Python's timed waits here)"
-    faults = plan_faults(config.seed, config.faults, config.workers)
+    faults = plan_faults(config.seed, config.faults, config.workers, config.fault_span)
     log(f"seed {config.seed}: {config.planned_units} units on {config.workers} workers; clock offsets via {clock}")
     for fault in faults:
         log(f"  planned: at {fault.at_fraction:.0%} {describe(fault)}")
+    began = time.monotonic()
     with PrivatePostgres(settings={"max_connections": "100"}) as pg, PrivateRedis() as broker:
         admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
@@ -263,6 +270,7 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         admin.dispose()
         url = pg.url("chaos")
         upgrade(url)
+        log(f"  private Postgres and Redis up, database migrated after {time.monotonic() - began:.0f} s")
         queue = f"chaos-{uuid.uuid4().hex[:6]}"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WATTSWEEP_", "FAKE", "LD_PRELOAD"))}
         env = base | SETTINGS | {"WATTSWEEP_DATABASE_URL": url, "WATTSWEEP_BROKER_URL": broker.url(0),
@@ -310,8 +318,9 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
                             log(f"  the sweep finished before {len(pending)} fault(s); not fired")
                         finished = True
                         break
+                    # Faults may overlap (a Postgres restart while a worker is stopped), their starts spaced.
                     if pending and stored >= pending[0].at_fraction * config.planned_units \
-                            and now - last_fault >= 2.0 and all(w.stopped_until is None for w in workers):
+                            and now - last_fault >= config.fault_gap_s:
                         target = _target(pending[0], workers, sessions)
                         if target is not None:
                             fault = pending.pop(0)
@@ -325,8 +334,8 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
                 time.sleep(0.2)
             wall_s = time.monotonic() - start
         finally:
-            for process in everyone:
-                process.end()
+            end_all(everyone)
+        log(f"  {time.monotonic() - began:.0f} s in all, workers stopped")
         result = check_stored(sessions, config.planned_units)
         result.faults, result.wall_s, result.finished, result.clock = fired, wall_s, finished, clock
         result.stored_with_clock_off = _stored_after(sessions, stepped)

@@ -1,6 +1,6 @@
 """The chaos run's short form (issue 11; bench/chaos.py is the long one): 4 real workers on a private Postgres
 and Redis, one fault of each kind (SIGKILL, SIGSTOP/SIGCONT, Redis restart, Postgres restart, a worker's clock
-offset) while a sweep of 36 units runs; then every unit is stored exactly once and every job is done or failed
+offset) while a sweep of 60 units runs; then every unit is stored exactly once and every job is done or failed
 with a reason.
 """
 
@@ -26,11 +26,13 @@ def test_a_short_chaos_run_loses_and_duplicates_no_unit(tmp_path):
     if not shutil.which("redis-server"):
         pytest.skip("no redis-server")
     lines: list[str] = []
-    config = ChaosConfig(seed=11, folder=tmp_path, models=3, repetitions=3, shards_per_run=4, shard_queries=20,
-                         workers=4, faults=len(KINDS), deadline_s=240, log=lines.append)
+    config = ChaosConfig(seed=23, folder=tmp_path, models=3, repetitions=5, shards_per_run=4, shard_queries=20,
+                         workers=4, faults=len(KINDS), fault_span=(0.05, 0.5), fault_gap_s=1.0,
+                         deadline_s=240, log=lines.append)
     result = run_chaos(config)
     report = "\n".join([*lines, result.line()])
+    print(report)  # pytest -s shows where the time went
     assert result.finished, report
     assert result.faults == len(KINDS), f"the sweep outran its faults:\n{report}"
-    assert (result.units, result.lost, result.duplicated) == (36, 0, 0), report
+    assert (result.units, result.lost, result.duplicated) == (60, 0, 0), report
     assert (result.stuck_jobs, result.failed_without_reason, result.inconsistent) == (0, 0, 0), report
