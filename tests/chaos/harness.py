@@ -284,7 +284,7 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         everyone = [*workers, reconciler]
         sessions = _sessions(url)
         fired = 0
-        stepped: dict[str, float] = {}  # worker id -> when its clock was stepped (epoch s)
+        stepped: dict[float, int] = {}  # when a worker's clock was stepped (epoch s) -> its slot
         finished = False
         wall_s = 0.0
         try:
@@ -321,13 +321,13 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
                     # Faults may overlap (a Postgres restart while a worker is stopped), their starts spaced.
                     if pending and stored >= pending[0].at_fraction * config.planned_units \
                             and now - last_fault >= config.fault_gap_s:
-                        target = _target(pending[0], workers, sessions)
+                        target = _target(pending[0], workers, sessions, spare=set(stepped.values()))
                         if target is not None:
                             fault = pending.pop(0)
                             log(f"  t={now - start:5.1f}s {stored}/{config.planned_units} stored: "
                                 f"{describe(fault, target)}")
                             if fault.kind == "clock":
-                                stepped[f"w{target}@chaos"] = time.time()
+                                stepped[time.time()] = target
                             _fire(fault, target, workers, clocks, pg, broker)
                             fired += 1
                             last_fault = time.monotonic()
@@ -363,12 +363,13 @@ def describe(fault: Fault, target: int | None = None) -> str:
     }[fault.kind]
 
 
-def _target(fault: Fault, workers: list[Supervised], sessions) -> int | None:
+def _target(fault: Fault, workers: list[Supervised], sessions, spare: set[int]) -> int | None:
     """The slot a worker fault hits now: the planned one if it is up and ready, else the next that is, one
-    holding a unit first; None (wait) while no worker is ready. Faults on the services need no target."""
+    holding a unit first; None (wait) while no worker is ready. Faults on the services need no target.
+    Slots in `spare` (clock already stepped) come last, so that a worker with a wrong clock goes on working."""
     if fault.kind not in ("kill", "stop", "clock"):
         return fault.worker
-    order = [(fault.worker + k) % len(workers) for k in range(len(workers))]
+    order = sorted(((fault.worker + k) % len(workers) for k in range(len(workers))), key=lambda i: i in spare)
     ready = [i for i in order if workers[i].stopped_until is None and workers[i].process is not None
              and workers[i].process.poll() is None and workers[i].ready()]
     holding = _holders(sessions)
@@ -430,7 +431,7 @@ def _progress(sessions) -> tuple[int, int] | None:
         return None
 
 
-def _stored_after(sessions, stepped: dict[str, float]) -> int:
+def _stored_after(sessions, stepped: dict[float, int]) -> int:
     from datetime import UTC, datetime
 
     from sqlalchemy import func, select
@@ -439,10 +440,10 @@ def _stored_after(sessions, stepped: dict[str, float]) -> int:
 
     total = 0
     with sessions() as session:
-        for worker_id, at in stepped.items():
+        for at, slot in stepped.items():
             since = datetime.fromtimestamp(at, UTC)
             total += session.scalar(select(func.count()).select_from(Shard).where(
-                Shard.worker_id == worker_id, Shard.status == "done", Shard.finished_at > since))
+                Shard.worker_id == f"w{slot}@chaos", Shard.status == "done", Shard.finished_at > since))
     return total
 
 
