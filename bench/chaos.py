@@ -3,7 +3,8 @@ schedule SIGKILLs workers, SIGSTOPs one, restarts Redis and Postgres and offsets
 
 Runs on a private Postgres and Redis of its own (tests/services.py; the shared ones are never touched). The
 harness is tests/chaos/harness.py; tests/chaos runs a short form of it. The last line reads
-`units=N faults=N lost=N duplicated=N wall_s=N` (targets: lost=0, duplicated=0); exit status 1 when a unit is
+`units=N faults=N lost=N duplicated=N wall_s=N` (targets: lost=0, duplicated=0; wall_s from submit to the last
+job finished, the workers' start-up before it is printed above); exit status 1 when a unit is
 lost or duplicated, a job is left unfinished or failed without a reason, or the sweep misses the deadline.
 
 Usage: python bench/chaos.py [--seed N] [--faults N] [--models N] [--repetitions N] [--shards N]
