@@ -26,7 +26,7 @@ def test_a_short_chaos_run_loses_and_duplicates_no_unit(tmp_path):
     if not shutil.which("redis-server"):
         pytest.skip("no redis-server")
     lines: list[str] = []
-    config = ChaosConfig(seed=23, folder=tmp_path, models=3, repetitions=5, shards_per_run=4, shard_queries=20,
+    config = ChaosConfig(seed=23, folder=tmp_path, models=3, repetitions=5, shards_per_run=4, shard_queries=60,
                          workers=4, faults=len(KINDS), fault_span=(0.05, 0.5), fault_gap_s=1.0,
                          deadline_s=240, log=lines.append)
     result = run_chaos(config)

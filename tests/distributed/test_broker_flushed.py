@@ -22,13 +22,13 @@ def test_flushdb_mid_sweep_then_reconcile_completes_it(cluster, tiny_bert_dir):
 
     cluster.wait_for(lambda: count("done") >= 2, "two jobs done", logs=[worker])
     cluster.flush_broker()  # every message still waiting is gone
-    # The worker may already hold the next job's message (fetched just before the flush, not yet joined): wait
-    # until nothing is running and the queued count has stayed put for a while.
+    # The worker may already hold the next job's message (fetched just before the flush, not yet joined), or send one
+    # after it (a hand-back): wait until nothing runs, nothing waits in Redis and the queued count stays put.
     seen = []
 
     def settled() -> bool:
-        seen.append((count("running"), count("queued")))
-        return len(seen) >= 10 and seen[-10:] == [(0, seen[-1][1])] * 10  # 2 s
+        seen.append((count("running"), count("queued"), cluster.redis.llen(cluster.queue)))
+        return len(seen) >= 10 and seen[-10:] == [(0, seen[-1][1], 0)] * 10  # 2 s
 
     cluster.wait_for(settled, "the worker to finish what it held", logs=[worker])
     stranded = count("queued")
