@@ -233,7 +233,7 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
     times, cpu_times = [], []
     with sessions() as session:  # one transaction at a time: the pool keeps using this one connection
         backend = session.scalar(text("SELECT pg_backend_pid()"))
-    server_before = _process_cpu_s(backend)
+    server_before = process_cpu_s(backend)
     while time.time() < start_at:
         time.sleep(0.01)
     while True:
@@ -253,10 +253,10 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
                                    units=WorkUnits(queries=4)).next
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
-    results.put((times, cpu_times, _process_cpu_s(backend) - server_before))
+    results.put((times, cpu_times, process_cpu_s(backend) - server_before))
 
 
-def _process_cpu_s(pid: int) -> float:
+def process_cpu_s(pid: int) -> float:
     """CPU seconds a process has used (Postgres runs on this machine, as in the tests); 0 if unreadable."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

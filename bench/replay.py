@@ -46,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.distributed import process_cpu_s  # noqa: E402  (one reader of /proc CPU times for both benchmarks)
+
 HARDWARE_CLASS = "replay"
 CARBON = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
 POSTGRES_ADMIN_URL = os.environ.get("WATTSWEEP_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -346,7 +348,7 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
                            for s in [job.params["replay_s_per_query"][run["dataset"]] * size]]
                 bound = lower_bound_s(units_s, n, (join[0], join[1]) if join else None)
                 started, started_epoch = time.monotonic(), time.time()
-                cpu_before = {process.pid: _process_cpu_s(process.pid) for process in processes}
+                cpu_before = {process.pid: process_cpu_s(process.pid) for process in processes}
                 with sessions() as session:
                     t0 = session.scalar(select(func.now()))
                 send_job_ids(app, dispatches)
@@ -363,7 +365,7 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
                             Job.sweep_id == sweep_id, Job.status.in_(("queued", "running")))) == 0
 
                 _wait(finished, "the replayed sweep", 48 * 3600)
-                worker_cpu_s = sum(_process_cpu_s(process.pid) - cpu_before.get(process.pid, 0.0)
+                worker_cpu_s = sum(process_cpu_s(process.pid) - cpu_before.get(process.pid, 0.0)
                                    for process in processes)
                 joined_ready = _ready_times(folder, range(n, n + join[0])) if join else []
                 with sessions() as session:
@@ -435,15 +437,6 @@ def _breakdown(windows, load_windows, t0, last, worker_cpu_s: float, units: int)
                 loads_s=sum((b - a).total_seconds() for a, b in load_windows), between_windows_s=between,
                 before_first_s=(sum(first), max(first, default=0.0)), after_last_s=(sum(tail), max(tail, default=0.0)),
                 worker_cpu_per_unit_ms=worker_cpu_s / max(units, 1) * 1000, worker_cpu_s=worker_cpu_s)
-
-
-def _process_cpu_s(pid: int) -> float:
-    """CPU seconds a process has used, all its threads (0 if gone or unreadable)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_redis_number() -> int:
