@@ -19,6 +19,7 @@ Use from another test::
         t = node.set_power(gpu_w={3: 250.0}, package_w=[120.0, 90.0])   # from t (epoch s) on
         ...
         node.gpu_energy_j(3, t0, t1)                           # what GPU 3 drew: the truth to compare with
+        node.gpu_counter_reads(3)                              # (t, mJ) of each read of GPU 3's counter
         node.host_energy_j(t0, t1)                             # CPU packages; node.dram_energy_j likewise
 
 `node.dev_dir` holds fake device files (nvidia0..N-1, nvidiactl, nvidia-uvm;
@@ -212,6 +213,17 @@ class SimNode:
 
     def gpu_energy_j(self, index: int, t0: float, t1: float) -> float:
         return self._profile().energy_between_j("gpu_w", index, t0, t1)
+
+    def gpu_counter_reads(self, index: int, host: str | None = None) -> list[tuple[float, int]]:
+        """(epoch second, mJ) of every read of GPU `index`'s energy counter (by processes with hostname `host`),
+        oldest first: the fake NVML logs each one."""
+        path = Path(f"{self.profile_path}.reads")
+        reads = []
+        for line in path.read_text().splitlines() if path.exists() else []:
+            reader, gpu, t, value = line.split()
+            if int(gpu) == index and host in (None, reader):
+                reads.append((float(t), int(value)))
+        return sorted(reads)
 
     def host_energy_j(self, t0: float, t1: float) -> float:
         """CPU packages (what CodeCarbon's RAPL reads), all sockets."""

@@ -18,6 +18,7 @@ its parent through nvmlDeviceGetDeviceHandleFromMigDeviceHandle.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -208,8 +209,11 @@ def nvmlDeviceGetTotalEnergyConsumption(handle: _Handle) -> int:
         raise NVMLError_NotSupported()  # a slice has no counter: only the whole GPU is metered
     profile = _profile()
     step = profile.nvml_update_s
-    t = math.floor(time.time() / step) * step if step > 0 else time.time()
-    return int(gpu.get("energy_offset_mj", 0) + 1000 * profile.energy_j("gpu_w", handle.index, t))
+    now = time.time()
+    t = math.floor(now / step) * step if step > 0 else now
+    value = int(gpu.get("energy_offset_mj", 0) + 1000 * profile.energy_j("gpu_w", handle.index, t))
+    simnode_profile.log_counter_read(os.uname().nodename, handle.index, now, value)
+    return value
 
 
 def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:

@@ -85,6 +85,17 @@ def load(path: str | None = None) -> Profile:
     return cached[1]
 
 
+def log_counter_read(host: str, index: int, t: float, value_mj: int) -> None:
+    """Append one energy-counter read to the profile's read log ($SIMNODE_PROFILE.reads), so that a test can
+    compare a window's energy with the counter between the reads that opened and closed it, whatever the
+    machine's load did to the time between CodeCarbon's clock and its reads. One short O_APPEND write: atomic."""
+    fd = os.open(f"{os.environ[ENV]}.reads", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, f"{host} {index} {t:.6f} {value_mj}\n".encode())
+    finally:
+        os.close(fd)
+
+
 def save(path: str, data: dict[str, Any]) -> None:
     """Write atomically (rename), so that a reader sees the old file or the new one, never half of one."""
     tmp = f"{path}.{os.getpid()}.tmp"
