@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--repetitions", type=int, default=5)
     parser.add_argument("--shards", type=int, default=4, help="units per run")
-    parser.add_argument("--unit-queries", type=int, default=20, help="queries per unit")
+    parser.add_argument("--unit-queries", type=int, default=ChaosConfig.shard_queries, help="queries per unit")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds before the run is called unfinished")
     parser.add_argument("--keep", type=Path, default=None, help="keep the logs in this folder")

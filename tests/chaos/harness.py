@@ -66,7 +66,9 @@ class ChaosConfig:
     models: int = 10
     repetitions: int = 5
     shards_per_run: int = 4
-    shard_queries: int = 20  # queries per unit: about a second of work here, so that faults land inside units
+    # Queries per unit: about three seconds of work here, so that faults land inside units and a quiet machine
+    # does not drain the sweep (in half a minute at 20) before every planned fault has fired.
+    shard_queries: int = 60
     workers: int = 4
     faults: int = 10  # at least one of each kind
     fault_span: tuple[float, float] = (0.05, 0.85)  # the shares of units stored between which faults fire
