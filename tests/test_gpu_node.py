@@ -106,15 +106,10 @@ def test_each_pinned_worker_meters_its_own_gpu(drained):
         reads = drained.node.gpu_counter_reads(gpu, host=f"ctr{gpu}")
         for w in mine:
             started, ended = w.started_at.timestamp(), w.ended_at.timestamp()
-            # A window's stamps are CodeCarbon's clock just before its first read and just after its last, so
-            # the counter between those reads is exactly what the window drew, however long a loaded machine
-            # took between clock and read (the profile over the stamps is only an upper bound).
-            inside = [(t, mj) for t, mj in reads if started <= t <= ended]
-            assert len(inside) >= 2, f"GPU {gpu}: no counter reads opened and closed its {w.phase} window"
-            (first_t, first_mj), (last_t, last_mj) = inside[0], inside[-1]
+            first_t, last_t, counted_j = drained.node.gpu_counter_window(gpu, started, ended, reads=reads)
             measured_j = w.gpu_energy_kwh * 3.6e6
             detail = f"GPU {gpu} {w.phase} window [{started:.3f}, {ended:.3f}]: {measured_j:.3f} J"
-            assert measured_j == pytest.approx((last_mj - first_mj) / 1000, rel=1e-6, abs=1e-3), detail
+            assert measured_j == pytest.approx(counted_j, rel=1e-6, abs=1e-3), detail
             # The counter it read is its own GPU's (each GPU draws a distinct power), up to the counter's steps.
             drawn_j = drained.node.gpu_energy_j(gpu, first_t, last_t)
             assert abs(measured_j - drawn_j) <= 2 * step_s * GPU_W[gpu] + 1e-3, f"{detail}, drawn {drawn_j:.3f} J"

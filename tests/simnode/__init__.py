@@ -225,6 +225,20 @@ class SimNode:
                 reads.append((float(t), int(value)))
         return sorted(reads)
 
+    def gpu_counter_window(self, index: int, started: float, ended: float, host: str | None = None,
+                           reads: list[tuple[float, int]] | None = None) -> tuple[float, float, float]:
+        """(first read, last read, joules between them) of GPU `index`'s counter reads within [started, ended].
+
+        A window's stamps are CodeCarbon's clock just before its first read and just after its last, so this is
+        exactly what a window that metered this GPU measured, however long a loaded machine took between clock
+        and read (the profile over the stamps is only an upper bound). `reads`: gpu_counter_reads, if at hand."""
+        inside = [(t, mj) for t, mj in (reads if reads is not None else self.gpu_counter_reads(index, host))
+                  if started <= t <= ended]
+        if len(inside) < 2:
+            raise AssertionError(f"no reads of GPU {index}'s counter opened and closed [{started:.3f}, {ended:.3f}]")
+        (first_t, first_mj), (last_t, last_mj) = inside[0], inside[-1]
+        return first_t, last_t, (last_mj - first_mj) / 1000
+
     def host_energy_j(self, t0: float, t1: float) -> float:
         """CPU packages (what CodeCarbon's RAPL reads), all sockets."""
         profile = self._profile()
