@@ -70,7 +70,9 @@ def test_a_failed_window_end_does_not_leak_into_the_next_window():
         with meter.window("query") as window:
             time.sleep(0.3)
         r = window.reading
-        assert r.duration_s == pytest.approx(0.3, abs=0.15)  # its own span, not the failed window's too
+        # Its own span: at least its sleep (CodeCarbon's clock is read outside it), and far from the 1.3 s it
+        # would last with the failed window's second counted too, however long a loaded machine takes.
+        assert 0.3 <= r.duration_s < 0.9
         assert r.cpu_energy_kwh * 3.6e6 <= 1.2 * r.cpu_tdp_w * r.duration_s
         assert "previous-window-open" not in (r.flags or "")
         # A window begun while one is still open (a caller that never ended it) starts clean, and says so.
