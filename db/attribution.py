@@ -149,7 +149,8 @@ def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> 
     lock_host(session, host_id)
     start, end = min(_utc(w.started_at) for w in windows), max(_utc(w.ended_at) for w in windows)
     affected = _on_host(session, host_id, start, end)
-    origin = min(_utc(m.started_at) for m in [*windows, *affected])  # seconds from here: epoch floats are too coarse
+    both = [*windows, *affected]
+    origin = min(_utc(m.started_at) for m in both)  # seconds from here: epoch floats are too coarse
 
     def seconds(moment: datetime) -> float:
         return (_utc(moment) - origin).total_seconds()
@@ -159,16 +160,15 @@ def attribute_shared_energy(session: Session, *, windows: list[Measurement]) -> 
 
     intervals = {("new", i): span(w) for i, w in enumerate(windows)}
     if affected:  # their k depends on everything that overlaps them in turn
-        both = [*windows, *affected]
         rows = session.execute(
             select(Measurement.id, Measurement.started_at, Measurement.ended_at)
-            .where(Measurement.host_id == host_id, Measurement.ended_at > min(_utc(m.started_at) for m in both),
+            .where(Measurement.host_id == host_id, Measurement.ended_at > origin,
                    Measurement.started_at < max(_utc(m.ended_at) for m in both))
         ).all()
         intervals |= {row.id: (seconds(row.started_at), seconds(row.ended_at)) for row in rows}
         intervals |= {m.id: span(m) for m in affected}  # as this session has them
     concurrency = Concurrency(list(intervals.values()))
-    for window in [*windows, *affected]:
+    for window in both:
         totals = (window.cpu_energy_kwh or 0.0, window.ram_energy_kwh or 0.0)
         _set_share(window, share(seconds(window.started_at), intervals_of(window), concurrency, totals))
 
