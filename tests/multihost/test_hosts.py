@@ -51,9 +51,10 @@ def test_a_sweep_drains_across_hosts_and_attribution_keeps_them_apart(hosts, tin
     workers = [cluster.start_worker_on(0, "a"), cluster.start_worker_on(0, "b"), cluster.start_worker_on(1, "c")]
     for worker in workers:
         worker.wait_ready(timeout_s=180)
-    # Jobs long enough that host 0's two workers measure at the same time on a quiet machine too (a worker's
-    # idle baseline first waits up to WATTSWEEP_BASELINE_NEIGHBOUR_WAIT_S for its busy neighbour).
-    sweep_id = cluster.submit(sweep_yaml("hosts", cluster.model_copies(tiny_bert_dir, 4), queries=600,
+    # Jobs long enough that host 0's two workers measure at the same time on a quiet machine too: a worker's
+    # idle baseline first waits up to WATTSWEEP_BASELINE_NEIGHBOUR_WAIT_S (2 s) for its busy neighbour, and a job
+    # must outlast that wait (600 queries a run, 0.5 s windows here, could not: the neighbour's 3 runs ended first).
+    sweep_id = cluster.submit(sweep_yaml("hosts", cluster.model_copies(tiny_bert_dir, 4), queries=2400,
                                          repetitions=3))
     cluster.wait_for(cluster.finished, "the sweep to drain across the hosts", timeout_s=240, logs=workers)
     cluster.assert_every_run_stored_once(sweep_id)
