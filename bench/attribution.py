@@ -48,7 +48,7 @@ def _samples(window_s: float, step_s: float = 0.5) -> dict:
 
 def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, with_samples: bool, pace_s: float,
                   go, out) -> None:
-    from db.results import record_run
+    from db.results.store import record_run
     from db.session import session_factory
     from tests.factories import make_reading
     from worker.workloads.base import WorkUnits
@@ -76,9 +76,9 @@ def bench_store(window_s: float, windows: int, pace_s: float) -> None:
     from sqlalchemy import select
 
     from db.models import Job, Run, Worker
-    from db.scratch import scratch_database
+    from db.queue.sweeps import NewJob, insert_sweep
     from db.session import session_factory
-    from db.sweeps import NewJob, insert_sweep
+    from tests.scratch_db import scratch_database
 
     for with_samples, pace in ((True, pace_s), (True, 0.0), (False, pace_s)):
         with scratch_database(POSTGRES_ADMIN_URL, "wattsweep_bench") as url:
@@ -119,7 +119,7 @@ def bench_store(window_s: float, windows: int, pace_s: float) -> None:
 
 METER = r"""
 import json, os, sys, time
-from worker.meter import Meter
+from worker.measure.meter import Meter
 
 go, plan = sys.argv[1], json.loads(sys.argv[2])
 meter = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[])
@@ -157,7 +157,7 @@ def plan_windows(seconds: float, rng: random.Random) -> list[list[tuple[float, f
 
 
 def bench_error(seconds: float, seed: int) -> None:
-    from db.attribution import Concurrency, share
+    from db.results.attribution import Concurrency, share
     from tests.simnode import SimNode
 
     ok, why = SimNode.available()
@@ -193,7 +193,7 @@ def bench_error(seconds: float, seed: int) -> None:
         cpu_truth_j = sum(node.host_energy_j(a, b) for a, b in union)
     ram_w = results[0]["ram_kwh"] * 3.6e6 / (results[0]["t1"] - results[0]["t0"])
     truth_j = cpu_truth_j + ram_w * sum(b - a for a, b in union)
-    origin = min(w["t0"] for w in results)  # seconds from here, as db.attribution does
+    origin = min(w["t0"] for w in results)  # seconds from here, as db.results.attribution does
     concurrency = Concurrency([(w["t0"] - origin, w["t1"] - origin) for w in results])
     new_j = old_j = plain_j = 0.0
     for w in results:

@@ -58,7 +58,7 @@ class Calibration:
 
 
 def fresh_database():
-    from db.scratch import scratch_database
+    from tests.scratch_db import scratch_database
 
     return scratch_database(POSTGRES_ADMIN_URL, "wattsweep_bench")
 
@@ -87,8 +87,8 @@ def submit_throughput(n_models: int = 1000, repetitions: int = 10) -> None:
 
     from db.session import session_factory
     from scheduler.dispatch import submit_sweep
-    from scheduler.spec import parse_sweep
-    from worker.celery_app import make_app
+    from scheduler.spec.schema import parse_sweep
+    from worker.contract.celery_app import make_app
 
     quickstart = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())
     tasks = {
@@ -117,10 +117,10 @@ def serve_calibration_worker(queue: str, name: str) -> None:
 
     WORKLOADS["calibration"] = Calibration()
     if os.environ.get("BENCH_NO_ATTRIBUTION"):  # diagnosis only: skip shared-energy attribution
-        import db.results
+        import db.results.store
 
-        db.results.attribute_shared_energy = lambda session, windows: None
-    from worker.serve import WorkerOptions, serve
+        db.results.store.attribute_shared_energy = lambda session, windows: None
+    from worker.process.celery_worker import WorkerOptions, serve
 
     loglevel = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
     sys.exit(serve(WorkerOptions(queue=queue, device="cpu", name=name, loglevel=loglevel)))
@@ -158,10 +158,10 @@ def run_calibration_sweep(sessions, app, queue: str, n_jobs: int, name: str) -> 
     """Insert and send `n_jobs` calibration jobs; returns (start, last finish) as epoch seconds."""
     from sqlalchemy import func, select
 
-    from db.dispatch import mark_dispatched, sweep_dispatches
     from db.models import Job
-    from db.sweeps import NewJob, insert_sweep
-    from worker.celery_app import send_job_ids
+    from db.queue.reconcile import mark_dispatched, sweep_dispatches
+    from db.queue.sweeps import NewJob, insert_sweep
+    from worker.contract.celery_app import send_job_ids
 
     run = dict(dataset="builtin:texts", repetition=0, n_queries=1, batch_size=1, warmup=0)
     start = time.time()
@@ -184,7 +184,7 @@ def run_calibration_sweep(sessions, app, queue: str, n_jobs: int, name: str) -> 
 
 def orchestration_efficiency(worker_counts=(1, 4, 8), n_jobs: int = 200) -> None:
     from db.session import session_factory
-    from worker.celery_app import make_app
+    from worker.contract.celery_app import make_app
 
     for n in worker_counts:
         with fresh_database() as url, free_redis() as broker, tempfile.TemporaryDirectory() as folder:
@@ -221,9 +221,9 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
 
     from sqlalchemy import text
 
+    from db.queue.leases import Lease, beat, join_job
+    from db.queue.unit_store import store_unit
     from db.session import session_factory
-    from db.shards import store_unit
-    from db.units import Lease, beat, join_job
     from tests.factories import make_reading
     from worker.workloads.base import WorkUnits
 
@@ -272,8 +272,8 @@ def bookkeeping_overhead(n_workers: int = 8, jobs_per_worker: int = 3) -> None:
     import multiprocessing
 
     from db.models import Worker
+    from db.queue.sweeps import NewJob, insert_sweep
     from db.session import session_factory
-    from db.sweeps import NewJob, insert_sweep
 
     runs = [dict(dataset=f"builtin:{name}", repetition=r, n_queries=4, batch_size=1, warmup=0, expected_s=1.0)
             for name in ("texts", "reviews", "news") for r in range(10)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.datasets import load_queries  # noqa: E402
+from worker.data.datasets import load_queries  # noqa: E402
 from worker.workloads import get_workload  # noqa: E402
 from worker.workloads._shared import quiet  # noqa: E402
 from worker.workloads.fill_mask import mask_inside, token_limit  # noqa: E402

@@ -41,7 +41,7 @@ def real_size_models(folder: Path) -> dict[str, str]:
         WhisperForConditionalGeneration,
     )
 
-    from worker.tiny import build_tiny
+    from worker.models.tiny import build_tiny
 
     whisper = build_tiny("whisper", "automatic-speech-recognition")
     tiny = whisper.model.config
@@ -92,7 +92,7 @@ def sweep_data(queries: int, real: dict[str, str] | None, reasoning_tokens: int)
 
 
 def report(sessions, sweep, wall_s: float) -> None:
-    from scheduler.report_data import ReportOptions, gather
+    from scheduler.report.data import ReportOptions, gather
 
     with sessions() as session:
         data = gather(session, sweep, ReportOptions())
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--baseline-s", type=float, default=10.0, help="idle baseline window (0: none)")
     args = parser.parse_args()
 
-    from worker.pinning import apply_pinning, plan_pinning, read_gpu
+    from worker.process.pinning import apply_pinning, plan_pinning, read_gpu
 
     pinning = plan_pinning(gpu=None if args.cpu else args.gpu, device="cpu" if args.cpu else None,
                            hostname=socket.gethostname(), pid=0)
@@ -135,10 +135,10 @@ def main() -> None:
     from db.migrate import upgrade
     from db.models import Sweep
     from db.session import session_factory
-    from scheduler.spec import parse_sweep
-    from scheduler.submit import create_sweep
-    from worker.local import run_sweep_locally
-    from worker.runtime import WorkerRuntime
+    from scheduler.plan.submit import create_sweep
+    from scheduler.spec.schema import parse_sweep
+    from worker.process.local import run_sweep_locally
+    from worker.process.runtime import WorkerRuntime
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/gpu-check.db"

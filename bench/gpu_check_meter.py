@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.pinning import apply_pinning, plan_pinning  # noqa: E402
+from worker.process.pinning import apply_pinning, plan_pinning  # noqa: E402
 
 TARGET = 0.02
 
@@ -38,7 +38,7 @@ def _n(value, unit: str) -> str:
 
 
 def describe_state(state) -> str:
-    from worker.device_state import throttle_reason_names
+    from worker.measure.device_state import throttle_reason_names
 
     if state is None:
         return "no device state"
@@ -93,11 +93,11 @@ def main() -> None:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, pipeline
 
-    from worker.datasets import load_queries
-    from worker.device_state import DeviceStateReader
-    from worker.meter import Meter
-    from worker.pinning import check_torch_device, read_gpu, torch_device_uuid
-    from worker.tiny import build_tiny
+    from worker.data.datasets import load_queries
+    from worker.measure.device_state import DeviceStateReader
+    from worker.measure.meter import Meter
+    from worker.models.tiny import build_tiny
+    from worker.process.pinning import check_torch_device, read_gpu, torch_device_uuid
 
     simulated = not torch.cuda.is_available() and os.environ.get("WATTSWEEP_SIMULATED_GPU") == "1"
     gpu = read_gpu(pinning.gpu_index)

@@ -40,7 +40,7 @@ def real_size_models(folder: Path) -> dict[str, str]:
         ViTImageProcessor,
     )
 
-    from worker.tiny import build_tiny
+    from worker.models.tiny import build_tiny
 
     bert = build_tiny("bert", "text-classification")
     BertForSequenceClassification(BertConfig(vocab_size=len(bert.tokenizer), num_labels=2)).save_pretrained(
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--baseline-s", type=float, default=10.0, help="idle baseline window (0: none)")
     args = parser.parse_args()
 
-    from worker.pinning import apply_pinning, plan_pinning, read_gpu
+    from worker.process.pinning import apply_pinning, plan_pinning, read_gpu
 
     pinning = plan_pinning(gpu=None if args.cpu else args.gpu, device="cpu" if args.cpu else None,
                            hostname=socket.gethostname(), pid=0)
@@ -119,10 +119,10 @@ def main() -> None:
 
     from db.migrate import upgrade
     from db.session import session_factory
-    from scheduler.spec import parse_sweep
-    from scheduler.submit import create_sweep
-    from worker.local import run_sweep_locally
-    from worker.runtime import WorkerRuntime
+    from scheduler.plan.submit import create_sweep
+    from scheduler.spec.schema import parse_sweep
+    from worker.process.local import run_sweep_locally
+    from worker.process.runtime import WorkerRuntime
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/gpu-check.db"

@@ -39,8 +39,8 @@ def quickstart() -> None:
 def harness_overhead(task: str = "text-classification", model: str = "tiny:bert", dataset: str = "builtin:reviews",
                      n_queries: int = 400, rounds: int = 16, bare_kwargs: dict | None = None,
                      params: dict | None = None) -> None:
-    from worker.datasets import load_queries
-    from worker.meter import Meter
+    from worker.data.datasets import load_queries
+    from worker.measure.meter import Meter
     from worker.workloads import get_workload
 
     workload = get_workload(task)

@@ -33,7 +33,7 @@ from bench.paired import compare  # noqa: E402
 
 
 def setup(task: str, model: str, dataset: str, n_queries: int):
-    from worker.datasets import load_queries
+    from worker.data.datasets import load_queries
     from worker.workloads import get_workload
 
     workload = get_workload(task)
@@ -90,7 +90,7 @@ def repeatability(workload, pipeline, queries, params, meter, repetitions: int) 
 
 
 def make_meter(gpu: int | None):
-    from worker.meter import Meter
+    from worker.measure.meter import Meter
 
     meter = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[gpu] if gpu is not None else [],
                   extra_flags=("simulated-gpu",) if gpu is not None else ())

@@ -1,7 +1,7 @@
 """Outlier flags on normal noise: the share of cells in which at least one run is flagged, old rule against new.
 
 old: 3 MADs x 1.4826 from the median, from 3 runs on (before issue 9);
-new: db.stats.outlier_flags (3.5 small-sample-corrected robust sigmas, from 5 runs on).
+new: db.results.stats.outlier_flags (3.5 small-sample-corrected robust sigmas, from 5 runs on).
 
 A cell is n runs drawn from one normal distribution (repetition noise, nothing wrong), so every flag is false.
 Prints figures; asserts nothing. `python bench/outliers.py [cells]` (default 20,000 cells per n, a few seconds).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from db.stats import outlier_flags  # noqa: E402
+from db.results.stats import outlier_flags  # noqa: E402
 
 
 def old_flags(values: list[float]) -> list[bool]:

@@ -53,13 +53,13 @@ def main(argv: list[str]) -> None:
     import redis
     from sqlalchemy import text
 
-    from db.dispatch import mark_dispatched, sweep_dispatches
-    from db.scratch import scratch_database
+    from db.queue.reconcile import mark_dispatched, sweep_dispatches
+    from db.queue.sweeps import NewJob, insert_sweep
     from db.session import get_engine, session_factory
-    from db.sweeps import NewJob, insert_sweep
     from scheduler.dispatch import reconcile_once
+    from tests.scratch_db import scratch_database
     from tests.services import PrivatePostgres, PrivateRedis
-    from worker.celery_app import make_app, send_job_ids
+    from worker.contract.celery_app import make_app, send_job_ids
 
     with PrivatePostgres() as pg, PrivateRedis() as broker, scratch_database(pg.admin_url, "bench") as url:
         sessions, app = session_factory(url), make_app(broker.url(0))

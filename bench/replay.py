@@ -3,16 +3,18 @@
 Input: a TSV with one row per run: task, model, dataset, repetition, duration_s (bench/study_trace.tsv is a
 synthetic one with the study's shape; bench/make_trace.py makes more). The trace is stored as earlier
 measurements (an imported sweep), so the duration estimates come from the database as for any sweep; the
-matching sweep is then built by submit's own code (scheduler.submit.new_job: shards from max_unit_s, expected
+matching sweep is then built by submit's own code (scheduler.plan.submit.new_job: shards from max_unit_s, expected
 durations) and stored. Two modes:
 
     python bench/replay.py bench/study_trace.tsv --simulate 64 [--join 32@0.5]
     python bench/replay.py bench/study_trace.tsv --real 8 --compress 2000 [--join 4@0.5]
 
 --simulate N: a discrete-event simulation of N workers, each driving the workers' own decision code
-(db.workloop.WorkLoop over db.units and db.policy, on a SQLite database); only time is simulated: a unit takes
+(worker.process.loop.WorkLoop over db.queue.leases and db.queue.policy, on a SQLite database); only time is
+simulated: a unit takes
 its run's traced duration times its share of the queries, a model load its expected load time.
---real N --compress F: N real worker processes (worker.serve, the code behind `wattsweep worker`) on Redis
+--real N --compress F: N real worker processes (worker.process.celery_worker, the code behind `wattsweep worker`)
+on Redis
 and Postgres; each query sleeps its share of the traced duration / F, each load its expected load time / F.
 The sleeping workload exists only in these benchmark processes (they replace the workload registry and the
 dataset reader before serving); wattsweep's own tasks and `wattsweep worker` never see it, and the replayed
@@ -100,10 +102,10 @@ def store_trace_as_measurements(session, trace: list[TraceRun], queries: int) ->
 
 def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: float, compress: float | None = None):
     """The replayed sweep, split and estimated by submit's code; returns (sweep id, its NewJobs)."""
-    from db.estimates import earlier_estimates
-    from db.sweeps import insert_sweep
-    from scheduler.expand import PlannedJob, PlannedRun
-    from scheduler.submit import UnitSettings, job_estimate, new_job
+    from db.queue.sweeps import insert_sweep
+    from db.results.estimates import earlier_estimates
+    from scheduler.plan.expand import PlannedJob, PlannedRun
+    from scheduler.plan.submit import UnitSettings, job_estimate, new_job
 
     estimates = earlier_estimates(session, hardware_class=HARDWARE_CLASS)
     grouped: dict[tuple[str, str], list[TraceRun]] = {}
@@ -125,25 +127,25 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
 
 
 def lower_bound_s(units_s: list[float], n: int, join: tuple[int, float] | None) -> float:
-    from scheduler.simulate import lower_bound_s as bound
+    from scheduler.plan.simulate import lower_bound_s as bound
 
     return bound(units_s, n, join)
 
 
-# --- --simulate: the workers' own decisions (db.workloop) on a database, simulated time
+# --- --simulate: the workers' own decisions (worker.process.loop) on a database, simulated time
 
 
 def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, queries: int,
              max_unit_s: float) -> dict:
     from sqlalchemy import select
 
-    from db.dispatch import sweep_dispatches
     from db.migrate import upgrade
     from db.models import Job, Run, Shard, Worker
+    from db.queue.leases import Lease
+    from db.queue.reconcile import sweep_dispatches
     from db.session import session_factory
-    from db.units import Lease
-    from db.workloop import Execute, Load, Loaded, Measured, WorkLoop
     from tests.factories import make_reading
+    from worker.process.loop import Execute, Load, Loaded, Measured, WorkLoop
     from worker.workloads.base import WorkUnits
 
     folder = tempfile.mkdtemp(prefix="wattsweep-replay-")
@@ -226,7 +228,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             now[0] = max(now[0], join_at)
             for index in joiners:
                 add_worker(index)
-                loops[index].recruit_now()  # what worker.serve does when a worker is ready
+                loops[index].recruit_now()  # what worker.process.celery_worker does when a worker is ready
                 idle.append(index)
             joiners = []
             wake()
@@ -270,17 +272,18 @@ class ReplayWorkload:
 
 
 def serve_replay_worker(queue: str, name: str) -> None:
-    """A benchmark worker process: the real worker (worker.serve), with the sleeping workload and a dataset
+    """A benchmark worker process: the real worker (worker.process.celery_worker), with the sleeping workload and a
+    dataset
     reader whose queries are their dataset's name (so that each knows how long to sleep)."""
     from celery import signals
 
-    import worker.datasets
+    import worker.data.datasets
     import worker.workloads
-    from worker.serve import WorkerOptions, serve
+    from worker.process.celery_worker import WorkerOptions, serve
 
     workload = ReplayWorkload()
     worker.workloads.get_workload = lambda task, multi_purpose=False: workload
-    worker.datasets.load_queries = lambda ref, n, input_kind=None: [ref] * n
+    worker.data.datasets.load_queries = lambda ref, n, input_kind=None: [ref] * n
 
     def mark_ready(**_) -> None:  # when this worker takes work (epoch seconds): what --join's bound counts from
         Path(f"{name}.ready").write_text(f"{time.time():.3f}")
@@ -304,11 +307,11 @@ def real(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, compr
     import redis
     from sqlalchemy import func, select
 
-    from db.dispatch import mark_dispatched, sweep_dispatches
     from db.models import Job, Measurement, Run, Shard
-    from db.scratch import scratch_database
+    from db.queue.reconcile import mark_dispatched, sweep_dispatches
     from db.session import session_factory
-    from worker.celery_app import make_app, send_job_ids
+    from tests.scratch_db import scratch_database
+    from worker.contract.celery_app import make_app, send_job_ids
 
     number = _free_redis_number()
     broker = f"{REDIS_URL}/{number}"
@@ -463,10 +466,10 @@ def _warm_up(sessions, app, n: int) -> None:
     """One tiny job per worker first: CodeCarbon's one-off hardware probe is not scheduling."""
     from sqlalchemy import func, select
 
-    from db.dispatch import sweep_dispatches
     from db.models import Job
-    from db.sweeps import NewJob, insert_sweep
-    from worker.celery_app import send_job_ids
+    from db.queue.reconcile import sweep_dispatches
+    from db.queue.sweeps import NewJob, insert_sweep
+    from worker.contract.celery_app import send_job_ids
 
     run = dict(dataset="warm-up", repetition=0, n_queries=1, batch_size=1, warmup=0)
     with sessions.begin() as session:

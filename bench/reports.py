@@ -61,7 +61,7 @@ SELECT id, NULL, 'load', 'gpu0@bench', now(), 5, 0.0001, 0, 0.0001, 0, 0.00003, 
 
 
 def scratch_postgres():
-    from db.scratch import scratch_database
+    from tests.scratch_db import scratch_database
 
     return scratch_database(ADMIN_URL, "wattsweep_bench")
 
@@ -113,8 +113,8 @@ def html_report_10k(database: str = "sqlite") -> None:
     from db.migrate import upgrade
     from db.models import Sweep
     from db.session import session_factory
-    from scheduler.report import render
-    from scheduler.report_data import ReportOptions, gather
+    from scheduler.report.data import ReportOptions, gather
+    from scheduler.report.render import render
     from tests.results_data import SeedModel, seed_sweep
 
     def run(url: str) -> None:

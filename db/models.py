@@ -91,7 +91,7 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
-    # The cell's sweep-axis values (migration 0011; worker.catalog.SWEEP_AXES): one column each, for every axis
+    # The cell's sweep-axis values (migration 0011; worker.contract.catalog.SWEEP_AXES): one column each, for every axis
     # that applies to the task, so that SQL can group by them; cell_key names the values given as lists.
     cell_key: Mapped[str] = mapped_column(String(300), default="", server_default="")
     batch_size: Mapped[int | None] = mapped_column(Integer)
@@ -102,7 +102,7 @@ class Job(Base):
     width_px: Mapped[int | None] = mapped_column(Integer)
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
     load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
-    # Duration estimates written at submit (db.estimates): the job's expected work and model load, and where the
+    # Duration estimates written at submit (db.results.estimates): the job's expected work and model load, and where the
     # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
     expected_s: Mapped[float | None] = mapped_column(Float)
     load_expected_s: Mapped[float | None] = mapped_column(Float)
@@ -250,7 +250,7 @@ class Measurement(Base):
     output_tokens_p50: Mapped[float | None] = mapped_column(Float)  # per query, where lengths vary (reasoning)
     output_tokens_p95: Mapped[float | None] = mapped_column(Float)
 
-    # Measurement quality (see worker/baseline.py and db/attribution.py).
+    # Measurement quality (see worker/measure/baseline.py and db/results/attribution.py).
     baseline_id: Mapped[int | None] = mapped_column(ForeignKey("idle_baselines.id"))
     idle_energy_kwh: Mapped[float | None] = mapped_column(Float)  # idle power x duration; net = energy - idle
     # Each component's idle power x duration (node-wide; idle_energy_kwh is their sum). Migration 0019.
@@ -263,7 +263,7 @@ class Measurement(Base):
     cpu_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)  # share of machine-wide CPU energy
     ram_energy_attributed_kwh: Mapped[float | None] = mapped_column(Float)
     max_concurrent_windows: Mapped[int | None] = mapped_column(Integer)  # windows overlapping on this host
-    # The host's CPU and RAM energy over the window as a time series (migration 0017, worker/host_energy.py):
+    # The host's CPU and RAM energy over the window as a time series (migration 0017, worker/measure/host_energy.py):
     # {"t_s": [end of each sample interval, s after started_at], "cpu_j": [J in it], "ram_j": [J in it]}.
     host_samples: Mapped[dict[str, Any] | None]
     power_samples: Mapped[int | None] = mapped_column(Integer)
@@ -304,14 +304,14 @@ class IdleBaseline(Base):
     gpu_method: Mapped[str] = mapped_column(String(30))
     ram_method: Mapped[str] = mapped_column(String(30))
     # Migration 0019: idle energy per component over the baseline window, the GPU's state when it began, and
-    # how it was taken (worker/baseline.py).
+    # how it was taken (worker/measure/baseline.py).
     cpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
     gpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
     ram_energy_kwh: Mapped[float | None] = mapped_column(Float)
     gpu_temperature_c: Mapped[float | None] = mapped_column(Float)
     gpu_sm_clock_mhz: Mapped[float | None] = mapped_column(Float)
     gpu_power_limit_w: Mapped[float | None] = mapped_column(Float)
-    gpu_throttle_reasons: Mapped[int | None] = mapped_column(Integer)  # NVML bit mask (worker.device_state)
+    gpu_throttle_reasons: Mapped[int | None] = mapped_column(Integer)  # NVML bit mask (worker.measure.device_state)
     settled: Mapped[bool | None] = mapped_column(Boolean)  # GPU power stable first; False: timed out; NULL: no GPU
     settle_s: Mapped[float | None] = mapped_column(Float)  # seconds waited for it
     reason: Mapped[str | None] = mapped_column(String(30))  # first | age | temperature-drift | per-run

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///wattsweep.db"
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Kept so that deployments that set it still start (0 included); it no longer changes anything: in task mode
-    # CodeCarbon reads each window at its ends, and the meter flags the real limits (worker.meter.window_flags).
+    # CodeCarbon reads each window at its ends, and the meter flags the real limits (worker.measure.meter.window_flags).
     measure_power_secs: float = Field(1.0, ge=0, allow_inf_nan=False)
     lease_timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)  # a lease without a heartbeat this long is stale
     heartbeat_interval_s: float = Field(15.0, gt=0, allow_inf_nan=False)

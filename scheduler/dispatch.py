@@ -2,10 +2,10 @@
 
 Postgres is the source of truth and Redis only a dispatch channel that may lose
 or repeat messages. Messages carry job ids; the database decides which unit a
-worker takes (db.policy). A repeated message is harmless (the unit leases
+worker takes (db.queue.policy). A repeated message is harmless (the unit leases
 decide), so when in doubt we send again. `reconcile` compares the two:
 
-- candidates come from the database (db.dispatch.dispatch_candidates): jobs of
+- candidates come from the database (db.queue.reconcile.dispatch_candidates): jobs of
   distributed, non-cancelled sweeps with units left to claim (pending, or under
   a stale lease with attempts left) and no live worker on them, not sent in the
   last grace period; units whose worker died on every attempt fail first;
@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.dispatch import (
+from db.models import Job, Run
+from db.queue.leases import fail_dead_units
+from db.queue.reconcile import (
     cancel_sweep,
     candidate_counts,
     dispatch_candidates,
@@ -41,12 +43,10 @@ from db.dispatch import (
     sweep_dispatches,
     unfinished_sweep,
 )
-from db.models import Job, Run
-from db.units import fail_dead_units
-from scheduler.spec import SweepSpec
-from scheduler.submit import create_sweep
-from worker.broker import queue_lengths, ready_job_ids, reserved_job_ids
-from worker.celery_app import SendFailed, send_job_ids
+from scheduler.plan.submit import create_sweep
+from scheduler.spec.schema import SweepSpec
+from worker.contract.broker import queue_lengths, ready_job_ids, reserved_job_ids
+from worker.contract.celery_app import SendFailed, send_job_ids
 
 log = logging.getLogger(__name__)
 

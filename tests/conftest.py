@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from db.migrate import upgrade
-from db.scratch import scratch_database
 from db.session import session_factory
+from tests.scratch_db import scratch_database
 
 # A short idle baseline keeps tests quick; the 20 s default is for real measurements.
 os.environ.setdefault("WATTSWEEP_BASELINE_WINDOW_S", "1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from worker.meter import Reading
+from worker.measure.meter import Reading
 
 
 def make_reading(energy_kwh: float = 2e-6, duration_s: float = 1.0, started_at: datetime | None = None,

@@ -6,7 +6,7 @@ reconfigured. A test that needs a database or broker on another address (a
 network namespace's veth), or one it may crash, starts its own here:
 
     with PrivatePostgres(host="10.23.0.1") as pg, PrivateRedis(host="10.23.0.1") as broker:
-        with scratch_database(pg.admin_url) as url:   # a migrated database (db.scratch)
+        with scratch_database(pg.admin_url) as url:   # a migrated database (tests.scratch_db)
             ...
         pg.kill(); pg.start()       # a crash, then crash recovery, same data and port
         broker.restart()            # stop + start: without appendonly its queues are gone

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Measurement, Worker
-from db.scratch import scratch_database
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.conftest import (
     REDIS_URL,
@@ -28,6 +27,7 @@ from tests.distributed.conftest import (
     sweep_yaml,
     tiny_bert_dir,  # noqa: F401 - the fixture, by name
 )
+from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
 
 ok, why = SimNode.available()

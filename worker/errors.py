@@ -1,8 +1,8 @@
 """The loaders' errors, which `execute_job` tells apart from a failing workload.
 
 Each message says what is wrong and how to fix it. Below every loader, so that
-`worker.datasets` and `worker.hf_datasets` (or `worker.loading` and
-`worker.hub`) need not import each other to share one.
+`worker.data.datasets` and `worker.data.hf_datasets` (or `worker.models.loading` and
+`worker.models.hub`) need not import each other to share one.
 """
 
 

@@ -41,7 +41,7 @@ def submit(
     from scheduler.dispatch import NotSent, SweepUnfinished, submit_sweep
 
     spec = load_spec(sweep_file)
-    from worker.celery_app import queue_name_problem
+    from worker.contract.celery_app import queue_name_problem
 
     if problem := queue_name_problem(hardware_class or spec.hardware_class):
         fail(f"--hardware-class: {problem}")
@@ -73,7 +73,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
     """Run jobs from one queue on one pinned device (one worker per GPU), until SIGTERM."""
-    from worker.serve import WorkerOptions, WorkerStartError, serve
+    from worker.process.celery_worker import WorkerOptions, WorkerStartError, serve
 
     if loglevel.upper() not in LOG_LEVELS:
         fail(f"--loglevel {loglevel[:40]!r}: unknown level; allowed are {', '.join(LOG_LEVELS)}")
@@ -98,7 +98,7 @@ def reconcile(
     """Send again the jobs the broker lost and those whose worker died (Postgres decides what is left)."""
     from scheduler.dispatch import Reconciled, reconcile_once
     from scheduler.dispatch import watch as watch_loop
-    from worker.broker import redis_client
+    from worker.contract.broker import redis_client
 
     settings = settings_with_broker(database_url, broker_url)
     sessions = open_sessions(settings.database_url)

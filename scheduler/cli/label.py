@@ -28,8 +28,8 @@ def label(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Write <out>.svg and <out>.png: model, Wh per 1,000 queries, task, date, hardware, stars, reference set."""
-    from scheduler.label import LabelData, to_png, to_svg
-    from scheduler.report_data import ReportOptions, gather
+    from scheduler.report.data import ReportOptions, gather
+    from scheduler.report.label import LabelData, to_png, to_svg
 
     if rating_energy not in ("gpu", "headline"):
         fail(f"--rating-energy {rating_energy!r}: use gpu or headline")

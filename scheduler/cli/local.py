@@ -21,7 +21,7 @@ def run(
     hardware_class: Annotated[str | None, typer.Option(help="Override the file's hardware_class.")] = None,
 ) -> None:
     """Run a sweep in this process (local mode) and print its per-task summary."""
-    from scheduler.submit import create_sweep
+    from scheduler.plan.submit import create_sweep
 
     spec = load_spec(sweep_file)
     settings = settings_for(database_url)
@@ -34,7 +34,7 @@ def run(
     _run_with_progress(sweep_id, sweep_hardware, sessions, settings)
     print_summary(sessions, sweep_id, cells=False)  # `wattsweep report` adds the per-model statistics
     with sessions() as session:
-        from db.sweeps import failed_jobs
+        from db.queue.sweeps import failed_jobs
 
         failed = failed_jobs(session, sweep_id=sweep_id)
         for job in failed:
@@ -47,12 +47,12 @@ def run(
 def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from db.sweeps import sweep_progress
-    from worker.local import run_sweep_locally
-    from worker.runtime import WorkerRuntime, local_worker_id
+    from db.queue.sweeps import sweep_progress
+    from worker.process.local import run_sweep_locally
+    from worker.process.runtime import WorkerRuntime, local_worker_id
 
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    from worker.inventory import HostIdentityError
+    from worker.process.inventory import HostIdentityError
 
     try:
         runtime = WorkerRuntime(worker_id=local_worker_id(), device="cpu", hardware_class=hardware_class,

@@ -64,7 +64,7 @@ def open_sessions(database_url: str | None, *, migrate_sqlite: bool = False):
 
 def settings_with_broker(database_url: str | None, broker_url: str | None):
     """Settings with both URLs, after checking that Redis answers (exit 2 with the masked URL if not)."""
-    from worker.broker import BrokerUnavailable, check_broker
+    from worker.contract.broker import BrokerUnavailable, check_broker
 
     settings = settings_for(database_url)
     if broker_url:
@@ -77,14 +77,14 @@ def settings_with_broker(database_url: str | None, broker_url: str | None):
 
 
 def celery_for(settings):
-    from worker.celery_app import make_app
+    from worker.contract.celery_app import make_app
 
     return make_app(settings.broker_url, settings.visibility_timeout_s)
 
 
 def load_spec(sweep_file: Path):
     """The validated sweep file, or exit 2 with the message naming the field and the fix."""
-    from scheduler.spec import SpecError, load_sweep
+    from scheduler.spec.schema import SpecError, load_sweep
 
     try:
         return load_sweep(sweep_file)
@@ -93,7 +93,7 @@ def load_spec(sweep_file: Path):
 
 
 def find_sweep_or_fail(session, sweep: str | None):
-    from db.sweeps import SweepNotFound, find_sweep
+    from db.queue.sweeps import SweepNotFound, find_sweep
 
     try:
         return find_sweep(session, ref=sweep)

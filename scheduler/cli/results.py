@@ -33,7 +33,7 @@ app.add_typer(import_app, name="import")
 
 def print_summary(sessions, sweep_id: int, out: Console | None = None, grid_intensity: float | None = None,
                    cells: bool = True) -> None:
-    from scheduler.report_table import print_report
+    from scheduler.report.table import print_report
 
     with sessions() as session:
         print_report(out or console, session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity, cells=cells)
@@ -64,8 +64,8 @@ def report(
         "--level", help="CSV rows: task, model, or cell (model x dataset, with 95% CI).")] = "task",
 ) -> None:
     """A sweep's results: per-task table (default), CSV, JSON, or a self-contained HTML report with charts."""
-    from scheduler.report import FORMATS, LEVELS
-    from scheduler.report_study import ACCOUNTING
+    from scheduler.report.render import FORMATS, LEVELS
+    from scheduler.report.study import ACCOUNTING
 
     if accounting not in ACCOUNTING:
         fail(f"--accounting {accounting!r}: use headline or study")
@@ -101,8 +101,8 @@ def report(
 
         _print_tables(found, out, tables, width=120)
         return
-    from scheduler.report import render
-    from scheduler.report_data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
+    from scheduler.report.data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
+    from scheduler.report.render import render
 
     try:
         options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
@@ -141,8 +141,8 @@ def _write_text(text: str, out: Path | None) -> None:
 
 
 def _report_study(sessions, sweep: str | None, format: str, out: Path | None) -> None:
-    """`--accounting study`: the study's arithmetic over the node-wide readings (scheduler.report_study)."""
-    from scheduler.report_study import print_study, study_document, to_csv, to_json
+    """`--accounting study`: the study's arithmetic over the node-wide readings (scheduler.report.study)."""
+    from scheduler.report.study import print_study, study_document, to_csv, to_json
 
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
@@ -155,8 +155,8 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
 
 
 def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None) -> None:
-    from scheduler.report_data import ReportOptions, gather
-    from scheduler.report_table import print_ratings
+    from scheduler.report.data import ReportOptions, gather
+    from scheduler.report.table import print_ratings
 
     with sessions() as session:
         data = gather(session, found, ReportOptions(rating_energy=energy, rate_against=rate_against))
@@ -180,7 +180,7 @@ def import_codecarbon(
     """Import CodeCarbon 2.x/3.x CSV files in one transaction: a malformed file imports nothing."""
     from datetime import datetime
 
-    from db.imports import ImportRefused, import_windows
+    from db.results.imports import ImportRefused, import_windows
     from scheduler.importer import ImportFileError, hardware_class_of, options_problem, read_files
     from worker.workloads import WORKLOADS
 
@@ -229,7 +229,7 @@ def export(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Export the flat runs view (one row per run, with its measurement and worker) of a sweep."""
-    from db.views import run_rows
+    from db.results.views import run_rows
 
     if format not in ("csv", "parquet"):
         fail(f"--format {format!r}: use csv or parquet")
@@ -245,7 +245,7 @@ def export(
 def _write_csv(out: Path, batches) -> int:
     import csv
 
-    from db.views import VIEW_COLUMNS
+    from db.results.views import VIEW_COLUMNS
 
     rows = 0
     with open_out(out) as handle:
@@ -262,7 +262,7 @@ def _write_parquet(out: Path, batches) -> int:
     import pyarrow.parquet as pq
     from sqlalchemy import BigInteger, Boolean, DateTime, Float
 
-    from db.views import VIEW_COLUMNS
+    from db.results.views import VIEW_COLUMNS
 
     def arrow(sql_type):
         if isinstance(sql_type, BigInteger):
@@ -298,7 +298,7 @@ def compare(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Energy of the same (task, model) in two sweeps: kWh per 1,000 queries and the ratio B / A."""
-    from db.views import compare_rows, unmatched_models
+    from db.results.views import compare_rows, unmatched_models
 
     if format not in ("table", "csv", "json"):
         fail(f"--format {format!r}: use table, csv or json")
@@ -317,7 +317,7 @@ def compare(
     elif format == "json":
         import json
 
-        from scheduler.report_data import HEADLINE
+        from scheduler.report.data import HEADLINE
 
         sys.stdout.write(json.dumps({"a": {"id": a.id, "name": a.name}, "b": {"id": b.id, "name": b.name},
                                      "energy": HEADLINE, "pairs": rows, "only_in_a": only_a, "only_in_b": only_b},

@@ -97,7 +97,7 @@ def slurm(
     wattsweep slurm --queue a100 --gpus-per-node 8 --time 12:00:00 --until-done my-sweep --submit
     """
     from scheduler.slurm import SlurmOptionError, SlurmOptions, render
-    from worker.celery_app import queue_name_problem
+    from worker.contract.celery_app import queue_name_problem
 
     if problem := queue_name_problem(queue):
         fail(f"--queue: {problem}")

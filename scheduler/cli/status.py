@@ -18,7 +18,7 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until the sweep finishes.")] = False,
 ) -> None:
     """Jobs and runs of a sweep: done, running (on which worker), queued, failed, and an ETA."""
-    from scheduler.live_view import status_lines
+    from scheduler.report.live_view import status_lines
 
     sessions = open_sessions(database_url)
     settings = settings_for(database_url)
@@ -40,8 +40,8 @@ def _watch_status(sessions, sweep_id: int) -> None:
     from rich.text import Text
 
     from db.models import Sweep
-    from db.sweeps import sweep_progress
-    from scheduler.live_view import status_lines
+    from db.queue.sweeps import sweep_progress
+    from scheduler.report.live_view import status_lines
 
     def render():
         with sessions() as session:
@@ -63,7 +63,7 @@ def workers(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Workers: host, device, hardware, current job, last heartbeat."""
-    from scheduler.live_view import workers_table
+    from scheduler.report.live_view import workers_table
 
     settings = settings_for(database_url)
     sessions = open_sessions(database_url)

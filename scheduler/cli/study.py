@@ -33,7 +33,7 @@ def _estimates(database_url: str | None, hardware_class: str) -> tuple[dict, str
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
             and not Path(parsed.database).exists():
         return {}, f"no database at {masked(url)} yet"
-    from db.estimates import earlier_estimates
+    from db.results.estimates import earlier_estimates
     from db.session import session_factory
 
     try:
@@ -66,7 +66,7 @@ def plan(
     """Jobs, runs, queries, models and datasets to download, and GPU-hours and kWh from earlier runs."""
     from rich.table import Table
 
-    from scheduler.plan import make_plan
+    from scheduler.plan.workers import make_plan
 
     spec = load_spec(sweep_file)
     target = hardware_class or spec.hardware_class
@@ -120,8 +120,8 @@ def plan(
 
 
 def _print_schedule(spec, hardware_class: str, estimates: dict, workers: int) -> None:
-    from scheduler.durations import duration
-    from scheduler.plan import make_schedule
+    from scheduler.plan.durations import duration
+    from scheduler.plan.workers import make_schedule
 
     s = make_schedule(spec, workers=workers, hardware_class=hardware_class, estimates=estimates)
     bound = "longest unit" if s.longest_unit_s >= s.total_s / workers else "total / workers"
@@ -144,10 +144,10 @@ def pull(sweep_file: SweepFile) -> None:
     """
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
-    from scheduler.plan import make_plan
-    from worker.hf_datasets import pull_dataset
-    from worker.hub import pull_model
-    from worker.refs import parse_model_ref
+    from scheduler.plan.workers import make_plan
+    from worker.contract.refs import parse_model_ref
+    from worker.data.hf_datasets import pull_dataset
+    from worker.models.hub import pull_model
 
     spec = load_spec(sweep_file)
     result = make_plan(spec)

@@ -224,7 +224,7 @@ def end_all(processes: list[Supervised], timeout_s: float = 20.0) -> None:
 
 
 def save_tiny_model(folder: Path) -> Path:
-    from worker.loading import load_for_task
+    from worker.models.loading import load_for_task
 
     model = folder / "bert"
     if not (model / "config.json").exists():

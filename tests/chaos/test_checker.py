@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from db.models import Measurement
-from db.shards import store_unit
-from db.units import claim_next
+from db.queue.leases import claim_next
+from db.queue.unit_store import store_unit
 from tests.chaos.harness import check_stored
 from tests.db.test_jobs import W1, first_job_id, make_sweep
 from tests.factories import make_reading

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from db.attribution import Concurrency, share
 from db.models import Measurement
-from db.results import record_load, record_run
+from db.results.attribution import Concurrency, share
+from db.results.store import record_load, record_run
 from tests.db.test_quality import _sweep
 from tests.factories import make_reading
 from worker.workloads.base import WorkUnits

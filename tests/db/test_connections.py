@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from db.attribution import lock_host
+from db.results.attribution import lock_host
 from db.session import make_engine, postgres_connect_args, session_factory
 from db.settings import make_settings
 
@@ -80,7 +80,7 @@ def test_unreachable_server_is_an_error_not_a_hang():
 
 FROZEN_STORE = textwrap.dedent("""
     import os, signal, sys
-    from db.attribution import lock_host
+    from db.results.attribution import lock_host
     from db.session import session_factory
     with session_factory(sys.argv[1]).begin() as session:
         lock_host(session, "node-frozen")

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select, text
 
 from db.models import Measurement
-from db.results import record_run
-from db.stats import cell_stats, headline_kwh
-from db.views import cell_rows, model_rows, progress_row, task_rows
+from db.results.stats import cell_stats, headline_kwh
+from db.results.store import record_run
+from db.results.views import cell_rows, model_rows, progress_row, task_rows
 from tests.db.test_quality import T0, _sweep
 from tests.factories import make_reading
 from tests.results_data import INTENSITY_G_PER_KWH, SeedModel, seed_sweep
@@ -101,7 +101,7 @@ def test_cell_summary_confidence_intervals_match_scipy(sessions, n):
 
 
 def test_plan_estimates_use_the_headline(sessions):
-    from db.estimates import earlier_estimates
+    from db.results.estimates import earlier_estimates
 
     with sessions.begin() as session:
         seed_sweep(session, name="earlier", models=[SeedModel("fill-mask", "hub:org/a", [0.010, 0.030])])

@@ -7,10 +7,7 @@ from sqlalchemy import func, select, update
 
 from db.clock import seconds_ago
 from db.models import Job, Measurement, Run, Shard, Worker
-from db.results import record_run
-from db.shards import store_unit
-from db.sweeps import NewJob, insert_sweep, sweep_progress
-from db.units import (
+from db.queue.leases import (
     Lease,
     LeaseLost,
     beat,
@@ -20,6 +17,9 @@ from db.units import (
     finish_if_complete,
     join_job,
 )
+from db.queue.sweeps import NewJob, insert_sweep, sweep_progress
+from db.queue.unit_store import store_unit
+from db.results.store import record_run
 from tests.factories import make_reading
 from worker.workloads.base import WorkUnits
 

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 
 from db.clock import age_s, seconds_ago, server_now
-from db.live import register_worker, unregister_worker
 from db.models import Job, Measurement, Shard, Unavailable, Worker
-from db.units import Lease, beat, claim_next, join_job, mark_unavailable
-from db.workloop import Execute, Failed, Load, Loaded, WorkLoop
+from db.queue.leases import Lease, beat, claim_next, join_job, mark_unavailable
+from db.queue.live import register_worker, unregister_worker
 from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
-from worker.execute import _pinned, _store_load
+from worker.process.executor import _pinned, _store_load
+from worker.process.loop import Execute, Failed, Load, Loaded, WorkLoop
 
 
 def test_lease_stamps_are_the_servers_clock_whatever_the_workers_clock_says(sessions, monkeypatch):

@@ -17,9 +17,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
 from db.models import Measurement
-from db.scratch import scratch_database
 from db.session import make_engine
 from db.settings import make_settings
+from tests.scratch_db import scratch_database
 from tests.services import PrivatePostgres, _wait_for_port, free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbouncer") is None, reason="needs pgbouncer (Debian's package)")

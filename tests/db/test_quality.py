@@ -10,14 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.jobs import claim_job, pending_runs
 from db.models import Job, Measurement, Worker
-from db.results import record_load, record_run
+from db.queue.jobs import claim_job, pending_runs
+from db.queue.sweeps import NewJob, insert_sweep
+from db.results.stats import cell_stats, outlier_flags, spread, t_quantile_975
+from db.results.store import record_load, record_run
 from db.session import session_factory
-from db.stats import cell_stats, outlier_flags, spread, t_quantile_975
-from db.sweeps import NewJob, insert_sweep
 from tests.factories import make_reading
-from worker.baseline import store_baseline
+from worker.measure.baseline import store_baseline
 from worker.workloads.base import WorkUnits
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

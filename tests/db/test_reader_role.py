@@ -12,8 +12,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from db.results.views import VIEW_COLUMNS
 from db.session import session_factory
-from db.views import VIEW_COLUMNS
 from tests.results_data import SeedModel, seed_sweep
 
 DENIED = ("permission denied", "read-only transaction", "must be owner", "must be superuser",

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from db.jobs import claim_job, pending_runs
 from db.models import Measurement, Sweep
-from db.results import record_run
+from db.queue.jobs import claim_job, pending_runs
+from db.results.store import record_run
 from db.retry import run_in_transaction
 from db.session import session_factory
 from tests.db.test_jobs import first_job_id, make_sweep, reading

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Measurement, Run, Shard
-from db.shards import store_unit
-from db.units import claim_next
+from db.queue.leases import claim_next
+from db.queue.unit_store import store_unit
 from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
 from worker.workloads.base import WorkUnits
@@ -67,7 +67,7 @@ def test_shards_add_up_to_their_run_and_keep_their_own_provenance(sessions):
 
 
 def test_a_sharded_run_counts_once_in_the_statistics(sessions):
-    from db.stats import cell_stats
+    from db.results.stats import cell_stats
 
     sweep_id = make_sweep(sessions, n_jobs=1, n_runs=2, shards=SHARDS)
     job_id = first_job_id(sessions, sweep_id)

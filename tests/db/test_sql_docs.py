@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from db.views import VIEW_COLUMNS
+from db.results.views import VIEW_COLUMNS
 from tests.results_data import SeedModel, seed_sweep
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "sql.md").read_text()

@@ -10,7 +10,7 @@ from sqlalchemy import inspect, text
 
 from db.migrate import alembic_config
 from db.models import Measurement
-from db.views import VIEW_COLUMNS, hardware_rows, model_kind_rows, model_rows, progress_row, task_rows
+from db.results.views import VIEW_COLUMNS, hardware_rows, model_kind_rows, model_rows, progress_row, task_rows
 from tests.results_data import INTENSITY_G_PER_KWH, SeedModel, seed_sweep
 
 A = [0.010, 0.020, 0.030, 0.060]  # model a: even count (median interpolates)

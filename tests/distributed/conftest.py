@@ -69,7 +69,7 @@ def redis_db():
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A tiny BERT fill-mask model saved once; jobs point at symlinks to it so that each is a distinct model."""
-    from worker.loading import load_for_task
+    from worker.models.loading import load_for_task
 
     folder = tmp_path_factory.mktemp("models") / "bert"
     load_for_task("tiny:bert", "fill-mask", "cpu").save_pretrained(folder)

@@ -9,10 +9,10 @@ from celery import Celery
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import func, select
 
-from db.dispatch import Dispatch
 from db.models import Job, Measurement, Run
+from db.queue.reconcile import Dispatch
 from tests.distributed.conftest import sweep_yaml
-from worker.celery_app import RUN_JOB, make_app, send_job_ids
+from worker.contract.celery_app import RUN_JOB, make_app, send_job_ids
 
 
 def send_raw(broker_url: str, queue: str, body: bytes, content_type: str) -> None:

@@ -79,7 +79,7 @@ def test_flower_reads_but_cannot_touch_the_queues(acl_redis):
     flower = client(acl_redis, "flower", PASSWORDS["REDIS_FLOWER_PASSWORD"])
     assert flower.llen("a100") == 1 and flower.lrange("a100", 0, -1) == [b"job message"]
     flower.sadd("_kombu.binding.celeryev", "flower's event queue")  # what its event receiver declares
-    flower.publish("/0.celeryev/worker.heartbeat", "x")
+    flower.publish("/0.celeryev/worker.process.heartbeat", "x")
     for command in (("LPUSH", "a100", "forged"), ("DEL", "a100"), ("RPOP", "a100"), ("HDEL", "unacked", "t")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             flower.execute_command(*command)
@@ -103,7 +103,7 @@ def test_a_worker_drains_a_sweep_as_the_wattsweep_user_with_remote_control_off(a
         # No pidbox: nothing to shut workers down with, whoever holds a broker password.
         admin = client(acl_redis, "wattsweep", PASSWORDS["REDIS_PASSWORD"])
         assert not admin.exists("_kombu.binding.celery.pidbox")
-        from worker.celery_app import make_app
+        from worker.contract.celery_app import make_app
 
         assert make_app(broker_url).control.ping(timeout=1.0) == []
     finally:

@@ -3,7 +3,7 @@ same job id delivered to many workers; a late joiner; SIGKILL mid-shard; the lon
 
 Duration estimates here are the prior (a fresh database has no earlier measurements): for a fill-mask `path:`
 model about 0.011 s per query and a 5.9 s load, so a worker joins a job that already has workers when its share
-of the job's remaining work is at least 2 x 5.9 s (db.policy.JOIN_FACTOR): about 1,100 queries.
+of the job's remaining work is at least 2 x 5.9 s (db.queue.policy.JOIN_FACTOR): about 1,100 queries.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def test_a_job_of_8_runs_spreads_over_4_workers_each_loading_the_model_once(clus
 
 
 def test_the_same_job_id_delivered_to_several_workers_at_once_stores_every_unit_once(cluster, tiny_bert_dir):
-    from db.dispatch import Dispatch
-    from worker.celery_app import make_app, send_job_ids
+    from db.queue.reconcile import Dispatch
+    from worker.contract.celery_app import make_app, send_job_ids
 
     sweep_id = cluster.submit(sweep_yaml("many", [f"path:{tiny_bert_dir}"], queries=600, repetitions=6))
     with cluster.sessions() as session:
@@ -146,7 +146,7 @@ def test_the_longest_expected_unit_is_dispatched_first(cluster, tiny_bert_dir):
         expected = dict(session.execute(select(Job.model, Job.expected_s).where(Job.sweep_id == sweep_id)).all())
         long_job = session.scalar(select(Job.id).where(Job.model == long_))
     assert expected[long_] > expected[short]
-    from worker.broker import decode_job_id
+    from worker.contract.broker import decode_job_id
 
     assert decode_job_id(cluster.redis.lindex(cluster.queue, -1)) == long_job  # the first message out
     worker = cluster.start_worker("order")

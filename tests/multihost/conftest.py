@@ -17,9 +17,9 @@ import sys
 
 import pytest
 
-from db.scratch import scratch_database
 from tests.distributed.conftest import Cluster, WorkerProcess, tiny_bert_dir  # noqa: F401  (fixture used here)
 from tests.multihost.netns import TestNetwork, netns_missing
+from tests.scratch_db import scratch_database
 from tests.services import PrivatePostgres, PrivateRedis
 
 HOSTS = 2

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 import redis
 
-from db.scratch import scratch_database
+from tests.scratch_db import scratch_database
 from tests.services import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.multihost

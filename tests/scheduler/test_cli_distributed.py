@@ -123,7 +123,7 @@ def test_submit_when_the_broker_drops_after_its_check_says_what_was_stored_and_r
     """Issue 11, defect 9: one line naming the stored sweep and what was not sent, exit 1, no traceback; the jobs
     are not marked sent, so that `wattsweep reconcile` sends them at once (not after the grace period)."""
     from db.models import Job
-    from worker.broker import ready_job_ids
+    from worker.contract.broker import ready_job_ids
 
     number = request.getfixturevalue("redis_db")  # the distributed tests' Redis database lock
     (cli.folder / "three.yaml").write_text(sweep_yaml("dropped", ["tiny:bert", "hub:org/a", "hub:org/b"]))

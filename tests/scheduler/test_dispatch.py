@@ -13,15 +13,15 @@ import redis
 from sqlalchemy import select, update
 
 from db.clock import seconds_ago
-from db.dispatch import Dispatch, requeue_failed
 from db.models import Job, Run, Shard, Worker
+from db.queue.leases import Lease, beat, claim_next, fail_job, join_job
+from db.queue.reconcile import Dispatch, requeue_failed
 from db.session import session_factory
-from db.units import Lease, beat, claim_next, fail_job, join_job
 from scheduler.dispatch import cancel, reconcile_once, retry_failed, submit_sweep
-from scheduler.spec import parse_sweep
+from scheduler.spec.schema import parse_sweep
 from tests.distributed.conftest import REDIS_URL, redis_db  # noqa: F401  (a fixture)
-from worker.broker import UNACKED_INDEX_KEY, UNACKED_KEY, decode_job_id, ready_job_ids, reserved_job_ids
-from worker.celery_app import make_app
+from worker.contract.broker import UNACKED_INDEX_KEY, UNACKED_KEY, decode_job_id, ready_job_ids, reserved_job_ids
+from worker.contract.celery_app import make_app
 
 SPEC = {
     "name": "plan", "hardware_class": "cpu-x", "carbon": {"grid_intensity_g_per_kwh": 100},
@@ -148,8 +148,8 @@ def test_dispatch_is_sortable_by_job_id():
 
 
 def test_the_scheduler_never_imports_the_gpu_stack():
-    code = ("import sys, scheduler.cli, scheduler.dispatch, scheduler.cli.distributed, worker.celery_app, "
-            "worker.broker\n"
+    code = ("import sys, scheduler.cli, scheduler.dispatch, scheduler.cli.distributed, worker.contract.celery_app, "
+            "worker.contract.broker\n"
             "print([m for m in ('torch', 'transformers', 'diffusers', 'codecarbon') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

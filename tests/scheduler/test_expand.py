@@ -1,7 +1,7 @@
 """Matrix expansion is a pure function: jobs = (task, model, hardware class), runs = (dataset, repetition)."""
 
-from scheduler.expand import expand
-from scheduler.spec import parse_sweep
+from scheduler.plan.expand import expand
+from scheduler.spec.schema import parse_sweep
 
 SPEC = {
     "name": "m",
@@ -57,7 +57,7 @@ AXES_SPEC = {
 
 
 def test_combinations_cross_the_lists_first_axis_slowest():
-    from scheduler.expand import combinations
+    from scheduler.plan.expand import combinations
 
     assert combinations({"batch_size": [1, 8], "max_new_tokens": [10, 20], "dtype": None}) == [
         {"batch_size": 1, "max_new_tokens": 10, "dtype": None}, {"batch_size": 1, "max_new_tokens": 20, "dtype": None},

@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from db.results.views import VIEW_COLUMNS
 from db.session import session_factory
-from db.views import VIEW_COLUMNS
 from scheduler.cli import app
 from tests.results_data import SeedModel, seed_sweep
 

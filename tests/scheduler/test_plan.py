@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.estimates import earlier_estimates
 from db.models import Job, Run
-from db.results import record_load, record_run
-from scheduler.expand import MULTI_PURPOSE
-from scheduler.plan import make_plan
-from scheduler.spec import load_sweep
-from scheduler.submit import create_sweep
+from db.results.estimates import earlier_estimates
+from db.results.store import record_load, record_run
+from scheduler.plan.expand import MULTI_PURPOSE
+from scheduler.plan.submit import create_sweep
+from scheduler.plan.workers import make_plan
+from scheduler.spec.schema import load_sweep
 from tests.factories import make_reading
 from worker.workloads.base import WorkUnits
 
@@ -87,9 +87,9 @@ def test_plan_command_is_light_and_says_unknown(tmp_path):
 
 
 def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
-    from scheduler.plan import make_schedule
-    from scheduler.simulate import SimJob, lower_bound_s, simulate
-    from scheduler.spec import parse_sweep
+    from scheduler.plan.simulate import SimJob, lower_bound_s, simulate
+    from scheduler.plan.workers import make_schedule
+    from scheduler.spec.schema import parse_sweep
 
     spec = parse_sweep({"name": "w", "carbon": {"grid_intensity_g_per_kwh": 100},
                         "defaults": {"queries": 1000, "repetitions": 10, "warmup": 0, "max_unit_s": 600},
@@ -112,9 +112,9 @@ def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_a
     """Issue 10: estimates come from earlier measurements, imported logs included; the study's logs name models by
     their Hub id, which stands for the sweep's `hub:` reference."""
     from db.session import session_factory
-    from scheduler.plan import make_schedule
-    from scheduler.spec import parse_sweep
-    from scheduler.submit import planned_jobs
+    from scheduler.plan.submit import planned_jobs
+    from scheduler.plan.workers import make_schedule
+    from scheduler.spec.schema import parse_sweep
     from tests.scheduler.test_import import V2_HEADER, v2_row, wattsweep
 
     log = tmp_path / "emissions.csv"  # three runs of 1,000 queries, 12.5 s each

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.expand import MULTI_PURPOSE, expand
-from scheduler.spec import load_sweep
-from worker.refs import parse_dataset_ref, parse_hf_dataset, parse_model_ref
+from scheduler.plan.expand import MULTI_PURPOSE, expand
+from scheduler.spec.schema import load_sweep
+from worker.contract.refs import parse_dataset_ref, parse_hf_dataset, parse_model_ref
 from worker.workloads import ZERO_SHOT_WORKLOADS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -98,8 +98,8 @@ AIES_TASKS = {"text-generation", "reasoning", "summarization", "question-answeri
 
 
 def test_ai_energy_score_preset_has_its_tasks_datasets_and_protocol():
-    from scheduler.expand import expand
-    from scheduler.spec import load_sweep
+    from scheduler.plan.expand import expand
+    from scheduler.spec.schema import load_sweep
 
     spec = load_sweep(PRESETS / "ai-energy-score.yaml")
     assert set(spec.tasks) == AIES_TASKS

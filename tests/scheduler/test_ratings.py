@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.ratings import pareto_front, rate, size_class, stars
+from scheduler.report.ratings import pareto_front, rate, size_class, stars
 
 
 def row(task, model, gpu, total=None, params=None, cell=""):

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from db.session import session_factory
 from scheduler.cli import app
-from scheduler.report_data import CAR_G_PER_KM, ReportOptions, break_even, equivalents, match_training
+from scheduler.report.data import CAR_G_PER_KM, ReportOptions, break_even, equivalents, match_training
 from tests.results_data import SeedModel, seed_sweep
 from tests.scheduler.browser import chromium_path, visit
 

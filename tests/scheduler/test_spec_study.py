@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from scheduler.expand import MULTI_PURPOSE, TASK_SPECIFIC, expand
-from scheduler.spec import SpecError, parse_sweep
+from scheduler.plan.expand import MULTI_PURPOSE, TASK_SPECIFIC, expand
+from scheduler.spec.schema import SpecError, parse_sweep
 
 SWEEP = {
     "name": "study",

@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from db.models import IdleBaseline, Job, Measurement, Shard, Worker
 from tests.simnode import SimNode
 from tests.simnode.inprocess import fake_nvml
-from worker.baseline import BaselinePolicy, remeasure_reason, wait_until_settled
-from worker.device_state import DeviceStateReader
+from worker.measure.baseline import BaselinePolicy, remeasure_reason, wait_until_settled
+from worker.measure.device_state import DeviceStateReader
 
 FAST = dict(window_s=0.3, settle_tolerance=0.02, settle_window_s=0.6, settle_timeout_s=4.0, settle_interval_s=0.05,
             neighbour_wait_s=1.0)
@@ -90,8 +90,8 @@ class SimulatedGpuMeter:
 @pytest.fixture
 def runtime(sqlite_url, gpu):
     from db.session import session_factory
-    from worker.meter import Meter
-    from worker.runtime import WorkerRuntime
+    from worker.measure.meter import Meter
+    from worker.process.runtime import WorkerRuntime
 
     node, reader = gpu
     runtime = WorkerRuntime(worker_id="gpu1@sim", device="cpu", hardware_class="sim", host_id="kernel-1",
@@ -182,9 +182,9 @@ def test_a_busy_neighbour_is_waited_for_then_flagged(runtime):
 
 
 def _neighbour_holding_a_unit(runtime) -> str:
-    from db.live import register_worker
-    from scheduler.spec import parse_sweep
-    from scheduler.submit import create_sweep
+    from db.queue.live import register_worker
+    from scheduler.plan.submit import create_sweep
+    from scheduler.spec.schema import parse_sweep
 
     spec = parse_sweep({"name": "n", "defaults": {"queries": 1, "repetitions": 1},
                         "carbon": {"grid_intensity_g_per_kwh": 100},

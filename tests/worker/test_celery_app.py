@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.celery_app import RUN_JOB, make_app
+from worker.contract.celery_app import RUN_JOB, make_app
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_messages_carry_the_job_id_only():
     ("a 100", "letters, digits"), ("", "letters, digits"),
 ])
 def test_queue_names(name, problem):
-    from worker.celery_app import queue_name_problem
+    from worker.contract.celery_app import queue_name_problem
 
     found = queue_name_problem(name)
     assert (found is None) if problem is None else (problem in found)
@@ -58,8 +58,8 @@ def test_a_broker_that_is_down_costs_a_message_never_the_unit_a_worker_holds():
 
     import redis
 
-    from worker.celery_app import SendFailed, send_job_ids
-    from worker.serve import WorkerContext, queue_length_or_busy
+    from worker.contract.celery_app import SendFailed, send_job_ids
+    from worker.process.celery_worker import WorkerContext, queue_length_or_busy
 
     dead = "redis://127.0.0.1:1/0"
     assert queue_length_or_busy(redis.Redis.from_url(dead, socket_connect_timeout=1), "a100") == 1

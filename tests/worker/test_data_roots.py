@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from db.settings import Settings, get_settings
-from scheduler.spec import SpecError, parse_sweep
-from worker.datasets import load_queries
+from scheduler.spec.schema import SpecError, parse_sweep
+from worker.contract.refs import OutsideDataRoots, check_data_path
+from worker.data.datasets import load_queries
 from worker.errors import DatasetLoadError, ModelLoadError
-from worker.loading import load_for_task
-from worker.refs import OutsideDataRoots, check_data_path
+from worker.models.loading import load_for_task
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import tempfile
 import pytest
 from PIL import Image
 
-from worker.catalog import BUILTIN_DATASETS, INPUT_KINDS, kinds_compatible
-from worker.datasets import BUILTIN_SIZE, dataset_kind, load_queries
+from worker.contract.catalog import BUILTIN_DATASETS, INPUT_KINDS, kinds_compatible
+from worker.data.datasets import BUILTIN_SIZE, dataset_kind, load_queries
 from worker.errors import DatasetLoadError
 
 

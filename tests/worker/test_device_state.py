@@ -6,7 +6,7 @@ import pytest
 
 from tests.simnode import SimNode
 from tests.simnode.inprocess import fake_nvml
-from worker.device_state import (
+from worker.measure.device_state import (
     DeviceStateError,
     DeviceStateReader,
     no_state_columns,

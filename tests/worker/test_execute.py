@@ -6,13 +6,13 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Job, Measurement, Run
+from db.results.stats import headline_kwh
+from db.results.views import decode_rows
 from db.session import session_factory
-from db.stats import headline_kwh
-from db.views import decode_rows
-from scheduler.spec import parse_sweep
-from scheduler.submit import create_sweep
-from worker.execute import execute_job
-from worker.runtime import WorkerRuntime
+from scheduler.plan.submit import create_sweep
+from scheduler.spec.schema import parse_sweep
+from worker.process.executor import execute_job
+from worker.process.runtime import WorkerRuntime
 from worker.workloads import WORKLOADS
 
 TINY_FOR = {"text-generation": "tiny:gpt2", "summarization": "tiny:t5", "image-classification": "tiny:vit",
@@ -130,7 +130,7 @@ def test_an_error_that_escapes_a_unit_hands_the_unit_on_instead_of_holding_it(ru
     the loop, which releases its hold: raising out of the task left the unit leased, and its lease beaten by the
     heartbeat thread, for ever."""
     from db.models import Shard
-    from worker.execute import UnitExecutor, make_loop
+    from worker.process.executor import UnitExecutor, make_loop
 
     job_id = submit(runtime, {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}})
     held = []

@@ -13,10 +13,10 @@ import pytest
 from datasets import Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
-from worker.datasets import load_queries
+from worker.contract.refs import ReferenceError, parse_hf_dataset
+from worker.data.datasets import load_queries
+from worker.data.hf_datasets import parse, pull_dataset, read_rows, snapshot_dir, write_snapshot
 from worker.errors import DatasetLoadError
-from worker.hf_datasets import parse, pull_dataset, read_rows, snapshot_dir, write_snapshot
-from worker.refs import ReferenceError, parse_hf_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +139,7 @@ def test_pull_streams_the_reading_of_the_name_that_exists_then_workers_read_it_o
     from datasets.exceptions import DatasetNotFoundError
     from huggingface_hub import constants
 
-    import worker.hf_datasets as hf
+    import worker.data.hf_datasets as hf
 
     calls = []
 
@@ -189,7 +189,7 @@ def _wav(rate_hz: int, seconds: float) -> bytes:
 def test_hf_audio_column_is_decoded_to_16_khz_mono_and_a_bad_file_is_named(tmp_path):
     from datasets import Audio, Dataset
 
-    from worker.hf_datasets import load_hf_queries, read_rows
+    from worker.data.hf_datasets import load_hf_queries, read_rows
 
     good = tmp_path / "good"
     Dataset.from_dict({"audio": [{"bytes": _wav(8000, 1.5), "path": "a.wav"}]}).cast_column(

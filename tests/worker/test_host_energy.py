@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not ok, reason=why)
 
 PROBE = r"""
 import json, sys, time
-from worker.meter import Meter
+from worker.measure.meter import Meter
 
 meter = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[])
 with meter.window("warm-up"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.inventory import HostIdentityError, host_identity
+from worker.process.inventory import HostIdentityError, host_identity
 
 
 def test_boot_id_names_the_host(tmp_path):

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from db.models import Job
 from db.session import session_factory
 from worker.errors import ModelLoadError
-from worker.hub import pull_model, weight_files
-from worker.loading import load_for_task
-from worker.tiny import build_tiny
+from worker.models.hub import pull_model, weight_files
+from worker.models.loading import load_for_task
+from worker.models.tiny import build_tiny
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -216,7 +216,7 @@ def test_pull_downloads_torch_weights_of_one_commit_and_offline_nodes_then_resol
     assert pull_model("meta-llama/Llama-2-7b-hf", None).status == "gated"
     assert pull_model("org/model", "v9").status == "not-found"
 
-    from worker.hub import resolve_model
+    from worker.models.hub import resolve_model
 
     monkeypatch.undo()  # the real snapshot_download reads the cache the fake wrote
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)

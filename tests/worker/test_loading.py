@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.datasets import load_queries
+from worker.data.datasets import load_queries
 from worker.errors import ModelLoadError
-from worker.loading import load_for_task
-from worker.tiny import build_tiny
+from worker.models.loading import load_for_task
+from worker.models.tiny import build_tiny
 from worker.workloads import get_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_path_model_has_the_tiny_weights(tmp_path):
 
 
 def test_unknown_hub_model_offline_says_what_is_needed(tmp_path):
-    code = ("from worker.loading import load_for_task\n"
+    code = ("from worker.models.loading import load_for_task\n"
             "load_for_task('hub:wattsweep-tests/no-such-model', 'text-classification', 'cpu')\n")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker.meter import Meter, MeterError, window_flags
+from worker.measure.meter import Meter, MeterError, window_flags
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not ok, reason=why)
 
 PROBE = r"""
 import json, os, sys, time
-from worker.meter import Meter
+from worker.measure.meter import Meter
 
 go, mig_uuid = sys.argv[1], sys.argv[2]
 meters = {

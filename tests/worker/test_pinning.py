@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from worker.pinning import PinningError, apply_pinning, plan_pinning, read_gpu
+from worker.process.pinning import PinningError, apply_pinning, plan_pinning, read_gpu
 
 
 class FakeNvml:
@@ -116,7 +116,7 @@ def test_worker_pins_before_torch_is_imported(tmp_path):
     """In a real process: the worker's own start-up path leaves torch unimported until pinning is done."""
     code = (
         "import sys, os\n"
-        "from worker.serve import WorkerOptions, pin\n"
+        "from worker.process.celery_worker import WorkerOptions, pin\n"
         "p = pin(WorkerOptions(queue='q', gpu=5))\n"
         "assert 'torch' not in sys.modules\n"
         "import torch\n"
@@ -157,7 +157,7 @@ def test_a_mig_slice_pins_its_parent_gpu(tmp_path, monkeypatch):
 
 
 def test_torch_must_compute_on_the_gpu_nvml_meters():
-    from worker.pinning import check_torch_device
+    from worker.process.pinning import check_torch_device
 
     pinning = plan_pinning(gpu=3, device=None, hostname="n", pid=1)
     check_torch_device(pinning, "GPU-5bd5e8ae-0000-1111-2222-333344445555", "5bd5e8ae-0000-1111-2222-333344445555")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.catalog import BUILTIN_DATASETS, INPUT_KINDS, TINY_FAMILIES
-from worker.datasets import load_queries
+from worker.contract.catalog import BUILTIN_DATASETS, INPUT_KINDS, TINY_FAMILIES
+from worker.data.datasets import load_queries
 from worker.workloads import WORKLOADS, get_workload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def test_unknown_task_names_the_allowed_ones():
 
 
 def test_registry_tiny_and_datasets_import_without_torch():
-    code = ("import sys, worker.workloads, worker.tiny, worker.datasets, worker.loading; "
+    code = ("import sys, worker.workloads, worker.models.tiny, worker.data.datasets, worker.models.loading; "
             "heavy = [m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.datasets import load_queries
+from worker.data.datasets import load_queries
 from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS, get_workload
 from worker.workloads._zero_shot import render, template_problem
 

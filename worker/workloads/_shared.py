@@ -159,7 +159,7 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
     """A transformers pipeline for `task` on `device`, built from our loader (tokenizer/processor passed in)."""
     from transformers import pipeline
 
-    from worker.loading import load_for_task
+    from worker.models.loading import load_for_task
 
     with quiet():
         loaded = load_for_task(model, task, device, params.get("dtype"))

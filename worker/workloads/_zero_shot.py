@@ -97,7 +97,7 @@ class ZeroShot:
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from transformers import pipeline
 
-        from worker.loading import load_for_task
+        from worker.models.loading import load_for_task
 
         settings = merged(self.task, self.default_params, params)
         with quiet():

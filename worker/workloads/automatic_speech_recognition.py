@@ -7,7 +7,7 @@ end of transcript: speech of different lengths makes different amounts of
 text, so output length is not fixed here (`fixed_length: true` fixes it at
 `max_new_tokens`). Work units: seconds of audio heard and tokens generated
 (counted per step, once per query, not per beam). Audio is resampled to the
-feature extractor's rate first (worker.audio), so the pipeline needs no
+feature extractor's rate first (worker.data.audio), so the pipeline needs no
 torchaudio.
 """
 
@@ -25,7 +25,7 @@ class AutomaticSpeechRecognition(PipelineWorkload):
     default_params = with_common(max_new_tokens=256, fixed_length=False)  # 256: the pipeline's own default
 
     def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
-        from worker.audio import duration_s, resample
+        from worker.data.audio import duration_s, resample
 
         generate, counter = fixed_length_generation(pipeline, params)
         if not params["fixed_length"]:

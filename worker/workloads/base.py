@@ -114,7 +114,7 @@ class WorkUnits:
 
 class Workload(Protocol):
     task: str  # registry key, e.g. "text-classification"
-    input_kind: str  # the kind of query it consumes: see worker.catalog.INPUT_KINDS
+    input_kind: str  # the kind of query it consumes: see worker.contract.catalog.INPUT_KINDS
     default_params: Mapping[str, Any]  # e.g. {"max_new_tokens": 10}; sweep params override
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:

@@ -4,7 +4,7 @@ AI Energy Score v2 measures reasoning models with up to 8,192 new tokens and
 compares reasoning on and off (its reported energy differs ~100x for one model).
 Each prompt is a user message put through the model's chat template; `reasoning`
 (on / off / low / medium / high) sets the template's switch (`enable_thinking`,
-`reasoning_effort`, ...: worker.reasoning_switch), and a model without one is an
+`reasoning_effort`, ...: worker.contract.reasoning_switch), and a model without one is an
 error naming it. Output length is the model's (`fixed_length: false`), so the
 headline figures are energy per query and per generated token, and each run
 stores the distribution of output lengths: generated tokens up to and including
@@ -27,8 +27,8 @@ class Reasoning:
     default_params = with_common(max_new_tokens=8192, fixed_length=False, reasoning=None)
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        from worker.loading import load_for_task
-        from worker.reasoning_switch import ReasoningSwitchError, template_kwargs
+        from worker.contract.reasoning_switch import ReasoningSwitchError, template_kwargs
+        from worker.models.loading import load_for_task
 
         settings = merged(self.task, self.default_params, params)
         with quiet():

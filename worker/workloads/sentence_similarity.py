@@ -22,7 +22,7 @@ class SentenceSimilarity(PipelineWorkload):
     default_params = with_common()
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        from worker.loading import load_for_task
+        from worker.models.loading import load_for_task
         from worker.workloads._shared import merged
 
         settings = merged(self.task, self.default_params, params)

@@ -21,7 +21,7 @@ class TextToImage:
                                  max_input_words=None)  # the study cut prompts to 50 words
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        from worker.loading import load_for_task
+        from worker.models.loading import load_for_task
 
         settings = merged(self.task, self.default_params, params)
         with quiet(diffusers=True):

@@ -1,0 +1,170 @@
+"""An in-memory model of N workers draining a sweep, for `plan --workers N`: expected makespan and model loads.
+
+It applies db.queue.policy (affinity, longest unit first, the join rule, recruits,
+one join per message) to expected durations, in memory, so that planning the
+whole study takes milliseconds and needs no database. bench/replay.py
+--simulate instead drives the workers' own code (worker.process.loop over a real
+database); the two agree on the policy because both call db.queue.policy.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from db.queue.policy import JobFacts, choose_job, recruit_target, unit_order_key
+
+
+@dataclass(frozen=True)
+class SimJob:
+    job_id: int
+    units_s: Sequence[float]  # expected (or, replayed, true) seconds of each unit
+    load_s: float = 0.0
+    priority_s: Sequence[float] | None = None  # what the policy believes each unit takes (default: units_s)
+
+
+@dataclass(frozen=True)
+class SimResult:
+    makespan_s: float
+    lower_bound_s: float
+    model_loads: int
+    job_worker_pairs: int  # (job, worker) pairs that did work on the job
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
+
+
+def lower_bound_s(units_s: Sequence[float], n_workers: int, join: tuple[int, float] | None = None) -> float:
+    """max(total / N, longest unit); with M workers joining at T: max(longest, T + (total - N T) / (N + M))."""
+    total, longest = sum(units_s), max(units_s, default=0.0)
+    bound = total / n_workers
+    if join is not None and join[0] > 0 and join[1] < bound:
+        bound = join[1] + (total - n_workers * join[1]) / (n_workers + join[0])
+    return max(bound, longest)
+
+
+def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] | None = None) -> SimResult:
+    """Discrete-event run of the policy; `join` = (M, T): M more workers start at T seconds."""
+    believed = {j.job_id: list(j.priority_s or j.units_s) for j in jobs}
+    actual = {j.job_id: list(j.units_s) for j in jobs}
+    pending = {j.job_id: sorted(range(len(j.units_s)), key=lambda i, j=j: unit_order_key(believed[j.job_id][i], i))
+               for j in jobs}
+    load_s = {j.job_id: j.load_s for j in jobs}
+    order = sorted(jobs, key=lambda j: (-sum(believed[j.job_id]), j.job_id))
+    queue: deque[int] = deque(j.job_id for j in order if j.units_s)
+    staff: dict[int, set[int]] = {}
+    loaded: dict[int, int | None] = {}
+    joined_this: dict[int, int] = {}  # joins made under the worker's current message
+    busy: dict[int, int] = {}  # worker -> job of the unit it runs
+    idle: list[int] = []
+    events: list[tuple[float, int, int]] = []  # (time, sequence, worker) a unit (or load) ends
+    sequence = 0
+    loads, pairs, end = 0, set(), 0.0
+
+    claimable = {job_id: sum(believed[job_id]) for job_id in pending}  # kept up to date as units are claimed
+
+    open_jobs = {job_id for job_id, units in pending.items() if units}
+    cached: dict[int, JobFacts] = {}
+    changed = set(open_jobs)  # jobs whose facts moved since they were last built
+
+    def facts(exclude_worker: int) -> list[JobFacts]:
+        """Every open job's facts (a worker looking for a job is on no open job's staff: nothing to exclude)."""
+        for job_id in changed:
+            if job_id in open_jobs:
+                cached[job_id] = JobFacts(job_id, claimable[job_id], believed[job_id][pending[job_id][0]],
+                                          len(staff.get(job_id, ())), load_s[job_id])
+            else:
+                cached.pop(job_id, None)
+        changed.clear()
+        return list(cached.values())
+
+    def start(worker: int, now: float) -> None:
+        nonlocal sequence, loads
+        job = loaded.get(worker)
+        if job is not None and pending[job]:  # affinity
+            if worker not in staff.setdefault(job, set()):
+                staff[job].add(worker)
+                changed.add(job)
+            duration = 0.0
+        else:
+            if job is not None and worker in staff.get(job, ()):
+                staff[job].discard(worker)
+                changed.add(job)
+            if joined_this.get(worker, 1) >= 1:  # no join left under this message: take the next one
+                go_idle(worker)
+                loaded_hint.pop(worker, None)
+                return
+            hint = loaded_hint.get(worker)
+            known = facts(worker)
+            chosen = choose_job(known, hint=hint)
+            if chosen is None:
+                go_idle(worker)
+                return
+            hint_fact = next((f for f in known if f.job_id == hint), None)
+            if hint_fact is not None and hint != chosen.job_id and hint_fact.staff == 0:
+                queue.append(hint)
+            joined_this[worker] = 1
+            job = chosen.job_id
+            loaded[worker] = job
+            staff.setdefault(job, set()).add(worker)
+            duration = load_s[job]
+            loads += 1
+        unit = pending[job].pop(0)
+        claimable[job] -= believed[job][unit]
+        changed.add(job)
+        if not pending[job]:
+            open_jobs.discard(job)
+        pairs.add((job, worker))
+        if idle:  # a recruit only matters to a worker waiting for a message (the others recruit as they finish)
+            recruit()
+        busy[worker] = job
+        sequence += 1
+        heapq.heappush(events, (now + duration + actual[job][unit], sequence, worker))
+
+    def recruit() -> None:
+        if not queue and (target := recruit_target(staffed_facts())) is not None:
+            queue.append(target.job_id)
+
+    def go_idle(worker: int) -> None:
+        """Its message is done (worker.process.celery_worker recruits then, as worker.process.loop does at the end of
+        a message)."""
+        idle.append(worker)
+        recruit()
+
+    def staffed_facts() -> list[JobFacts]:
+        """Facts of the jobs with workers on them: all a recruit considers."""
+        return [JobFacts(job_id, claimable[job_id], believed[job_id][pending[job_id][0]], len(people),
+                         load_s[job_id]) for job_id, people in staff.items() if people and job_id in open_jobs]
+
+    loaded_hint: dict[int, int] = {}
+
+    def wake(now: float) -> None:
+        while idle and queue:
+            worker = idle.pop(0)
+            loaded_hint[worker] = queue.popleft()
+            joined_this[worker] = 0
+            start(worker, now)
+
+    workers = list(range(n_workers))
+    idle.extend(workers)
+    wake(0.0)
+    joiners = list(range(n_workers, n_workers + (join[0] if join else 0)))
+    join_at = join[1] if join else None
+    while events or (joiners and join_at is not None):
+        if joiners and (not events or join_at <= events[0][0]):
+            idle.extend(joiners)
+            for _ in joiners:  # a worker that starts looks for a running job to share (worker.process.celery_worker)
+                recruit()
+            joiners = []
+            wake(join_at)
+            continue
+        now, _, worker = heapq.heappop(events)
+        end = max(end, now)
+        busy.pop(worker, None)
+        start(worker, now)
+        wake(now)
+    units = [s for j in jobs for s in j.units_s]
+    return SimResult(end, lower_bound_s(units, n_workers, join), loads, len(pairs))

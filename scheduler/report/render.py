@@ -1,0 +1,57 @@
+"""`wattsweep report --format csv|json|html`: render a ReportData (the table format lives in scheduler.report.table)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any
+
+from db.results.views import VIEW_COLUMNS
+from scheduler.report.data import ReportData
+
+FORMATS = ("table", "csv", "json", "html")
+# `--level` of the CSV report: which view's rows, one per task, per model (sweep-axis cell) or per (model, dataset).
+LEVELS = {"task": "v_task_summary", "model": "v_model_summary", "cell": "v_cell_summary"}
+
+
+def to_csv(data: ReportData, level: str = "task") -> str:
+    """Every column of the level's view, one row per task (default), model or cell (with its 95% CI)."""
+    rows = {"task": data.tasks, "model": data.models, "cell": data.cells}[level]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(VIEW_COLUMNS[LEVELS[level]]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(data: ReportData) -> str:
+    document = {
+        "sweep": data.sweep, "energy": data.energy, "progress": data.progress, "tasks": data.tasks,
+        "models": data.models, "cells": data.cells,
+        "model_kinds": data.model_kinds, "kind_comparison": data.kind_comparison, "equivalents": data.equivalents,
+        "ratings": data.ratings, "rating": data.rating, "pareto": data.pareto, "batch_curves": data.batch_curves,
+        "break_even": data.break_even, "provenance": data.provenance,
+        "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
+    }
+    return json.dumps(document, default=_plain, indent=2) + "\n"
+
+
+def to_html(data: ReportData) -> str:
+    from scheduler.report.html import render
+
+    return render(data)
+
+
+def render(data: ReportData, fmt: str, level: str = "task") -> str:
+    if fmt == "csv":
+        return to_csv(data, level)
+    return {"json": to_json, "html": to_html}[fmt](data)

@@ -1,0 +1,413 @@
+"""The sweep file: pure, typed, side-effect-free pydantic models.
+
+`load_sweep(path)` turns YAML into a validated `SweepSpec` or raises
+`SpecError` with one line naming the field, the value and what is allowed.
+Anything that depends on hardware is resolved later, on the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from worker.contract.catalog import (
+    BUILTIN_DATASETS,
+    PARAM_AXES,
+    SWEEP_AXES,
+    TINY_FAMILIES,
+    axis_problem,
+    kinds_compatible,
+)
+from worker.contract.params import params_problem
+from worker.contract.refs import ReferenceError, check_data_path, local_path_of, parse_dataset_ref, parse_model_ref
+from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
+
+# Limits. Ranges keep a sweep runnable and inside its columns (INTEGER, VARCHAR(n)); the file ones keep
+# reading it cheap whatever it holds.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32  # nesting of mappings and lists
+MAX_NODES = 200_000  # values after YAML aliases are expanded (a "billion laughs" file stops here)
+MAX_QUERIES = 1_000_000
+MAX_REPETITIONS = 1_000
+MAX_BATCH_SIZE = 4_096
+MAX_WARMUP = 100_000
+MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
+MAX_PUE = 3.0  # the worst data centres surveyed are near 2.5
+MAX_TRAINING_KWH = 1e12
+MAX_UNIT_S = 7 * 86400.0
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+Queries = Annotated[int, Field(ge=1, le=MAX_QUERIES, strict=True)]
+Repetitions = Annotated[int, Field(ge=1, le=MAX_REPETITIONS, strict=True)]
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)]
+Warmup = Annotated[int, Field(ge=0, le=MAX_WARMUP, strict=True)]
+
+
+class SpecError(ValueError):
+    """A sweep file that cannot be used; the message is one line for the user."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSettings(_Strict):
+    """Settings a task may override; `None` means 'inherit from defaults'."""
+
+    queries: Queries | None = None
+    repetitions: Repetitions | None = None
+    batch_size: BatchSize | list[BatchSize] | None = None  # a list is a sweep axis: one job per value
+    warmup: Warmup | None = None
+    # Long runs are measured as shards of consecutive queries (their sums are the run): a fixed size, or
+    # the size that makes each shard last at most max_unit_s by the duration estimates.
+    shard_queries: Queries | None = None
+    max_unit_s: Annotated[float, Field(gt=0, le=MAX_UNIT_S, allow_inf_nan=False)] | None = None
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_sizes(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None and axis_problem("batch_size", item):
+                raise ValueError(f"batch_size must be a positive whole number or a list of them, got {item!r}")
+        if isinstance(value, list) and not value:
+            raise ValueError("empty axis list; give at least one batch size, e.g. [1, 8]")
+        return value
+
+
+class Defaults(RunSettings):
+    queries: Queries = 100
+    repetitions: Repetitions = 3
+    batch_size: BatchSize | list[BatchSize] = 1
+    warmup: Warmup = 10
+    shard_queries: Queries | None = None
+    max_unit_s: Annotated[float, Field(gt=0, le=MAX_UNIT_S, allow_inf_nan=False)] = 1800.0
+
+
+class Carbon(_Strict):
+    """Where the electricity comes from. Required: CodeCarbon would silently assume Canada.
+
+    A country or region must be one CodeCarbon has data for (read from its own data files, scheduler.spec.carbon_data):
+    it would otherwise use the world average, or the country mix, without saying so.
+    """
+
+    country_iso_code: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    region: str | None = Field(default=None, min_length=1, max_length=100, pattern=NO_CONTROL)  # VARCHAR(100)
+    grid_intensity_g_per_kwh: float | None = Field(default=None, gt=0, le=MAX_GRID_G_PER_KWH, allow_inf_nan=False)
+    # The data centre's power usage effectiveness, applied by CodeCarbon to every component's energy; 1.0 (none)
+    # unless declared here: no CodeCarbon config file or CODECARBON_PUE changes it.
+    pue: float = Field(default=1.0, ge=1.0, le=MAX_PUE, allow_inf_nan=False)
+
+    @field_validator("country_iso_code")
+    @classmethod
+    def _known_country(cls, code: str | None) -> str | None:
+        from scheduler.spec.carbon_data import country_problem
+
+        if code is not None and (problem := country_problem(code)):
+            raise ValueError(problem)
+        return code
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Carbon:
+        if (self.country_iso_code is None) == (self.grid_intensity_g_per_kwh is None):
+            raise ValueError("give exactly one of country_iso_code (3 letters, e.g. USA) or grid_intensity_g_per_kwh")
+        if self.region and not self.country_iso_code:
+            raise ValueError("region needs country_iso_code")
+        if self.region:
+            from scheduler.spec.carbon_data import region_problem
+
+            if problem := region_problem(self.country_iso_code, self.region):
+                raise ValueError(f"carbon.region: {problem}")
+        return self
+
+    @property
+    def source(self) -> str:
+        if self.grid_intensity_g_per_kwh is not None:
+            return "explicit"
+        return "region" if self.region else "country mix"
+
+
+def _yaml_switches(params: Any) -> Any:
+    """YAML reads a bare `on` / `off` as true / false: as a reasoning level they mean "on" / "off"."""
+    if isinstance(params, dict) and "reasoning" in params:
+        level = params["reasoning"]
+        def word(value: Any) -> Any:
+            return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        params = {**params, "reasoning": [word(v) for v in level] if isinstance(level, list) else word(level)}
+    return params
+
+
+class ZeroShotSpec(_Strict):
+    """Multi-purpose generative models prompted to do the task (the study's Flan-T5 and BLOOMz).
+
+    `params` override the task's zero-shot defaults: prompt_template, max_new_tokens, max_input_words,
+    fixed_length, dtype.
+    """
+
+    models: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
+
+
+class TaskSpec(RunSettings):
+    models: list[str] = Field(default_factory=list)  # task-specific models; may be empty if zero_shot has some
+    datasets: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    zero_shot: ZeroShotSpec | None = None
+
+    _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
+
+
+DType = Literal["float32", "float16", "bfloat16"]
+
+
+class SweepSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)  # sweeps.name is VARCHAR(200)
+    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
+    # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
+    # run as well: slower, for studies of idle drift).
+    baseline: Literal["auto", "per-run"] = "auto"
+    defaults: Defaults = Defaults()
+    carbon: Carbon
+    tasks: dict[str, TaskSpec] = Field(min_length=1)
+    # Per model, over its tasks' params.dtype: e.g. {hub:google/flan-t5-xxl: bfloat16}.
+    model_dtype: dict[str, DType] = Field(default_factory=dict)
+    # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
+    # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
+    training_energy_kwh: dict[str, Annotated[float, Field(gt=0, le=MAX_TRAINING_KWH, allow_inf_nan=False)]] = \
+        Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_references(self, info: ValidationInfo) -> SweepSpec:
+        roots = (info.context or {}).get("data_roots")
+        for task, task_spec in self.tasks.items():
+            if task not in WORKLOADS:
+                raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
+            workload = WORKLOADS[task]
+            if not task_spec.models and task_spec.zero_shot is None:
+                raise ValueError(f"tasks.{task}.models: list at least one model (or zero_shot.models)")
+            for i, ref in enumerate(task_spec.models):
+                model = _check(f"tasks.{task}.models.{i}", parse_model_ref, ref, roots)
+                family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
+                if family and task not in family.tasks:
+                    fits = sorted(name for name, f in TINY_FAMILIES.items() if task in f.tasks)
+                    hint = (f"; or prompt it zero-shot under tasks.{task}.zero_shot.models"
+                            if family.generator_task and task in ZERO_SHOT_WORKLOADS else "")
+                    raise ValueError(f"tasks.{task}.models.{i}: tiny:{model.name} does not do {task}; "
+                                     f"use {', '.join('tiny:' + name for name in fits)}{hint}")
+            if task_spec.zero_shot is not None:
+                _check_zero_shot(task, task_spec, roots)
+            for i, ref in enumerate(task_spec.datasets):
+                dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref, roots)
+                kind = BUILTIN_DATASETS.get(dataset.name) if dataset.kind == "builtin" else None
+                if kind and not kinds_compatible(workload.input_kind, kind):
+                    fits = sorted(n for n, k in BUILTIN_DATASETS.items() if kinds_compatible(workload.input_kind, k))
+                    use = ", ".join("builtin:" + name for name in fits)
+                    raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
+                                     f"{task} reads {workload.input_kind}; use {use}")
+            _check_params(f"tasks.{task}.params", task, task_spec.params, workload.default_params)
+            if task_spec.params.get("reasoning") is not None:
+                _check_reasoning_models(task, task_spec.models, task_spec.params["reasoning"])
+        models = self.all_models()
+        for field in ("model_dtype", "training_energy_kwh"):
+            for ref in getattr(self, field):
+                if ref not in models:
+                    raise ValueError(f"{field}: {ref!r} is not a model of this sweep; its models are written as "
+                                     "in tasks (e.g. hub:org/name)")
+        return self
+
+    def all_models(self) -> list[str]:
+        """Every model reference of the sweep, task-specific and zero-shot, in file order, once each."""
+        refs = []
+        for task_spec in self.tasks.values():
+            refs += task_spec.models + (task_spec.zero_shot.models if task_spec.zero_shot else [])
+        return list(dict.fromkeys(refs))
+
+    def settings_for(self, task: str) -> Defaults:
+        """The defaults with this task's overrides applied (batch_size may be a list: an axis)."""
+        overrides = self.tasks[task].model_dump(include=set(RunSettings.model_fields), exclude_none=True)
+        return self.defaults.model_copy(update=overrides)
+
+
+def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | None) -> None:
+    where = f"tasks.{task}.zero_shot"
+    if task not in ZERO_SHOT_WORKLOADS:
+        raise ValueError(f"{where}: {task} has no zero-shot workload; tasks that do: {', '.join(ZERO_SHOT_WORKLOADS)}")
+    workload = ZERO_SHOT_WORKLOADS[task]
+    for i, ref in enumerate(task_spec.zero_shot.models):
+        model = _check(f"{where}.models.{i}", parse_model_ref, ref, roots)
+        family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
+        if family and not family.generator_task:
+            fits = sorted("tiny:" + name for name, f in TINY_FAMILIES.items() if f.generator_task)
+            raise ValueError(f"{where}.models.{i}: tiny:{model.name} does not generate text, so it cannot be "
+                             f"prompted; use {', '.join(fits)}")
+        if ref in task_spec.models:
+            raise ValueError(f"{where}.models.{i}: {ref} is also a task-specific model of {task}; a model is "
+                             "measured one way per task")
+    _check_params(f"{where}.params", task, task_spec.zero_shot.params, workload.default_params)
+    params = task_spec.zero_shot.params
+    for name, value in params.items():  # each value of an axis must be a valid setting on its own
+        for item in value if name in PARAM_AXES and isinstance(value, list) else [value]:
+            problem = workload.params_problem({**params, name: item})
+            if problem:
+                raise ValueError(f"{where}.params: {problem}")
+    if not any(name in PARAM_AXES and isinstance(value, list) for name, value in params.items()):
+        problem = workload.params_problem(params)
+        if problem:
+            raise ValueError(f"{where}.params: {problem}")
+
+
+def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) -> None:
+    """Known names only; a sweep axis (a list) must apply to the task, be non-empty, and hold valid values."""
+    axes = ", ".join(["batch_size", *(name for name in PARAM_AXES if name in defaults)])
+    for name, value in params.items():
+        if name not in defaults:
+            if name in SWEEP_AXES:
+                raise ValueError(f"{where}.{name}: {name} does not apply to {task}; its axes are {axes}")
+            raise ValueError(f"{where}: unknown parameter {name!r}; allowed are {', '.join(sorted(defaults))}")
+        if name not in PARAM_AXES:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise ValueError(f"{where}.{name}: empty axis list; give at least one value (axes of {task}: {axes})")
+        for item in values:
+            problem = axis_problem(name, item)
+            if problem:
+                raise ValueError(f"{where}.{name}: {problem}")
+    for name, value in params.items():  # each value (each of an axis's values) within its type and range
+        for item in value if name in PARAM_AXES and isinstance(value, list) else [value]:
+            problem = params_problem({name: item}, defaults, where)
+            if problem:
+                raise ValueError(problem)
+
+
+def _check_reasoning_models(task: str, models: list[str], levels: Any) -> None:
+    """Each `reasoning` level must map to a switch in each model's chat template. The template is read where it
+    can be without a GPU stack or network: tiny: families, path: folders, hub: models in the local HF cache;
+    a hub: model not in the cache is checked by the worker when it loads (its job fails naming the model)."""
+    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, template_kwargs
+
+    for i, ref in enumerate(models):
+        template = chat_template_of(ref)
+        if template is None:
+            continue
+        for level in levels if isinstance(levels, list) else [levels]:
+            try:
+                template_kwargs(template, level, ref)
+            except ReasoningSwitchError as error:
+                raise ValueError(f"tasks.{task}.models.{i}: {error}") from None
+
+
+def _check(where: str, parse, ref: str, roots: Sequence[Path] | None = None):
+    """The parsed reference; with `roots`, a path it reads must lie under them."""
+    try:
+        parsed = parse(ref)
+        local = local_path_of(parsed)
+        if local is not None and roots is not None:
+            check_data_path(local, "path", roots)
+        return parsed
+    except ReferenceError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+    """A validated spec. `data_roots`: folders that `path:`, `file:` and local `hf:` references must lie under
+    (None: not checked here; `load_sweep` passes the configured ones)."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a mapping with name, carbon and tasks, got {type(data).__name__}")
+    problem = _shape_problem(data)
+    if problem:
+        raise SpecError(f"{source}: {problem}")
+    try:
+        return SweepSpec.model_validate(data, context={"data_roots": data_roots})
+    except ValidationError as error:
+        raise SpecError(f"{source}: {_first_problem(error)}") from None
+
+
+def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+    """Read and validate a sweep file; references to files must lie under `data_roots` (default: configured)."""
+    from worker.contract.refs import data_roots as configured_roots
+
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise SpecError(f"{path}: cannot read sweep file ({error.strerror})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"{path}: larger than {MAX_FILE_BYTES // 1024 // 1024} MiB; a sweep file is a few KiB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} "
+                        "(save the file as UTF-8)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise SpecError(f"{path}: YAML syntax error at {where}: {error.problem}") from None
+    except yaml.YAMLError as error:  # the reader's errors: a control character, say
+        raise SpecError(f"{path}: not a YAML file: {_one_line(error)}") from None
+    except (ValueError, OverflowError) as error:  # a value YAML cannot build: a 30 February, say
+        raise SpecError(f"{path}: a value YAML cannot read: {_one_line(error)}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: nested deeper than YAML can read; a sweep file nests {MAX_DEPTH} levels at most") \
+            from None
+    return parse_sweep(data, str(path), data_roots=configured_roots() if data_roots is None else data_roots)
+
+
+def _shape_problem(data: Any) -> str | None:
+    """Too deep or too big (after aliases), checked before pydantic walks it."""
+    budget, stack = MAX_NODES, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return f"more than {MAX_NODES:,} values (after YAML aliases are expanded)"
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+            stack.extend((k, depth + 1) for k in value if not isinstance(k, str | int | float | bool))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:200]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
+
+
+def _first_problem(error: ValidationError) -> str:
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    message = problem["msg"].removeprefix("Value error, ")
+    if problem["type"] == "missing":
+        return f"{where}: missing required field"
+    if problem["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    if problem["type"] == "string_pattern_mismatch" and "x00" in str(problem.get("ctx", {}).get("pattern", "")):
+        message = "contains a control character"
+    if message.startswith("tasks.") or message.startswith(f"{where}.") or not where:
+        return message
+    return f"{where}: {message} (got {_shown(problem.get('input'))})"

@@ -1,0 +1,367 @@
+"""The energy meter: begin/end windows around CodeCarbon's task mode.
+
+One tracker per carbon setting; each window (`load`, or one run's `query`)
+is a CodeCarbon task. A window returns a frozen `Reading` with units in the
+field names and says how each component was measured. CodeCarbon logs and
+swallows its own errors and may return `None`; here those become
+`MeterError`, and its warnings become the window's flags (worker.measure.codecarbon_log).
+
+What a reading describes is this worker's device, not CodeCarbon's view of
+the machine: a pinned worker stores gpu_count 1 and its GPU's own name and
+UUID (read from NVML, a MIG slice through its parent GPU, flagged
+`gpu-shared-mig`), the device's temperature, clock, power limit and
+throttle reasons at the window's start and end (worker.measure.device_state), and
+powers as the window's energy over its duration (CodeCarbon's are averages
+since the tracker was made). A CPU worker meters no GPU: CodeCarbon's
+hardware cache turns `gpu_ids=[]` into "every GPU" for a second tracker, so
+its GPU objects are removed and the removal is checked at every window.
+Every CodeCarbon setting is passed explicitly and its configuration files
+and `CODECARBON_*` variables are not read (worker.measure.codecarbon_setup).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from worker.measure import codecarbon_log
+from worker.measure.codecarbon_setup import cpu_tdp, make_tracker, without_gpus
+from worker.measure.device_state import DeviceState, DeviceStateError, DeviceStateReader, no_state_columns
+
+log = logging.getLogger(__name__)
+GPU_COUNTER_UPDATE_S = 0.1  # NVML's total-energy counter advances about every 100 ms
+MIN_COUNTER_UPDATES = 5  # fewer GPU counter steps than this in a window: mostly quantisation
+MAX_GPU_QUANTISATION = 0.02  # one update at each end, as a share of the window: above this, flagged
+CPU_LOAD_SAMPLE_S = 1.0  # CodeCarbon samples CPU load once a second in a task (its monitor thread)
+MIN_LOAD_SAMPLES = 2
+# Flags that make a window's figure untrustworthy (the others say how it was made).
+UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open")  # + worker.measure.host_energy's flags
+
+
+class MeterError(RuntimeError):
+    """A window produced no usable reading."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+    energy_kwh: float
+    cpu_energy_kwh: float
+    gpu_energy_kwh: float
+    ram_energy_kwh: float
+    emissions_kg: float
+    cpu_power_w: float | None  # the window's energy over its duration
+    gpu_power_w: float | None
+    ram_power_w: float | None
+    cpu_utilization_pct: float | None
+    gpu_utilization_pct: float | None
+    ram_utilization_pct: float | None
+    cpu_model: str | None
+    cpu_count: int | None
+    gpu_model: str | None  # the metered GPU's own name (a pinned worker: one GPU)
+    gpu_count: int | None
+    ram_total_gb: float | None
+    cpu_method: str  # rapl | cpu-load-estimate | constant
+    gpu_method: str  # nvml-energy-counter | power-sampling | none
+    ram_method: str  # RAM power is always a model: which one
+    tracking_mode: str
+    codecarbon_version: str
+    country_iso_code: str | None
+    region: str | None
+    carbon_intensity_g_per_kwh: float | None
+    carbon_intensity_source: str  # country mix | region | explicit
+    is_unreliable: bool
+    flags: str | None  # short-window, gpu-shared-mig, cpu-generic-tdp, carbon-world-average, ...
+    gpu_uuid: str | None = None
+    cpu_tdp_w: float | None = None  # the TDP CodeCarbon's CPU estimate used (None: measured, RAPL)
+    pue: float = 1.0  # applied by CodeCarbon to every component's energy
+    codecarbon_warnings: str | None = None  # what CodeCarbon logged inside the window, verbatim
+    gpu_temperature_start_c: float | None = None
+    gpu_sm_clock_start_mhz: float | None = None
+    gpu_power_limit_start_w: float | None = None
+    gpu_throttle_start: int | None = None  # NVML clocks-event reason bits (worker.measure.device_state)
+    gpu_temperature_end_c: float | None = None
+    gpu_sm_clock_end_mhz: float | None = None
+    gpu_power_limit_end_w: float | None = None
+    gpu_throttle_end: int | None = None
+    host_samples: dict | None = None  # the host's CPU and RAM energy over the window (worker/measure/host_energy.py)
+
+
+class Window:
+    """Holds the reading once the `with meter.window(...)` block has ended."""
+
+    reading: Reading | None = None
+
+
+class Meter:
+    def __init__(
+        self,
+        *,
+        country_iso_code: str | None = None,
+        region: str | None = None,
+        grid_intensity_g_per_kwh: float | None = None,
+        gpu_ids: list[int] | None = None,  # physical NVML indices; None = all GPUs, [] = none
+        mig_uuid: str | None = None,  # the worker runs on this MIG slice of gpu_ids[0]
+        pue: float = 1.0,
+        synchronize: Callable[[], None] | None = None,
+        extra_flags: tuple[str, ...] = (),  # on every window, e.g. simulated-gpu
+        nvml: Any = None,
+    ) -> None:
+        if (country_iso_code is None) == (grid_intensity_g_per_kwh is None):
+            # CodeCarbon would otherwise fall back to Canada without saying so.
+            raise MeterError("give exactly one of country_iso_code or grid_intensity_g_per_kwh")
+        if not (isinstance(pue, int | float) and math.isfinite(pue) and 1.0 <= pue <= 3.0):
+            raise MeterError(f"pue {pue!r}: a data centre's PUE is between 1.0 and 3.0")
+        self._intensity_source = (
+            "explicit" if grid_intensity_g_per_kwh is not None else ("region" if region else "country mix")
+        )
+        self._measures_gpu = gpu_ids != []
+        self._pinned = self._measures_gpu and gpu_ids is not None and len(gpu_ids) == 1
+        self._output_dir = tempfile.TemporaryDirectory(prefix="wattsweep-codecarbon-")
+        self._pue = float(pue)
+        with codecarbon_log.captured() as setup:
+            self._tracker = make_tracker(country_iso_code=country_iso_code, region=region,
+                                         grid_intensity_g_per_kwh=grid_intensity_g_per_kwh, gpu_ids=gpu_ids,
+                                         pue=self._pue, output_dir=self._output_dir.name)
+            codecarbon_log.quiet_console()
+            self._tracker._ensure_hardware_ready()  # set-up happens here, not inside the first window
+        if not self._measures_gpu:
+            without_gpus(self._tracker)
+        self._setup_flags = [f for f in codecarbon_log.flags_of(setup.take()) if f != "codecarbon-warning"]
+        self._extra_flags = list(extra_flags) + (["gpu-shared-mig"] if mig_uuid else [])
+        self._device: DeviceStateReader | None = None
+        self._gpu: dict[str, Any] | None = None
+        if self._pinned:
+            try:
+                self._device = DeviceStateReader(None if mig_uuid else gpu_ids[0], mig_uuid=mig_uuid, nvml=nvml)
+            except DeviceStateError as error:
+                raise MeterError(f"GPU {gpu_ids[0]}: {error}") from None
+            self._gpu = self._device.describe()
+            self._check_gpu_metered(self._device.gpu_index)
+        self._tdp_w, generic_tdp = cpu_tdp(self._tracker)
+        if generic_tdp and "cpu-generic-tdp" not in self._setup_flags:
+            self._setup_flags.append("cpu-generic-tdp")
+        self._methods = self._read_methods()
+        # -- host energy time series (worker/measure/host_energy.py): the tracker's task calls go through its lock --
+        from worker.measure.host_energy import HostEnergySampler
+
+        self._host_energy = HostEnergySampler(self._tracker)
+        self._synchronize = synchronize or (lambda: None)
+        self._started_at: datetime | None = None
+        self._task: str | None = None
+        self._start_state: DeviceState | None = None
+        self._capture: codecarbon_log.Capture | None = None
+        self._window_flags: list[str] = []
+        self._logged: set[str] = set()
+
+    def begin_window(self, name: str) -> None:
+        self._synchronize()  # queued device work belongs to the previous window
+        self._window_flags = []
+        if self._tracker._active_task is not None or self._task is not None:
+            self._close_task()  # a window that never ended must not become this one
+            self._window_flags.append("previous-window-open")
+        self._capture = codecarbon_log.install()
+        self._start_state = self._device.read() if self._device else None
+        self._started_at = datetime.now(timezone.utc)
+        task = f"{name}-{uuid.uuid4().hex[:12]}"
+        self._host_energy.start_task(task)
+        if self._tracker._active_task != task:
+            self._close_task()
+            raise MeterError(f"CodeCarbon could not start window {name!r} (see its log)")
+        self._task = task
+
+    def end_window(self, name: str) -> Reading:
+        """The window's reading. Whatever fails here, CodeCarbon's task is closed: the next window starts clean."""
+        if self._task is None:
+            raise MeterError(f"window {name!r} was not begun")
+        try:
+            self._synchronize()  # the window ends when the device is done, not when Python is
+            data = self._host_energy.stop_task(self._task)
+            end_state = self._device.read() if self._device else None
+            if data is None:
+                raise MeterError(f"CodeCarbon returned no data for window {name!r}")
+            return self._host_energy.annotate(self._reading(data, end_state))
+        finally:
+            self._close_task()
+
+    @contextmanager
+    def window(self, name: str) -> Iterator[Window]:
+        window = Window()
+        self.begin_window(name)
+        try:
+            yield window
+        except BaseException:
+            with suppress(Exception):
+                self._close_task()  # leave the tracker ready for the next window
+            raise
+        window.reading = self.end_window(name)
+
+    def device_state(self) -> DeviceState | None:
+        """The pinned GPU's state now (None on CPU workers), e.g. for an idle baseline."""
+        return self._device.read() if self._device else None
+
+    @property
+    def gpu(self) -> dict[str, Any] | None:
+        """The metered GPU's NVML index, name and UUID (a MIG slice: its parent's); None unless pinned."""
+        return self._gpu
+
+    def close(self) -> None:
+        try:
+            self._host_energy.close()
+            self._close_task()
+            self._tracker.stop()
+        finally:
+            if self._device:
+                self._device.close()
+            self._output_dir.cleanup()
+
+    # --- internals
+
+    def _close_task(self) -> None:
+        """Stop CodeCarbon's open task, if any, even when stopping it fails; drop finished tasks."""
+        tracker = self._tracker
+        self._host_energy.abandon()  # its thread measures no more: the calls below are this thread's alone
+        if tracker._active_task is not None:
+            with suppress(Exception):
+                tracker.stop_task(tracker._active_task)
+        if tracker._active_task is not None:  # stop_task raised half-way: undo what it could not
+            with suppress(Exception):
+                tracker._tasks[tracker._active_task].is_active = False
+            tracker._active_task = None
+            tracker._active_task_emissions_at_start = None
+            with suppress(Exception):
+                tracker._scheduler_monitor_power.stop()
+        tracker._tasks.clear()  # finished tasks' data: kept by CodeCarbon for ever, read by nobody here
+        self._task = None
+        if self._capture is not None:
+            codecarbon_log.uninstall(self._capture)
+            self._capture = None
+
+    def _check_gpu_metered(self, index: int) -> None:
+        """CodeCarbon meters exactly the pinned GPU, by its physical index."""
+        gpus = [h for h in self._tracker._hardware if type(h).__name__ == "GPU"]
+        metered = sorted({i for g in gpus for i in g._get_gpu_ids()})
+        if metered != [index]:
+            raise MeterError(f"CodeCarbon meters GPU(s) {metered or 'none'}, not the pinned GPU {index}: "
+                             "is NVML visible to this process?")
+
+    def _assert_no_gpu(self, data) -> None:
+        if any(type(h).__name__ == "GPU" for h in self._tracker._hardware) or data.gpu_energy:
+            raise MeterError("a CPU worker's meter read a GPU: CodeCarbon's hardware cache gave it every GPU")
+
+    def _reading(self, data, end_state: DeviceState | None) -> Reading:
+        energies = (data.energy_consumed, data.cpu_energy, data.gpu_energy, data.ram_energy, data.duration)
+        if any(value is None or not math.isfinite(value) for value in energies):
+            raise MeterError(f"CodeCarbon returned an impossible reading: energy {data.energy_consumed!r} kWh")
+        if not self._measures_gpu:
+            self._assert_no_gpu(data)
+        cpu_method, gpu_method, ram_method = self._methods
+        messages = self._capture.take() if self._capture else []
+        for message in dict.fromkeys(messages):
+            if message not in self._logged:
+                self._logged.add(message)
+                log.warning("CodeCarbon: %s (kept in the window's flags)", message)
+        flags = list(dict.fromkeys(
+            self._window_flags + window_flags(data, cpu_method=cpu_method, gpu_method=gpu_method)
+            + self._extra_flags + self._setup_flags + codecarbon_log.flags_of(messages)))
+        intensity = data.emissions * 1000 / data.energy_consumed if data.energy_consumed > 0 else None
+        duration = data.duration
+
+        def watts(kwh: float) -> float | None:
+            return kwh * 3.6e6 / duration if duration > 0 else None
+
+        states = ((self._start_state.columns("start") if self._start_state else no_state_columns("start"))
+                  | (end_state.columns("end") if end_state else no_state_columns("end")))
+        gpu = self._gpu
+        return Reading(
+            started_at=self._started_at,
+            ended_at=datetime.now(timezone.utc),
+            duration_s=duration,
+            energy_kwh=data.energy_consumed,
+            cpu_energy_kwh=data.cpu_energy,
+            gpu_energy_kwh=data.gpu_energy,
+            ram_energy_kwh=data.ram_energy,
+            emissions_kg=data.emissions,
+            cpu_power_w=watts(data.cpu_energy),
+            gpu_power_w=watts(data.gpu_energy),
+            ram_power_w=watts(data.ram_energy),
+            cpu_utilization_pct=data.cpu_utilization_percent,
+            gpu_utilization_pct=data.gpu_utilization_percent if self._measures_gpu else None,
+            ram_utilization_pct=data.ram_utilization_percent,
+            cpu_model=data.cpu_model or None,
+            cpu_count=int(data.cpu_count) if data.cpu_count else None,
+            gpu_model=gpu["name"] if gpu else ((data.gpu_model or None) if self._measures_gpu else None),
+            gpu_count=1 if gpu else (int(data.gpu_count or 0) if self._measures_gpu else 0),
+            ram_total_gb=data.ram_total_size,
+            cpu_method=cpu_method,
+            gpu_method=gpu_method,
+            ram_method=ram_method,
+            tracking_mode=data.tracking_mode,
+            codecarbon_version=data.codecarbon_version,
+            country_iso_code=data.country_iso_code or None,
+            region=data.region or None,
+            carbon_intensity_g_per_kwh=intensity,
+            carbon_intensity_source=self._intensity_source,
+            is_unreliable=any(flag in UNRELIABLE for flag in flags),
+            flags=",".join(flags)[:300] or None,
+            gpu_uuid=gpu["uuid"] if gpu else None,
+            cpu_tdp_w=self._tdp_w,
+            pue=self._pue,
+            codecarbon_warnings=codecarbon_log.kept_text(messages),
+            **states,
+        )
+
+    def _read_methods(self) -> tuple[str, str, str]:
+        """How CodeCarbon measures each component, read from its hardware objects."""
+        cpu_method, gpu_method, ram_method = "constant", "none", "codecarbon-dimm-estimate"
+        for hardware in self._tracker._hardware:
+            kind = type(hardware).__name__
+            if kind == "CPU":
+                mode = getattr(hardware, "_mode", "constant")
+                cpu_method = {"intel_rapl": "rapl", "cpu_load": "cpu-load-estimate"}.get(mode, mode)
+            elif kind == "GPU" and self._measures_gpu:
+                gpu_method = "nvml-energy-counter" if _has_energy_counter(hardware) else "power-sampling"
+            elif kind == "RAM" and getattr(hardware, "_force_ram_power", None):
+                ram_method = "constant"
+        return cpu_method, gpu_method, ram_method
+
+
+def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") -> list[str]:
+    """Why a window's figure is limited by its counters; an empty list when it is not.
+
+    The real limits: the GPU's energy counter advances every ~100 ms, so a
+    window shorter than a few of its updates is mostly quantisation
+    (`short-window`), and one shorter than 2 x 100 ms / 2% can be off by
+    more than 2% (`gpu-counter-coarse`); a CPU estimated from load has one
+    load sample a second. No component's energy can go down: CodeCarbon
+    corrects one counter wrap per reading and skips a reading it cannot
+    correct, and the host sampler reads RAPL often enough that one wrap is
+    all there can be; its flags `cpu-sample-gap` and `cpu-sample-skipped` say
+    when that did not hold (worker/measure/host_energy.py).
+    """
+    duration = data.duration
+    flags = []
+    short = gpu_method == "nvml-energy-counter" and duration < MIN_COUNTER_UPDATES * GPU_COUNTER_UPDATE_S
+    short |= cpu_method in ("cpu-load-estimate", "constant") and duration < MIN_LOAD_SAMPLES * CPU_LOAD_SAMPLE_S
+    if short:
+        flags.append("short-window")
+    if gpu_method == "nvml-energy-counter" and duration < 2 * GPU_COUNTER_UPDATE_S / MAX_GPU_QUANTISATION:
+        flags.append("gpu-counter-coarse")
+    return flags
+
+
+def _has_energy_counter(gpu) -> bool:
+    devices = getattr(getattr(gpu, "devices", None), "devices", []) or []
+    try:
+        return bool(devices) and all(d._get_total_energy_consumption() is not None for d in devices)
+    except Exception:
+        return False

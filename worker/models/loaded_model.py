@@ -1,0 +1,45 @@
+"""`LoadedModel`: a model with the pre-processors it reads its inputs with, whatever the weights' origin.
+
+Below both loaders (worker.models.loading for path:/hub:, worker.models.tiny for tiny:), so
+that neither imports the other to build one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LoadedModel:
+    """A model with what it needs to read its inputs; for text-to-image `model` is the diffusers pipeline."""
+
+    model: Any
+    tokenizer: Any = None
+    image_processor: Any = None
+    revision: str | None = None  # the Hub commit loaded; None for tiny: and path:
+    feature_extractor: Any = None  # audio models: waveform -> log-mel features
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What was loaded, for the job's record: Hub commit, dtype of the weights, parameter count."""
+        return model_provenance(self.model, self.revision)
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write every part into `folder`, loadable again as `path:<folder>`."""
+        for part in (self.model, self.tokenizer, self.image_processor, self.feature_extractor):
+            if part is not None:
+                part.save_pretrained(str(folder))
+
+
+def model_provenance(model: Any, revision: str | None = None) -> dict[str, Any]:
+    """revision, dtype ("float32", ...) and num_parameters of a loaded model or diffusers pipeline."""
+    import torch
+
+    modules = [model] if isinstance(model, torch.nn.Module) else [
+        part for part in getattr(model, "components", {}).values() if isinstance(part, torch.nn.Module)]
+    tensors = [t for module in modules for t in module.parameters()]
+    dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()})
+    return {"revision": revision, "dtype": "+".join(dtypes) or None,
+            "num_parameters": sum(t.numel() for t in tensors) or None}

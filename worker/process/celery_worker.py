@@ -1,0 +1,313 @@
+"""`wattsweep worker`: pin the process, check the services, register, and consume one queue.
+
+Pool: solo. The worker is one process that owns one GPU, so there is nothing
+to fork: the process that sets CUDA_VISIBLE_DEVICES and reads NVML is the one
+that later creates the CUDA context (no CUDA call in a parent that forks), the
+model cache and the CodeCarbon tracker live across jobs, and SIGTERM/SIGKILL
+reach exactly the process that holds the job. The price, accepted: while a
+job runs the process does not answer Celery remote control (Flower shows it
+busy); liveness comes from our own heartbeat thread and the workers table.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from dataclasses import dataclass
+
+from worker.process.pinning import (
+    Pinning,
+    PinningError,
+    apply_pinning,
+    check_torch_device,
+    plan_pinning,
+    read_gpu,
+    torch_device_uuid,
+)
+
+log = logging.getLogger(__name__)
+
+
+HOST_BUSY_WAIT_S = 5.0
+
+
+class WorkerStartError(RuntimeError):
+    """The worker cannot start; the message is one line for the user (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))  # driver errors (psycopg) span several lines
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    queue: str
+    gpu: int | None = None
+    device: str | None = None
+    name: str | None = None
+    loglevel: str = "INFO"
+
+
+class WorkerContext:
+    """What the thin task calls: the work loop, the heartbeat, the stop flag, and sending messages."""
+
+    def __init__(self, runtime, heartbeat, app, retry_for_s: float, *, queue_length=None,
+                 lease_timeout_s: float = 120.0, max_consecutive_failures: int | None = None, progress=None) -> None:
+        from worker.process.executor import UnitExecutor, make_loop
+
+        self.runtime = runtime
+        self.heartbeat = heartbeat
+        self.app = app
+        self.retry_for_s = retry_for_s
+        self.stopping = threading.Event()  # set on SIGTERM (warm shutdown): hand back at the next unit boundary
+        self.consumer = None  # Celery's consumer, once it started (to stop consuming after a failure streak)
+        self.executor = UnitExecutor(runtime, should_stop=self.stopping.is_set, progress=progress)
+        self.loop = make_loop(runtime, self.executor, mode="distributed", send=self.send_again,
+                              queue_length=queue_length, hold=heartbeat.hold if heartbeat else None,
+                              may_take_over=heartbeat.may_take_over if heartbeat else None,
+                              max_consecutive_failures=max_consecutive_failures or None)
+
+    def job_exists(self, job_id: int) -> bool:
+        from db.queue.jobs import job_exists
+        from db.retry import run_in_transaction
+
+        return run_in_transaction(self.runtime.sessions, lambda s: job_exists(s, job_id=job_id),
+                                  retry_for_s=self.retry_for_s)
+
+    def run(self, job_id: int) -> str:
+        """One message: join at most one job (the database chooses; `job_id` breaks ties) and work its units."""
+        if self.loop.stopped_reason is not None:  # a message that arrived before consuming stopped
+            self.send_again(job_id)
+            return "declined"
+        status = self.executor.drive(self.loop.serve(job_id, joins=1, should_stop=self.stopping.is_set))
+        # What survived the last collection lives on: keep it out of the next one (a million library objects
+        # would cost ~0.1 s per model switch).
+        gc.freeze()
+        if status == "host-busy":  # exclusivity: an exclusive job holds this host; let it finish first
+            self.stopping.wait(HOST_BUSY_WAIT_S)
+            self.send_again(job_id)
+        if self.loop.stopped_reason is not None:
+            self.stop_consuming(self.loop.stopped_reason)
+        log.info("job %s: %s", job_id, status)
+        return status
+
+    def send_again(self, job_id: int) -> None:
+        """Send a job's id (a hand-back, a recruit). A broker that is down costs only the message: the job is in
+        the database, and reconcile sends it; the unit this worker holds must not be dropped for it."""
+        from db.queue.reconcile import Dispatch, mark_dispatched
+        from db.retry import run_in_transaction
+        from worker.contract.celery_app import SendFailed, send_job_ids
+
+        try:
+            send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
+        except SendFailed as error:
+            log.warning("could not send job %s to the broker (%s); reconcile will", job_id, error)
+            return
+        run_in_transaction(self.runtime.sessions, lambda s: mark_dispatched(s, job_ids=[job_id]),
+                           retry_for_s=self.retry_for_s)
+
+    def stop_consuming(self, reason: str) -> None:
+        """A failure streak: this node is probably broken (driver, cache, disk). Stay visible, take no more work."""
+        from db.queue.live import set_stopped_reason
+        from db.retry import run_in_transaction
+
+        log.error("worker %s stops taking work: %s", self.runtime.worker_id, reason)
+        run_in_transaction(self.runtime.sessions, lambda s: set_stopped_reason(
+            s, worker_id=self.runtime.worker_id, token=self.runtime.token, reason=reason),
+            retry_for_s=self.retry_for_s)
+        if self.consumer is not None:
+            self.consumer.cancel_task_queue(self.runtime.hardware_class)
+
+
+def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
+    """Step one, before anything imports torch."""
+    from worker.contract.celery_app import queue_name_problem
+    from worker.process.inventory import display_name
+
+    if problem := queue_name_problem(options.queue):
+        raise WorkerStartError(f"--queue: {problem}")
+    try:
+        pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=display_name(node_name),
+                               pid=os.getpid(), name=options.name,
+                               inherited_visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
+        apply_pinning(pinning)
+    except PinningError as error:
+        raise WorkerStartError(str(error)) from None
+    return pinning
+
+
+def serve(options: WorkerOptions) -> int:
+    """Run the worker until it is told to stop; returns the exit code."""
+    from db.settings import get_settings
+    from worker.process.inventory import HostIdentityError, display_name, host_identity
+
+    settings = get_settings()
+    pinning = pin(options, settings.node_name)
+    try:
+        host_id = host_identity(settings.host_id)
+    except HostIdentityError as error:
+        raise WorkerStartError(str(error)) from None
+    sessions = _check_database(settings.database_url)
+    _check_broker(settings.broker_url)
+    try:
+        gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
+    except PinningError as error:
+        raise WorkerStartError(str(error)) from None
+
+    from worker.process.runtime import WorkerRuntime
+
+    # The simulated GPU node (tests): torch has no CUDA there, so the model runs on the CPU; NVML is metered.
+    torch_device = "cpu" if settings.simulated_gpu and pinning.gpu_index is not None else pinning.device
+    runtime = WorkerRuntime(worker_id=pinning.worker_id, device=torch_device, hardware_class=options.queue,
+                            sessions=sessions, gpu_ids=pinning.gpu_ids, mig_uuid=pinning.mig_uuid,
+                            simulated_gpu=settings.simulated_gpu and pinning.gpu_index is not None,
+                            load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
+    _register(runtime, gpu, settings.heartbeat_interval_s)
+    _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
+    _preload_libraries()
+    if gpu is not None and not settings.simulated_gpu:  # torch must compute on the GPU that NVML meters
+        try:
+            check_torch_device(pinning, gpu["uuid"], torch_device_uuid())
+        except PinningError as error:
+            _unregister(runtime)
+            raise WorkerStartError(str(error)) from None
+
+    from celery import bootsteps, signals
+
+    from worker.contract.broker import redis_client
+    from worker.contract.celery_app import make_app
+    from worker.process import tasks
+    from worker.process.executor import Progress
+    from worker.process.heartbeat import HeartbeatThread
+
+    if pinning.gpu_index is not None:
+        from db.queue.live import set_worker_device
+
+        with sessions.begin() as session:
+            set_worker_device(session, worker_id=pinning.worker_id, device=f"cuda:{pinning.gpu_index}")
+    progress = Progress()
+    heartbeat = HeartbeatThread(sessions, runtime_lease(runtime), settings.heartbeat_interval_s,
+                                lease_timeout_s=settings.lease_timeout_s, progress=progress,
+                                stall_timeout_s=settings.stall_timeout_s)
+    heartbeat.start()
+    app = make_app(settings.broker_url)
+    broker = redis_client(settings.broker_url)
+    context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s,
+                            queue_length=lambda: queue_length_or_busy(broker, options.queue),
+                            lease_timeout_s=settings.lease_timeout_s,
+                            max_consecutive_failures=settings.max_consecutive_failures, progress=progress)
+    tasks.install(app, context)
+
+    class RememberConsumer(bootsteps.StartStopStep):
+        requires = {"celery.worker.consumer.tasks:Tasks"}
+
+        def start(self, consumer) -> None:
+            context.consumer = consumer
+
+    app.steps["consumer"].add(RememberConsumer)
+
+    def on_shutdown(**_) -> None:
+        context.stopping.set()
+
+    def on_ready(**_) -> None:  # scale-out: a worker joining mid-sweep asks for work a running job can share
+        try:
+            context.loop.recruit_now()
+        except Exception as error:  # the first message will do instead
+            log.warning("could not look for work to join: %s", error)
+
+    signals.worker_shutting_down.connect(on_shutdown, weak=False)
+    signals.worker_ready.connect(on_ready, weak=False)
+    log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, options.queue,
+             f", GPU {gpu['name']} #{gpu['index']}" if gpu else "")
+    worker = app.Worker(hostname=pinning.worker_id, queues=[options.queue], pool="solo", concurrency=1,
+                        loglevel=options.loglevel, without_mingle=True, without_gossip=True)
+    try:
+        worker.start()
+    finally:
+        heartbeat.stop()
+        _unregister(runtime)
+        runtime.close()
+    return worker.exitcode or 0
+
+
+def queue_length_or_busy(broker, queue: str) -> int:
+    """The queue's length, for recruiting; 1 (not empty: recruit nobody now) while the broker is unreachable,
+    so that a Redis restart never aborts the unit a worker is about to run."""
+    import redis
+
+    try:
+        return broker.llen(queue)
+    except redis.RedisError as error:
+        log.warning("broker unreachable (%s): no recruiting until it is back", " ".join(str(error).split()))
+        return 1
+
+
+def runtime_lease(runtime):
+    from db.queue.leases import Lease
+
+    return Lease(runtime.worker_id, runtime.token)
+
+
+def _register(runtime, gpu, heartbeat_interval_s: float) -> None:
+    """Atomically: this process owns the worker id, unless another live one does (then refuse to start)."""
+    from db.queue.live import heartbeat_age_s
+
+    window_s = 2 * heartbeat_interval_s
+    if runtime.register(gpu=gpu, twin_window_s=window_s):
+        return
+    with runtime.sessions() as session:
+        age_s = heartbeat_age_s(session, worker_id=runtime.worker_id) or 0.0
+    raise WorkerStartError(f"worker {runtime.worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker "
+                           f"per device; if it has just stopped, start again in {window_s:.0f} s")
+
+
+def _unregister(runtime) -> None:
+    from db.queue.live import unregister_worker
+
+    try:
+        with runtime.sessions.begin() as session:
+            unregister_worker(session, worker_id=runtime.worker_id, token=runtime.token)
+    except Exception as error:  # the database may be down at exit; the id frees itself after two beats
+        log.warning("could not free worker id %s: %s", runtime.worker_id, error)
+
+
+def _preload_libraries() -> None:
+    """Import the model libraries now, after pinning: otherwise the first job's `load` window on every
+    worker would also measure seconds of Python imports. Importing torch creates no CUDA context."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("torch", "transformers.pipelines"):  # the pipelines pull in the Auto classes too
+            importlib.import_module(name)
+    gc.collect()
+    gc.freeze()  # the libraries' objects live as long as the process: out of every later full collection
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="[%(asctime)s %(levelname)s %(name)s] %(message)s")
+    for noisy in ("urllib3", "filelock", "httpx"):  # CodeCarbon's warnings go into each window's flags
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _check_database(url: str):
+    from db.migrate import is_up_to_date
+    from db.session import DatabaseUnavailable, session_factory
+
+    try:
+        if not is_up_to_date(url):
+            raise WorkerStartError("the database has no wattsweep schema yet: run `wattsweep db upgrade`")
+    except DatabaseUnavailable as error:
+        raise WorkerStartError(str(error)) from None
+    return session_factory(url)
+
+
+def _check_broker(url: str) -> None:
+    from worker.contract.broker import BrokerUnavailable, check_broker
+
+    try:
+        check_broker(url)
+    except BrokerUnavailable as error:
+        raise WorkerStartError(str(error)) from None
