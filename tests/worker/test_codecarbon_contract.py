@@ -9,10 +9,13 @@ the attribute, and why the adapter needs it.
 from __future__ import annotations
 
 import importlib
+import re
 import time
+from pathlib import Path
 
 import pytest
 
+from worker.measure import codecarbon_adapter
 from worker.measure.codecarbon_adapter import (
     CPU,
     EMISSIONS_DATA_FIELDS,
@@ -91,6 +94,13 @@ def test_every_relied_on_name_is_there(relied: Relied, instances):
     assert hasattr(holder, relied.name), (
         f"the installed CodeCarbon's {relied.owner} has no {relied.name!r}, which "
         f"worker/measure/codecarbon_adapter.py relies on: {relied.why}")
+
+
+def test_every_private_name_the_adapter_reads_is_listed():
+    source = Path(codecarbon_adapter.__file__).read_text()
+    read = set(re.findall(r"(?<!self)\.(_[a-z]\w*)", source)) | set(re.findall(r'"(_[a-z]\w*)"', source))
+    unlisted = read - {relied.name for relied in RELIED_ON}
+    assert not unlisted, f"codecarbon_adapter.py reads {sorted(unlisted)} without listing them in RELIED_ON"
 
 
 def test_hardware_classes_have_the_names_the_adapter_compares():

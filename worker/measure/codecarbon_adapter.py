@@ -114,7 +114,7 @@ class CpuFacts:
 
 
 class CodeCarbonTracker:
-    """An OfflineEmissionsTracker whose every setting is wattsweep's, reached only through these methods."""
+    """One OfflineEmissionsTracker, reached only through these methods; `made` gives one with wattsweep's settings."""
 
     def __init__(self, tracker: Any) -> None:
         self._tracker = tracker
@@ -154,7 +154,7 @@ class CodeCarbonTracker:
     def stop(self) -> None:
         self._tracker.stop()
 
-    # -- the tracker's state ------------------------------------------------------------------------------------
+    # -- its internals (each name read below is in RELIED_ON) --------------------------------------------------
 
     def held_settings(self) -> dict[str, Any]:
         return {name: getattr(self._tracker, attribute, "?") for name, attribute in HELD.items()}
