@@ -32,7 +32,9 @@ VERSIONS: dict[str, dict[str, Callable[[str], str]]] = {
 
 
 def definition(name: str, revision: str, dialect: str) -> str:
-    """The CREATE VIEW statement of `name` as it stood at `revision`: its latest version at or before it."""
+    """The CREATE VIEW statement of `name` as it stood at `revision`: its latest version at or before it.
+
+    Revision ids are zero-padded numbers ("0014"), so they compare as strings."""
     versions = [version for version in VERSIONS[name] if version <= revision]
     if not versions:
         raise LookupError(f"{name} does not exist at revision {revision}")
