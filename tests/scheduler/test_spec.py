@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from scheduler.spec.schema import SpecError, load_sweep, parse_sweep
+from scheduler.spec.reading import SpecError, load_sweep, parse_sweep
 
 VALID = {
     "name": "t",
@@ -165,7 +165,7 @@ def test_the_scheduler_checks_countries_without_importing_codecarbon():
     import subprocess
     import sys
 
-    code = ("import sys; from scheduler.spec.schema import parse_sweep, SpecError\n"
+    code = ("import sys; from scheduler.spec.reading import parse_sweep, SpecError\n"
             f"data = {with_change('carbon', {'country_iso_code': 'GER'})!r}\n"
             "try:\n    parse_sweep(data)\nexcept SpecError as e:\n    print(e)\n"
             "print('codecarbon' in sys.modules, 'pandas' in sys.modules)")
