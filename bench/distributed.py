@@ -87,7 +87,7 @@ def submit_throughput(n_models: int = 1000, repetitions: int = 10) -> None:
 
     from db.session import session_factory
     from scheduler.dispatch import submit_sweep
-    from scheduler.spec.schema import parse_sweep
+    from scheduler.spec.reading import parse_sweep
     from worker.contract.celery_app import make_app
 
     quickstart = yaml.safe_load((ROOT / "examples/quickstart.yaml").read_text())

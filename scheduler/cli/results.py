@@ -182,15 +182,15 @@ def import_codecarbon(
 
     from db.results.imports import ImportRefused, import_windows
     from scheduler.importer import ImportFileError, hardware_class_of, options_problem, read_files
-    from worker.workloads import WORKLOADS
+    from worker.contract.tasks import TASKS
 
     if problem := options_problem(sweep=sweep, dataset=dataset, hardware_class=hardware_class):
         fail(f"{problem} (nothing imported)")
 
-    if task not in WORKLOADS:
-        close = difflib.get_close_matches(task, sorted(WORKLOADS), n=3)
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, sorted(TASKS), n=3)
         fail(f"--task {task!r}: unknown task" + (f"; did you mean {', '.join(close)}?" if close else
-                                                 f"; allowed are {', '.join(sorted(WORKLOADS))}"))
+                                                 f"; allowed are {', '.join(sorted(TASKS))}"))
     try:
         parsed = read_files(files, model=model)
     except ImportFileError as error:

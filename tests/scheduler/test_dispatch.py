@@ -18,7 +18,7 @@ from db.queue.leases import Lease, beat, claim_next, fail_job, join_job
 from db.queue.reconcile import Dispatch, requeue_failed
 from db.session import session_factory
 from scheduler.dispatch import cancel, reconcile_once, retry_failed, submit_sweep
-from scheduler.spec.schema import parse_sweep
+from scheduler.spec.reading import parse_sweep
 from tests.distributed.conftest import REDIS_URL, redis_db  # noqa: F401  (a fixture)
 from worker.contract.broker import UNACKED_INDEX_KEY, UNACKED_KEY, decode_job_id, ready_job_ids, reserved_job_ids
 from worker.contract.celery_app import make_app

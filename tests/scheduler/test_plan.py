@@ -16,7 +16,7 @@ from db.results.store import record_load, record_run
 from scheduler.plan.expand import MULTI_PURPOSE
 from scheduler.plan.submit import create_sweep
 from scheduler.plan.workers import make_plan
-from scheduler.spec.schema import load_sweep
+from scheduler.spec.reading import load_sweep
 from tests.factories import make_reading
 from worker.workloads.base import WorkUnits
 
@@ -89,7 +89,7 @@ def test_plan_command_is_light_and_says_unknown(tmp_path):
 def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
     from scheduler.plan.simulate import SimJob, lower_bound_s, simulate
     from scheduler.plan.workers import make_schedule
-    from scheduler.spec.schema import parse_sweep
+    from scheduler.spec.reading import parse_sweep
 
     spec = parse_sweep({"name": "w", "carbon": {"grid_intensity_g_per_kwh": 100},
                         "defaults": {"queries": 1000, "repetitions": 10, "warmup": 0, "max_unit_s": 600},
@@ -114,7 +114,7 @@ def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_a
     from db.session import session_factory
     from scheduler.plan.submit import planned_jobs
     from scheduler.plan.workers import make_schedule
-    from scheduler.spec.schema import parse_sweep
+    from scheduler.spec.reading import parse_sweep
     from tests.scheduler.test_import import V2_HEADER, v2_row, wattsweep
 
     log = tmp_path / "emissions.csv"  # three runs of 1,000 queries, 12.5 s each

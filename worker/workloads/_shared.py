@@ -1,4 +1,4 @@
-"""Code every workload shares: parameters, quiet pipelines, token counting, generation counting.
+"""Code every workload shares: parameter merging, quiet pipelines, token counting, generation counting.
 
 A leading underscore keeps this module out of the registry. Module level stays
 light (standard library only); transformers is imported inside functions.
@@ -15,13 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 from worker.workloads.base import BatchTiming, WorkUnits
-
-COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
-
-
-def with_common(**task_params: Any) -> dict[str, Any]:
-    """A workload's `default_params`: its own settings plus the ones every task accepts."""
-    return {**COMMON_PARAMS, **task_params}
 
 
 def merged(task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -216,11 +209,12 @@ def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int
 
 
 class PipelineWorkload:
-    """Base for workloads that are one transformers pipeline: subclasses set the fields and `call`."""
+    """Base for workloads that are one transformers pipeline: subclasses set the fields (from their task's
+    declaration in worker.contract.tasks) and `call`."""
 
     task: str
     input_kind: str
-    default_params: Mapping[str, Any] = with_common()
+    default_params: Mapping[str, Any]
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params))
@@ -239,10 +233,8 @@ class PipelineWorkload:
 
 
 class ImagePipelineWorkload(PipelineWorkload):
-    """A pipeline that reads one image per query and returns labels or boxes (classification, detection)."""
-
-    input_kind = "image"
-    default_params = with_common(resize_px=None)  # N or [width, height]: resize inputs first (None: as they come)
+    """A pipeline that reads one image per query and returns labels or boxes (classification, detection);
+    `resize_px` (N or [width, height]) resizes the images first."""
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size)

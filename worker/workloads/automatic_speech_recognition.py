@@ -15,14 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, fixed_length_generation, generated, one_or_many, with_common
+from worker.contract.tasks import TASKS
+from worker.workloads._shared import PipelineWorkload, fixed_length_generation, generated, one_or_many
 from worker.workloads.base import WorkUnits
+
+DECLARED = TASKS["automatic-speech-recognition"]  # name, input kind, default params: worker.contract.tasks
 
 
 class AutomaticSpeechRecognition(PipelineWorkload):
-    task = "automatic-speech-recognition"
-    input_kind = "audio"
-    default_params = with_common(max_new_tokens=256, fixed_length=False)  # 256: the pipeline's own default
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         from worker.data.audio import duration_s, resample

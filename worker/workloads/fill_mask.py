@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many, with_common
+from worker.contract.tasks import TASKS
+from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads.base import WorkUnits
 
 UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
@@ -86,10 +87,11 @@ def mask_inside(text: str, tokenizer: Any, limit: int | None) -> str:
     return masked
 
 
+DECLARED = TASKS["fill-mask"]  # name, input kind, default params: worker.contract.tasks
+
+
 class FillMask(PipelineWorkload):
-    task = "fill-mask"
-    input_kind = "text"
-    default_params = with_common(top_k=1)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         limit = token_limit(pipeline)

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._shared import (
     PipelineWorkload,
     fixed_length_generation,
     generated,
     one_or_many,
     resize_images,
-    with_common,
 )
 from worker.workloads.base import WorkUnits
 
+DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.contract.tasks
+
 
 class ImageToText(PipelineWorkload):
-    task = "image-to-text"
-    input_kind = "image"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False, resize_px=None)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         generate, counter = fixed_length_generation(pipeline, params)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkUnits
 
+DECLARED = TASKS["question-answering"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
+
 
 class QuestionAnswering(PipelineWorkload):
-    task = "question-answering"
-    input_kind = "qa"
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
         questions = [q["question"] for q in queries]
@@ -22,7 +24,4 @@ class QuestionAnswering(PipelineWorkload):
 
 WORKLOAD = QuestionAnswering()
 
-# The study's extractive-QA prompt for multi-purpose models, with 65 new tokens (end-of-sequence disabled).
-ZERO_SHOT = ZeroShot(task="question-answering", input_kind="qa", max_new_tokens=65,
-                     prompt_template='{question}? Find the answer to the question in the following text: '
-                                     '"{context}". Answer:')
+ZERO_SHOT = ZeroShot(DECLARED.zero_shot)

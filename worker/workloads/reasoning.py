@@ -16,15 +16,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.errors import ModelLoadError
-from worker.workloads._shared import TokenCounter, merged, quiet, with_common
+from worker.workloads._shared import TokenCounter, merged, quiet
 from worker.workloads.base import WorkUnits
+
+DECLARED = TASKS["reasoning"]  # name, input kind, default params: worker.contract.tasks
 
 
 class Reasoning:
-    task = "reasoning"
-    input_kind = "prompt"
-    default_params = with_common(max_new_tokens=8192, fixed_length=False, reasoning=None)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from worker.contract.reasoning_switch import ReasoningSwitchError, template_kwargs

@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, quiet, with_common
+from worker.contract.tasks import TASKS
+from worker.workloads._shared import PipelineWorkload, count_tokens, quiet
 from worker.workloads.base import WorkUnits
+
+DECLARED = TASKS["sentence-similarity"]  # name, input kind, default params: worker.contract.tasks
 
 
 class SentenceSimilarity(PipelineWorkload):
-    task = "sentence-similarity"
-    input_kind = "pair"
-    default_params = with_common()
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from worker.models.loading import load_for_task

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._shared import (
     PipelineWorkload,
     count_tokens,
@@ -15,15 +16,14 @@ from worker.workloads._shared import (
     fixed_length_generation,
     generated,
     one_or_many,
-    with_common,
 )
 from worker.workloads.base import WorkUnits
 
+DECLARED = TASKS["text-generation"]  # name, input kind, default params: worker.contract.tasks
+
 
 class TextGeneration(PipelineWorkload):
-    task = "text-generation"
-    input_kind = "prompt"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False, max_input_words=None)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Any) -> Any:
         pipeline = super().load(model, device, params)

@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from worker.workloads._shared import count_tokens, cut_words, merged, quiet, run_batches, with_common
+from worker.contract.tasks import TASKS
+from worker.workloads._shared import count_tokens, cut_words, merged, quiet, run_batches
 from worker.workloads.base import WorkUnits
+
+DECLARED = TASKS["text-to-image"]  # name, input kind, default params: worker.contract.tasks
 
 
 class TextToImage:
-    task = "text-to-image"
-    input_kind = "prompt"
-    default_params = with_common(num_inference_steps=20, guidance_scale=7.5, height=None, width=None,
-                                 max_input_words=None)  # the study cut prompts to 50 words
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from worker.models.loading import load_for_task
