@@ -12,15 +12,16 @@ the markup is in templates/report.html.j2 and templates/sections.html.j2.
 
 from __future__ import annotations
 
-from typing import Any
-
-from markupsafe import Markup
+from typing import TYPE_CHECKING, Any
 
 from scheduler.report.aies import batch_section, latency_section, output_length_section, stars_section
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
 from scheduler.report.data import ReportData
 from scheduler.report.html_parts import Estimated, Table, fmt, render_template, svg, table
 from scheduler.report.provenance import provenance_section
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 KIND_COLORS = {"task-specific": PALETTE[0], "multi-purpose": PALETTE[1]}
 OTHER_COLOR = "#7F7F7F"
