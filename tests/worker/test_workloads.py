@@ -179,3 +179,13 @@ def test_fill_mask_cuts_where_the_tokenizer_truncates_with_or_without_offsets(fi
             assert len(tokenizer(" ".join(kept))["input_ids"]) <= limit
             if len(kept) < n_words:  # one word more would not fit
                 assert len(tokenizer(" ".join(words[:len(kept) + 1]))["input_ids"]) > limit
+
+
+def test_latency_percentiles_are_numpys_linear_quantiles_and_none_without_values():
+    from worker.workloads.base import percentile
+
+    assert percentile([], 0.5) is None
+    assert percentile([3.0], 0.95) == 3.0
+    assert percentile([4, 1, 3, 2], 0.5) == 2.5  # unsorted in, ints in: a float out
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.95) == pytest.approx(3.85, rel=1e-12)
+    assert isinstance(percentile([1, 2], 0.5), float)  # a plain float, as the database drivers expect

@@ -13,14 +13,12 @@ from typing import Any, Protocol
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
-    """The `share` (0-1) quantile of `values`, linearly interpolated (numpy's default); None for no values."""
-    ordered = sorted(values)
-    if not ordered:
+    """The `share` (0-1) quantile of `values`, numpy's default (linear interpolation); None for no values."""
+    if len(values) == 0:
         return None
-    position = (len(ordered) - 1) * share
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    import numpy as np  # here, not at the top: the light contract code imports this module
+
+    return float(np.quantile(np.asarray(values, dtype=float), share))
 
 
 @dataclass(frozen=True)
