@@ -69,3 +69,30 @@ def test_the_head_revision_has_the_by_sweep_model_summary(sessions):
             "SELECT pg_get_viewdef('v_model_summary'::regclass)" if dialect == "postgresql"
             else "SELECT sql FROM sqlite_master WHERE name = 'v_model_summary'")).scalar()
     assert "x.sweep_id = jw.sweep_id" in stored and "l.sweep_id = jw.sweep_id" in stored  # 0020's joins
+
+
+def test_provenance_grouped_by_worker_first_gives_what_grouping_v_runs_gave(sessions):
+    from db.results.views import PROVENANCE_COLUMNS, provenance_rows
+
+    rng = random.Random(7)
+    with sessions.begin() as session:
+        sweep_ids = []
+        for i in range(3):  # two workers, two CPU methods, in one sweep: several set-ups, one of them twice
+            sweep_ids.append(seed_sweep(session, name=f"p{i}", worker_id=rng.choice(("gpu0@node1", "gpu1@node2")),
+                                        cpu_method=rng.choice(("rapl", "constant")),
+                                        models=[SeedModel("text-classification", f"hub:org/p{i}-{m}", [0.001] * 3)
+                                                for m in range(2)]))
+        session.execute(update(Measurement).where(Measurement.id % 4 == 0).values(
+            hostname=None, carbon_intensity_g_per_kwh=Measurement.carbon_intensity_g_per_kwh + 10))
+        session.execute(update(Measurement).where(Measurement.id % 5 == 0).values(worker_id=None))  # the run's
+    keys = ", ".join(PROVENANCE_COLUMNS)
+    old = text(f"SELECT {keys}, count(*) AS runs, min(carbon_intensity_g_per_kwh) AS intensity_min, "
+               f"max(carbon_intensity_g_per_kwh) AS intensity_max FROM v_runs "
+               f"WHERE sweep_id = :s AND measurement_id IS NOT NULL GROUP BY {keys}")
+    with sessions() as session:
+        for sweep_id in sweep_ids:
+            new = provenance_rows(session, sweep_id=sweep_id)
+            before = [dict(row) for row in session.execute(old, {"s": sweep_id}).mappings()]
+            assert sorted(map(repr, (tuple(sorted(r.items())) for r in new))) == \
+                sorted(map(repr, (tuple(sorted(r.items())) for r in before)))
+            assert [r["runs"] for r in new] == sorted((r["runs"] for r in new), reverse=True)
