@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, true
 
 
 def utcnow() -> datetime:
@@ -107,6 +107,9 @@ class Job(Base):
     expected_s: Mapped[float | None] = mapped_column(Float)
     load_expected_s: Mapped[float | None] = mapped_column(Float)
     estimate_source: Mapped[str | None] = mapped_column(String(20))
+    # Whether a claim may split its long units as the queue drains (db.queue.splitting); false where the sweep
+    # fixed the unit size (shard_queries). Migration 0020.
+    split_units: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

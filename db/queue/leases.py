@@ -94,7 +94,7 @@ def _claim_statements(lease_timeout_s: float, may_take_over: bool):
     find = (
         select(Shard.id, Shard.run_id, Shard.shard_index, Shard.query_start, Shard.n_queries, Shard.expected_s,
                Shard.status, Job.max_attempts, Run.n_shards, Run.dataset, Run.batch_size, Run.warmup,
-               Run.n_queries.label("run_queries"), Job.hardware_class)
+               Run.n_queries.label("run_queries"), Job.hardware_class, Job.split_units)
         .join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id).join(Run, Run.id == Shard.run_id)
         .where(Shard.job_id == bindparam("job_id"), claimable(lease_timeout_s, may_take_over), _open_jobs(None, None))
         .order_by(Shard.expected_s.desc().nulls_last(), Shard.id)
@@ -127,7 +127,8 @@ def claim_next(session: Session, *, lease: Lease, job_id: int, lease_timeout_s: 
                                              "b_worker": lease.worker_id, "b_token": lease.token}).scalar()
         if attempts is not None:
             n_queries, expected_s, n_shards = row.n_queries, row.expected_s, row.n_shards
-            if may_split(expected_s):  # near the end of a sweep, take only part of a long unit (db.queue.splitting)
+            # Near the end of a sweep, take only part of a long unit (db.queue.splitting).
+            if row.split_units and may_split(expected_s):
                 split = split_claimed(connection, shard_id=row.id, run_id=row.run_id, job_id=job_id,
                                       hardware_class=row.hardware_class, query_start=row.query_start,
                                       n_queries=n_queries, expected_s=expected_s, batch_size=row.batch_size,

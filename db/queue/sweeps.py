@@ -38,6 +38,7 @@ class NewJob:
     expected_s: float | None = None  # the job's expected work (db.results.estimates), for ordering
     load_expected_s: float | None = None
     estimate_source: str | None = None  # measured | prior
+    split_units: bool = True  # claims may split its long units as the queue drains (false: the sweep fixed their size)
 
 
 def insert_sweep(
@@ -61,6 +62,7 @@ def insert_sweep(
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
              model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
              expected_s=j.expected_s, load_expected_s=j.load_expected_s, estimate_source=j.estimate_source,
+             split_units=j.split_units,
              **{column: (j.axes or {}).get(column) for column in AXIS_COLUMNS})
         for j in jobs
     ]

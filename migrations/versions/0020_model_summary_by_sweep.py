@@ -7,11 +7,15 @@ every subquery (Postgres pushes it below the aggregates) and only that sweep's w
 same figures. v_model_kind_summary reads v_model_summary: it is dropped first and created again (its 0014 SQL).
 Its SQL: migrations/views/model_summary.py (versions 0014 and 0020).
 
+Also jobs.split_units (true unless the sweep fixed its unit size with shard_queries): whether a claim may split
+the job's long units as the queue drains (db.queue.splitting). A plain ADD COLUMN.
+
 Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-06
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 from migrations.views import definition
@@ -35,8 +39,10 @@ def _recreate(as_of: str) -> None:
 
 
 def upgrade() -> None:
+    op.add_column("jobs", sa.Column("split_units", sa.Boolean(), nullable=False, server_default=sa.true()))
     _recreate(revision)
 
 
 def downgrade() -> None:
     _recreate(down_revision)
+    op.drop_column("jobs", "split_units")

@@ -24,6 +24,7 @@ class SimJob:
     units_s: Sequence[float]  # expected (or, replayed, true) seconds of each unit
     load_s: float = 0.0
     priority_s: Sequence[float] | None = None  # what the policy believes each unit takes (default: units_s)
+    split_units: bool = True  # claims may split its units (false: the sweep fixed their size, shard_queries)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
     pending = {j.job_id: sorted(range(len(j.units_s)), key=lambda i, j=j: unit_order_key(believed[j.job_id][i], i))
                for j in jobs}
     load_s = {j.job_id: j.load_s for j in jobs}
+    splits = {j.job_id for j in jobs if j.split_units}
     order = sorted(jobs, key=lambda j: (-sum(believed[j.job_id]), j.job_id))
     queue: deque[int] = deque(j.job_id for j in order if j.units_s)
     staff: dict[int, set[int]] = {}
@@ -122,7 +124,7 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
             duration = load_s[job]
             loads += 1
         unit = pending[job].pop(0)
-        if split:
+        if split and job in splits:
             take_split(job, unit)
         claimable[job] -= believed[job][unit]
         queue_s[0] -= believed[job][unit]

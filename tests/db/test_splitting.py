@@ -82,3 +82,25 @@ def test_short_units_are_never_split(sessions):
     job_id = first_job_id(sessions, make_sweep(sessions, n_jobs=1, n_runs=3, shards=[(100, SPLIT_SLACK * 60)]))
     claims = _drain(sessions, job_id, (W1,))
     assert [(c.n_queries, c.n_shards) for c in claims] == [(100, 1)] * 3
+
+
+def test_a_sweep_that_fixed_its_unit_size_keeps_it(sessions):
+    from db.queue.sweeps import NewJob, insert_sweep
+    from scheduler.plan.expand import PlannedJob, PlannedRun
+    from scheduler.plan.priors import prior_estimate
+    from scheduler.plan.submit import UnitSettings, new_job
+    from tests.db.test_jobs import CARBON
+
+    planned = PlannedJob("fill-mask", "tiny:m", "cpu", {}, (PlannedRun("builtin:texts", 0, 1000, 1, 0),))
+    estimate = prior_estimate(task="fill-mask", model="tiny:m", params={})
+    assert new_job(planned, estimate, UnitSettings(None, 1800)).split_units  # sized by max_unit_s: may split
+    assert not new_job(planned, estimate, UnitSettings(500, 1800)).split_units  # shard_queries: fixed
+    run = dict(dataset="builtin:texts", repetition=0, n_queries=1000, batch_size=1, warmup=0,
+               shards=[(500, 1500.0), (500, 1500.0)])
+    make_sweep(sessions, n_jobs=0)  # the two workers
+    with sessions.begin() as session:
+        sweep = insert_sweep(session, name="fixed", spec={}, hardware_class="cpu", mode="distributed", carbon=CARBON,
+                             jobs=[NewJob("fill-mask", "tiny:m", "cpu", {}, [run], split_units=False)])
+    job_id = first_job_id(sessions, sweep.id)
+    claims = _drain(sessions, job_id, (W1, W2))
+    assert [(c.query_start, c.n_queries, c.n_shards) for c in claims] == [(0, 500, 2), (500, 500, 2)]
