@@ -10,9 +10,9 @@ durations) and stored. Two modes:
     python bench/replay.py bench/study_trace.tsv --real 8 --compress 2000 [--join 4@0.5]
 
 --simulate N: a discrete-event simulation of N workers, each driving the workers' own decision code
-(worker.process.loop.WorkLoop over db.queue.leases and db.queue.policy, on a SQLite database); only time is
-simulated: a unit takes
-its run's traced duration times its share of the queries, a model load its expected load time.
+(worker.process.loop.WorkLoop over db.queue.leases, db.queue.staffing and db.queue.policy, on a SQLite
+database); only time is simulated: a unit takes its run's traced duration times its share of the queries, a model
+load its expected load time.
 --real N --compress F: N real worker processes (worker.process.celery_worker, the code behind `wattsweep worker`)
 on Redis
 and Postgres; each query sleeps its share of the traced duration / F, each load its expected load time / F.

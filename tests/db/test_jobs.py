@@ -15,8 +15,8 @@ from db.queue.leases import (
     fail,
     fail_dead_units,
     finish_if_complete,
-    join_job,
 )
+from db.queue.staffing import join_job
 from db.queue.sweeps import NewJob, insert_sweep, sweep_progress
 from db.queue.unit_store import store_unit
 from db.results.store import record_run

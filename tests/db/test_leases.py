@@ -10,8 +10,9 @@ from sqlalchemy import func, select, update
 
 from db.clock import age_s, seconds_ago, server_now
 from db.models import Job, Measurement, Shard, Unavailable, Worker
-from db.queue.leases import Lease, beat, claim_next, join_job, mark_unavailable
+from db.queue.leases import Lease, beat, claim_next
 from db.queue.live import register_worker, unregister_worker
+from db.queue.staffing import join_job, mark_unavailable
 from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
 from worker.process.executor import _pinned, _store_load

@@ -269,7 +269,8 @@ def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, ba
     the next load reads the recorded commit.
     """
     from db.models import Job
-    from db.queue.leases import holds, leave, release
+    from db.queue.leases import holds, release
+    from db.queue.staffing import leave
     from db.results.provenance import record_provenance
     from db.results.store import record_load
 

@@ -1,8 +1,8 @@
 """A worker's decisions between units, as a generator: the same code drives real workers and the replay simulator.
 
-`WorkLoop.serve(hint)` handles one message: it claims units through
-db.queue.leases (the policy is db.queue.policy's), yields `Load` and `Execute` requests
-to whoever runs the work, and stores what comes back. A real worker
+`WorkLoop.serve(hint)` handles one message: it joins jobs through db.queue.staffing and claims
+units through db.queue.leases (the policy is db.queue.policy's), yields `Load` and `Execute`
+requests to whoever runs the work, and stores what comes back. A real worker
 (worker.process.executor) loads models and measures; bench/replay.py --simulate
 advances a simulated clock instead. Nothing here imports a GPU stack or the
 broker: sending a message and reading the queue's length are callbacks.
@@ -23,21 +23,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
-from db.queue.leases import (
-    JoinResult,
-    Lease,
-    LeaseLost,
-    UnitClaim,
-    claim_next,
-    fail,
-    fail_load,
-    join_job,
-    leave,
-    mark_unavailable,
-    recruit,
-    rejoin,
-    release,
-)
+from db.queue.leases import Lease, LeaseLost, UnitClaim, claim_next, fail, release
+from db.queue.staffing import JoinResult, fail_load, join_job, leave, mark_unavailable, recruit, rejoin
 
 log = logging.getLogger(__name__)
 
