@@ -13,8 +13,8 @@ from db.models import Job, Measurement, Shard, Unavailable, Worker
 from db.queue.leases import Lease, beat, claim_next
 from db.queue.live import register_worker, unregister_worker
 from db.queue.staffing import join_job, mark_unavailable
-from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
+from tests.helpers import W1, W2, first_job_id, make_sweep
 from worker.process.executor import _pinned, _store_load
 from worker.process.loop import Execute, Failed, Load, Loaded, WorkLoop
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from db.clock import age_s, seconds_ago
 from db.models import Job, Shard, Worker
 from db.queue.leases import claim_next
-from tests.db.test_jobs import W1, first_job_id, make_sweep
+from tests.helpers import W1, first_job_id, make_sweep
 from worker.process.executor import Progress
 from worker.process.heartbeat import HeartbeatThread, stall_timeout_s
 
