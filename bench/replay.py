@@ -67,7 +67,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
     from db.queue.reconcile import sweep_dispatches
     from db.session import session_factory
     from tests.factories import make_reading
-    from worker.process.loop import Execute, Load, Loaded, Measured, WorkLoop
+    from worker.process.loop import Execute, Load, Loaded, LoopHooks, Measured, WorkLoop
     from worker.workloads.base import WorkUnits
 
     folder = tempfile.mkdtemp(prefix="wattsweep-replay-")
@@ -103,8 +103,9 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         with sessions.begin() as session:
             session.add(Worker(id=lease.worker_id, hostname=f"sim{index}", host_id=f"sim{index}", device="cpu",
                                hardware_class=HARDWARE_CLASS, inventory={}, token=lease.token))
-        loops[index] = WorkLoop(lease=lease, hardware_class=HARDWARE_CLASS, lease_timeout_s=1e9, transact=transact,
-                                send=messages.append, queue_length=lambda: len(messages), clock=lambda: now[0])
+        hooks = LoopHooks(transact=transact, send=messages.append, queue_length=lambda: len(messages),
+                          clock=lambda: now[0])
+        loops[index] = WorkLoop(lease=lease, hardware_class=HARDWARE_CLASS, lease_timeout_s=1e9, hooks=hooks)
 
     events: list[tuple[float, int, int, object]] = []
     idle: deque[int] = deque()
