@@ -221,7 +221,8 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
 
     from sqlalchemy import text
 
-    from db.queue.leases import Lease, beat, join_job
+    from db.queue.leases import Lease, beat
+    from db.queue.staffing import join_job
     from db.queue.unit_store import store_unit
     from db.session import session_factory
     from tests.factories import make_reading

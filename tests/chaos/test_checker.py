@@ -8,8 +8,8 @@ from db.models import Measurement
 from db.queue.leases import claim_next
 from db.queue.unit_store import store_unit
 from tests.chaos.harness import check_stored
-from tests.db.test_jobs import W1, first_job_id, make_sweep
 from tests.factories import make_reading
+from tests.helpers import W1, first_job_id, make_sweep
 from worker.workloads.base import WorkUnits
 
 

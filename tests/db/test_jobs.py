@@ -8,50 +8,19 @@ from sqlalchemy import func, select, update
 from db.clock import seconds_ago
 from db.models import Job, Measurement, Run, Shard, Worker
 from db.queue.leases import (
-    Lease,
     LeaseLost,
     beat,
     claim_next,
     fail,
     fail_dead_units,
     finish_if_complete,
-    join_job,
 )
-from db.queue.sweeps import NewJob, insert_sweep, sweep_progress
+from db.queue.staffing import join_job
+from db.queue.sweeps import sweep_progress
 from db.queue.unit_store import store_unit
 from db.results.store import record_run
-from tests.factories import make_reading
+from tests.helpers import W1, W2, first_job_id, make_sweep, reading
 from worker.workloads.base import WorkUnits
-
-CARBON = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
-W1, W2 = Lease("w1@h", "token-1"), Lease("w2@h", "token-2")
-
-
-def make_sweep(sessions, n_jobs=2, n_runs=2, max_attempts=2, mode="distributed", shards=None, exclusive=False,
-               name="s", hostnames=("h", "h")):
-    queries = sum(n for n, _ in shards) if shards else 4
-    runs = [dict(dataset="builtin:texts", repetition=r, n_queries=queries, batch_size=1, warmup=0,
-                 **({"shards": shards} if shards else {})) for r in range(n_runs)]
-    with sessions.begin() as session:
-        for lease, host in zip((W1, W2), hostnames, strict=True):
-            if session.get(Worker, lease.worker_id) is None:
-                session.add(Worker(id=lease.worker_id, hostname=host, device="cpu", hardware_class="cpu",
-                                   inventory={}, token=lease.token))
-        sweep = insert_sweep(
-            session, name=name, spec={}, hardware_class="cpu", mode=mode, carbon=CARBON, exclusive=exclusive,
-            jobs=[NewJob("fill-mask", f"tiny:m{i}", "cpu", {}, runs) for i in range(n_jobs)],
-            max_attempts=max_attempts,
-        )
-        return sweep.id
-
-
-def first_job_id(sessions, sweep_id):
-    with sessions() as session:
-        return session.scalar(select(func.min(Job.id)).where(Job.sweep_id == sweep_id))
-
-
-def reading(energy_kwh=2e-6):
-    return make_reading(energy_kwh)
 
 
 def age(sessions, shard_id, seconds=600):

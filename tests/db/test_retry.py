@@ -18,7 +18,7 @@ from db.queue.jobs import claim_job, pending_runs
 from db.results.store import record_run
 from db.retry import run_in_transaction
 from db.session import session_factory
-from tests.db.test_jobs import first_job_id, make_sweep, reading
+from tests.helpers import first_job_id, make_sweep, reading
 from worker.workloads.base import WorkUnits
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from db.models import Measurement, Run, Shard
 from db.queue.leases import claim_next
 from db.queue.unit_store import store_unit
-from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
+from tests.helpers import W1, W2, first_job_id, make_sweep
 from worker.workloads.base import WorkUnits
 
 SHARDS = [(4, 1.0), (4, 1.0), (2, 0.5)]  # 10 queries in three consecutive shards
