@@ -68,7 +68,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
     from db.session import session_factory
     from tests.factories import make_reading
     from worker.process.loop import Execute, Load, Loaded, LoopHooks, Measured, WorkLoop
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     folder = tempfile.mkdtemp(prefix="wattsweep-replay-")
     url = f"sqlite:///{folder}/replay.db"
@@ -128,7 +128,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             duration = run_seconds[claim.run_id] * claim.n_queries / claim.run_queries
             reading = make_reading(1e-6 * claim.n_queries, duration, started_at=epoch + timedelta(seconds=now[0]),
                                    is_unreliable=False, flags=None)
-            result = Measured(reading, WorkUnits(queries=claim.n_queries))
+            result = Measured(reading, WorkDone(queries=claim.n_queries))
         else:  # pragma: no cover
             raise TypeError(request)
         sequence[0] += 1

@@ -37,11 +37,11 @@ class ReplayWorkload:
         return model
 
     def run(self, pipeline, queries, batch_size, params):
-        from worker.workloads.base import WorkUnits
+        from worker.workloads.base import WorkDone
 
         per_query = params["replay_s_per_query"]
         time.sleep(sum(per_query[query] for query in queries))
-        return WorkUnits(queries=len(queries))
+        return WorkDone(queries=len(queries))
 
 
 def serve_replay_worker(queue: str, name: str) -> None:

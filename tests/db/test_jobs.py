@@ -20,7 +20,7 @@ from db.queue.sweeps import sweep_progress
 from db.queue.unit_store import store_unit
 from db.results.store import record_run
 from tests.helpers import W1, W2, first_job_id, make_sweep, reading
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 
 def age(sessions, shard_id, seconds=600):
@@ -53,9 +53,9 @@ def test_a_live_lease_blocks_others_a_stale_one_is_taken_over_and_the_old_holder
         assert beat(session, lease=W1, shard_id=claim.shard_id) == (True, False)
         assert beat(session, lease=W2, shard_id=claim.shard_id) == (True, True)
     with pytest.raises(LeaseLost), sessions.begin() as session:
-        store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+        store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
     with sessions.begin() as session:
-        store_unit(session, lease=W2, claim=taken, reading=reading(), units=WorkUnits(queries=4))
+        store_unit(session, lease=W2, claim=taken, reading=reading(), units=WorkDone(queries=4))
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 1
         assert session.get(Job, job_id).status == "done"
@@ -82,7 +82,7 @@ def test_a_run_is_stored_once_even_if_recorded_twice(sessions):
     job_id = first_job_id(sessions, make_sweep(sessions))
     with sessions() as session:
         run_id = session.scalar(select(Run.id).where(Run.job_id == job_id).order_by(Run.id))
-    units = WorkUnits(queries=4, input_tokens=40)
+    units = WorkDone(queries=4, input_tokens=40)
     with sessions.begin() as session:
         assert record_run(session, run_id=run_id, worker_id="w1", reading=reading(), units=units) is True
     with sessions.begin() as session:
@@ -104,7 +104,7 @@ def test_a_failing_unit_is_retried_until_its_attempts_run_out_then_its_run_and_j
     assert outcomes == ["pending", "failed"]
     with sessions.begin() as session:  # the other run is measured; then the job is finished, as failed
         claim = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60)
-        stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+        stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
         assert stored.next is None and stored.job_status == "failed"
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -125,7 +125,7 @@ def test_storing_claims_the_next_unit_longest_first_and_finishes_the_job_with_it
     while claim is not None:
         order.append(claim.shard_id)
         with sessions.begin() as session:
-            stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+            stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
         claim = stored.next
     assert order == [ids[1], ids[2], ids[0]]
     assert stored.job_status == "done"

@@ -17,7 +17,7 @@ from db.session import session_factory
 from tests.factories import make_reading
 from tests.helpers import T0, sweep_with_claimed_job
 from worker.measure.baseline import store_baseline
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 # scipy.stats.t.ppf(0.975, df), scipy 1.16: the reference values (beyond df 30 the old table used 1.96).
 T975_REFERENCE = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078, 4: 2.7764451051977934,
@@ -63,7 +63,7 @@ def test_outliers_flagged_not_dropped_and_cell_stats(sessions):
     for i, (run_id, energy) in enumerate(zip(run_ids, energies, strict=True)):
         with sessions.begin() as session:
             reading = make_reading(energy, duration_s=3, started_at=T0 + timedelta(seconds=10 * i))
-            record_run(session, run_id=run_id, worker_id="w1@host", reading=reading, units=WorkUnits(queries=10))
+            record_run(session, run_id=run_id, worker_id="w1@host", reading=reading, units=WorkDone(queries=10))
     with sessions() as session:
         flags = session.scalars(select(Measurement.is_outlier).order_by(Measurement.run_id)).all()
         assert flags == [False, False, False, False, True]
@@ -85,7 +85,7 @@ def test_baseline_subtraction(sessions):
         baseline = store_baseline(session, worker_id="w1@host", hostname="host", reading=idle)
         assert (baseline.cpu_power_w, baseline.ram_power_w, baseline.gpu_power_w) == (18.0, 18.0, 0.0)
         reading = make_reading(3e-4, duration_s=20, started_at=T0 + timedelta(seconds=30))
-        record_run(session, run_id=run_ids[0], worker_id="w1@host", reading=reading, units=WorkUnits(queries=10),
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", reading=reading, units=WorkDone(queries=10),
                    baseline_id=baseline.id)
     with sessions() as session:
         stored = session.scalars(select(Measurement)).one()
@@ -99,7 +99,7 @@ def test_overlapping_windows_on_one_host_never_sum_above_the_host(sessions):
     sweep_id, job_id, run_ids = sweep_with_claimed_job(sessions, 2, workers=("w1@host", "w2@host"))
     # w1's query window 0-10 s; w2's load window 5-15 s on the same host; each read the whole machine.
     with sessions.begin() as session:
-        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkDone(queries=10),
                    reading=make_reading(1e-5, duration_s=10, started_at=T0))
     with sessions.begin() as session:
         record_load(session, job_id=job_id, worker_id="w2@host",
@@ -125,7 +125,7 @@ def test_windows_stored_at_the_same_instant_still_see_each_other(postgres_url):
     _, job_id, run_ids = sweep_with_claimed_job(sessions, 1, workers=("w1@host", "w2@host"))
     first = sessions()
     first.begin()
-    record_run(first, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+    record_run(first, run_id=run_ids[0], worker_id="w1@host", units=WorkDone(queries=10),
                reading=make_reading(1e-5, duration_s=10, started_at=T0))
     first.flush()  # stored but not committed while the other worker writes
 

@@ -18,7 +18,7 @@ from scheduler.plan.submit import create_sweep
 from scheduler.plan.workers import make_plan
 from scheduler.spec.reading import load_sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESET = REPO_ROOT / "presets" / "power-hungry-processing.yaml"
@@ -46,7 +46,7 @@ def test_estimates_come_from_the_same_task_model_kind_and_hardware_class(session
             record_load(session, job_id=job.id, worker_id="w", reading=make_reading(energy_kwh=1e-6, duration_s=3.0))
             for run in session.scalars(select(Run).where(Run.job_id == job.id)):
                 reading = make_reading(energy_kwh=energy, duration_s=2.0)
-                record_run(session, run_id=run.id, worker_id="w", reading=reading, units=WorkUnits(run.n_queries))
+                record_run(session, run_id=run.id, worker_id="w", reading=reading, units=WorkDone(run.n_queries))
 
     with sessions() as session:
         estimates = earlier_estimates(session, hardware_class="cpu")

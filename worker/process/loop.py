@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # for annotations only: this module imports no meter and no w
     from sqlalchemy.orm import Session
 
     from worker.measure.meter import Reading
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,10 +53,10 @@ class Execute:
 @dataclass(frozen=True)
 class Measured:
     reading: Reading | None = None
-    units: WorkUnits | None = None
+    units: WorkDone | None = None
     prefill: Reading | None = None
     baseline_id: int | None = None
-    prefill_units: WorkUnits | None = None  # the prefill window's own units (one new token per query), not the query's
+    prefill_units: WorkDone | None = None  # the prefill window's own units (one new token per query), not the query's
 
 
 @dataclass(frozen=True)
