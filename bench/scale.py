@@ -105,7 +105,7 @@ def measure_for_real(sessions, sweep_id: int) -> None:
     from db.queue.leases import Lease, claim_next
     from db.queue.unit_store import store_unit
     from tests.factories import make_reading
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     lease = Lease("gpu0@bench", "bench-token")
     start = datetime.now(UTC) - timedelta(days=1)
@@ -120,7 +120,7 @@ def measure_for_real(sessions, sweep_id: int) -> None:
                 start += timedelta(seconds=70)
                 store_unit(session, lease=lease, claim=claim, claim_next_unit=False,
                            reading=make_reading(0.002 * claim.n_queries / 100, 60.0, started_at=start),
-                           units=WorkUnits(queries=claim.n_queries))
+                           units=WorkDone(queries=claim.n_queries))
 
 
 def timed(function) -> tuple[float, float]:

@@ -11,9 +11,11 @@ from db.models import Measurement, Run, Shard
 from db.queue.leases import claim_next
 from db.queue.policy import FACTOR, MIN_UNIT_S, SPLIT_SLACK, split_s, unit_target_s
 from db.queue.unit_store import store_unit
-from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from tests.helpers import W1, W2, first_job_id, make_sweep
+from worker.workloads.base import WorkDone
+
+GRID_100_G = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
 
 
 def test_the_policy_hands_out_a_share_of_what_is_left_and_never_less_than_a_minute():
@@ -37,7 +39,7 @@ def _drain(sessions, job_id, leases):
             start += timedelta(seconds=10)
             store_unit(session, lease=lease, claim=claim, claim_next_unit=False,
                        reading=make_reading(1e-6 * claim.n_queries, 5.0, started_at=start),
-                       units=WorkUnits(queries=claim.n_queries))
+                       units=WorkDone(queries=claim.n_queries))
             claims.append(claim)
 
 
@@ -89,7 +91,6 @@ def test_a_sweep_that_fixed_its_unit_size_keeps_it(sessions):
     from scheduler.plan.expand import PlannedJob, PlannedRun
     from scheduler.plan.priors import prior_estimate
     from scheduler.plan.submit import UnitSettings, new_job
-    from tests.db.test_jobs import CARBON
 
     planned = PlannedJob("fill-mask", "tiny:m", "cpu", {}, (PlannedRun("builtin:texts", 0, 1000, 1, 0),))
     estimate = prior_estimate(task="fill-mask", model="tiny:m", params={})
@@ -99,8 +100,9 @@ def test_a_sweep_that_fixed_its_unit_size_keeps_it(sessions):
                shards=[(500, 1500.0), (500, 1500.0)])
     make_sweep(sessions, n_jobs=0)  # the two workers
     with sessions.begin() as session:
-        sweep = insert_sweep(session, name="fixed", spec={}, hardware_class="cpu", mode="distributed", carbon=CARBON,
-                             jobs=[NewJob("fill-mask", "tiny:m", "cpu", {}, [run], split_units=False)])
+        fixed = NewJob("fill-mask", "tiny:m", "cpu", {}, [run], split_units=False)
+        sweep = insert_sweep(session, name="fixed", spec={}, hardware_class="cpu", mode="distributed",
+                             carbon=GRID_100_G, jobs=[fixed])
     job_id = first_job_id(sessions, sweep.id)
     claims = _drain(sessions, job_id, (W1, W2))
     assert [(c.query_start, c.n_queries, c.n_shards) for c in claims] == [(0, 500, 2), (500, 500, 2)]
