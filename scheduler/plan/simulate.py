@@ -39,13 +39,18 @@ class SimResult:
         return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
 
 
-def lower_bound_s(units_s: Sequence[float], n_workers: int, join: tuple[int, float] | None = None) -> float:
-    """max(total / N, longest unit); with M workers joining at T: max(longest, T + (total - N T) / (N + M))."""
+def lower_bound_s(units_s: Sequence[float], n_workers: int, join: tuple[int, float] | None = None, *,
+                  divisible: bool = False) -> float:
+    """max(total / N, longest unit); with M workers joining at T: max(longest, T + (total - N T) / (N + M)).
+
+    `divisible`: the GPUs' capacity alone (total / N, or its `join` form), for schedules whose claims split units
+    down to whole batches (db.queue.splitting): how long a unit is is then the scheduler's choice, not a bound.
+    """
     total, longest = sum(units_s), max(units_s, default=0.0)
     bound = total / n_workers
     if join is not None and join[0] > 0 and join[1] < bound:
         bound = join[1] + (total - n_workers * join[1]) / (n_workers + join[0])
-    return max(bound, longest)
+    return bound if divisible else max(bound, longest)
 
 
 def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] | None = None,
