@@ -155,7 +155,9 @@ class Shard(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    shard_index: Mapped[int] = mapped_column(Integer)  # 0-based, in query order
+    # 0-based, in query order as submit made them; the rest of a unit split at claim time takes the run's next
+    # free index (db.queue.splitting), so query_start, not the index, gives the order.
+    shard_index: Mapped[int] = mapped_column(Integer)
     query_start: Mapped[int] = mapped_column(Integer)  # offset of its first measured query in the run
     n_queries: Mapped[int] = mapped_column(Integer)
     expected_s: Mapped[float | None] = mapped_column(Float)  # estimate at submit: longest units go first
