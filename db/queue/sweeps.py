@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +99,7 @@ def _insert_jobs(session: Session, rows: list[dict]) -> list[int]:
         return list(session.scalars(insert(Job).returning(Job.id, sort_by_parameter_order=True), rows).all())
     ids = _new_ids(session, "jobs", len(rows))
     now = utcnow()  # what the columns' Python-side defaults would have written (COPY skips them)
-    _bulk_insert(session, Job, [dict(row, id=job_id, params=json.dumps(row["params"]), load_failures=0, created_at=now)
+    _bulk_insert(session, Job, [dict(row, id=job_id, load_failures=0, created_at=now)
                                 for job_id, row in zip(ids, rows, strict=True)])
     return ids
 
@@ -129,10 +128,19 @@ def _bulk_insert(session: Session, model, rows: list[dict]) -> None:
         session.execute(insert(model), rows)
         return
     columns = list(rows[0])
+    types = [_PG_TYPES[type(model.__table__.columns[column].type).__name__] for column in columns]
     with session.connection().connection.driver_connection.cursor() as cursor:
-        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN") as copy:
+        # Binary: the server reads each value as it is stored instead of parsing text (a third of a COPY of
+        # a million runs and their units).
+        with cursor.copy(f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(types)
             for row in rows:
                 copy.write_row([row[column] for column in columns])
+
+
+# SQLAlchemy column types -> the Postgres types binary COPY writes (varchar shares text's binary form).
+_PG_TYPES = {"Integer": "int4", "BigInteger": "int8", "String": "text", "Text": "text", "Float": "float8",
+             "Boolean": "bool", "DateTime": "timestamptz", "JSON": "json"}
 
 
 def find_sweep(session: Session, *, ref: str | int | None = None) -> Sweep:
