@@ -20,6 +20,7 @@ from worker.contract.words import VOCABULARY
 from worker.models.loaded_model import LoadedModel
 
 SEED = 0
+WEIGHT_STD = 0.02  # every drawn weight ~ N(0, 0.02), as BERT and GPT-2 initialise theirs
 IMAGE_SIZE_PX = 32  # tiny vision models read 32x32 images (processors resize the 64x64 builtin images)
 LABELS = ("circle", "square", "triangle", "stripe", "dot", "cloud", "tree", "car", "cat", "boat")
 NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -195,7 +196,7 @@ def _build_whisper(task: str) -> LoadedModel:
         WhisperForConditionalGeneration,
         WhisperTokenizer,
     )
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # where transformers 4 and 5 both keep it
 
     with tempfile.TemporaryDirectory(prefix="wattsweep-tiny-whisper-") as folder:
         vocab, merges = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
@@ -256,8 +257,38 @@ def build_tiny(family: str, task: str) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):  # seed the build without disturbing the caller's random state
         torch.manual_seed(SEED)
         loaded = _BUILDERS[family](task)
-    parts = loaded.model.components.values() if family == "stable-diffusion" else [loaded.model]
-    for part in parts:  # built models start in training mode: dropout on
-        if isinstance(part, torch.nn.Module):
-            part.eval()
+    parts = ([loaded.model.components[name] for name in ("text_encoder", "unet", "vae")]
+             if family == "stable-diffusion" else [loaded.model])
+    modules = [part for part in parts if isinstance(part, torch.nn.Module)]
+    _draw_weights(modules)
+    for module in modules:  # built models start in training mode: dropout on
+        module.eval()
     return loaded
+
+
+def _draw_weights(modules: list) -> None:
+    """Draw the weights ourselves, so that a tiny model is the same whatever library version built it.
+
+    Libraries change how they initialise (transformers 5 draws T5's and BERT's MLM head differently, diffusers
+    0.42 consumes the random stream differently) and rename and reorder parameters (transformers 5's ViT), so each
+    weight is drawn from a generator seeded by its shape and its place among the weights of that shape: the same
+    values however the modules are named or ordered. Constant vectors (norm scales, zero biases) keep their value.
+    Outputs recorded on one stack can then be compared with another's (tests/stack_outputs.py).
+    """
+    import zlib
+
+    import torch
+
+    seen: dict[tuple[int, ...], int] = {}
+    with torch.no_grad():
+        for module in modules:
+            for parameter in module.parameters():  # tied weights come once
+                if not parameter.is_floating_point():
+                    continue
+                if parameter.ndim <= 1 and bool((parameter == parameter.flatten()[0]).all()):
+                    continue
+                shape = tuple(parameter.shape)
+                place = seen.get(shape, 0)
+                seen[shape] = place + 1
+                generator = torch.Generator().manual_seed(zlib.crc32(repr((SEED, shape, place)).encode()))
+                parameter.copy_(torch.randn(shape, generator=generator, dtype=torch.float32) * WEIGHT_STD)
