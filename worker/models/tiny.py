@@ -26,8 +26,14 @@ LABELS = ("circle", "square", "triangle", "stripe", "dot", "cloud", "tree", "car
 NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 
 
-def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str | None = None, **extra):
-    """A lower-casing WordPiece tokenizer; `specials` maps a role (pad_token, ...) to its token, ids in order."""
+def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str | None = None,
+               inputs: tuple[str, ...] = ("input_ids", "attention_mask"), **extra):
+    """A lower-casing WordPiece tokenizer; `specials` maps a role (pad_token, ...) to its token, ids in order.
+
+    `inputs` are what it hands the model, as the real tokenizer of the family declares them: token type ids for
+    BERT only (transformers 4 gave every tokenizer built like this one token type ids, which GPT-2 adds to its
+    embeddings; transformers 5 gives none, which BERT reads as one segment).
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -46,13 +52,15 @@ def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str 
         backend.post_processor = processors.TemplateProcessing(
             single=template, pair=pair, special_tokens=[(token, vocab[token]) for token in used]
         )
-    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=512, **specials, **extra)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=512, model_input_names=list(inputs),
+                                   **specials, **extra)
 
 
 def _bert_tokenizer():
     specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                 "mask_token": "[MASK]"}
-    return _tokenizer(specials, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1")
+    return _tokenizer(specials, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1",
+                      inputs=("input_ids", "token_type_ids", "attention_mask"))
 
 
 def _gpt2_tokenizer():
