@@ -87,3 +87,30 @@ def test_dtype_casts_the_weights():
     assert load_for_task("tiny:bert", "fill-mask", "cpu", "bfloat16").model.dtype == torch.bfloat16
     with pytest.raises(ModelLoadError, match="unknown dtype 'float13'"):
         load_for_task("tiny:bert", "fill-mask", "cpu", "float13")
+
+
+@pytest.mark.parametrize(("family", "task"), [("bert", "text-classification"), ("gpt2", "text-generation"),
+                                              ("t5", "summarization"), ("bert", "question-answering"),
+                                              ("sentence-bert", "sentence-similarity"),
+                                              ("stable-diffusion", "text-to-image")])
+def test_a_model_loads_as_saved_without_a_dtype_and_says_so(tmp_path, family, task):
+    """A checkpoint saved in bfloat16 loads in bfloat16 when the sweep gives no dtype (transformers 4 made it
+    float32), runs, and the dtype stored with the job is the one loaded; a dtype given still wins."""
+    import torch
+
+    built = build_tiny(family, task)
+    parts = [built.model] if isinstance(built.model, torch.nn.Module) else [
+        part for part in built.model.components.values() if isinstance(part, torch.nn.Module)]
+    for part in parts:
+        part.to(torch.bfloat16)
+    built.save_pretrained(tmp_path)
+    workload = get_workload(task)
+    params = {"num_inference_steps": 2} if task == "text-to-image" else {}
+    loaded = workload.load(f"path:{tmp_path}", "cpu", params)
+    assert loaded.wattsweep_provenance["dtype"] == "bfloat16"
+    dataset = {"text": "reviews", "prompt": "prompts", "document": "news", "qa": "squad-like",
+               "pair": "sentence-pairs"}[workload.input_kind]
+    queries = load_queries(f"builtin:{dataset}", 2)
+    assert workload.run(loaded, queries, 2, params).queries == 2
+    as_float = workload.load(f"path:{tmp_path}", "cpu", {**params, "dtype": "float32"})
+    assert as_float.wattsweep_provenance["dtype"] == "float32"
