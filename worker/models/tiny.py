@@ -117,6 +117,17 @@ def _build_gpt2(task: str) -> LoadedModel:
     return LoadedModel(GPT2LMHeadModel(_gpt2_config(len(tokenizer), n_positions=8192 + 512)), tokenizer)
 
 
+def _build_ministral3(task: str) -> LoadedModel:
+    """Ministral 3 (Mistral, December 2025): an architecture only transformers 5 has (its YaRN rope included)."""
+    from transformers import Ministral3Config, Ministral3ForCausalLM
+
+    tokenizer = _gpt2_tokenizer()
+    config = Ministral3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+                              bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    return LoadedModel(Ministral3ForCausalLM(config), tokenizer)
+
+
 def _build_t5(task: str) -> LoadedModel:
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -251,7 +262,7 @@ def _build_sentence_bert(task: str) -> LoadedModel:
 
 _BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "t5": _build_t5, "vit": _build_vit, "yolos": _build_yolos,
              "vit-gpt2": _build_vit_gpt2, "stable-diffusion": _build_stable_diffusion, "whisper": _build_whisper,
-             "sentence-bert": _build_sentence_bert}
+             "sentence-bert": _build_sentence_bert, "ministral3": _build_ministral3}
 
 
 def build_tiny(family: str, task: str) -> LoadedModel:
