@@ -95,8 +95,15 @@ def encode_images(generator: Generator, images: Sequence[Any]) -> dict[str, Any]
 
 
 def generate(generator: Generator, inputs: Mapping[str, Any], settings: Mapping[str, Any]) -> Any:
-    """`generate` with the pipeline's config under our settings (length, beams, counter)."""
+    """`generate` with the pipeline's config under our settings (length, beams; the counter beside it): one
+    config holds them all, as transformers 5 deprecates a config passed with generation parameters beside it."""
     import torch
 
+    config = copy.deepcopy(generator.generation_config)
+    settings = dict(settings)
+    processors = settings.pop("logits_processor", None)
+    unused = config.update(**settings)
+    if unused:
+        raise TypeError(f"not generation settings: {', '.join(sorted(unused))}")
     with torch.inference_mode():
-        return generator.model.generate(**inputs, generation_config=generator.generation_config, **settings)
+        return generator.model.generate(**inputs, generation_config=config, logits_processor=processors)
