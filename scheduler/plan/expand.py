@@ -22,7 +22,7 @@ from typing import Any
 
 from scheduler.spec.schema import SweepSpec
 from worker.contract.catalog import PARAM_AXES, SWEEP_AXES
-from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
+from worker.contract.tasks import TASKS, ZERO_SHOT_TASKS
 
 TASK_SPECIFIC = "task-specific"
 MULTI_PURPOSE = "multi-purpose"
@@ -72,9 +72,9 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
     jobs: list[PlannedJob] = []
     for task, task_spec in spec.tasks.items():
         settings = spec.settings_for(task)
-        blocks = [(TASK_SPECIFIC, task_spec.models, dict(task_spec.params), WORKLOADS[task].default_params)]
+        blocks = [(TASK_SPECIFIC, task_spec.models, dict(task_spec.params), TASKS[task].default_params)]
         if task_spec.zero_shot:  # the prompt and lengths in force are stored with the job, defaults included
-            defaults = ZERO_SHOT_WORKLOADS[task].default_params
+            defaults = ZERO_SHOT_TASKS[task].default_params
             given = {k: v for k, v in defaults.items() if v is not None} | dict(task_spec.zero_shot.params)
             blocks.append((MULTI_PURPOSE, task_spec.zero_shot.models, given, defaults))
         for kind, models, params, defaults in blocks:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._generate import IMAGE_TO_TEXT_DEFAULTS, encode_images, generate, load_generator
 from worker.workloads._shared import (
     PipelineWorkload,
@@ -16,25 +17,24 @@ from worker.workloads._shared import (
     generated,
     merged,
     resize_images,
-    with_common,
 )
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
+
+DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.contract.tasks
 
 
 class ImageToText(PipelineWorkload):
-    task = "image-to-text"
-    input_kind = "image"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False, resize_px=None)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         settings = merged(self.task, self.default_params, params)
         return load_generator(model, self.task, device, settings["dtype"], task_key="image-to-text",
                               defaults=IMAGE_TO_TEXT_DEFAULTS)
 
-    def call(self, generator: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, generator: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         length, counter = fixed_length_generation(generator, params)
         generate(generator, encode_images(generator, resize_images(queries, params["resize_px"])), length)
-        return WorkUnits(len(queries), images=len(queries), **generated(counter, length, len(queries)))
+        return WorkDone(len(queries), images=len(queries), **generated(counter, length, len(queries)))
 
 
 WORKLOAD = ImageToText()

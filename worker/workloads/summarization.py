@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._generate import SEQ2SEQ_TEXT_DEFAULTS, encode_texts, generate, load_generator
 from worker.workloads._shared import (
     PipelineWorkload,
@@ -21,31 +22,28 @@ from worker.workloads._shared import (
     fixed_length_generation,
     generated,
     merged,
-    with_common,
 )
 from worker.workloads._zero_shot import ZeroShot
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
+
+DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
 
 
 class Summarization(PipelineWorkload):
-    task = "summarization"
-    input_kind = "document"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         settings = merged(self.task, self.default_params, params)
         return load_generator(model, self.task, device, settings["dtype"], task_key="summarization",
                               defaults=SEQ2SEQ_TEXT_DEFAULTS)
 
-    def call(self, generator: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, generator: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         length, counter = fixed_length_generation(generator, params)
         generate(generator, encode_texts(generator, queries), length)
-        return WorkUnits(len(queries), input_tokens=count_tokens(generator.tokenizer, queries),
+        return WorkDone(len(queries), input_tokens=count_tokens(generator.tokenizer, queries),
                          **generated(counter, length, len(queries)))
 
 
 WORKLOAD = Summarization()
 
-# The study's summarization prompt for multi-purpose models, with its summary length of 15 new tokens.
-ZERO_SHOT = ZeroShot(task="summarization", input_kind="document", max_new_tokens=15,
-                     prompt_template="Summarize the following text: {text}. Summary:")
+ZERO_SHOT = ZeroShot(DECLARED.zero_shot)
