@@ -65,6 +65,9 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "gpt2": TinyFamily("GPT-2 decoder (with a chat template for reasoning)", ("text-generation", "reasoning"),
                        generator_task="text-generation"),
     "t5": TinyFamily("T5 encoder-decoder", ("summarization",), generator_task="summarization"),
+    # An architecture only transformers 5 has (transformers 4.57 cannot load it): this year's models run.
+    "ministral3": TinyFamily("Ministral 3 decoder (transformers 5 only)", ("text-generation",),
+                             generator_task="text-generation"),
     "vit": TinyFamily("ViT image classifier", ("image-classification",)),
     "yolos": TinyFamily("YOLOS detector (ViT backbone, no timm)", ("object-detection",)),
     "vit-gpt2": TinyFamily("VisionEncoderDecoder: ViT encoder + GPT-2 decoder", ("image-to-text",)),

@@ -192,11 +192,36 @@ def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[d
     """
     from transformers import LogitsProcessorList
 
-    config = getattr(pipeline, "generation_config", None) or pipeline.model.generation_config
-    counter = TokenCounter(int(getattr(config, "num_beams", None) or 1))
+    counter = TokenCounter(num_beams(pipeline))
     length = int(params["max_new_tokens"])
     kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter])}
     return kwargs, counter
+
+
+def num_beams(pipeline: Any) -> int:
+    """The beams `generate` will search for this pipeline (or our generator: its own `generation_config`).
+
+    A transformers 5 pipeline keeps no config of its own: the model's setting wins, and where the model sets
+    nothing the pipeline's class default applies (Whisper's speech recognition: 5 beams), as `generate` is told.
+    """
+    from transformers import GenerationConfig
+
+    own = getattr(pipeline, "generation_config", None)
+    if own is not None:
+        return int(own.num_beams or 1)
+    beams = pipeline.model.generation_config.num_beams
+    if beams is not None and beams != GenerationConfig().num_beams:
+        return int(beams)
+    default = getattr(type(pipeline), "_default_generation_config", None)
+    return int(getattr(default, "num_beams", None) or beams or 1)
+
+
+def set_pad_token(pipeline: Any, tokenizer: Any) -> None:
+    """Batched generation needs a pad token: the tokenizer's, told to the model's generation config (and to a
+    transformers 4 pipeline's own copy)."""
+    for config in (pipeline.model.generation_config, getattr(pipeline, "generation_config", None)):
+        if config is not None and config.pad_token_id is None:
+            config.pad_token_id = tokenizer.pad_token_id
 
 
 def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int) -> dict[str, int | None]:

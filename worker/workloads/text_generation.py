@@ -16,6 +16,7 @@ from worker.workloads._shared import (
     fixed_length_generation,
     generated,
     one_or_many,
+    set_pad_token,
 )
 from worker.workloads.base import WorkDone
 
@@ -31,9 +32,7 @@ class TextGeneration(PipelineWorkload):
         if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none, and batching needs one
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-        for config in (pipeline.model.generation_config, pipeline.generation_config):  # the pipeline holds a copy
-            if config.pad_token_id is None:
-                config.pad_token_id = tokenizer.pad_token_id
+        set_pad_token(pipeline, tokenizer)
         return pipeline
 
     def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
