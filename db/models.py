@@ -101,6 +101,11 @@ class Job(Base):
     height_px: Mapped[int | None] = mapped_column(Integer)
     width_px: Mapped[int | None] = mapped_column(Integer)
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
+    temperature: Mapped[float | None] = mapped_column(Float)  # asked for: None or 0 = greedy (migration 0025)
+    chat_template: Mapped[bool | None] = mapped_column(Boolean)  # text generation: prompts through the template
+    # What generation used, as the worker resolved it (do_sample, temperature, top_p, top_k, num_beams, seed,
+    # chat template applied, reasoning switch): written after the load window, beside model_dtype.
+    decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
     # Duration estimates written at submit (db.results.estimates): the job's expected work and model load, and where the
     # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
