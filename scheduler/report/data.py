@@ -254,7 +254,8 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
               "reference": reference_name, "reference_cells": len(reference),
               "rule": "5 equal-width bands of energy per 1,000 queries between the task's minimum and maximum over "
                       "the reference set; 5 stars = lowest band; text generation and reasoning per size class "
-                      "(<= 20B, <= 66B, more parameters)"}
+                      "(memory footprint, 1.2 GB per billion FP16 parameters: <= 24 GB, <= 80 GB, more; AI Energy "
+                      "Score's published class where it gives one)"}
     return ReportData(
         sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
         provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),

@@ -4,8 +4,9 @@ The rule (AI Energy Score documentation, "What do the star ratings mean?"):
 the range of a task's energy per 1,000 queries over the models of a reference
 set is divided into five equal-width bands; a model in the lowest band gets 5
 stars, in the highest 1 star. Text generation is rated within size classes
-(its Table 2: class A at most 20B parameters, B at most 66B, C more); here
-reasoning is too. AI Energy Score rates by GPU energy alone (to compare GPUs
+(its Table 2, by memory footprint: scheduler.report.size_classes); here
+reasoning is too. A reference row may carry its own `size_class` (the
+leaderboard's published results do), which wins. AI Energy Score rates by GPU energy alone (to compare GPUs
 like for like); `energy="headline"` rates by the headline figure instead
 (GPU plus the window's attributed CPU and RAM energy).
 
@@ -24,20 +25,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-CLASSED_TASKS = frozenset({"text-generation", "reasoning"})
-SIZE_CLASSES = (("A", 20e9), ("B", 66e9), ("C", math.inf))  # at most 20B, at most 66B, more (parameters)
+from scheduler.report.size_classes import CLASSED_TASKS, size_class
+
 ENERGY_COLUMNS = {"gpu": "gpu_kwh_per_1k_mean", "headline": "kwh_per_1k_mean"}
 ENERGY_LABELS = {"gpu": "GPU energy only (as AI Energy Score rates)",
                  "headline": "headline energy (GPU + attributed CPU and RAM)"}
 
 
-def size_class(task: str, num_parameters: int | None) -> str | None:
-    """"A" / "B" / "C" for text generation and reasoning, "" for other tasks (one class), None if unknown."""
-    if task not in CLASSED_TASKS:
-        return ""
-    if not num_parameters:
-        return None
-    return next(name for name, limit in SIZE_CLASSES if num_parameters <= limit)
+def row_class(row: Mapping[str, Any]) -> str | None:
+    """A row's size class: its own (a published reference row's), else AI Energy Score's rule on its size."""
+    if row.get("size_class") is not None and row["task"] in CLASSED_TASKS:
+        return row["size_class"]
+    return size_class(row["task"], row.get("num_parameters"), row.get("model"), row.get("model_dtype"))
 
 
 def stars(value: float, low: float, high: float) -> int:
@@ -74,12 +73,12 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     groups: dict[tuple[str, str | None], list[float]] = {}
     for row in reference:
         value = row.get(column)
-        group = (row["task"], size_class(row["task"], row.get("num_parameters")))
+        group = (row["task"], row_class(row))
         if value is not None and group[1] is not None:
             groups.setdefault(group, []).append(float(value))
     ratings = []
     for row in models:
-        klass = size_class(row["task"], row.get("num_parameters"))
+        klass = row_class(row)
         value = row.get(column)
         values = groups.get((row["task"], klass), [])
         low, high = (min(values), max(values)) if values else (None, None)
