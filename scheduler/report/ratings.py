@@ -12,7 +12,9 @@ like for like); `energy="headline"` rates by the headline figure instead
 
 Details the documentation leaves open, decided here: bands are half-open,
 [low, low + w) is 5 stars, ..., [low + 4w, high] 1 star (a value on a
-boundary takes the dearer band's stars); a reference set whose
+boundary takes the dearer band's stars); GPU energy of 0 (a CPU run:
+no GPU measured) is not rated by the GPU rule, nor taken into a
+reference range; a reference set whose
 models all use the same energy gives every model 5 stars; a rated model
 outside the reference range is clipped (below it: 5 stars, above: 1); a
 classed task's model of unknown size cannot be rated (stars None).
@@ -60,6 +62,7 @@ class Rating:
     reference_models: int  # models (cells) in the reference group
     energy: str  # "gpu" or "headline"
     reference: str  # the reference set's name
+    unrated: str | None = None  # why stars is None, in words
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"energy_label": ENERGY_LABELS[self.energy],
@@ -74,7 +77,7 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     for row in reference:
         value = row.get(column)
         group = (row["task"], row_class(row))
-        if value is not None and group[1] is not None:
+        if _measured(value, energy) and group[1] is not None:
             groups.setdefault(group, []).append(float(value))
     ratings = []
     for row in models:
@@ -82,11 +85,29 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
         value = row.get(column)
         values = groups.get((row["task"], klass), [])
         low, high = (min(values), max(values)) if values else (None, None)
-        given = stars(float(value), low, high) if value is not None and values and klass is not None else None
+        unrated = _unrated(value, energy, klass, values)
+        given = stars(float(value), low, high) if unrated is None else None
         ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,
                               float(value) if value is not None else None, given, low, high, len(values), energy,
-                              reference_name))
+                              reference_name, unrated))
     return ratings
+
+
+def _measured(value: float | None, energy: str) -> bool:
+    """A figure the rule can rate: GPU energy of 0 is no GPU measured (a CPU run), not the most frugal model."""
+    return value is not None and (energy != "gpu" or float(value) > 0)
+
+
+def _unrated(value: float | None, energy: str, klass: str | None, values: list[float]) -> str | None:
+    if value is not None and energy == "gpu" and float(value) <= 0:
+        return "no GPU energy measured: rate the whole energy with --rating-energy headline"
+    if value is None:
+        return "no energy figure"
+    if klass is None:
+        return "size unknown"
+    if not values:
+        return "no reference figures for its task and class"
+    return None
 
 
 def pareto_front(points: Iterable[tuple[float, float, Any]]) -> list[Any]:
