@@ -268,17 +268,34 @@ def import_aienergyscore(
 @app.command()
 def export(
     sweep: SweepArg = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet.")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-runs.<format>).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | aienergyscore (a submission for "
+                                        "one --model).")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-runs.<format>); for "
+                                             "aienergyscore a folder (<model>-<task>-aienergyscore).")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="aienergyscore: the model, as in the sweep.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="aienergyscore: the task, where the model has several.")]
+    = None,
+    cell: Annotated[str | None, typer.Option("--cell", help="aienergyscore: the cell, where there are several.")]
+    = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep."""
+    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, or one model's
+    AI Energy Score submission (benchmark_report.json, GPU_ENERGY_WH.txt)."""
     from db.results.views import run_rows
     from scheduler.report.export import ExportFileError, write_runs_csv, write_runs_parquet
 
-    if format not in ("csv", "parquet"):
-        fail(f"--format {format!r}: use csv or parquet")
+    if format not in ("csv", "parquet", "aienergyscore"):
+        fail(f"--format {format!r}: use csv, parquet or aienergyscore")
+    if format != "aienergyscore" and (model or task or cell):
+        fail("--model, --task and --cell go with --format aienergyscore")
+    if format == "aienergyscore" and not model:
+        fail("--format aienergyscore: name the model with --model (a submission is one model's)")
     sessions = open_sessions(database_url)
+    if format == "aienergyscore":
+        from scheduler.cli.submission import export_submission
+
+        export_submission(sessions, sweep, model, task, cell, out)
+        return
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
         out = out or Path(f"{safe_name(found.name)}-runs.{format}")
