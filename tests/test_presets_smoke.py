@@ -81,3 +81,11 @@ def test_ai_energy_score_smoke_preset_runs_all_eleven_tasks_rates_and_labels(tmp
                       "automatic-speech-recognition", "--rating-energy", "headline", cwd=tmp_path)
     assert label.returncode == 0, label.stderr
     assert (tmp_path / "tiny-whisper-automatic-speech-recognition-label.png").stat().st_size > 1000
+    # By GPU energy (AI Energy Score's rule, the default) a CPU run has nothing to rate: no 5 stars for 0 Wh.
+    by_gpu = wattsweep("label", "ai-energy-score-smoke", "--model", "tiny:whisper", "--task",
+                       "automatic-speech-recognition", "--out", str(tmp_path / "by-gpu"), cwd=tmp_path)
+    assert by_gpu.returncode == 0, by_gpu.stderr
+    assert "not rated (no GPU energy measured" in by_gpu.stdout
+    svg = (tmp_path / "by-gpu.svg").read_text()
+    assert "not rated: no GPU energy measured" in svg and "5 of 5 stars" not in svg
+    assert "protocol: AI Energy Score&#x27;s (preset ai-energy-score-smoke)" in svg

@@ -273,8 +273,8 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
 def protocol_of(sweep: Any) -> str:
     """Which protocol a sweep's figures follow, for labels: AI Energy Score's where the sweep is its preset."""
     if sweep.name.startswith("ai-energy-score"):
-        return f"AI Energy Score's (wattsweep preset {sweep.name})"
-    return f"sweep {sweep.name}'s own settings (not AI Energy Score's preset)"
+        return f"AI Energy Score's (preset {sweep.name})"
+    return f"sweep {sweep.name}'s own, not AI Energy Score's"
 
 
 def energy_note(tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def test_stars_against_the_leaderboard_equal_its_band_rule_by_hand(lab, tmp_path
     assert label.returncode == 0, label.stderr
     svg = (tmp_path / "diffuser.svg").read_text()
     assert "rated against: AI Energy Score leaderboard (aienergyscore)" in svg
-    assert "protocol: sweep lab&#x27;s own settings" in svg  # which protocol the figure followed, said
+    assert "protocol: sweep lab&#x27;s own, not AI Energy Score&#x27;s" in svg  # which protocol it followed
 
     headline = wattsweep("report", "lab", "--rate-against", "aienergyscore", "--rating-energy", "headline",
                          cwd=tmp_path, env_url=lab)
