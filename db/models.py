@@ -101,6 +101,11 @@ class Job(Base):
     height_px: Mapped[int | None] = mapped_column(Integer)
     width_px: Mapped[int | None] = mapped_column(Integer)
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
+    temperature: Mapped[float | None] = mapped_column(Float)  # asked for: None or 0 = greedy (migration 0025)
+    chat_template: Mapped[bool | None] = mapped_column(Boolean)  # text generation: prompts through the template
+    # What generation used, as the worker resolved it (do_sample, temperature, top_p, top_k, num_beams, seed,
+    # chat template applied, reasoning switch): written after the load window, beside model_dtype.
+    decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
     # Duration estimates written at submit (db.results.estimates): the job's expected work and model load, and where the
     # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
@@ -336,3 +341,24 @@ class Worker(Base):
     token: Mapped[str | None] = mapped_column(String(64))  # the live process's token: one process per worker id
     stopped_reason: Mapped[str | None] = mapped_column(Text)  # why it stopped taking work (alive but not consuming)
     baseline_since: Mapped[datetime | None]  # measuring its idle baseline since (server clock); else NULL
+
+
+class ReferenceResult(Base):
+    """One model's published result in a reference set (AI Energy Score's leaderboard), for stars against it.
+
+    Not a measurement: no windows, no runs. GPU energy per 1,000 queries as published, the size class the
+    publisher gave (text generation, reasoning) and the stars it published, kept to compare (migration 0025).
+    """
+
+    __tablename__ = "reference_results"
+    __table_args__ = (UniqueConstraint("name", "task", "model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the reference set, e.g. "aienergyscore"
+    task: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(300))
+    size_class: Mapped[str | None] = mapped_column(String(2))
+    gpu_kwh_per_1k: Mapped[float] = mapped_column(Float)
+    published_stars: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(300))  # file name and SHA-256
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -57,6 +57,22 @@ CASES = {
     "task param of the wrong type": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {top_k: abc}\n",
                                      "tasks.fill-mask.params.top_k: expected a whole number from 1 to 1,000 "
                                      "(got 'abc')"),
+    # AI Energy Score's protocol params (issue 19): a temperature below 0 means nothing; as an axis too.
+    "negative temperature": (HEAD + CARBON + TASKS + "  text-generation:\n    models: [tiny:gpt2]\n"
+                             "    datasets: [builtin:prompts]\n    params: {temperature: -0.5}\n",
+                             "tasks.text-generation.params.temperature: temperature must be a number from 0 (greedy) "
+                             "to 100, got -0.5"),
+    "negative temperature on an axis": (HEAD + CARBON + TASKS + "  text-generation:\n    models: [tiny:gpt2]\n"
+                                        "    datasets: [builtin:prompts]\n    params: {temperature: [0, -1]}\n",
+                                        "tasks.text-generation.params.temperature: temperature must be a number "
+                                        "from 0 (greedy) to 100, got -1"),
+    "reasoning switch not known": (HEAD + CARBON + TASKS + "  reasoning:\n    models: [tiny:gpt2]\n"
+                                   "    datasets: [builtin:prompts]\n    params: {reasoning_by: magic}\n",
+                                   "tasks.reasoning.params.reasoning_by: expected one of template, system, prefix"),
+    "model params a model's tasks do not take": (HEAD + CARBON + TASKS + GOOD_TASK
+                                                 + "model_params: {tiny:bert: {temperature: 0.7}}\n",
+                                                 "model_params.tiny:bert.temperature: no task of tiny:bert "
+                                                 "(fill-mask) takes temperature"),
     "path outside the data roots": (HEAD + CARBON + TASKS
                                     + GOOD_TASK.replace("builtin:texts", "file:/etc/passwd.jsonl"),
                                     "tasks.fill-mask.datasets.0: path '/etc/passwd.jsonl' is outside the data roots"),

@@ -87,6 +87,8 @@ def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: st
            params: dict[str, Any], defaults: Any) -> list[PlannedJob]:
     """The jobs of one (task, model): one per combination of its axes."""
     params = dict(params)
+    # The model's own params win over the task's, for the names this task takes (an axis of them collapses).
+    params |= {name: value for name, value in spec.model_params.get(model, {}).items() if name in defaults}
     if spec.model_dtype.get(model):  # the model's own dtype wins over the task's (a dtype axis collapses)
         params["dtype"] = spec.model_dtype[model]
     axes = {"batch_size": settings.batch_size} | {name: params[name] for name in PARAM_AXES if name in params}

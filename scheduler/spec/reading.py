@@ -55,19 +55,20 @@ def chat_template_problem(spec: SweepSpec) -> str | None:
     why this is not a validator of the pure schema; a hub: model not in the cache is checked by the worker when it
     loads (its job fails naming the model).
     """
-    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, template_kwargs
+    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, switch_inputs
 
     for task, task_spec in spec.tasks.items():
-        levels = task_spec.params.get("reasoning")
-        if levels is None:
-            continue
         for i, ref in enumerate(task_spec.models):
+            levels = spec.model_params.get(ref, {}).get("reasoning", task_spec.params.get("reasoning"))
+            if levels is None:
+                continue
+            by = spec.model_params.get(ref, {}).get("reasoning_by") or task_spec.params.get("reasoning_by", "template")
             template = chat_template_of(ref)
-            if template is None:
+            if template is None and by == "template":
                 continue
             for level in levels if isinstance(levels, list) else [levels]:
                 try:
-                    template_kwargs(template, level, ref)
+                    switch_inputs(template, level, by, ref)
                 except ReasoningSwitchError as error:
                     return f"tasks.{task}.models.{i}: {error}"
     return None

@@ -177,6 +177,14 @@ class SweepSpec(_Strict):
     tasks: dict[str, TaskSpec] = Field(min_length=1)
     # Per model, over its tasks' params.dtype: e.g. {hub:google/flan-t5-xxl: bfloat16}.
     model_dtype: dict[str, DType] = Field(default_factory=dict)
+    # Per model, over its tasks' params (the names a task of the model declares): e.g. how a model's reasoning is
+    # switched ({hub:deepseek-ai/DeepSeek-R1: {reasoning_by: prefix}}), or a model's own decoding. One value each.
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _model_switches = field_validator("model_params", mode="before")(classmethod(
+        lambda cls, v: {ref: _yaml_switches(p) for ref, p in v.items()} if isinstance(v, dict) else v))
+    # GPUs a model needs (AI Energy Score's class C models: several H100s). Declared so that `plan` says which jobs
+    # need a multi-GPU worker; until GPU groups land, a worker holds one GPU and such a job fails to load there.
+    model_gpus: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=dict)
     # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
     # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
     training_energy_kwh: dict[str, Annotated[float, Field(gt=0, le=MAX_TRAINING_KWH, allow_inf_nan=False)]] = \
@@ -212,12 +220,28 @@ class SweepSpec(_Strict):
                                      f"{task} reads {declared.input_kind}; use {use}")
             _check_params(f"tasks.{task}.params", task, task_spec.params, declared.default_params)
         models = self.all_models()
-        for field in ("model_dtype", "training_energy_kwh"):
+        self._check_model_params()
+        for field in ("model_dtype", "training_energy_kwh", "model_params", "model_gpus"):
             for ref in getattr(self, field):
                 if ref not in models:
                     raise ValueError(f"{field}: {ref!r} is not a model of this sweep; its models are written as "
                                      "in tasks (e.g. hub:org/name)")
         return self
+
+    def _check_model_params(self) -> None:
+        for ref, params in self.model_params.items():
+            tasks = [task for task, spec in self.tasks.items() if ref in spec.models]
+            for name, value in params.items():
+                where = f"model_params.{ref}.{name}"
+                declaring = [task for task in tasks if name in TASKS[task].default_params]
+                if not declaring:
+                    raise ValueError(f"{where}: no task of {ref} ({', '.join(tasks) or 'none'}) takes {name}")
+                if isinstance(value, list):
+                    raise ValueError(f"{where}: one value per model (an axis goes in tasks.<task>.params)")
+                for task in declaring:
+                    problem = params_problem({name: value}, TASKS[task].default_params, where.rsplit(".", 1)[0])
+                    if problem:
+                        raise ValueError(problem)
 
     def all_models(self) -> list[str]:
         """Every model reference of the sweep, task-specific and zero-shot, in file order, once each."""

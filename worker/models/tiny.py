@@ -125,6 +125,7 @@ def _build_ministral3(task: str) -> LoadedModel:
     config = Ministral3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                               num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
                               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    tokenizer.chat_template = TINY_CHAT_TEMPLATES["ministral3"]  # an instruct model: prompts can be chats
     return LoadedModel(Ministral3ForCausalLM(config), tokenizer)
 
 

@@ -187,14 +187,19 @@ class TokenCounter:
 def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], TokenCounter]:
     """generate() kwargs that always emit exactly max_new_tokens (EOS is masked until then), and their counter.
 
-    Decoding otherwise stays the pipeline's default, as in the study: e.g. the
-    summarization pipeline searches 4 beams unless the model's config says otherwise.
+    Beams stay the pipeline's default unless the sweep's `num_beams` says otherwise, as in the study: e.g. the
+    summarization pipeline searches 4 beams; sampling is off unless the sweep's `temperature` turns it on
+    (worker.workloads._decoding), whatever the model's generation config says.
     """
     from transformers import LogitsProcessorList
 
-    counter = TokenCounter(num_beams(pipeline))
+    from worker.workloads._decoding import decoding_kwargs
+
+    decoding = decoding_kwargs(params)  # greedy unless the sweep asks for sampling (issue 18, defect 5)
+    counter = TokenCounter(decoding.get("num_beams") or num_beams(pipeline))
     length = int(params["max_new_tokens"])
-    kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter])}
+    kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter]),
+              **decoding}
     return kwargs, counter
 
 
@@ -248,6 +253,9 @@ class PipelineWorkload:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
+        from worker.workloads._decoding import seed_run
+
+        seed_run(settings)  # sampled decoding repeats run after run
         with quiet():
             return run_batches(lambda batch: self.call(pipeline, batch, batch_size, settings), list(queries),
                                batch_size)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
+from worker.workloads._decoding import record_decoding
 from worker.workloads._generate import IMAGE_TO_TEXT_DEFAULTS, encode_images, generate, load_generator
 from worker.workloads._shared import (
     PipelineWorkload,
@@ -28,8 +29,10 @@ class ImageToText(PipelineWorkload):
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         settings = merged(self.task, self.default_params, params)
-        return load_generator(model, self.task, device, settings["dtype"], task_key="image-to-text",
-                              defaults=IMAGE_TO_TEXT_DEFAULTS)
+        generator = load_generator(model, self.task, device, settings["dtype"], task_key="image-to-text",
+                                   defaults=IMAGE_TO_TEXT_DEFAULTS)
+        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
+        return generator
 
     def call(self, generator: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         length, counter = fixed_length_generation(generator, params)
