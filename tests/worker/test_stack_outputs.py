@@ -26,6 +26,11 @@ RECORDED = json.loads(FIXTURE.read_text())["cases"]
 EXACT = ("task", "model", "multi_purpose", "queries", "input_tokens", "output_tokens", "images", "dtype")
 REL_TOLERANCE = 5e-3  # scores rounded to 4 significant digits, plus float noise of another kernel order
 ABS_TOLERANCE = 1e-3
+# Causal zero-shot ran through the text-generation pipeline, which samples by default (tests/stack_outputs.py,
+# OLD_PIPELINE_SAMPLING): their recorded tokens were drawn at random, now they are greedy, as the study's zero-shot
+# was meant to be. Their counts are still compared; the tokens cannot be.
+SAMPLED_BY_ACCIDENT = {"zero-shot-text-classification-gpt2", "zero-shot-question-answering-gpt2",
+                       "zero-shot-summarization-gpt2"}
 
 
 def close(recorded: Any, now: Any, where: str) -> list[str]:
@@ -57,7 +62,8 @@ def test_task_produces_what_the_old_stack_produced(case):
     differences = [f"{name}: {recorded[name]!r} -> {now[name]!r}" for name in EXACT if recorded[name] != now[name]]
     differences += close(recorded["weights"], now["weights"], "weights")
     for name in ("generated", "similarities", "image_stats"):
-        differences += close(recorded.get(name), now.get(name), name)
+        if not (name == "generated" and case.name in SAMPLED_BY_ACCIDENT):
+            differences += close(recorded.get(name), now.get(name), name)
     if "generated" not in recorded:
         differences += close(recorded.get("answers"), now.get("answers"), "answers")
     assert not differences, "\n".join(differences)
