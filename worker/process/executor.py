@@ -185,7 +185,13 @@ class UnitExecutor:
             return
         self.model = None
         self._queries = None
+        # The worker freezes what survives each job (worker.process.celery_worker) while the model is still loaded,
+        # and a model in a reference cycle (a sentence-transformers model refers to itself through its model card
+        # data) can only be freed by the collector: a frozen one never is. So thaw, collect, and freeze again
+        # what is left (the libraries). Outside every window: unload runs before the next `load` window begins.
+        gc.unfreeze()
         gc.collect()
+        gc.freeze()
         if self.runtime.device.startswith("cuda"):
             import torch
 
