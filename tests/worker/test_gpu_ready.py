@@ -36,3 +36,46 @@ def test_unload_frees_a_self_referring_model_even_after_the_worker_froze_the_hea
         assert weights() is None, "the unloaded model's weights are still alive"
     finally:
         gc.unfreeze()
+
+
+def test_time_to_first_token_waits_for_the_queued_prefill(monkeypatch):
+    """A CUDA prefill returns to Python before its kernels ran: the stamp must come after they have (here the
+    device's synchronize stands for 0.3 s of queued kernels)."""
+    import time
+
+    import torch
+
+    from worker.workloads._shared import BatchTimer, TokenCounter
+
+    pending_s = 0.3
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: time.sleep(pending_s))
+    scores = types.SimpleNamespace(shape=(2, 50), device=torch.device("cuda", 0))
+    timer = BatchTimer()
+    with timer.batch(2):
+        import worker.workloads._shared as shared
+
+        token = shared._ACTIVE_TIMER.set(timer)
+        try:
+            counter = TokenCounter()
+        finally:
+            shared._ACTIVE_TIMER.reset(token)
+        counter(None, scores)  # the first generation step: the prefill's logits, still being computed
+        counter(None, scores)
+    assert timer.first_token_s[0] >= pending_s
+    assert counter.tokens == 4
+
+
+def test_time_to_first_token_on_the_cpu_comes_after_the_forward_pass():
+    """On the CPU the forward pass is synchronous: a slow one is inside the stamp."""
+    import time
+
+    from worker.workloads._shared import BatchTimer, TokenCounter
+
+    timer = BatchTimer()
+    with timer.batch(1):
+        counter = TokenCounter()
+        time.sleep(0.2)  # the forward pass
+        import torch
+
+        counter(None, torch.zeros(1, 8))
+    assert timer.first_token_s[0] >= 0.2
