@@ -79,3 +79,15 @@ def test_time_to_first_token_on_the_cpu_comes_after_the_forward_pass():
 
         counter(None, torch.zeros(1, 8))
     assert timer.first_token_s[0] >= 0.2
+
+
+def test_a_gpu_window_with_zero_energy_is_flagged_unreliable_not_called_a_measurement():
+    from worker.measure.meter import UNRELIABLE, window_flags
+
+    zero = types.SimpleNamespace(duration=30.0, cpu_energy=1e-4, gpu_energy=0.0, ram_energy=1e-5)
+    for method in ("power-sampling", "nvml-energy-counter"):
+        assert "gpu-energy-zero" in window_flags(zero, cpu_method="rapl", gpu_method=method)
+    assert "gpu-energy-zero" in UNRELIABLE
+    assert window_flags(zero, cpu_method="rapl", gpu_method="none") == []  # a CPU worker meters no GPU
+    drawn = types.SimpleNamespace(duration=30.0, cpu_energy=1e-4, gpu_energy=1e-3, ram_energy=1e-5)
+    assert window_flags(drawn, cpu_method="rapl", gpu_method="power-sampling") == []

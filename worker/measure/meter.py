@@ -43,7 +43,7 @@ MAX_GPU_QUANTISATION = 0.02  # one update at each end, as a share of the window:
 CPU_LOAD_SAMPLE_S = 1.0  # CodeCarbon samples CPU load once a second in a task (its monitor thread)
 MIN_LOAD_SAMPLES = 2
 # Flags that make a window's figure untrustworthy (the others say how it was made).
-UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open")  # + worker.measure.host_energy's flags
+UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open", "gpu-energy-zero")  # + worker.measure.host_energy's flags
 
 
 class MeterError(RuntimeError):
@@ -344,4 +344,8 @@ def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") ->
         flags.append("short-window")
     if gpu_method == "nvml-energy-counter" and duration < 2 * GPU_COUNTER_UPDATE_S / MAX_GPU_QUANTISATION:
         flags.append("gpu-counter-coarse")
+    if gpu_method != "none" and not data.gpu_energy > 0 and duration > 0:
+        # A metered GPU draws power: zero means nothing was read (no energy counter, and CodeCarbon has no power
+        # sampling to fall back on: codecarbon issue 1316), not a measurement.
+        flags.append("gpu-energy-zero")
     return flags
