@@ -137,6 +137,8 @@ class Meter:
             self._tracker.prepare_hardware()  # set-up happens here, not inside the first window
         if not self._measures_gpu:
             self._tracker.remove_gpus()
+        elif gpu_ids is not None:
+            self._tracker.keep_only_gpus(list(gpu_ids))  # the worker's own GPU(s) only (MIG noise, counters)
         self._setup_flags = [f for f in codecarbon_log.flags_of(setup.take()) if f != "codecarbon-warning"]
         self._extra_flags = list(extra_flags) + (["gpu-shared-mig"] if mig_uuid else [])
         self._device: DeviceStateReader | None = None

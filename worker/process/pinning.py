@@ -105,7 +105,7 @@ def physical_index(entry: str, nvml: Any = None) -> int:
 def _is_mig(nvml: Any, handle: Any) -> bool:
     check = getattr(nvml, "nvmlDeviceIsMigDeviceHandle", None)
     try:
-        return bool(check(handle)) if check else False
+        return bool(getattr(answer := check(handle), "value", answer)) if check else False  # a c_uint
     except Exception:
         return False
 

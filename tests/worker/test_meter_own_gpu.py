@@ -1,0 +1,63 @@
+"""Issue 18, defects 6, 7 and 10 on the simulated node: a worker's meter judges and polls only its own GPU.
+
+The fake NVML refuses what the real one refuses (utilisation of a MIG-enabled GPU; no energy counter on an
+older board), so another GPU of the node must change nothing in this worker's windows: its method stays
+`nvml-energy-counter`, and no CodeCarbon warning (one a second, before) lands in its flags.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.simnode import SimNode
+
+ok, why = SimNode.available()
+pytestmark = pytest.mark.skipif(not ok, reason=why)
+
+PROBE = r"""
+import json, time
+from worker.measure.meter import Meter
+
+meter = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[0])
+with meter.window("query") as window:
+    time.sleep(2.5)  # CodeCarbon polls utilisation once a second
+r = window.reading
+meter.close()
+print(json.dumps({"gpu_method": r.gpu_method, "flags": r.flags, "warnings": r.codecarbon_warnings,
+                  "gpu_uuid": r.gpu_uuid, "gpu_energy_kwh": r.gpu_energy_kwh}))
+"""
+
+
+def test_another_gpu_without_counter_or_with_mig_changes_nothing_in_this_workers_windows(tmp_path):
+    node = SimNode(tmp_path / "node", gpus=3, mig={1: 2}, nvml_update_s=0.01)
+    node.gpus[2]["energy_counter"] = False  # an older board beside ours
+    with node:
+        result = subprocess.run(node.wrap([sys.executable, "-c", PROBE]), env=node.env(), capture_output=True,
+                                text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["gpu_uuid"] == node.gpus[0]["uuid"]
+    assert out["gpu_method"] == "nvml-energy-counter"  # GPU 2's missing counter is not ours (defect 6)
+    assert out["gpu_energy_kwh"] > 0
+    assert "codecarbon-warning" not in (out["flags"] or ""), out["warnings"]  # GPU 1's MIG refusals (defect 7)
+    assert out["warnings"] is None
+
+
+def test_the_fake_nvml_refuses_what_nvml_refuses(tmp_path, monkeypatch):
+    import ctypes
+
+    from tests.simnode.inprocess import fake_nvml
+
+    nvml = fake_nvml(SimNode(tmp_path / "node", gpus=2, mig={1: 2}), monkeypatch)
+    nvml.nvmlInit()
+    whole, mig_enabled = nvml.nvmlDeviceGetHandleByIndex(0), nvml.nvmlDeviceGetHandleByIndex(1)
+    assert nvml.nvmlDeviceGetUtilizationRates(whole).gpu >= 0
+    with pytest.raises(nvml.NVMLError_NotSupported):
+        nvml.nvmlDeviceGetUtilizationRates(mig_enabled)
+    answer = nvml.nvmlDeviceIsMigDeviceHandle(nvml.nvmlDeviceGetMigDeviceHandleByIndex(mig_enabled, 0))
+    assert isinstance(answer, ctypes.c_uint) and answer.value == 1
+    assert nvml.nvmlDeviceIsMigDeviceHandle(whole).value == 0
