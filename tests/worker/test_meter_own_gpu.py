@@ -61,3 +61,34 @@ def test_the_fake_nvml_refuses_what_nvml_refuses(tmp_path, monkeypatch):
     answer = nvml.nvmlDeviceIsMigDeviceHandle(nvml.nvmlDeviceGetMigDeviceHandleByIndex(mig_enabled, 0))
     assert isinstance(answer, ctypes.c_uint) and answer.value == 1
     assert nvml.nvmlDeviceIsMigDeviceHandle(whole).value == 0
+
+
+UUID_CHECK = r"""
+import json, os, sys
+from worker.process.pinning import PinningError, apply_pinning, check_torch_device, plan_pinning, read_gpu
+from worker.process.pinning import torch_device_uuid
+
+pinning = plan_pinning(gpu=int(sys.argv[1]), device=None, hostname="node", pid=1)
+apply_pinning(pinning)
+if sys.argv[2] == "no-order":  # a launcher that lost CUDA_DEVICE_ORDER: CUDA numbers fastest first
+    os.environ.pop("CUDA_DEVICE_ORDER")
+try:
+    check_torch_device(pinning, read_gpu(pinning.gpu_index)["uuid"], torch_device_uuid(simulated=True))
+    print(json.dumps("ok"))
+except PinningError as error:
+    print(json.dumps(str(error)))
+"""
+
+
+def test_the_torch_versus_nvml_uuid_check_runs_on_the_simulated_node(tmp_path):
+    node = SimNode(tmp_path / "node", gpus=4)
+    assert node.cuda_fastest_first()[0] != 0  # CUDA's default order differs from NVML's here
+    with node:
+        def check(order: str) -> str:
+            result = subprocess.run(node.wrap([sys.executable, "-c", UUID_CHECK, "0", order]), env=node.env(),
+                                    capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr[-3000:]
+            return json.loads(result.stdout.strip().splitlines()[-1])
+
+        assert check("pci") == "ok"
+        assert "refusing to run" in check("no-order")

@@ -166,9 +166,9 @@ def serve(options: WorkerOptions) -> int:
     _register(runtime, gpu, settings.heartbeat_interval_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _preload_libraries()
-    if gpu is not None and not settings.simulated_gpu:  # torch must compute on the GPU that NVML meters
+    if gpu is not None:  # torch must compute on the GPU that NVML meters (the simulated node too: issue 18)
         try:
-            check_torch_device(pinning, gpu["uuid"], torch_device_uuid())
+            check_torch_device(pinning, gpu["uuid"], torch_device_uuid(simulated=settings.simulated_gpu))
         except PinningError as error:
             _unregister(runtime)
             raise WorkerStartError(str(error)) from None
