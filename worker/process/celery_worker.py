@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 HOST_BUSY_WAIT_S = 5.0
+EXIT_DEVICE_LOST = 3  # the accelerator's context is dead: restart the process (compose, Slurm) for a fresh one
 
 
 class WorkerStartError(RuntimeError):
@@ -90,6 +91,7 @@ class WorkerContext:
         if self.loop.stopped_reason is not None:
             self.stop_consuming(self.loop.stopped_reason)
         log.info("job %s: %s", job_id, status)
+        exit_if_device_lost(self.loop)
         return status
 
     def send_again(self, job_id: int) -> None:
@@ -118,6 +120,20 @@ class WorkerContext:
             retry_for_s=self.retry_for_s)
         if self.consumer is not None:
             self.consumer.cancel_task_queue(self.runtime.hardware_class)
+
+
+def exit_if_device_lost(loop) -> None:
+    """A dead CUDA context fails every later unit, and the process would keep its GPU while taking no work: end
+    the worker instead, exit status EXIT_DEVICE_LOST, so that compose or Slurm restarts it with a fresh context.
+    The unit that met the error is already failed with the reason; the job's message goes back to the broker
+    unacknowledged (late acks), and the database decides what is left to run."""
+    if not loop.device_lost:
+        return
+    from celery.exceptions import WorkerShutdown
+
+    log.error("%s: the worker exits (status %d) to get a fresh device context", loop.stopped_reason,
+              EXIT_DEVICE_LOST)
+    raise WorkerShutdown(EXIT_DEVICE_LOST)  # SystemExit: through the solo pool to Worker.start, which stops
 
 
 def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
