@@ -6,8 +6,6 @@ import gc
 import types
 import weakref
 
-import pytest
-
 
 class _SelfReferringModel:
     """Like a sentence-transformers model: it refers to itself (through its model card data), so only the

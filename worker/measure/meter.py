@@ -42,8 +42,8 @@ MIN_COUNTER_UPDATES = 5  # fewer GPU counter steps than this in a window: mostly
 MAX_GPU_QUANTISATION = 0.02  # one update at each end, as a share of the window: above this, flagged
 CPU_LOAD_SAMPLE_S = 1.0  # CodeCarbon samples CPU load once a second in a task (its monitor thread)
 MIN_LOAD_SAMPLES = 2
-# Flags that make a window's figure untrustworthy (the others say how it was made).
-UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open", "gpu-energy-zero")  # + worker.measure.host_energy's flags
+# Flags that make a window's figure untrustworthy (the others say how it was made); + worker.measure.host_energy's.
+UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open", "gpu-energy-zero")
 
 
 class MeterError(RuntimeError):
