@@ -6,6 +6,8 @@ import gc
 import types
 import weakref
 
+import pytest
+
 
 class _SelfReferringModel:
     """Like a sentence-transformers model: it refers to itself (through its model card data), so only the
@@ -89,3 +91,26 @@ def test_a_gpu_window_with_zero_energy_is_flagged_unreliable_not_called_a_measur
     assert window_flags(zero, cpu_method="rapl", gpu_method="none") == []  # a CPU worker meters no GPU
     drawn = types.SimpleNamespace(duration=30.0, cpu_energy=1e-4, gpu_energy=1e-3, ram_energy=1e-5)
     assert window_flags(drawn, cpu_method="rapl", gpu_method="power-sampling") == []
+
+
+def test_a_meter_that_cannot_start_stops_the_worker_at_start_in_one_line(tmp_path, monkeypatch):
+    """Issue 18, defect 9: the meter was first made by the first job, so an NVML or driver problem showed up as
+    three failed jobs. Now `wattsweep worker` builds it before anything else (database, broker) and exits 2."""
+    from db.settings import get_settings
+    from worker.measure import meter
+    from worker.process import celery_worker
+
+    def broken(**_):
+        raise meter.MeterError("GPU 0: NVML: Driver/library version mismatch")
+
+    monkeypatch.setattr(meter, "Meter", broken)
+    monkeypatch.setattr(celery_worker, "apply_pinning", lambda pinning: None)  # torch is imported in this process
+    monkeypatch.setenv("WATTSWEEP_DATABASE_URL", f"sqlite:///{tmp_path / 'no-schema.db'}")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(celery_worker.WorkerStartError) as started:
+            celery_worker.serve(celery_worker.WorkerOptions(queue="cpu", device="cpu"))
+    finally:
+        get_settings.cache_clear()
+    message = str(started.value)
+    assert "energy meter cannot start" in message and "version mismatch" in message and "\n" not in message

@@ -153,6 +153,21 @@ def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
     return pinning
 
 
+def check_meter(pinning: Pinning) -> None:
+    """Build and close the meter this worker's jobs will use, once, at start: an NVML, driver or CodeCarbon problem
+    is one line and exit status 2 here, instead of three failed jobs later (the meter was first made by the first
+    job). About a second: CodeCarbon's start-up. The carbon setting does not matter to the hardware."""
+    from worker.measure.meter import Meter, MeterError
+
+    try:
+        Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=list(pinning.gpu_ids or []), mig_uuid=pinning.mig_uuid).close()
+    except MeterError as error:
+        raise WorkerStartError(f"the energy meter cannot start on {pinning.device}: {error}") from None
+    except Exception as error:  # CodeCarbon or NVML raising past the meter: still one line
+        raise WorkerStartError(f"the energy meter cannot start on {pinning.device}: {type(error).__name__}: "
+                               f"{error}") from None
+
+
 def serve(options: WorkerOptions) -> int:
     """Run the worker until it is told to stop; returns the exit code."""
     from db.settings import get_settings
@@ -164,12 +179,13 @@ def serve(options: WorkerOptions) -> int:
         host_id = host_identity(settings.host_id)
     except HostIdentityError as error:
         raise WorkerStartError(str(error)) from None
-    sessions = _check_database(settings.database_url)
-    _check_broker(settings.broker_url)
     try:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
+    check_meter(pinning)  # NVML, the driver, CodeCarbon: now, not as the first jobs' failures
+    sessions = _check_database(settings.database_url)
+    _check_broker(settings.broker_url)
 
     from worker.process.runtime import WorkerRuntime
 
