@@ -221,3 +221,17 @@ def test_out_of_memory_is_not_a_dead_context():
     assert is_device_lost(torch.AcceleratorError("CUDA error: an illegal memory access was encountered"))
     assert not is_device_lost(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert not is_device_lost(RuntimeError("the disk went away"))
+
+
+def test_the_jobs_float32_numerics_are_stored_with_what_was_loaded(runtime):
+    """Issue 18, defect 3: TF32 and the float32 matmul precision change what an FP32 model costs on a GPU; each job
+    stores them as the worker's torch had them at the load."""
+    import torch
+
+    job_id = submit(runtime, {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}})
+    assert execute_job(job_id, runtime) == "done"
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.float32_matmul_precision == torch.get_float32_matmul_precision()
+        assert job.tf32_matmul is bool(torch.backends.cuda.matmul.allow_tf32)
+        assert job.tf32_cudnn is bool(torch.backends.cudnn.allow_tf32)

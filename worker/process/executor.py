@@ -173,7 +173,9 @@ class UnitExecutor:
                           final=self.runtime.load_failure_is_final, device_lost=is_device_lost(error))
         self.progress.touch(f"loaded {spec['model']}")
         self.model = current
-        provenance = getattr(current.pipeline, "wattsweep_provenance", None)
+        from worker.models.loaded_model import float32_numerics
+
+        provenance = {**(getattr(current.pipeline, "wattsweep_provenance", None) or {}), **float32_numerics()}
 
         def store(claim: UnitClaim) -> bool:
             return self.transact(lambda s: _store_load(s, self.lease, claim, window.reading, provenance, baseline_id))
