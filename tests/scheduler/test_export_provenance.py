@@ -27,9 +27,9 @@ def test_every_stored_measurement_column_is_in_the_export():
 
 def test_the_jobs_float32_numerics_are_recorded_and_exported(tmp_path):
     from db.migrate import upgrade
+    from db.results.views import run_rows
     from db.session import session_factory
     from scheduler.plan.submit import create_sweep
-    from db.results.views import run_rows
     from scheduler.report.export import write_runs_csv
     from scheduler.spec.reading import parse_sweep
     from worker.models.loaded_model import float32_numerics
