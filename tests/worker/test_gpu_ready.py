@@ -52,13 +52,7 @@ def test_time_to_first_token_waits_for_the_queued_prefill(monkeypatch):
     scores = types.SimpleNamespace(shape=(2, 50), device=torch.device("cuda", 0))
     timer = BatchTimer()
     with timer.batch(2):
-        import worker.workloads._shared as shared
-
-        token = shared._ACTIVE_TIMER.set(timer)
-        try:
-            counter = TokenCounter()
-        finally:
-            shared._ACTIVE_TIMER.reset(token)
+        counter = TokenCounter()  # made inside the batch, as generate's logits processors are
         counter(None, scores)  # the first generation step: the prefill's logits, still being computed
         counter(None, scores)
     assert timer.first_token_s[0] >= pending_s
