@@ -19,7 +19,7 @@ ok, why = SimNode.available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
 
 PROBE = r"""
-import json, time
+import json, sys, time
 from worker.measure.meter import Meter
 
 meter = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[0])
@@ -27,8 +27,14 @@ with meter.window("query") as window:
     time.sleep(2.5)  # CodeCarbon polls utilisation once a second
 r = window.reading
 meter.close()
-print(json.dumps({"gpu_method": r.gpu_method, "flags": r.flags, "warnings": r.codecarbon_warnings,
-                  "gpu_uuid": r.gpu_uuid, "gpu_energy_kwh": r.gpu_energy_kwh}))
+out = {"gpu_method": r.gpu_method, "flags": r.flags, "warnings": r.codecarbon_warnings, "gpu_uuid": r.gpu_uuid,
+       "gpu_energy_kwh": r.gpu_energy_kwh}
+mig = Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[1], mig_uuid=sys.argv[1])  # a worker on a slice of GPU 1
+with mig.window("query") as window:
+    time.sleep(2.5)
+mig.close()
+out["mig_flags"] = window.reading.flags
+print(json.dumps(out))
 """
 
 
@@ -36,8 +42,8 @@ def test_another_gpu_without_counter_or_with_mig_changes_nothing_in_this_workers
     node = SimNode(tmp_path / "node", gpus=3, mig={1: 2}, nvml_update_s=0.01)
     node.gpus[2]["energy_counter"] = False  # an older board beside ours
     with node:
-        result = subprocess.run(node.wrap([sys.executable, "-c", PROBE]), env=node.env(), capture_output=True,
-                                text=True, timeout=180)
+        result = subprocess.run(node.wrap([sys.executable, "-c", PROBE, node.gpus[1]["mig"][0]["uuid"]]),
+                                env=node.env(), capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["gpu_uuid"] == node.gpus[0]["uuid"]
@@ -45,6 +51,9 @@ def test_another_gpu_without_counter_or_with_mig_changes_nothing_in_this_workers
     assert out["gpu_energy_kwh"] > 0
     assert "codecarbon-warning" not in (out["flags"] or ""), out["warnings"]  # GPU 1's MIG refusals (defect 7)
     assert out["warnings"] is None
+    # A worker on a slice polls its own MIG-enabled GPU: NVML's refusal is named, not an unknown warning.
+    mig_flags = out["mig_flags"].split(",")
+    assert "gpu-utilization-unavailable" in mig_flags and "codecarbon-warning" not in mig_flags
 
 
 def test_the_fake_nvml_refuses_what_nvml_refuses(tmp_path, monkeypatch):
