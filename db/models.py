@@ -91,6 +91,12 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
+    # torch's float32 numerics when the model was loaded (migration 0024): torch.get_float32_matmul_precision()
+    # (highest | high | medium), and whether float32 matmuls and cuDNN convolutions may use TF32 on Ampere or
+    # newer GPUs. The same FP32 model measures differently with TF32 on.
+    float32_matmul_precision: Mapped[str | None] = mapped_column(String(20))
+    tf32_matmul: Mapped[bool | None] = mapped_column(Boolean)
+    tf32_cudnn: Mapped[bool | None] = mapped_column(Boolean)
     # The cell's sweep-axis values (migration 0011; worker.contract.catalog.SWEEP_AXES): one column each, for every axis
     # that applies to the task, so that SQL can group by them; cell_key names the values given as lists.
     cell_key: Mapped[str] = mapped_column(String(300), default="", server_default="")

@@ -52,6 +52,13 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "energy_basis": S, "host_id": S, "max_concurrent_windows": INT, "shards": INT, "node_energy_kwh": F,
         "node_cpu_energy_kwh": F, "node_ram_energy_kwh": F, "node_idle_energy_kwh": F, "node_emissions_kg": F,
         "node_kwh_per_1k_queries": F,
+        # 0024: every stored provenance column (issue 18)
+        "pue": F, "cpu_tdp_w": F, "gpu_uuid": S, "codecarbon_warnings": S, "country_iso_code": S, "region": S,
+        "cpu_count": INT, "ram_total_gb": F, "baseline_id": INT, "ended_at": T, "cpu_utilization_pct": F,
+        "gpu_utilization_pct": F, "ram_utilization_pct": F, "gpu_temperature_start_c": F,
+        "gpu_sm_clock_start_mhz": F, "gpu_power_limit_start_w": F, "gpu_throttle_start": INT,
+        "gpu_temperature_end_c": F, "gpu_sm_clock_end_mhz": F, "gpu_power_limit_end_w": F, "gpu_throttle_end": INT,
+        "float32_matmul_precision": S, "tf32_matmul": B, "tf32_cudnn": B,
     },
     "v_model_summary": {
         "sweep_id": INT, "sweep_name": S, "job_id": INT, "task": S, "model": S, "model_kind": S, "hardware_class": S,

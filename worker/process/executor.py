@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
-from worker.errors import DatasetLoadError, ModelLoadError, error_text
+from worker.errors import DatasetLoadError, ModelLoadError, error_text, is_device_lost
 from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
 
@@ -112,9 +112,9 @@ class UnitExecutor:
                     if isinstance(request, Load):
                         self.unload()
                         answer = Failed(f"model failed to load: {error_text(error)}",
-                                        final=self.runtime.load_failure_is_final)
+                                        final=self.runtime.load_failure_is_final, device_lost=is_device_lost(error))
                     else:
-                        answer = Failed(error_text(error))
+                        answer = _unit_failed(error)
         except StopIteration as finished:
             return finished.value
 
@@ -167,13 +167,15 @@ class UnitExecutor:
         except ModelLoadError as error:
             message = f"model failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
-        except Exception as error:  # a failed load must not stop the worker
+        except Exception as error:  # a failed load must not stop the worker (a dead device context does)
             log.exception("job %s: model failed to load", claim.job_id)
             return Failed(f"model failed to load: {error_text(error)}",
-                          final=self.runtime.load_failure_is_final)
+                          final=self.runtime.load_failure_is_final, device_lost=is_device_lost(error))
         self.progress.touch(f"loaded {spec['model']}")
         self.model = current
-        provenance = getattr(current.pipeline, "wattsweep_provenance", None)
+        from worker.models.loaded_model import float32_numerics
+
+        provenance = {**(getattr(current.pipeline, "wattsweep_provenance", None) or {}), **float32_numerics()}
 
         def store(claim: UnitClaim) -> bool:
             return self.transact(lambda s: _store_load(s, self.lease, claim, window.reading, provenance, baseline_id))
@@ -185,7 +187,13 @@ class UnitExecutor:
             return
         self.model = None
         self._queries = None
+        # The worker freezes what survives each job (worker.process.celery_worker) while the model is still loaded,
+        # and a model in a reference cycle (a sentence-transformers model refers to itself through its model card
+        # data) can only be freed by the collector: a frozen one never is. So thaw, collect, and freeze again
+        # what is left (the libraries). Outside every window: unload runs before the next `load` window begins.
+        gc.unfreeze()
         gc.collect()
+        gc.freeze()
         if self.runtime.device.startswith("cuda"):
             import torch
 
@@ -226,9 +234,9 @@ class UnitExecutor:
         except DatasetLoadError as error:
             message = f"dataset failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message))
-        except Exception as error:  # a failed unit must not stop the worker
+        except Exception as error:  # a failed unit must not stop the worker (a dead device context does)
             log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
-            return Failed(error_text(error))  # the message, never SQL or its parameters
+            return _unit_failed(error)
         self.progress.touch("measured")
         return Measured(window.reading, units, prefill, baseline_id, prefill_units)
 
@@ -240,6 +248,14 @@ class UnitExecutor:
         queries = load_queries(claim.dataset, n, input_kind)
         self._queries = (claim.dataset, n, queries)
         return queries
+
+
+def _unit_failed(error: Exception) -> Failed:
+    """A unit's failure, its message (never SQL or its parameters) saying when the device's context is dead."""
+    if is_device_lost(error):
+        return Failed(f"device lost (the process exits for a fresh CUDA context): {error_text(error)}",
+                      device_lost=True)
+    return Failed(error_text(error))
 
 
 def _chunks(queries: list, batch_size: int) -> list[list]:

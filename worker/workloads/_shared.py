@@ -103,6 +103,10 @@ class BatchTimer:
             self._first_seen = True
             _ACTIVE_TIMER.reset(token)
 
+    @property
+    def waiting_for_first_token(self) -> bool:
+        return not self._first_seen
+
     def first_token(self) -> None:
         if not self._first_seen:
             self._first_seen = True
@@ -163,6 +167,20 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
     return result
 
 
+def synchronize_device_of(tensor: Any) -> None:
+    """Wait until the device holding `tensor` has finished its queued work (nothing to wait for on the CPU)."""
+    device = getattr(tensor, "device", None)
+    kind = getattr(device, "type", "cpu")
+    if kind == "cpu":
+        return
+    import torch
+
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif hasattr(torch, kind) and hasattr(getattr(torch, kind), "synchronize"):  # xpu, mps, ...
+        getattr(torch, kind).synchronize()
+
+
 class TokenCounter:
     """A logits processor that counts generated tokens: `generate` calls it once per step.
 
@@ -178,7 +196,10 @@ class TokenCounter:
         self._timer = _ACTIVE_TIMER.get()  # the batch being timed, told when the first new token is out
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self._timer is not None:
+        if self._timer is not None and self._timer.waiting_for_first_token:
+            # On an accelerator the prefill's kernels are only queued when this runs: wait for them, or the
+            # time to first token is the launch time. Once per batch, so decoding is not slowed.
+            synchronize_device_of(scores)
             self._timer.first_token()
         self.tokens += int(scores.shape[0]) // self.num_beams
         return scores
