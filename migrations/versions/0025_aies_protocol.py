@@ -11,7 +11,7 @@ Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read. The lead
 merge.
 
 Revision ID: 0025
-Revises: 0019
+Revises: 0024
 Create Date: 2026-12-06
 """
 
