@@ -14,7 +14,8 @@ from db.models import Job, Run, Shard, Sweep
 from db.queue.new_jobs import NewJob  # noqa: F401 - where the callers of insert_sweep import it from
 
 # The jobs columns of the sweep axes (worker.contract.catalog.SWEEP_AXES values; db does not import worker).
-AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning")
+AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning",
+                "concurrency", "request_rate", "engine")  # engine: a served task's engine name (not an axis)
 
 
 class SweepNotFound(LookupError):

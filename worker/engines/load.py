@@ -1,0 +1,226 @@
+"""The load generator: closed loop (N requests always in flight) or open loop (Poisson arrivals at a rate),
+streaming completions from an OpenAI-compatible endpoint through httpx's async client.
+
+Each request records when it was sent, when each streamed chunk arrived, when it ended, and the engine's own
+`usage` (prompt and completion tokens), from which TTFT, inter-token gaps and the token counts are read. Output
+lengths are fixed (`min_tokens = max_tokens`, `ignore_eos`) unless the sweep says `fixed_length: false`.
+
+Beside the requests, a sampler records the load every `SAMPLE_S`: the client's in-flight count, the engine's
+running and waiting requests (its Prometheus gauges, where it has them) and the GPU's energy counter (where the
+meter has one), so that the steady part of the run can be cut from the metered window (worker.engines.steady).
+
+httpx rather than the openai SDK: the SDK builds a pydantic object per streamed chunk, several times the client
+CPU per token for fields we do not read (bench/serving.py measures the client's cost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.engines.base import Endpoint
+
+SAMPLE_S = 0.25
+REQUEST_TIMEOUT_S = 3600.0
+
+
+@dataclass
+class RequestRecord:
+    sent_at: float  # epoch seconds
+    chunk_at: list[float] = field(default_factory=list)  # each streamed chunk that carried text
+    done_at: float | None = None
+    prompt_tokens: int | None = None  # the engine's usage
+    completion_tokens: int | None = None
+    error: str | None = None
+
+    @property
+    def ttft_s(self) -> float | None:
+        return self.chunk_at[0] - self.sent_at if self.chunk_at else None
+
+    @property
+    def e2e_s(self) -> float | None:
+        return self.done_at - self.sent_at if self.done_at is not None and self.error is None else None
+
+    def gaps_s(self) -> list[float]:
+        return [b - a for a, b in zip(self.chunk_at, self.chunk_at[1:], strict=False)]
+
+
+@dataclass(frozen=True)
+class LoadSample:
+    at: float  # epoch seconds
+    in_flight: int  # the client's
+    running: float | None = None  # the engine's, where it says
+    waiting: float | None = None
+    gpu_energy_mj: int | None = None  # the metered GPU's energy counter
+    kv_cache_usage: float | None = None
+
+
+@dataclass
+class LoadRun:
+    """What one run's load did: its requests, the load samples, and when it held its target load (client side)."""
+
+    records: list[RequestRecord]
+    samples: list[LoadSample]
+    started_at: float
+    ended_at: float
+    full_at: float | None = None  # closed loop: the target count is in flight; open loop: arrivals begin
+    drain_at: float | None = None  # closed loop: the first request that found no prompt left; open: last arrival
+    metrics_before: dict[str, float] = field(default_factory=dict)
+    metrics_after: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        return [r.error for r in self.records if r.error]
+
+
+def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, fixed_length: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": endpoint.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
+                            "stream": True, "stream_options": {"include_usage": True}}
+    if fixed_length:
+        if "min_tokens" in endpoint.fixed_length_fields:
+            body["min_tokens"] = max_tokens
+        if "ignore_eos" in endpoint.fixed_length_fields:
+            body["ignore_eos"] = True
+    return body
+
+
+async def _one(client, endpoint: Endpoint, body: dict[str, Any], record: RequestRecord) -> None:
+    """Stream one completion into `record` (its error, not an exception, when it fails)."""
+    try:
+        async with client.stream("POST", f"{endpoint.base_url}/completions", json=body) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode("utf-8", "replace")
+                record.error = f"HTTP {response.status_code}: {' '.join(text.split())[:300]}"
+                return
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                choices = chunk.get("choices") or ()
+                if choices and choices[0].get("text"):
+                    record.chunk_at.append(time.time())
+                usage = chunk.get("usage")
+                if usage:
+                    record.prompt_tokens = usage.get("prompt_tokens")
+                    record.completion_tokens = usage.get("completion_tokens")
+        record.done_at = time.time()
+    except Exception as error:  # the engine died, or refused: the run says why
+        record.error = f"{type(error).__name__}: {error}"[:300] or type(error).__name__
+        record.done_at = time.time()
+
+
+def arrival_offsets_s(n: int, rate: float, seed: int) -> list[float]:
+    """Poisson arrivals: `n` start times (s after the first) with exponential gaps of mean 1 / `rate`."""
+    draw = random.Random(seed)
+    offsets, at = [], 0.0
+    for _ in range(n):
+        offsets.append(at)
+        at += draw.expovariate(rate)
+    return offsets
+
+
+async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int, fixed_length: bool,
+                 concurrency: int | None, request_rate: float | None, seed: int,
+                 gpu_energy_mj: Callable[[], int | None] | None, sample_s: float) -> LoadRun:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
+    run = LoadRun([], [], time.time(), 0.0)
+    in_flight = 0
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as client, \
+            httpx.AsyncClient(timeout=10.0) as scraper:
+        run.metrics_before = await _scrape(scraper, endpoint)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(_sample(scraper, endpoint, run, lambda: in_flight, gpu_energy_mj, stop,
+                                              sample_s))
+
+        async def send(prompt: str) -> None:
+            nonlocal in_flight
+            record = RequestRecord(time.time())
+            run.records.append(record)
+            in_flight += 1
+            try:
+                await _one(client, endpoint, request_body(endpoint, prompt, max_tokens, fixed_length), record)
+            finally:
+                in_flight -= 1
+
+        if request_rate is None:
+            pending = iter(prompts)
+            target = max(1, min(concurrency or 1, len(prompts)))
+
+            async def loop() -> None:
+                while True:
+                    prompt = next(pending, None)
+                    if prompt is None:
+                        if run.drain_at is None:
+                            run.drain_at = time.time()
+                        return
+                    if run.full_at is None and in_flight + 1 >= target:
+                        run.full_at = time.time()
+                    await send(prompt)
+
+            await asyncio.gather(*(loop() for _ in range(target)))
+        else:
+            start = time.monotonic()
+            tasks = []
+            run.full_at = time.time()
+            for offset, prompt in zip(arrival_offsets_s(len(prompts), request_rate, seed), prompts, strict=True):
+                delay = start + offset - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(send(prompt)))
+            run.drain_at = time.time()
+            await asyncio.gather(*tasks)
+        run.ended_at = time.time()
+        stop.set()
+        await sampler
+        run.metrics_after = await _scrape(scraper, endpoint)
+    return run
+
+
+async def _scrape(scraper, endpoint: Endpoint) -> dict[str, float]:
+    if not endpoint.metrics_url:
+        return {}
+    from worker.engines.metrics import parse
+
+    try:
+        response = await scraper.get(endpoint.metrics_url)
+        return parse(response.text) if response.status_code == 200 else {}
+    except Exception:  # a missed scrape is a missing sample, not a failed run
+        return {}
+
+
+async def _sample(scraper, endpoint: Endpoint, run: LoadRun, in_flight: Callable[[], int],
+                  gpu_energy_mj: Callable[[], int | None] | None, stop: asyncio.Event, period_s: float) -> None:
+    from worker.engines.metrics import first, load_of
+
+    while True:
+        values = await _scrape(scraper, endpoint)
+        running, waiting = load_of(values, endpoint.metrics)
+        kv = first(values, endpoint.metrics.kv_cache_usage) if values else None
+        run.samples.append(LoadSample(time.time(), in_flight(), running, waiting,
+                                      gpu_energy_mj() if gpu_energy_mj else None, kv))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=period_s)
+            return
+        except TimeoutError:
+            continue
+
+
+def drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int, fixed_length: bool = True,
+          concurrency: int | None = None, request_rate: float | None = None, seed: int = 0,
+          gpu_energy_mj: Callable[[], int | None] | None = None, sample_s: float = SAMPLE_S) -> LoadRun:
+    """Send every prompt at the given load and wait for every answer; one of concurrency or request_rate."""
+    return asyncio.run(_drive(endpoint, prompts, max_tokens=max_tokens, fixed_length=fixed_length,
+                              concurrency=concurrency, request_rate=request_rate, seed=seed,
+                              gpu_energy_mj=gpu_energy_mj, sample_s=sample_s))
