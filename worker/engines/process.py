@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,8 +51,17 @@ def log_tail(path: Path, lines: int = TAIL_LINES) -> list[str]:
     return [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
 
 
+EXCEPTION = re.compile(r"^(\(\w+ pid=\d+\) )?[\w.]*(Error|Exception|Exit|Interrupt)\b.*:")
+
+
 def error_line(lines: list[str]) -> str | None:
-    """The engine's own error message: the last line that reads like one (a Python exception's last line)."""
+    """The engine's own error message: its last Python exception with the indented detail below it (pydantic puts
+    the reason there), else the last line that reads like an error, else its last line."""
+    for i in range(len(lines) - 1, -1, -1):
+        if EXCEPTION.match(lines[i]):
+            detail = [line.strip() for line in lines[i + 1:i + 3] if line.startswith(" ") and "errors.pydantic" not in
+                      line and not line.lstrip().startswith("File \"")]
+            return " ".join([lines[i].strip(), *detail])[:500]
     for line in reversed(lines):
         if any(sign in line for sign in ERROR_SIGNS) and not line.lstrip().startswith("File \""):
             return line.strip()[:500]
