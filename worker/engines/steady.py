@@ -9,14 +9,15 @@ second window, because the meter holds one CodeCarbon task at a time, and becaus
 is known only afterwards, from the samples.
 
 Closed loop (concurrency N): the client holds N requests in flight from the moment it has sent the N-th until
-the first of its N senders finds no prompt left; inside that span, the engine's own count (running + waiting,
-its Prometheus gauges) bounds the steady part where the engine has one and its median count there reaches 90% of
-N: from its first sample at 90% of N to its last, leaving out the engine's ramp-up (the first prefills) and
-drain. Where the engine's count does not show the target, the client's span is the steady part and it is flagged `engine-below-target` (also when the
-engine's mean count over the steady part is below 90% of N): on two CPU cores, where the client, vLLM's API
-server and its engine core share the cores, the engine core finishes requests faster than the API server
-feeds them, and its gauges read near 0 while N requests are outstanding. `no-steady-state`: the client's span is
-empty or held under half of N on average; `steady-short`: the steady part is shorter than `steady_min_s`.
+the first of its N senders finds no prompt left. Inside that span the engine's own count (running + waiting, its
+Prometheus gauges) bounds the steady part where the engine has one and its median there reaches 90% of N: from
+its first sample at 90% of N to its last, leaving out the engine's ramp-up (the first prefills) and its drain.
+Where the engine's count does not show the target, the client's span is the steady part, flagged
+`engine-below-target` (also when the engine's mean count over the steady part is below 90% of N): on two CPU
+cores, where the client, vLLM's API server and its engine core share the cores, the engine core finishes
+requests faster than the API server feeds them, and its gauges read near 0 while N requests are outstanding.
+`no-steady-state`: the client's span is empty or held under half of N on average; `steady-short`: the steady
+part is shorter than `steady_min_s`.
 Open loop (request_rate): from the first sample whose in-flight count reaches the median of the arrival period,
 to the last arrival.
 """
