@@ -225,31 +225,37 @@ def import_codecarbon(
 def export(
     sweep: SweepArg = None,
     format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet.")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-runs.<format>).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-<view>.<format>).")] = None,
+    view: Annotated[str, typer.Option("--view", help="runs (v_runs) | serving (v_serving: served runs' figures).")]
+    = "runs",
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep."""
-    from db.results.views import run_rows
+    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, or its served runs'
+    figures (`--view serving`: tokens, latencies, the steady part, energy per output token)."""
+    from db.results.views import run_rows, serving_rows
 
     if format not in ("csv", "parquet"):
         fail(f"--format {format!r}: use csv or parquet")
+    if view not in ("runs", "serving"):
+        fail(f"--view {view!r}: use runs or serving")
     sessions = open_sessions(database_url)
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
-        out = out or Path(f"{safe_name(found.name)}-runs.{format}")
-        batches = run_rows(session, sweep_id=found.id)
-        rows = _write_parquet(out, batches) if format == "parquet" else _write_csv(out, batches)
+        out = out or Path(f"{safe_name(found.name)}-{view}.{format}")
+        batches = (run_rows if view == "runs" else serving_rows)(session, sweep_id=found.id)
+        name = "v_runs" if view == "runs" else "v_serving"
+        rows = _write_parquet(out, batches, name) if format == "parquet" else _write_csv(out, batches, name)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
 
 
-def _write_csv(out: Path, batches) -> int:
+def _write_csv(out: Path, batches, view: str = "v_runs") -> int:
     import csv
 
     from db.results.views import VIEW_COLUMNS
 
     rows = 0
     with open_out(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS["v_runs"]), lineterminator="\n")
+        writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS[view]), lineterminator="\n")
         writer.writeheader()
         for batch in batches:
             writer.writerows(batch)
@@ -257,7 +263,7 @@ def _write_csv(out: Path, batches) -> int:
     return rows
 
 
-def _write_parquet(out: Path, batches) -> int:
+def _write_parquet(out: Path, batches, view: str = "v_runs") -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sqlalchemy import BigInteger, Boolean, DateTime, Float
@@ -275,7 +281,7 @@ def _write_parquet(out: Path, batches) -> int:
             return pa.timestamp("us", tz="UTC")
         return pa.string()
 
-    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS["v_runs"].items()])
+    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS[view].items()])
     rows = 0
     try:
         writer = pq.ParquetWriter(str(out), schema)
