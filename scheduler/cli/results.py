@@ -98,6 +98,7 @@ def report(
         def tables(to: Console) -> None:
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
             _print_stars(sessions, found, to, rating_energy, rate_against)
+            _print_serving(sessions, found, to)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -115,6 +116,14 @@ def report(
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)
+
+
+def _print_serving(sessions, found, to: Console) -> None:
+    from db.results.views import serving_cell_rows
+    from scheduler.report.serving import print_serving
+
+    with sessions() as session:
+        print_serving(serving_cell_rows(session, sweep_id=found.id), to)
 
 
 def _print_tables(found, out: Path | None, tables, width: int) -> None:

@@ -16,6 +16,7 @@ from scheduler.report.aies import STAR_CSS, batch_section, latency_section, outp
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
 from scheduler.report.data import ReportData
 from scheduler.report.html_parts import fmt, table
+from scheduler.report.serving import serving_section
 
 KIND_COLORS = {"task-specific": PALETTE[0], "multi-purpose": PALETTE[1]}
 OTHER_COLOR = "#7F7F7F"
@@ -325,6 +326,7 @@ def render(data: ReportData) -> str:
             "<h2>Stars (AI Energy Score rule)</h2>", stars_section(data),
             "<h2>Energy and batch size</h2>", batch_section(data),
             "<h2>Energy and latency</h2>", latency_section(data),
+            serving_section(data.serving),
             output_length_section(data),
             "<h2>Multi-purpose vs task-specific models</h2>", kinds_section(data),
             "<h2>Everyday equivalents</h2>", equivalents_section(data),

@@ -193,3 +193,28 @@ def test_openai_mode_drives_a_server_started_outside_the_worker(tmp_path, vllm_c
     run = rows(tmp_path / "o.db", "SELECT * FROM v_serving")[0]
     assert run["requests"] == 160 and run["output_tokens"] == 160 * MAX_NEW_TOKENS
     assert run["kwh_per_output_token"] > 0 and run["engine_itl_mean_s"] > 0 and run["itl_p99_s"] > 0
+
+
+def test_report_and_export_show_the_served_cells(served, tmp_path):
+    import csv
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{served['database']}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def wattsweep(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "scheduler", *args, "--database-url", url], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    table = wattsweep("report", "serving-smoke")
+    assert "Served cells" in table and "1 in flight" in table and "8 in flight" in table
+    wattsweep("report", "serving-smoke", "-f", "html", "-o", str(tmp_path / "r.html"))
+    html = (tmp_path / "r.html").read_text()
+    assert "Energy per output token against concurrency" in html and "Pareto front" in html
+    wattsweep("export", "serving-smoke", "--view", "serving", "-o", str(tmp_path / "s.csv"))
+    exported = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [int(row["concurrency"]) for row in exported] == [1, 8]
+    assert all(float(row["kwh_per_output_token"]) > 0 and row["itl_p99_s"] for row in exported)
