@@ -32,7 +32,7 @@ REQUEST_TIMEOUT_S = 3600.0
 @dataclass
 class RequestRecord:
     sent_at: float  # epoch seconds
-    chunk_at: list[float] = field(default_factory=list)  # each streamed chunk that carried text
+    chunk_at: list[float] = field(default_factory=list)  # each streamed chunk of new tokens (not the usage one)
     done_at: float | None = None
     prompt_tokens: int | None = None  # the engine's usage
     completion_tokens: int | None = None
@@ -105,7 +105,7 @@ async def _one(client, endpoint: Endpoint, body: dict[str, Any], record: Request
                     break
                 chunk = json.loads(data)
                 choices = chunk.get("choices") or ()
-                if choices and choices[0].get("text"):
+                if choices:  # a chunk of new tokens, even where they decode to no text yet (part of a word)
                     record.chunk_at.append(time.time())
                 usage = chunk.get("usage")
                 if usage:
