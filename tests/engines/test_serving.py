@@ -181,7 +181,9 @@ def test_openai_mode_drives_a_server_started_outside_the_worker(tmp_path, vllm_c
         server.wait_healthy(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200, 300)
         engine = {"name": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "model": "outside",
                   "metrics_url": f"http://127.0.0.1:{port}/metrics"}
-        sweep = smoke_sweep(tmp_path, engine=engine, params={"max_new_tokens": MAX_NEW_TOKENS, "concurrency": 4})
+        # an open loop here (the sweep above is closed-loop): Poisson arrivals, 160 requests in about 8 s
+        sweep = smoke_sweep(tmp_path, engine=engine, params={"max_new_tokens": MAX_NEW_TOKENS, "request_rate": 20,
+                                                              "steady_min_s": 1})
         result = run_sweep(sweep, tmp_path / "o.db", vllm_command=vllm_command, log_dir=tmp_path / "logs")
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert server.alive(), "the worker must not stop a server it did not start"
@@ -192,6 +194,9 @@ def test_openai_mode_drives_a_server_started_outside_the_worker(tmp_path, vllm_c
     assert json.loads(job["engine_args"])["base_url"] == f"http://127.0.0.1:{port}/v1"
     run = rows(tmp_path / "o.db", "SELECT * FROM v_serving")[0]
     assert run["requests"] == 160 and run["output_tokens"] == 160 * MAX_NEW_TOKENS
+    assert (run["request_rate"], run["concurrency"]) == (20, None)
+    sent = [r["sent_s"] for r in json.loads(rows(tmp_path / "o.db", "SELECT request_latencies FROM serving_runs")[0][0])]
+    assert 160 / 20 * 0.6 < sent[-1] < 160 / 20 * 1.6  # the arrivals kept their rate (seeded: the same every run)
     assert run["kwh_per_output_token"] > 0 and run["engine_itl_mean_s"] > 0 and run["itl_p99_s"] > 0
 
 
