@@ -195,7 +195,8 @@ def test_openai_mode_drives_a_server_started_outside_the_worker(tmp_path, vllm_c
     run = rows(tmp_path / "o.db", "SELECT * FROM v_serving")[0]
     assert run["requests"] == 160 and run["output_tokens"] == 160 * MAX_NEW_TOKENS
     assert (run["request_rate"], run["concurrency"]) == (20, None)
-    sent = [r["sent_s"] for r in json.loads(rows(tmp_path / "o.db", "SELECT request_latencies FROM serving_runs")[0][0])]
+    latencies = rows(tmp_path / "o.db", "SELECT request_latencies FROM serving_runs")[0][0]
+    sent = [r["sent_s"] for r in json.loads(latencies)]
     assert 160 / 20 * 0.6 < sent[-1] < 160 / 20 * 1.6  # the arrivals kept their rate (seeded: the same every run)
     assert run["kwh_per_output_token"] > 0 and run["engine_itl_mean_s"] > 0 and run["itl_p99_s"] > 0
 
