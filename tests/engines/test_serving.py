@@ -125,10 +125,15 @@ def test_an_engine_killed_mid_run_fails_the_unit_with_its_log_and_the_retry_stor
     assert stored[0]["n"] == windows[0]["n"] == 1
 
 
-def test_no_engine_is_left_after_the_sweep(served):
+def test_no_engine_is_left_after_the_sweep_and_the_two_loads_shared_one_start(served):
     ports = engine_ports(served["log_dir"])
     assert ports, "no engine was started"
     assert all(not engine_pids(port) for port in ports)
+    # the first start, and one more after the kill (a restart, or the next job's start): the job of the other
+    # load used a running engine with the same model and args instead of starting its own
+    starts = [line for log in served["log_dir"].glob("*.log") for line in log.read_text(errors="replace").splitlines()
+              if line.startswith("$ ")]
+    assert len(starts) == 2, starts
 
 
 def test_a_killed_worker_leaves_no_engine(tmp_path, vllm_command, tiny_llama):
