@@ -33,8 +33,10 @@ demo: install
 # Two test processes (pytest-xdist): most tests wait on worker processes, leases and sleeps, not on the CPU. Each
 # test has its own Postgres database and Redis database number; the slurm, multihost and chaos groups each run in
 # one process (tests/conftest.py), and so do the engine tests, against the real vLLM built by `make vllm`.
+# lint-imports checks the import contracts in pyproject.toml.
 test: install vllm
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 	WATTSWEEP_VLLM_COMMAND="$(VLLM_COMMAND)" $(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup --durations=25
 
 lint: install

@@ -136,7 +136,7 @@ def main() -> None:
     from db.models import Sweep
     from db.session import session_factory
     from scheduler.plan.submit import create_sweep
-    from scheduler.spec.schema import parse_sweep
+    from scheduler.spec.reading import parse_sweep
     from worker.process.local import run_sweep_locally
     from worker.process.runtime import WorkerRuntime
 

@@ -4,6 +4,7 @@ A worker that holds a finished run must not lose it because Postgres restarted
 or the network blinked: it keeps the reading in memory and retries the whole
 transaction (not just the failed statement) until the database is back or the
 deadline passes. Errors that are not about the connection are raised at once.
+The loop is tenacity's; this module says when to retry, how long to wait and what to log.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_exponential
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,15 +43,22 @@ def run_in_transaction(
     Waits 0.5 s, 1 s, 2 s ... (capped at `max_wait_s`) and gives up, re-raising
     the last error, once `retry_for_s` have passed.
     """
-    deadline = time.monotonic() + retry_for_s
-    wait_s = first_wait_s
-    while True:
-        try:
-            with sessions.begin() as session:
-                return work(session)
-        except Exception as error:
-            if not is_connection_error(error) or time.monotonic() + wait_s > deadline:
-                raise
-            log.warning("database unreachable (%s); retrying in %.1f s", type(error).__name__, wait_s)
-            sleep(wait_s)
-            wait_s = min(wait_s * 2, max_wait_s)
+    retrying = Retrying(
+        retry=retry_if_exception(is_connection_error),
+        wait=wait_exponential(multiplier=first_wait_s, exp_base=2, max=max_wait_s),
+        stop=stop_before_delay(retry_for_s),  # give up rather than sleep past the deadline
+        sleep=sleep,
+        before_sleep=_log_retry,
+        reraise=True,  # the last database error, not tenacity's RetryError
+    )
+
+    def attempt() -> T:
+        with sessions.begin() as session:
+            return work(session)
+
+    return retrying(attempt)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("database unreachable (%s); retrying in %.1f s", type(error).__name__, state.upcoming_sleep)

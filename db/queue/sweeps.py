@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,6 @@ from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from db.models import Job, Run, Shard, Sweep
-from db.queue.new_jobs import NewJob  # noqa: F401 - where the callers of insert_sweep import it from
 
 # The jobs columns of the sweep axes (worker.contract.catalog.SWEEP_AXES values; db does not import worker).
 AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning",
@@ -20,6 +19,25 @@ AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", 
 
 class SweepNotFound(LookupError):
     """No sweep by that id or name; the message lists the closest names."""
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """What a new job is made of before it is stored: `insert_sweep` writes it with its runs and units."""
+
+    task: str
+    model: str
+    hardware_class: str
+    params: dict[str, Any]
+    # dataset, repetition, n_queries, batch_size, warmup; optionally "shards": [(n_queries, expected_s), ...]
+    # (consecutive, adding up to the run; default: one unit, the whole run) and "expected_s" for that one unit.
+    runs: Sequence[dict[str, Any]]
+    model_kind: str = "task-specific"  # or multi-purpose (prompted zero-shot)
+    axes: dict[str, Any] | None = None  # jobs column -> value: the cell's sweep-axis values (batch_size, dtype, ...)
+    cell_key: str = ""  # names the values of the axes given as lists; keeps one model's cells apart
+    expected_s: float | None = None  # the job's expected work (db.results.estimates), for ordering
+    load_expected_s: float | None = None
+    estimate_source: str | None = None  # measured | prior
 
 
 def insert_sweep(

@@ -1,5 +1,5 @@
 """Reading the result views (migrations 0014 and 0018, over 0007, 0009 and 0011; v_decode: 0016; v_serving and
-v_serving_cells: 0020): their columns and types, and the queries reports make.
+v_serving_cells: 0020; their SQL is in migrations/views): their columns and types, and the queries reports make.
 
 Energy is the headline everywhere (a window's own: pinned GPU + attributed CPU and RAM, db.results.stats.headline_kwh);
 the node-wide readings are the `node_*` columns. Every aggregate is computed by the database in a view; Python

@@ -13,7 +13,7 @@
 - v_serving_cells: per cell (job), means over its runs: what the report plots against concurrency and for the
   Pareto front of energy per token against p99 inter-token latency.
 
-Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read.
+Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read. The views' SQL: migrations/views/serving.py.
 
 Revision ID: 0020
 Revises: 0019
@@ -22,6 +22,8 @@ Create Date: 2026-12-06
 
 import sqlalchemy as sa
 from alembic import op
+
+from migrations.views import definition
 
 revision = "0020"
 down_revision = "0019"
@@ -35,53 +37,6 @@ FLOATS = ["steady_duration_s", "steady_cpu_energy_kwh", "steady_gpu_energy_kwh",
           "itl_p90_s", "itl_p99_s", "tpot_p50_s", "e2e_p50_s", "e2e_p99_s", "throughput_output_tokens_per_s",
           "client_ttft_mean_s", "client_itl_mean_s", "client_e2e_mean_s", "engine_ttft_mean_s", "engine_itl_mean_s",
           "engine_e2e_mean_s", "preemptions", "kv_cache_peak", "engine_load_mean"]
-
-_NOT_ATTRIBUTED = "(m.cpu_energy_attributed_kwh IS NULL AND m.ram_energy_attributed_kwh IS NULL)"
-_HEADLINE_KWH = (f"(CASE WHEN {_NOT_ATTRIBUTED} THEN m.energy_kwh ELSE m.gpu_energy_kwh "
-                 "+ COALESCE(m.cpu_energy_attributed_kwh, m.cpu_energy_kwh) "
-                 "+ COALESCE(m.ram_energy_attributed_kwh, m.ram_energy_kwh) END)")
-# The steady part's CPU and RAM take the window's attributed share of the host's (1 where nothing was attributed).
-_STEADY_KWH = ("(s.steady_gpu_energy_kwh"
-               " + s.steady_cpu_energy_kwh * COALESCE(m.cpu_energy_attributed_kwh / NULLIF(m.cpu_energy_kwh, 0), 1.0)"
-               " + s.steady_ram_energy_kwh * COALESCE(m.ram_energy_attributed_kwh / NULLIF(m.ram_energy_kwh, 0), 1.0))")
-
-V_SERVING = f"""
-CREATE VIEW v_serving AS
-SELECT j.sweep_id, j.id AS job_id, j.task, j.model, j.hardware_class, j.cell_key, j.engine, j.engine_version,
-       j.max_new_tokens, s.concurrency, s.request_rate,
-       r.id AS run_id, r.dataset, r.repetition, m.id AS measurement_id, m.worker_id,
-       m.duration_s, {_HEADLINE_KWH} AS energy_kwh,
-       s.requests, s.failed_requests, s.input_tokens, s.output_tokens,
-       s.steady_started_at, s.steady_ended_at, s.steady_duration_s,
-       {_STEADY_KWH} AS steady_energy_kwh,
-       s.steady_output_tokens, s.steady_requests,
-       {_STEADY_KWH} / NULLIF(s.steady_output_tokens, 0) AS kwh_per_output_token,
-       {_STEADY_KWH} / NULLIF(s.steady_requests, 0) AS kwh_per_request,
-       s.steady_duration_s / NULLIF(m.duration_s, 0) AS steady_share,
-       s.ttft_p50_s, s.ttft_p90_s, s.ttft_p99_s, s.itl_p50_s, s.itl_p90_s, s.itl_p99_s, s.tpot_p50_s,
-       s.e2e_p50_s, s.e2e_p99_s, s.throughput_output_tokens_per_s,
-       s.client_ttft_mean_s, s.engine_ttft_mean_s, s.client_itl_mean_s, s.engine_itl_mean_s,
-       s.client_e2e_mean_s, s.engine_e2e_mean_s, s.preemptions, s.kv_cache_peak, s.engine_load_mean,
-       s.flags AS serving_flags, m.flags, m.is_unreliable
-FROM serving_runs s
-JOIN runs r ON r.id = s.run_id
-JOIN jobs j ON j.id = s.job_id
-JOIN measurements m ON m.shard_id = s.shard_id AND m.phase IN ('query', 'shard')
-"""
-
-V_SERVING_CELLS = """
-CREATE VIEW v_serving_cells AS
-SELECT sweep_id, job_id, task, model, hardware_class, cell_key, engine, engine_version, max_new_tokens,
-       MAX(concurrency) AS concurrency, MAX(request_rate) AS request_rate,
-       COUNT(*) AS runs, COUNT(kwh_per_output_token) AS steady_runs,
-       AVG(kwh_per_output_token) AS kwh_per_output_token, AVG(kwh_per_request) AS kwh_per_request,
-       AVG(itl_p99_s) AS itl_p99_s, AVG(ttft_p50_s) AS ttft_p50_s, AVG(e2e_p50_s) AS e2e_p50_s,
-       AVG(throughput_output_tokens_per_s) AS throughput_output_tokens_per_s, AVG(steady_share) AS steady_share,
-       SUM(requests) AS requests, SUM(output_tokens) AS output_tokens
-FROM v_serving
-GROUP BY sweep_id, job_id, task, model, hardware_class, cell_key, engine, engine_version, max_new_tokens
-"""
-
 
 def upgrade() -> None:
     for name, kind in JOB_COLUMNS:
@@ -111,8 +66,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_serving_runs_job_id", "serving_runs", ["job_id"])
     op.create_index("ix_serving_runs_run_id", "serving_runs", ["run_id"])
-    op.execute(V_SERVING)
-    op.execute(V_SERVING_CELLS)
+    dialect = op.get_bind().dialect.name
+    op.execute(definition("v_serving", revision, dialect))
+    op.execute(definition("v_serving_cells", revision, dialect))
 
 
 def downgrade() -> None:

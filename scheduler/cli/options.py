@@ -84,7 +84,7 @@ def celery_for(settings):
 
 def load_spec(sweep_file: Path):
     """The validated sweep file, or exit 2 with the message naming the field and the fix."""
-    from scheduler.spec.schema import SpecError, load_sweep
+    from scheduler.spec.reading import SpecError, load_sweep
 
     try:
         return load_sweep(sweep_file)

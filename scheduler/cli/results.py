@@ -1,13 +1,13 @@
 """Result commands: report (tables, CSV, JSON, HTML), import (CodeCarbon logs), export (the flat runs view),
 compare (two sweeps).
 
-Everything reads the SQL views; heavy imports (pyarrow) stay inside commands.
+Everything reads the SQL views; the files and tables are written by scheduler.report (export, compare, render,
+table); heavy imports (pyarrow) stay inside commands.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -191,15 +191,15 @@ def import_codecarbon(
 
     from db.results.imports import ImportRefused, import_windows
     from scheduler.importer import ImportFileError, hardware_class_of, options_problem, read_files
-    from worker.workloads import WORKLOADS
+    from worker.contract.tasks import TASKS
 
     if problem := options_problem(sweep=sweep, dataset=dataset, hardware_class=hardware_class):
         fail(f"{problem} (nothing imported)")
 
-    if task not in WORKLOADS:
-        close = difflib.get_close_matches(task, sorted(WORKLOADS), n=3)
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, sorted(TASKS), n=3)
         fail(f"--task {task!r}: unknown task" + (f"; did you mean {', '.join(close)}?" if close else
-                                                 f"; allowed are {', '.join(sorted(WORKLOADS))}"))
+                                                 f"; allowed are {', '.join(sorted(TASKS))}"))
     try:
         parsed = read_files(files, model=model)
     except ImportFileError as error:
@@ -242,6 +242,7 @@ def export(
     """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, or its served runs'
     figures (`--view serving`: tokens, latencies, the steady part, energy per output token)."""
     from db.results.views import run_rows, serving_rows
+    from scheduler.report.export import ExportFileError, write_runs_csv, write_runs_parquet
 
     if format not in ("csv", "parquet"):
         fail(f"--format {format!r}: use csv or parquet")
@@ -253,56 +254,15 @@ def export(
         out = out or Path(f"{safe_name(found.name)}-{view}.{format}")
         batches = (run_rows if view == "runs" else serving_rows)(session, sweep_id=found.id)
         name = "v_runs" if view == "runs" else "v_serving"
-        rows = _write_parquet(out, batches, name) if format == "parquet" else _write_csv(out, batches, name)
+        if format == "parquet":
+            try:
+                rows = write_runs_parquet(out, batches, name)
+            except ExportFileError as error:
+                fail(str(error))
+        else:
+            with open_out(out) as handle:
+                rows = write_runs_csv(handle, batches, name)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
-
-
-def _write_csv(out: Path, batches, view: str = "v_runs") -> int:
-    import csv
-
-    from db.results.views import VIEW_COLUMNS
-
-    rows = 0
-    with open_out(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS[view]), lineterminator="\n")
-        writer.writeheader()
-        for batch in batches:
-            writer.writerows(batch)
-            rows += len(batch)
-    return rows
-
-
-def _write_parquet(out: Path, batches, view: str = "v_runs") -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from sqlalchemy import BigInteger, Boolean, DateTime, Float
-
-    from db.results.views import VIEW_COLUMNS
-
-    def arrow(sql_type):
-        if isinstance(sql_type, BigInteger):
-            return pa.int64()
-        if isinstance(sql_type, Float):
-            return pa.float64()
-        if isinstance(sql_type, Boolean):
-            return pa.bool_()
-        if isinstance(sql_type, DateTime):
-            return pa.timestamp("us", tz="UTC")
-        return pa.string()
-
-    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS[view].items()])
-    rows = 0
-    try:
-        writer = pq.ParquetWriter(str(out), schema)
-    except OSError as error:
-        fail(f"cannot write {out}: {error}")
-    with writer:
-        for batch in batches:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            rows += len(batch)
-        if rows == 0:
-            writer.write_table(schema.empty_table())
-    return rows
 
 
 @app.command()
@@ -314,6 +274,7 @@ def compare(
 ) -> None:
     """Energy of the same (task, model) in two sweeps: kWh per 1,000 queries and the ratio B / A."""
     from db.results.views import compare_rows, unmatched_models
+    from scheduler.report.compare import compare_json, print_compare_table, write_compare_csv
 
     if format not in ("table", "csv", "json"):
         fail(f"--format {format!r}: use table, csv or json")
@@ -323,52 +284,10 @@ def compare(
         rows = compare_rows(session, sweep_a=a.id, sweep_b=b.id)
         only_a, only_b = unmatched_models(session, sweep_a=a.id, sweep_b=b.id)
     if format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["task", "model", "ratio"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_compare_csv(sys.stdout, rows)
     elif format == "json":
-        import json
-
-        from scheduler.report.data import HEADLINE
-
-        sys.stdout.write(json.dumps({"a": {"id": a.id, "name": a.name}, "b": {"id": b.id, "name": b.name},
-                                     "energy": HEADLINE, "pairs": rows, "only_in_a": only_a, "only_in_b": only_b},
-                                    indent=2) + "\n")
+        sys.stdout.write(compare_json(a, b, rows, only_a, only_b))
     else:
-        _compare_table(a, b, rows, only_a, only_b)
+        print_compare_table(console, a, b, rows, only_a, only_b)
     if not rows:
         fail(f"no (task, model) was measured in both {a.name} and {b.name}", code=1)
-
-
-def _geometric_mean(values: list[float]) -> float | None:
-    values = [v for v in values if v and v > 0]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
-
-
-def _compare_table(a, b, rows, only_a: int, only_b: int) -> None:
-    from rich.table import Table
-
-    def g3(value):
-        return f"{value:.3g}" if value is not None else "-"
-
-    table = Table(title=f"kWh per 1,000 queries: B = {b.name} ({b.hardware_class}) vs A = {a.name} "
-                        f"({a.hardware_class})")
-    for header in ("task", "model", "A", "B", "B / A"):
-        table.add_column(header, justify="left" if header in ("task", "model") else "right")
-    for r in rows:
-        model = f"{r['model']} [{r['cell_key']}]" if r.get("cell_key") else r["model"]
-        table.add_row(r["task"], model, g3(r["kwh_per_1k_a"]), g3(r["kwh_per_1k_b"]), g3(r["ratio"]))
-    for task in sorted({r["task"] for r in rows}):
-        mean = _geometric_mean([r["ratio"] for r in rows if r["task"] == task])
-        table.add_row(f"[bold]{task}[/bold]", "[dim]geometric mean[/dim]", "", "", f"[bold]{g3(mean)}[/bold]")
-    console.print(table)
-    overall = _geometric_mean([r["ratio"] for r in rows])
-    console.print(f"{len(rows)} pair(s); geometric mean of B / A: {g3(overall)}; only in A: {only_a}, "
-                  f"only in B: {only_b}")
-    node_wide = sum(r["node_wide_runs"] or 0 for r in rows)
-    console.print("[dim]headline energy: each window's own (pinned GPU + attributed CPU and RAM)"
-                  + (f"; {node_wide} run(s) have only node-wide readings (imported or older rows)" if node_wide
-                     else "") + "[/dim]")

@@ -22,7 +22,7 @@ from typing import Any
 
 from scheduler.spec.schema import SweepSpec, task_defaults
 from worker.contract.catalog import PARAM_AXES, SWEEP_AXES
-from worker.workloads import ZERO_SHOT_WORKLOADS
+from worker.contract.tasks import ZERO_SHOT_TASKS
 
 TASK_SPECIFIC = "task-specific"
 MULTI_PURPOSE = "multi-purpose"
@@ -79,7 +79,7 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
                 params["concurrency"] = 1
         blocks = [(TASK_SPECIFIC, task_spec.models, params, defaults)]
         if task_spec.zero_shot:  # the prompt and lengths in force are stored with the job, defaults included
-            defaults = ZERO_SHOT_WORKLOADS[task].default_params
+            defaults = ZERO_SHOT_TASKS[task].default_params
             given = {k: v for k, v in defaults.items() if v is not None} | dict(task_spec.zero_shot.params)
             blocks.append((MULTI_PURPOSE, task_spec.zero_shot.models, given, defaults))
         for kind, models, params, defaults in blocks:

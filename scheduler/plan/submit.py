@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from db.queue.new_jobs import NewJob
-from db.results.estimates import Estimate, earlier_estimates, known_parameter_counts, prior_estimate, shard_sizes
+from db.queue.sweeps import NewJob
+from db.results.estimates import Estimate, earlier_estimates, known_parameter_counts
 from scheduler.plan.expand import PlannedJob, expand
+from scheduler.plan.priors import prior_estimate, shard_sizes
 from scheduler.spec.schema import SweepSpec
 
 if TYPE_CHECKING:  # `plan --workers` builds units from here without the database layer

@@ -1,12 +1,25 @@
-"""HTML building blocks the report sections share: number formatting and tables (below every section module)."""
+"""What the report's sections share: number formatting, the kinds of table cell, and the Jinja2 templates
+(below every section module).
+
+The markup lives in `templates/`, rendered with autoescape: sections hand the
+templates plain text and numbers, and every string is escaped on the way out.
+A cell that needs markup says which kind it is (`Estimated`, `WithCode`,
+`Stars`) and the template draws it; only our own SVG charts enter as Markup.
+"""
 
 from __future__ import annotations
 
-from html import escape
-from typing import Any
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+    from markupsafe import Markup
 
 
 def fmt(value: Any, digits: int = 3) -> str:
+    """A figure as plain text (the template escapes it): 3 significant digits, thousands grouped, – for none."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -17,13 +30,68 @@ def fmt(value: Any, digits: int = 3) -> str:
         if value == 0:
             return "0"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
-    return escape(str(value))
+    return str(value)
 
 
-def table(headers: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="n">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(r))
-        + "</tr>" for r in rows
-    )
-    return f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+@dataclass(frozen=True)
+class Estimated:
+    """A cell shown in the estimate colour: a component that was estimated, not measured."""
+
+    text: str
+    kind: str = "estimated"
+
+
+@dataclass(frozen=True)
+class WithCode:
+    """Text followed by an identifier in <code> (a model and its cell key); `code` None: the text alone."""
+
+    text: str
+    code: str | None
+    kind: str = "with_code"
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+    kind: str = "code"
+
+
+@dataclass(frozen=True)
+class Stars:
+    """An AI Energy Score rating, 0-5 stars; None: unrated."""
+
+    stars: int | None
+    kind: str = "stars"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Header texts, rows of cells (str or one of the cell kinds above), and the indexes of numeric columns."""
+
+    headers: list[str]
+    rows: list[list[Any]]
+    numeric: frozenset[int] = frozenset()
+
+
+def table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> Table:
+    return Table(headers, rows, frozenset(numeric))
+
+
+def svg(markup: str) -> Markup:
+    """A chart from scheduler.report.charts as Markup: our own code builds it and escapes every text in it."""
+    from markupsafe import Markup
+
+    return Markup(markup)
+
+
+@cache
+def environment() -> Environment:
+    """The report's Jinja2 environment: templates shipped in the package, autoescape on, undefined names fail."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("scheduler.report", "templates"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_template(name: str, **context: Any) -> str:
+    return environment().get_template(name).render(**context)

@@ -2,16 +2,16 @@
 
 Reads v_serving_cells (migration 0020) through db.results.views. Two charts for the HTML report (energy per
 output token against concurrency, one line per model and engine; energy per output token against p99
-inter-token latency with its Pareto front) and a table for `wattsweep report`.
+inter-token latency with its Pareto front; the markup is templates/serving.html.j2) and a table for
+`wattsweep report`.
 """
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from scheduler.report.charts import PALETTE, Line, Point, scatter_chart
-from scheduler.report.html_parts import fmt, table
+from scheduler.report.html_parts import fmt, svg, table
 from scheduler.report.ratings import pareto_front
 
 
@@ -31,9 +31,10 @@ def front(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [cells[i] for i in keys]
 
 
-def serving_section(cells: list[dict[str, Any]]) -> str:
+def serving_section(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The served cells' charts and table for templates/serving.html.j2; None without served cells."""
     if not cells:
-        return ""
+        return None
     series = sorted({(c["model"], c["engine"]) for c in cells})
     colors = {key: PALETTE[i % len(PALETTE)] for i, key in enumerate(series)}
     legend = [(f"{model} ({engine})", colors[(model, engine)]) for model, engine in series]
@@ -52,25 +53,21 @@ def serving_section(cells: list[dict[str, Any]]) -> str:
                   y=c["kwh_per_output_token"]) for c in cells]
     front_line = Line(tuple((c["itl_p99_s"], c["kwh_per_output_token"]) for c in best), "#111111", dashed=True,
                       rings=True, tooltip="Pareto front")
-    rows = [[escape(c["model"]), escape(c["engine"] or ""), escape(load_of(c)), fmt(c["kwh_per_output_token"]),
-             fmt(c["kwh_per_request"]), fmt(c["itl_p99_s"]), fmt(c["ttft_p50_s"]),
-             fmt(c["throughput_output_tokens_per_s"]), fmt(c["steady_share"]),
-             f"{c['steady_runs']} of {c['runs']}", "yes" if any(c is b for b in best) else ""] for c in cells]
-    return ("<h2>Served models: energy per output token and load</h2>"
-            + (scatter_chart(points, title="Energy per output token against concurrency (steady part of each run)",
-                             x_label="requests in flight (log scale)", y_label="kWh per output token (log)",
-                             legend=legend, lines=lines) if closed else "")
-            + scatter_chart(knee, title="Energy per output token against p99 inter-token latency "
-                                        "(ringed, dashed: the Pareto front)",
-                            x_label="p99 inter-token latency, s (log scale)", y_label="kWh per output token (log)",
-                            legend=legend, lines=[front_line])
-            + table(["model", "engine", "load", "kWh / output token", "kWh / request", "p99 ITL s", "p50 TTFT s",
-                     "output tokens/s", "steady share", "steady runs", "on the front"], rows, {3, 4, 5, 6, 7, 8})
-            + '<p class="note">Energy per output token and per request are read in each run\'s steady part: the '
-              "interval in which the engine held the target load, without the ramp-up and the drain (runs without "
-              "one are not in the means). A cell is on the front when no other cell is both faster (p99 gap "
-              "between streamed tokens) and cheaper (energy per output token): the knee of the curve is where "
-              "more requests in flight stop paying for themselves in latency.</p>")
+    rows = [[c["model"], c["engine"] or "", load_of(c), fmt(c["kwh_per_output_token"]), fmt(c["kwh_per_request"]),
+             fmt(c["itl_p99_s"]), fmt(c["ttft_p50_s"]), fmt(c["throughput_output_tokens_per_s"]),
+             fmt(c["steady_share"]), f"{c['steady_runs']} of {c['runs']}",
+             "yes" if any(c is b for b in best) else ""] for c in cells]
+    by_load = scatter_chart(points, title="Energy per output token against concurrency (steady part of each run)",
+                            x_label="requests in flight (log scale)", y_label="kWh per output token (log)",
+                            legend=legend, lines=lines) if closed else None
+    knee_chart = scatter_chart(knee, title="Energy per output token against p99 inter-token latency "
+                                           "(ringed, dashed: the Pareto front)",
+                               x_label="p99 inter-token latency, s (log scale)",
+                               y_label="kWh per output token (log)", legend=legend, lines=[front_line])
+    return {"by_load": svg(by_load) if by_load else None, "front": svg(knee_chart),
+            "table": table(["model", "engine", "load", "kWh / output token", "kWh / request", "p99 ITL s",
+                            "p50 TTFT s", "output tokens/s", "steady share", "steady runs", "on the front"], rows,
+                           {3, 4, 5, 6, 7, 8})}
 
 
 def print_serving(cells: list[dict[str, Any]], console) -> None:

@@ -1,8 +1,10 @@
-"""The sweep file: pure, typed, side-effect-free pydantic models.
+"""The sweep file's schema: pure, typed, side-effect-free pydantic models.
 
-`load_sweep(path)` turns YAML into a validated `SweepSpec` or raises
-`SpecError` with one line naming the field, the value and what is allowed.
-Anything that depends on hardware is resolved later, on the worker.
+A validator raises ValueError with one line naming the field, the value and
+what is allowed; scheduler.spec.reading turns YAML into a `SweepSpec` and
+those errors into `SpecError`, and checks what depends on this machine's
+files (the chat templates a `reasoning` level needs). Anything that depends
+on hardware is resolved later, on the worker.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -32,13 +32,9 @@ from worker.contract.catalog import (
 )
 from worker.contract.params import params_problem
 from worker.contract.refs import ReferenceError, check_data_path, local_path_of, parse_dataset_ref, parse_model_ref
-from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS
+from worker.contract.tasks import TASKS, ZERO_SHOT_TASKS
 
-# Limits. Ranges keep a sweep runnable and inside its columns (INTEGER, VARCHAR(n)); the file ones keep
-# reading it cheap whatever it holds.
-MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 32  # nesting of mappings and lists
-MAX_NODES = 200_000  # values after YAML aliases are expanded (a "billion laughs" file stops here)
+# Limits: ranges keep a sweep runnable and inside its columns (INTEGER, VARCHAR(n)).
 MAX_QUERIES = 1_000_000
 MAX_REPETITIONS = 1_000
 MAX_BATCH_SIZE = 4_096
@@ -53,10 +49,6 @@ Queries = Annotated[int, Field(ge=1, le=MAX_QUERIES, strict=True)]
 Repetitions = Annotated[int, Field(ge=1, le=MAX_REPETITIONS, strict=True)]
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH_SIZE, strict=True)]
 Warmup = Annotated[int, Field(ge=0, le=MAX_WARMUP, strict=True)]
-
-
-class SpecError(ValueError):
-    """A sweep file that cannot be used; the message is one line for the user."""
 
 
 class _Strict(BaseModel):
@@ -196,9 +188,9 @@ class SweepSpec(_Strict):
     def _known_references(self, info: ValidationInfo) -> SweepSpec:
         roots = (info.context or {}).get("data_roots")
         for task, task_spec in self.tasks.items():
-            if task not in WORKLOADS:
-                raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(WORKLOADS))}")
-            workload = WORKLOADS[task]
+            if task not in TASKS:
+                raise ValueError(f"tasks.{task}: unknown task {task!r}; allowed are {', '.join(sorted(TASKS))}")
+            declared = TASKS[task]
             if not task_spec.models and task_spec.zero_shot is None:
                 raise ValueError(f"tasks.{task}.models: list at least one model (or zero_shot.models)")
             for i, ref in enumerate(task_spec.models):
@@ -207,7 +199,7 @@ class SweepSpec(_Strict):
                 if family and task not in family.tasks:
                     fits = sorted(name for name, f in TINY_FAMILIES.items() if task in f.tasks)
                     hint = (f"; or prompt it zero-shot under tasks.{task}.zero_shot.models"
-                            if family.generator_task and task in ZERO_SHOT_WORKLOADS else "")
+                            if family.generator_task and task in ZERO_SHOT_TASKS else "")
                     raise ValueError(f"tasks.{task}.models.{i}: tiny:{model.name} does not do {task}; "
                                      f"use {', '.join('tiny:' + name for name in fits)}{hint}")
             if task_spec.zero_shot is not None:
@@ -215,16 +207,14 @@ class SweepSpec(_Strict):
             for i, ref in enumerate(task_spec.datasets):
                 dataset = _check(f"tasks.{task}.datasets.{i}", parse_dataset_ref, ref, roots)
                 kind = BUILTIN_DATASETS.get(dataset.name) if dataset.kind == "builtin" else None
-                if kind and not kinds_compatible(workload.input_kind, kind):
-                    fits = sorted(n for n, k in BUILTIN_DATASETS.items() if kinds_compatible(workload.input_kind, k))
+                if kind and not kinds_compatible(declared.input_kind, kind):
+                    fits = sorted(n for n, k in BUILTIN_DATASETS.items() if kinds_compatible(declared.input_kind, k))
                     use = ", ".join("builtin:" + name for name in fits)
                     raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
-                                     f"{task} reads {workload.input_kind}; use {use}")
+                                     f"{task} reads {declared.input_kind}; use {use}")
             _check_params(f"tasks.{task}.params", task, task_spec.params, task_defaults(task, task_spec))
             if task_spec.engine is not None:
                 _check_engine(task, task_spec)
-            if task_spec.params.get("reasoning") is not None:
-                _check_reasoning_models(task, task_spec.models, task_spec.params["reasoning"])
         models = self.all_models()
         for field in ("model_dtype", "training_energy_kwh"):
             for ref in getattr(self, field):
@@ -250,7 +240,7 @@ def task_defaults(task: str, task_spec: TaskSpec) -> dict[str, Any]:
     """The params a task takes: its workload's, and the serving ones (load, steady part) when an engine serves it."""
     from worker.contract.engines import SERVING_DEFAULTS
 
-    defaults = dict(WORKLOADS[task].default_params)
+    defaults = dict(TASKS[task].default_params)
     return defaults | SERVING_DEFAULTS if task_spec.engine is not None else defaults
 
 
@@ -278,9 +268,9 @@ def _check_engine(task: str, task_spec: TaskSpec) -> None:
 
 def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | None) -> None:
     where = f"tasks.{task}.zero_shot"
-    if task not in ZERO_SHOT_WORKLOADS:
-        raise ValueError(f"{where}: {task} has no zero-shot workload; tasks that do: {', '.join(ZERO_SHOT_WORKLOADS)}")
-    workload = ZERO_SHOT_WORKLOADS[task]
+    if task not in ZERO_SHOT_TASKS:
+        raise ValueError(f"{where}: {task} has no zero-shot workload; tasks that do: {', '.join(ZERO_SHOT_TASKS)}")
+    form = ZERO_SHOT_TASKS[task]
     for i, ref in enumerate(task_spec.zero_shot.models):
         model = _check(f"{where}.models.{i}", parse_model_ref, ref, roots)
         family = TINY_FAMILIES.get(model.name) if model.kind == "tiny" else None
@@ -291,15 +281,15 @@ def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | Non
         if ref in task_spec.models:
             raise ValueError(f"{where}.models.{i}: {ref} is also a task-specific model of {task}; a model is "
                              "measured one way per task")
-    _check_params(f"{where}.params", task, task_spec.zero_shot.params, workload.default_params)
+    _check_params(f"{where}.params", task, task_spec.zero_shot.params, form.default_params)
     params = task_spec.zero_shot.params
     for name, value in params.items():  # each value of an axis must be a valid setting on its own
         for item in value if name in PARAM_AXES and isinstance(value, list) else [value]:
-            problem = workload.params_problem({**params, name: item})
+            problem = form.params_problem({**params, name: item})
             if problem:
                 raise ValueError(f"{where}.params: {problem}")
     if not any(name in PARAM_AXES and isinstance(value, list) for name, value in params.items()):
-        problem = workload.params_problem(params)
+        problem = form.params_problem(params)
         if problem:
             raise ValueError(f"{where}.params: {problem}")
 
@@ -333,23 +323,6 @@ def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) 
                 raise ValueError(problem)
 
 
-def _check_reasoning_models(task: str, models: list[str], levels: Any) -> None:
-    """Each `reasoning` level must map to a switch in each model's chat template. The template is read where it
-    can be without a GPU stack or network: tiny: families, path: folders, hub: models in the local HF cache;
-    a hub: model not in the cache is checked by the worker when it loads (its job fails naming the model)."""
-    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, template_kwargs
-
-    for i, ref in enumerate(models):
-        template = chat_template_of(ref)
-        if template is None:
-            continue
-        for level in levels if isinstance(levels, list) else [levels]:
-            try:
-                template_kwargs(template, level, ref)
-            except ReasoningSwitchError as error:
-                raise ValueError(f"tasks.{task}.models.{i}: {error}") from None
-
-
 def _check(where: str, parse, ref: str, roots: Sequence[Path] | None = None):
     """The parsed reference; with `roots`, a path it reads must lie under them."""
     try:
@@ -360,93 +333,3 @@ def _check(where: str, parse, ref: str, roots: Sequence[Path] | None = None):
         return parsed
     except ReferenceError as error:
         raise ValueError(f"{where}: {error}") from None
-
-
-def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
-    """A validated spec. `data_roots`: folders that `path:`, `file:` and local `hf:` references must lie under
-    (None: not checked here; `load_sweep` passes the configured ones)."""
-    if not isinstance(data, dict):
-        raise SpecError(f"{source}: expected a mapping with name, carbon and tasks, got {type(data).__name__}")
-    problem = _shape_problem(data)
-    if problem:
-        raise SpecError(f"{source}: {problem}")
-    try:
-        return SweepSpec.model_validate(data, context={"data_roots": data_roots})
-    except ValidationError as error:
-        raise SpecError(f"{source}: {_first_problem(error)}") from None
-
-
-def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
-    """Read and validate a sweep file; references to files must lie under `data_roots` (default: configured)."""
-    from worker.contract.refs import data_roots as configured_roots
-
-    path = Path(path)
-    try:
-        with path.open("rb") as file:
-            raw = file.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        raise SpecError(f"{path}: cannot read sweep file ({error.strerror})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise SpecError(f"{path}: larger than {MAX_FILE_BYTES // 1024 // 1024} MiB; a sweep file is a few KiB")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} "
-                        "(save the file as UTF-8)") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
-        raise SpecError(f"{path}: YAML syntax error at {where}: {error.problem}") from None
-    except yaml.YAMLError as error:  # the reader's errors: a control character, say
-        raise SpecError(f"{path}: not a YAML file: {_one_line(error)}") from None
-    except (ValueError, OverflowError) as error:  # a value YAML cannot build: a 30 February, say
-        raise SpecError(f"{path}: a value YAML cannot read: {_one_line(error)}") from None
-    except RecursionError:
-        raise SpecError(f"{path}: nested deeper than YAML can read; a sweep file nests {MAX_DEPTH} levels at most") \
-            from None
-    return parse_sweep(data, str(path), data_roots=configured_roots() if data_roots is None else data_roots)
-
-
-def _shape_problem(data: Any) -> str | None:
-    """Too deep or too big (after aliases), checked before pydantic walks it."""
-    budget, stack = MAX_NODES, [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            return f"more than {MAX_NODES:,} values (after YAML aliases are expanded)"
-        if depth > MAX_DEPTH:
-            return f"nested deeper than {MAX_DEPTH} levels"
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-            stack.extend((k, depth + 1) for k in value if not isinstance(k, str | int | float | bool))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
-    return None
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200]
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:50]}... ({len(text):,} characters)"
-
-
-def _first_problem(error: ValidationError) -> str:
-    problem = error.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"])
-    message = problem["msg"].removeprefix("Value error, ")
-    if problem["type"] == "missing":
-        return f"{where}: missing required field"
-    if problem["type"] == "extra_forbidden":
-        return f"{where}: unknown field"
-    if problem["type"] == "string_pattern_mismatch" and "x00" in str(problem.get("ctx", {}).get("pattern", "")):
-        message = "contains a control character"
-    if message.startswith("tasks.") or message.startswith(f"{where}.") or not where:
-        return message
-    return f"{where}: {message} (got {_shown(problem.get('input'))})"

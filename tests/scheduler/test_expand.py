@@ -1,7 +1,7 @@
 """Matrix expansion is a pure function: jobs = (task, model, hardware class), runs = (dataset, repetition)."""
 
 from scheduler.plan.expand import expand
-from scheduler.spec.schema import parse_sweep
+from scheduler.spec.reading import parse_sweep
 
 SPEC = {
     "name": "m",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.plan.expand import MULTI_PURPOSE, expand
-from scheduler.spec.schema import load_sweep
+from scheduler.spec.reading import load_sweep
 from worker.contract.refs import parse_dataset_ref, parse_hf_dataset, parse_model_ref
 from worker.workloads import ZERO_SHOT_WORKLOADS
 
@@ -99,7 +99,7 @@ AIES_TASKS = {"text-generation", "reasoning", "summarization", "question-answeri
 
 def test_ai_energy_score_preset_has_its_tasks_datasets_and_protocol():
     from scheduler.plan.expand import expand
-    from scheduler.spec.schema import load_sweep
+    from scheduler.spec.reading import load_sweep
 
     spec = load_sweep(PRESETS / "ai-energy-score.yaml")
     assert set(spec.tasks) == AIES_TASKS

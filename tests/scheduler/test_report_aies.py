@@ -89,3 +89,25 @@ def test_new_charts_appear_in_headless_chromium(batched, tmp_path):
         area = image.crop((int(box["x"]), int(box["y"]), int(box["x"] + box["width"]), int(box["y"] + box["height"])))
         saturated = sum(n for n, (r, g, b) in area.getcolors(maxcolors=1 << 20) if max(r, g, b) - min(r, g, b) > 80)
         assert saturated > 20, box
+
+
+def test_a_model_name_with_markup_comes_out_as_text(sqlite_url, tmp_path):
+    """Jinja2 autoescapes every text: a hostile model name or cell key is shown, never run."""
+    script, key = "hub:<script>alert(1)</script>", "batch_size=<u>1</u>"
+    with session_factory(sqlite_url).begin() as session:
+        seed_sweep(session, name="<em>names</em>", models=[
+            SeedModel("text-classification", script, [0.010], batch_size=1, cell_key=key, latency_p95_s=0.02),
+            SeedModel("text-classification", script, [0.004], batch_size=8, cell_key="batch_size=8",
+                      latency_p95_s=0.09, kind="multi-purpose", num_parameters=10**8),
+            SeedModel("text-classification", "hub:plain", [0.002])])
+    out = tmp_path / "report.html"
+    assert wattsweep(sqlite_url, "report", "<em>names</em>", "-f", "html", "-o", str(out)).exit_code == 0
+    html = out.read_text()
+    assert "<script" not in html and "<em>" not in html and "<u>" not in html
+    assert "<title>wattsweep report: &lt;em&gt;names&lt;/em&gt;</title>" in html
+    shown = "hub:&lt;script&gt;alert(1)&lt;/script&gt;"
+    sections = dict(part.split("</h2>", 1) for part in html.split("<h2>")[1:])
+    for heading in ("Stars (AI Energy Score rule)", "Energy and batch size", "Energy and latency", "All models",
+                    "Repetitions per model and dataset", "Energy per task", "Models within each task"):
+        assert shown in sections[heading], heading
+    assert "<code>batch_size=&lt;u&gt;1&lt;/u&gt;</code>" in sections["Stars (AI Energy Score rule)"]

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from scheduler.spec.schema import SpecError, load_sweep, parse_sweep
+from scheduler.spec.reading import SpecError, load_sweep, parse_sweep
 
 VALID = {
     "name": "t",
@@ -153,6 +153,18 @@ def test_reasoning_on_a_model_without_the_switch_names_the_model(tmp_path):
     assert parse_sweep(data).tasks["reasoning"].params["reasoning"] == "on"
 
 
+def test_the_schema_reads_no_chat_template_the_reading_step_does(tmp_path):
+    from scheduler.spec.schema import SweepSpec
+
+    (tmp_path / "tokenizer_config.json").write_text('{"chat_template": "{{ messages[0][\'content\'] }}"}')
+    data = {"name": "s", "carbon": {"grid_intensity_g_per_kwh": 1},
+            "tasks": {"reasoning": {"models": [f"path:{tmp_path}"], "datasets": ["builtin:prompts"],
+                                    "params": {"reasoning": "off"}}}}
+    assert SweepSpec.model_validate(data).tasks["reasoning"].params["reasoning"] == "off"  # pure: no file read
+    with pytest.raises(SpecError, match=rf"^s: tasks.reasoning.models.0: path:{tmp_path} has no chat-template"):
+        parse_sweep(data, "s")
+
+
 def test_known_countries_and_regions_pass_and_pue_defaults_to_one():
     for carbon in ({"country_iso_code": "DEU"}, {"country_iso_code": "USA", "region": "California"},
                    {"country_iso_code": "CAN", "region": "quebec"}, {"country_iso_code": "NOR", "region": "no2"},
@@ -165,7 +177,7 @@ def test_the_scheduler_checks_countries_without_importing_codecarbon():
     import subprocess
     import sys
 
-    code = ("import sys; from scheduler.spec.schema import parse_sweep, SpecError\n"
+    code = ("import sys; from scheduler.spec.reading import parse_sweep, SpecError\n"
             f"data = {with_change('carbon', {'country_iso_code': 'GER'})!r}\n"
             "try:\n    parse_sweep(data)\nexcept SpecError as e:\n    print(e)\n"
             "print('codecarbon' in sys.modules, 'pandas' in sys.modules)")

@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from scheduler.plan.expand import expand
-from scheduler.spec.schema import SpecError, parse_sweep
+from scheduler.spec.reading import SpecError, parse_sweep
 from worker.contract.engines import engine_args_command_line
 
 BASE = {"name": "s", "carbon": {"grid_intensity_g_per_kwh": 100.0},
@@ -68,7 +68,7 @@ def test_engine_args_become_vllm_options():
 def test_serving_presets_parse_and_the_smoke_form_has_the_same_shape():
     from pathlib import Path
 
-    from scheduler.spec.schema import load_sweep
+    from scheduler.spec.reading import load_sweep
 
     presets = Path(__file__).parents[2] / "presets"
     full = load_sweep(presets / "serving.yaml", data_roots=[])

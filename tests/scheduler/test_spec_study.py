@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from scheduler.plan.expand import MULTI_PURPOSE, TASK_SPECIFIC, expand
-from scheduler.spec.schema import SpecError, parse_sweep
+from scheduler.spec.reading import SpecError, parse_sweep
 
 SWEEP = {
     "name": "study",

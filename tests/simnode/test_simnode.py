@@ -18,12 +18,13 @@ PROBE = """
 import json, time
 import pynvml
 from codecarbon import OfflineEmissionsTracker
+from worker.measure.codecarbon_adapter import CodeCarbonTracker
 tracker = OfflineEmissionsTracker(country_iso_code="FRA", gpu_ids=[{gpu}], output_methods=[], log_level="error",
                                   allow_multiple_runs=True, measure_power_secs=1)
 tracker.start_task("warm-up"); tracker.stop_task()  # CodeCarbon's first task also counts its own set-up
 t0 = time.time(); tracker.start_task("w"); time.sleep({seconds}); t1 = time.time(); data = tracker.stop_task()
 print(json.dumps({{"t0": t0, "t1": t1, "gpu_j": data.gpu_energy * 3.6e6, "cpu_j": data.cpu_energy * 3.6e6,
-                  "hardware": [repr(h) for h in tracker._hardware], "pynvml": pynvml.__file__,
+                  "hardware": [repr(h) for h in CodeCarbonTracker(tracker).hardware()], "pynvml": pynvml.__file__,
                   "simulated": getattr(pynvml, "SIMULATED", False)}}))
 """
 

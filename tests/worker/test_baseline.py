@@ -184,7 +184,7 @@ def test_a_busy_neighbour_is_waited_for_then_flagged(runtime):
 def _neighbour_holding_a_unit(runtime) -> str:
     from db.queue.live import register_worker
     from scheduler.plan.submit import create_sweep
-    from scheduler.spec.schema import parse_sweep
+    from scheduler.spec.reading import parse_sweep
 
     spec = parse_sweep({"name": "n", "defaults": {"queries": 1, "repetitions": 1},
                         "carbon": {"grid_intensity_g_per_kwh": 100},

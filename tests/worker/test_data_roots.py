@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from db.settings import Settings, get_settings
-from scheduler.spec.schema import SpecError, parse_sweep
+from scheduler.spec.reading import SpecError, parse_sweep
 from worker.contract.refs import OutsideDataRoots, check_data_path
 from worker.data.datasets import load_queries
 from worker.errors import DatasetLoadError, ModelLoadError

@@ -10,7 +10,7 @@ from db.results.stats import headline_kwh
 from db.results.views import decode_rows
 from db.session import session_factory
 from scheduler.plan.submit import create_sweep
-from scheduler.spec.schema import parse_sweep
+from scheduler.spec.reading import parse_sweep
 from worker.process.executor import execute_job
 from worker.process.runtime import WorkerRuntime
 from worker.workloads import WORKLOADS

@@ -66,7 +66,7 @@ def test_a_failed_window_end_does_not_leak_into_the_next_window():
         time.sleep(1.0)
         with pytest.raises(RuntimeError, match="illegal memory access"):
             meter.end_window("query")
-        assert meter._tracker._active_task is None  # closed all the same
+        assert meter._tracker.active_task is None  # closed all the same
         with meter.window("query") as window:
             time.sleep(0.3)
         r = window.reading
@@ -98,8 +98,8 @@ def test_codecarbon_settings_outside_the_project_change_nothing(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     meter = Meter(country_iso_code="FRA", gpu_ids=[])
     try:
-        assert (meter._tracker._pue, meter._tracker._force_cpu_power, meter._tracker._force_ram_power) == \
-            (1.0, None, None)
+        held = meter._tracker.held_settings()
+        assert (held["pue"], held["force_cpu_power"], held["force_ram_power"]) == (1.0, None, None)
         with meter.window("query") as window:
             time.sleep(0.3)
         r = window.reading

@@ -38,9 +38,11 @@ meters = {
     "mig": Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=[5], mig_uuid=mig_uuid),
 }
 from codecarbon import OfflineEmissionsTracker
-raw = OfflineEmissionsTracker(country_iso_code="FRA", gpu_ids=[], output_methods=[], log_level="error")
-raw._ensure_hardware_ready()
-trap = [type(h).__name__ for h in raw._hardware]  # what CodeCarbon alone gives a second CPU tracker
+from worker.measure.codecarbon_adapter import CodeCarbonTracker
+raw = CodeCarbonTracker(OfflineEmissionsTracker(country_iso_code="FRA", gpu_ids=[], output_methods=[],
+                                                log_level="error"))
+raw.prepare_hardware()
+trap = raw.hardware_kinds()  # what CodeCarbon alone gives a second CPU tracker
 out = {"trap": trap}
 for name, meter in meters.items():
     t0 = time.time()

@@ -140,17 +140,17 @@ def test_fill_mask_keeps_its_mask_inside_what_a_long_document_keeps(fill_mask_pi
 
 
 def test_fixed_length_generation_expects_queries_x_max_new_tokens_and_flags_a_mismatch():
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     workload = get_workload("text-generation")
     pipeline = workload.load("tiny:gpt2", "cpu", {})
     units = workload.run(pipeline, load_queries("builtin:prompts", 3), 2, {"max_new_tokens": 4})
     assert units.expected_output_tokens == units.output_tokens == 12 and units.flags == ()
-    short = WorkUnits(3, output_tokens=11, expected_output_tokens=12)
+    short = WorkDone(3, output_tokens=11, expected_output_tokens=12)
     assert short.flags == ("length-mismatch",)
-    assert (WorkUnits(0) + short + WorkUnits(1, output_tokens=4, expected_output_tokens=4)).flags == \
+    assert (WorkDone(0) + short + WorkDone(1, output_tokens=4, expected_output_tokens=4)).flags == \
         ("length-mismatch",)
-    assert WorkUnits(2, output_tokens=5).flags == ()  # lengths may vary (reasoning, speech): nothing expected
+    assert WorkDone(2, output_tokens=5).flags == ()  # lengths may vary (reasoning, speech): nothing expected
     speech = get_workload("automatic-speech-recognition")
     units = speech.run(speech.load("tiny:whisper", "cpu", {}), load_queries("builtin:speech", 1), 1,
                        {"max_new_tokens": 4})
@@ -179,3 +179,13 @@ def test_fill_mask_cuts_where_the_tokenizer_truncates_with_or_without_offsets(fi
             assert len(tokenizer(" ".join(kept))["input_ids"]) <= limit
             if len(kept) < n_words:  # one word more would not fit
                 assert len(tokenizer(" ".join(words[:len(kept) + 1]))["input_ids"]) > limit
+
+
+def test_latency_percentiles_are_numpys_linear_quantiles_and_none_without_values():
+    from worker.workloads.base import percentile
+
+    assert percentile([], 0.5) is None
+    assert percentile([3.0], 0.95) == 3.0
+    assert percentile([4, 1, 3, 2], 0.5) == 2.5  # unsorted in, ints in: a float out
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.95) == pytest.approx(3.85, rel=1e-12)
+    assert isinstance(percentile([1, 2], 0.5), float)  # a plain float, as the database drivers expect

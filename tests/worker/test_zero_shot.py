@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from worker.contract.params import template_problem
 from worker.data.datasets import load_queries
 from worker.workloads import WORKLOADS, ZERO_SHOT_WORKLOADS, get_workload
-from worker.workloads._zero_shot import render, template_problem
+from worker.workloads._zero_shot import render
 
 DATASETS = {"text-classification": "builtin:reviews", "question-answering": "builtin:squad-like",
             "summarization": "builtin:news"}

@@ -1,12 +1,20 @@
 """The Redis broker seen directly: is it reachable, and which job ids does it hold?
 
+This is the one place that reads kombu's private Redis layout. `reconcile` needs it to tell a lost job from
+one that is merely waiting: a job sent long ago and not yet taken (a long queue, busy workers) has, in the
+database, exactly the state of a job whose message Redis lost (queued, no lease, `dispatched_at` past the
+grace period); leases begin only when a worker claims a unit. kombu and Celery offer no public way to list
+the messages of a queue without taking them, nor those a worker reserved (Celery's `inspect reserved` needs
+the remote control the workers turn off). The layout facts relied on are listed below (`KOMBU_LAYOUT`, and the
+message's own layout in `job_id_of`); tests/worker/test_broker_layout.py publishes through the real Celery app
+to a real Redis and fails, naming the fact, when kombu writes something else.
+
 kombu's Redis transport keeps a queue's ready messages in a list named after
 the queue (plus `<queue>\\x06\\x16<p>` lists for priorities 3, 6, 9), and a
 message a worker has reserved but not yet acked in the `unacked` hash (tag ->
 [message, exchange, routing key]) with its reservation time in the
 `unacked_index` sorted set. Each message is JSON whose base64 `body` is
-Celery's `[args, kwargs, embed]`; our args are `[job_id]`. Reading these is
-what lets `reconcile` tell a lost job from one that is merely waiting.
+Celery's `[args, kwargs, embed]`; our args are `[job_id]`.
 """
 
 from __future__ import annotations
@@ -19,10 +27,19 @@ from collections.abc import Iterable
 from db.settings import mask_url
 from worker.contract.celery_app import RUN_JOB
 
-PRIORITY_SEPARATOR = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)  # 0 is the plain list
-UNACKED_KEY = "unacked"
-UNACKED_INDEX_KEY = "unacked_index"
+PRIORITY_SEPARATOR = "\x06\x16"  # a priority's list: f"{queue}{PRIORITY_SEPARATOR}{priority}"
+PRIORITY_STEPS = (3, 6, 9)  # 0 is the plain list, named after the queue
+UNACKED_KEY = "unacked"  # hash: delivery tag -> JSON [message, exchange, routing key] of a reserved message
+UNACKED_INDEX_KEY = "unacked_index"  # sorted set: delivery tag -> when it was reserved (epoch seconds)
+BODY_ENCODING = "base64"  # a message's properties.body_encoding; the decoded body is Celery's JSON [args, ...]
+# The attributes of kombu.transport.redis.Channel that fix the layout above, with the values relied on.
+KOMBU_LAYOUT = {
+    "sep": PRIORITY_SEPARATOR,
+    "priority_steps": (0, *PRIORITY_STEPS),
+    "unacked_key": UNACKED_KEY,
+    "unacked_index_key": UNACKED_INDEX_KEY,
+    "body_encoding": BODY_ENCODING,
+}
 
 
 class BrokerUnavailable(RuntimeError):
@@ -63,7 +80,7 @@ def job_id_of(message: dict) -> int | None:
         if message.get("headers", {}).get("task") != RUN_JOB:
             return None
         body = message["body"]
-        if message.get("properties", {}).get("body_encoding") == "base64":
+        if message.get("properties", {}).get("body_encoding") == BODY_ENCODING:
             body = base64.b64decode(body)
         job_id = json.loads(body)[0][0]
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):

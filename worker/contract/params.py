@@ -9,6 +9,7 @@ library only): the scheduler validates sweep files with it.
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -103,4 +104,28 @@ def params_problem(params: Mapping[str, Any], defaults: Mapping[str, Any], where
         if problem:
             shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
             return f"{where}.{name}: {problem} (got {shown})"
+    return None
+
+
+# The placeholders a zero-shot prompt template may use, by the input kind of the task's queries.
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
+    "text": frozenset({"text"}), "document": frozenset({"text"}), "prompt": frozenset({"text"}),
+    "qa": frozenset({"question", "context"}),
+}
+
+
+def template_problem(template: Any, input_kind: str) -> str | None:
+    """Why `template` cannot format a query of `input_kind`, or None if it can."""
+    if not isinstance(template, str) or not template.strip():
+        return "prompt_template must be a non-empty string"
+    allowed = TEMPLATE_FIELDS[input_kind]
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as error:
+        return f"prompt_template is not a format string ({error}); write literal braces as {{{{ }}}}"
+    unknown = sorted(used - allowed)
+    if unknown:
+        return f"prompt_template uses {{{unknown[0]}}}; it may use {', '.join('{' + f + '}' for f in sorted(allowed))}"
+    if not used:
+        return f"prompt_template must contain {' and '.join('{' + f + '}' for f in sorted(allowed))}"
     return None

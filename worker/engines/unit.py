@@ -11,7 +11,7 @@ from worker.engines.load import drive
 from worker.engines.process import EngineError, log_tail
 from worker.engines.served import ServedModel, restart
 from worker.engines.steady import steady_energy, steady_part
-from worker.workloads.base import BatchTiming, WorkUnits
+from worker.workloads.base import BatchTiming, WorkDone
 
 log = logging.getLogger(__name__)
 MAX_RESTARTS = 2  # per job: an engine that keeps dying fails its units instead
@@ -27,7 +27,7 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(served: ServedModel, meter: Any, prompts: list[str], warmup: list[str], params: dict[str, Any]):
-    """(the run window's reading, its WorkUnits with `serving` figures); EngineError when the engine fails."""
+    """(the run window's reading, its WorkDone with `serving` figures); EngineError when the engine fails."""
     if not served.alive():
         if served.restarts >= MAX_RESTARTS:
             raise served.process.failure(f"died, and was restarted {served.restarts} times already")
@@ -48,7 +48,7 @@ def measure(served: ServedModel, meter: Any, prompts: list[str], warmup: list[st
     timing = BatchTiming(tuple(r.e2e_s for r in done), tuple(1 for _ in done),
                          tuple(r.ttft_s for r in done if r.ttft_s is not None))
     expected = len(done) * load["max_tokens"] if load["fixed_length"] else None
-    units = WorkUnits(len(done), input_tokens=figures["input_tokens"], output_tokens=figures["output_tokens"],
+    units = WorkDone(len(done), input_tokens=figures["input_tokens"], output_tokens=figures["output_tokens"],
                       timing=timing, expected_output_tokens=expected, serving=figures)
     return window.reading, units
 

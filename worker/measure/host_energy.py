@@ -28,26 +28,26 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from worker.measure.codecarbon_adapter import CodeCarbonTracker, CpuFacts
+
 MAX_PERIOD_S = 0.5  # and the default: at 1 s the attribution error doubled (bench/attribution.py error)
 MIN_PERIOD_S = 0.02
 J_PER_KWH = 3.6e6
 
 
-def rapl_wrap_s(cpu: Any) -> float | None:
+def rapl_wrap_s(cpu: CpuFacts | None) -> float | None:
     """Seconds the fastest RAPL counter CodeCarbon reads takes to wrap at its domain's maximum power.
 
     The maximum is the package domain's `constraint_0_max_power_uw` (a DRAM domain: its package's), else
     the TDP CodeCarbon uses. None when CodeCarbon does not read RAPL (nothing wraps).
     """
-    files = getattr(getattr(cpu, "_intel_interface", None), "_rapl_files", None) or []
-    if getattr(cpu, "_mode", None) != "intel_rapl" or not files:
+    if cpu is None or cpu.mode != "intel_rapl" or not cpu.rapl:
         return None
     wraps = []
-    for rapl in files:
-        range_j = rapl.max_energy_reading.kWh * J_PER_KWH
-        watts = _max_power_w(os.path.dirname(rapl.path)) or float(getattr(cpu, "_tdp", 0) or 0)
-        if range_j > 0 and watts > 0:
-            wraps.append(range_j / watts)
+    for counter in cpu.rapl:
+        watts = _max_power_w(os.path.dirname(counter.path)) or (cpu.tdp_w or 0.0)
+        if counter.range_j > 0 and watts > 0:
+            wraps.append(counter.range_j / watts)
     return min(wraps, default=None)
 
 
@@ -83,7 +83,7 @@ class _Open:
 
 
 class HostEnergySampler:
-    def __init__(self, tracker: Any, *, period_s: float | None = None) -> None:
+    def __init__(self, tracker: CodeCarbonTracker, *, period_s: float | None = None) -> None:
         self._tracker = tracker
         self._lock = threading.Lock()
         self._asked_period_s = period_s
@@ -105,7 +105,7 @@ class HostEnergySampler:
         with self._lock:
             self._window, self.last_started_s = None, None
             self._tracker.start_task(name)
-            if self._tracker._active_task is None:
+            if self._tracker.active_task is None:
                 return  # the meter says why
             if self.period_s is None:
                 self._configure()
@@ -161,21 +161,21 @@ class HostEnergySampler:
     # -- inside ----------------------------------------------------------------------------------------------------
 
     def _configure(self) -> None:
-        cpu = next((h for h in self._tracker._hardware if type(h).__name__ == "CPU"), None)
+        cpu = self._tracker.cpu()
         self.wrap_s = rapl_wrap_s(cpu)
         period = self._asked_period_s or MAX_PERIOD_S
         if self.wrap_s is not None:
             period = min(period, self.wrap_s / 2)
         self.period_s = max(min(period, MAX_PERIOD_S), MIN_PERIOD_S)
-        self._rapl_files = getattr(getattr(cpu, "_intel_interface", None), "_rapl_files", None) or []
+        self._rapl = cpu.rapl if cpu is not None else ()
 
     def _read_at(self) -> float:
         """Epoch seconds of CodeCarbon's last reading of the hardware: its own clock, set just before a task's
         first reading (start_task) and just after every later one (a measurement)."""
-        return self._tracker._last_measured_time + (time.time() - time.perf_counter())
+        return self._tracker.last_reading_epoch_s()
 
     def _totals(self) -> tuple[float, float]:
-        return self._tracker._total_cpu_energy.kWh, self._tracker._total_ram_energy.kWh
+        return self._tracker.totals_kwh()
 
     def _record(self, window: _Open, now_s: float) -> None:
         cpu_kwh, ram_kwh = self._totals()
@@ -183,7 +183,7 @@ class HostEnergySampler:
         window.cpu_j.append(_round((cpu_kwh - window.cpu_kwh) * J_PER_KWH))
         window.ram_j.append(_round((ram_kwh - window.ram_kwh) * J_PER_KWH))
         window.longest_s = max(window.longest_s, now_s - window.last_s)
-        window.skipped = window.skipped or any(getattr(f, "sample_skipped", False) for f in self._rapl_files)
+        window.skipped = window.skipped or any(counter.skipped for counter in self._rapl)
         window.last_s, window.cpu_kwh, window.ram_kwh = now_s, cpu_kwh, ram_kwh
 
     def _flags(self, window: _Open) -> list[str]:
@@ -210,7 +210,7 @@ class HostEnergySampler:
                 if self._window is not window or time.time() < window.last_s + self.period_s:
                     continue
                 try:
-                    self._tracker._measure_power_and_energy()
+                    self._tracker.measure_now()
                 except Exception:  # the window's end reads again; a gap shows in its flags
                     continue
                 self._record(window, self._read_at())

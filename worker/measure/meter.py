@@ -4,7 +4,8 @@ One tracker per carbon setting; each window (`load`, or one run's `query`)
 is a CodeCarbon task. A window returns a frozen `Reading` with units in the
 field names and says how each component was measured. CodeCarbon logs and
 swallows its own errors and may return `None`; here those become
-`MeterError`, and its warnings become the window's flags (worker.measure.codecarbon_log).
+`MeterError`, and its warnings become the window's flags (worker.measure.codecarbon_log). CodeCarbon is
+reached through one door, worker.measure.codecarbon_adapter, which lists every internal it relies on.
 
 What a reading describes is this worker's device, not CodeCarbon's view of
 the machine: a pinned worker stores gpu_count 1 and its GPU's own name and
@@ -16,7 +17,7 @@ since the tracker was made). A CPU worker meters no GPU: CodeCarbon's
 hardware cache turns `gpu_ids=[]` into "every GPU" for a second tracker, so
 its GPU objects are removed and the removal is checked at every window.
 Every CodeCarbon setting is passed explicitly and its configuration files
-and `CODECARBON_*` variables are not read (worker.measure.codecarbon_setup).
+and `CODECARBON_*` variables are not read (worker.measure.codecarbon_settings).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from worker.measure import codecarbon_log
-from worker.measure.codecarbon_setup import cpu_tdp, make_tracker, without_gpus
+from worker.measure.codecarbon_adapter import CodeCarbonTracker
 from worker.measure.device_state import DeviceState, DeviceStateError, DeviceStateReader, no_state_columns
 
 log = logging.getLogger(__name__)
@@ -129,13 +130,13 @@ class Meter:
         self._output_dir = tempfile.TemporaryDirectory(prefix="wattsweep-codecarbon-")
         self._pue = float(pue)
         with codecarbon_log.captured() as setup:
-            self._tracker = make_tracker(country_iso_code=country_iso_code, region=region,
-                                         grid_intensity_g_per_kwh=grid_intensity_g_per_kwh, gpu_ids=gpu_ids,
-                                         pue=self._pue, output_dir=self._output_dir.name)
+            self._tracker = CodeCarbonTracker.made(
+                country_iso_code=country_iso_code, region=region, grid_intensity_g_per_kwh=grid_intensity_g_per_kwh,
+                gpu_ids=gpu_ids, pue=self._pue, output_dir=self._output_dir.name)
             codecarbon_log.quiet_console()
-            self._tracker._ensure_hardware_ready()  # set-up happens here, not inside the first window
+            self._tracker.prepare_hardware()  # set-up happens here, not inside the first window
         if not self._measures_gpu:
-            without_gpus(self._tracker)
+            self._tracker.remove_gpus()
         self._setup_flags = [f for f in codecarbon_log.flags_of(setup.take()) if f != "codecarbon-warning"]
         self._extra_flags = list(extra_flags) + (["gpu-shared-mig"] if mig_uuid else [])
         self._device: DeviceStateReader | None = None
@@ -147,7 +148,7 @@ class Meter:
                 raise MeterError(f"GPU {gpu_ids[0]}: {error}") from None
             self._gpu = self._device.describe()
             self._check_gpu_metered(self._device.gpu_index)
-        self._tdp_w, generic_tdp = cpu_tdp(self._tracker)
+        self._tdp_w, generic_tdp = self._tracker.cpu_tdp()
         if generic_tdp and "cpu-generic-tdp" not in self._setup_flags:
             self._setup_flags.append("cpu-generic-tdp")
         self._methods = self._read_methods()
@@ -166,7 +167,7 @@ class Meter:
     def begin_window(self, name: str) -> None:
         self._synchronize()  # queued device work belongs to the previous window
         self._window_flags = []
-        if self._tracker._active_task is not None or self._task is not None:
+        if self._tracker.active_task is not None or self._task is not None:
             self._close_task()  # a window that never ended must not become this one
             self._window_flags.append("previous-window-open")
         self._capture = codecarbon_log.install()
@@ -174,7 +175,7 @@ class Meter:
         self._started_at = datetime.now(timezone.utc)
         task = f"{name}-{uuid.uuid4().hex[:12]}"
         self._host_energy.start_task(task)
-        if self._tracker._active_task != task:
+        if self._tracker.active_task != task:
             self._close_task()
             raise MeterError(f"CodeCarbon could not start window {name!r} (see its log)")
         self._task = task
@@ -228,19 +229,8 @@ class Meter:
 
     def _close_task(self) -> None:
         """Stop CodeCarbon's open task, if any, even when stopping it fails; drop finished tasks."""
-        tracker = self._tracker
         self._host_energy.abandon()  # its thread measures no more: the calls below are this thread's alone
-        if tracker._active_task is not None:
-            with suppress(Exception):
-                tracker.stop_task(tracker._active_task)
-        if tracker._active_task is not None:  # stop_task raised half-way: undo what it could not
-            with suppress(Exception):
-                tracker._tasks[tracker._active_task].is_active = False
-            tracker._active_task = None
-            tracker._active_task_emissions_at_start = None
-            with suppress(Exception):
-                tracker._scheduler_monitor_power.stop()
-        tracker._tasks.clear()  # finished tasks' data: kept by CodeCarbon for ever, read by nobody here
+        self._tracker.close_task()
         self._task = None
         if self._capture is not None:
             codecarbon_log.uninstall(self._capture)
@@ -248,14 +238,13 @@ class Meter:
 
     def _check_gpu_metered(self, index: int) -> None:
         """CodeCarbon meters exactly the pinned GPU, by its physical index."""
-        gpus = [h for h in self._tracker._hardware if type(h).__name__ == "GPU"]
-        metered = sorted({i for g in gpus for i in g._get_gpu_ids()})
+        metered = self._tracker.metered_gpu_ids()
         if metered != [index]:
             raise MeterError(f"CodeCarbon meters GPU(s) {metered or 'none'}, not the pinned GPU {index}: "
                              "is NVML visible to this process?")
 
     def _assert_no_gpu(self, data) -> None:
-        if any(type(h).__name__ == "GPU" for h in self._tracker._hardware) or data.gpu_energy:
+        if "GPU" in self._tracker.hardware_kinds() or data.gpu_energy:
             raise MeterError("a CPU worker's meter read a GPU: CodeCarbon's hardware cache gave it every GPU")
 
     def _reading(self, data, end_state: DeviceState | None) -> Reading:
@@ -323,15 +312,14 @@ class Meter:
     def _read_methods(self) -> tuple[str, str, str]:
         """How CodeCarbon measures each component, read from its hardware objects."""
         cpu_method, gpu_method, ram_method = "constant", "none", "codecarbon-dimm-estimate"
-        for hardware in self._tracker._hardware:
-            kind = type(hardware).__name__
-            if kind == "CPU":
-                mode = getattr(hardware, "_mode", "constant")
-                cpu_method = {"intel_rapl": "rapl", "cpu_load": "cpu-load-estimate"}.get(mode, mode)
-            elif kind == "GPU" and self._measures_gpu:
-                gpu_method = "nvml-energy-counter" if _has_energy_counter(hardware) else "power-sampling"
-            elif kind == "RAM" and getattr(hardware, "_force_ram_power", None):
-                ram_method = "constant"
+        cpu = self._tracker.cpu()
+        if cpu is not None:
+            mode = cpu.mode if cpu.mode is not None else "constant"
+            cpu_method = {"intel_rapl": "rapl", "cpu_load": "cpu-load-estimate"}.get(mode, mode)
+        if self._measures_gpu and (energy_counter := self._tracker.gpu_energy_counter()) is not None:
+            gpu_method = "nvml-energy-counter" if energy_counter else "power-sampling"
+        if self._tracker.ram_power_forced():
+            ram_method = "constant"
         return cpu_method, gpu_method, ram_method
 
 
@@ -357,11 +345,3 @@ def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") ->
     if gpu_method == "nvml-energy-counter" and duration < 2 * GPU_COUNTER_UPDATE_S / MAX_GPU_QUANTISATION:
         flags.append("gpu-counter-coarse")
     return flags
-
-
-def _has_energy_counter(gpu) -> bool:
-    devices = getattr(getattr(gpu, "devices", None), "devices", []) or []
-    try:
-        return bool(devices) and all(d._get_total_energy_consumption() is not None for d in devices)
-    except Exception:
-        return False

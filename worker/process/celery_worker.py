@@ -236,8 +236,10 @@ def queue_length_or_busy(broker, queue: str) -> int:
     so that a Redis restart never aborts the unit a worker is about to run."""
     import redis
 
+    from worker.contract.broker import queue_lengths
+
     try:
-        return broker.llen(queue)
+        return queue_lengths(broker, [queue])[queue]  # its priority lists too: kombu's layout is read in one place
     except redis.RedisError as error:
         log.warning("broker unreachable (%s): no recruiting until it is back", " ".join(str(error).split()))
         return 1

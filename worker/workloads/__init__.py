@@ -1,11 +1,15 @@
 """The workload registry: task name -> workload, discovered from the modules of this package.
 
-Every module here except `base` and private (`_`) helpers defines a module-level
-`WORKLOAD`, so adding a task means adding one file. A task that a multi-purpose
-generative model can be prompted to do zero-shot also defines `ZERO_SHOT` (see
-`_zero_shot`), collected in `ZERO_SHOT_WORKLOADS`. Importing the registry is
-light (no torch, transformers or diffusers): the scheduler uses it to validate
-sweep files.
+Adding a task = its declaration in worker.contract.tasks (name, input kind,
+default params, and a zero-shot form if a multi-purpose model can be prompted
+to do it) + one module here. Every module here except `base` and private (`_`)
+helpers takes its declaration (`DECLARED = TASKS["<task>"]`) and defines a
+module-level `WORKLOAD` that runs it; a task with a zero-shot form also
+defines `ZERO_SHOT = ZeroShot(DECLARED.zero_shot)` (see `_zero_shot`),
+collected in `ZERO_SHOT_WORKLOADS`. The scheduler validates sweep files with
+the declarations alone; a test checks that they and this registry name the
+same tasks with the same defaults. Importing the registry is still light (no
+torch, transformers or diffusers).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from worker.workloads.base import Workload, WorkUnits
+from worker.workloads.base import WorkDone, Workload
 
-__all__ = ["WORKLOADS", "ZERO_SHOT_WORKLOADS", "Workload", "WorkUnits", "get_workload"]
+__all__ = ["WORKLOADS", "ZERO_SHOT_WORKLOADS", "Workload", "WorkDone", "get_workload"]
 
 
 def _discover() -> tuple[dict[str, Workload], dict[str, Workload]]:

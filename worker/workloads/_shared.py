@@ -1,4 +1,4 @@
-"""Code every workload shares: parameters, quiet pipelines, token counting, generation counting.
+"""Code every workload shares: parameter merging, quiet pipelines, token counting, generation counting.
 
 A leading underscore keeps this module out of the registry. Module level stays
 light (standard library only); transformers is imported inside functions.
@@ -14,14 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from worker.workloads.base import BatchTiming, WorkUnits
-
-COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
-
-
-def with_common(**task_params: Any) -> dict[str, Any]:
-    """A workload's `default_params`: its own settings plus the ones every task accepts."""
-    return {**COMMON_PARAMS, **task_params}
+from worker.workloads.base import BatchTiming, WorkDone
 
 
 def merged(task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,10 +116,10 @@ _ACTIVE_TIMER: contextvars.ContextVar[BatchTimer | None] = contextvars.ContextVa
                                                                                   default=None)
 
 
-def run_batches(call: Callable[[list[Any]], WorkUnits], queries: Sequence[Any], batch_size: int) -> WorkUnits:
+def run_batches(call: Callable[[list[Any]], WorkDone], queries: Sequence[Any], batch_size: int) -> WorkDone:
     """`call` once per batch of `batch_size` consecutive queries, each timed; the units of all, with the timing."""
     timer = BatchTimer()
-    total = WorkUnits(0)
+    total = WorkDone(0)
     for batch in batches(queries, batch_size):
         with timer.batch(len(batch)):
             units = call(batch)
@@ -143,7 +136,7 @@ def one_or_many(items: list[Any]) -> Any:
 def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Callable[[], int]:
     """Input tokens as the model sees them (special tokens included, truncated to the model's maximum).
 
-    Deferred: the count runs when `WorkUnits.resolved()` asks, after the meter window has closed.
+    Deferred: the count runs when `WorkDone.resolved()` asks, after the meter window has closed.
     """
     texts, pairs = list(texts), list(pairs) if pairs is not None else None
 
@@ -208,7 +201,7 @@ def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[d
 
 def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int) -> dict[str, int | None]:
     """A batch's output-token fields: what was counted and, where `generate` fixes the length
-    (min_new_tokens = max_new_tokens), what should have been (queries x max_new_tokens: WorkUnits.flags checks)."""
+    (min_new_tokens = max_new_tokens), what should have been (queries x max_new_tokens: WorkDone.flags checks)."""
     fixed = generate.get("min_new_tokens") is not None and generate.get("min_new_tokens") == generate.get(
         "max_new_tokens")
     return {"output_tokens": counter.tokens,
@@ -216,16 +209,17 @@ def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int
 
 
 class PipelineWorkload:
-    """Base for workloads that are one transformers pipeline: subclasses set the fields and `call`."""
+    """Base for workloads that are one transformers pipeline: subclasses set the fields (from their task's
+    declaration in worker.contract.tasks) and `call`."""
 
     task: str
     input_kind: str
-    default_params: Mapping[str, Any] = with_common()
+    default_params: Mapping[str, Any]
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params))
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
@@ -233,17 +227,15 @@ class PipelineWorkload:
             return run_batches(lambda batch: self.call(pipeline, batch, batch_size, settings), list(queries),
                                batch_size)
 
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         """Run one batch of queries through the pipeline and say what was processed."""
         raise NotImplementedError
 
 
 class ImagePipelineWorkload(PipelineWorkload):
-    """A pipeline that reads one image per query and returns labels or boxes (classification, detection)."""
+    """A pipeline that reads one image per query and returns labels or boxes (classification, detection);
+    `resize_px` (N or [width, height]) resizes the images first."""
 
-    input_kind = "image"
-    default_params = with_common(resize_px=None)  # N or [width, height]: resize inputs first (None: as they come)
-
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size)
-        return WorkUnits(len(queries), images=len(queries))
+        return WorkDone(len(queries), images=len(queries))

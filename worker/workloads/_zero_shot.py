@@ -1,11 +1,12 @@
 """Zero-shot: a multi-purpose generative model prompted to do a task (the study's second finding).
 
-A task module that can be done this way declares a module-level `ZERO_SHOT =
-ZeroShot(...)` beside its `WORKLOAD`, with the study's prompt template and
-output length as defaults; the registry collects them by task name, so adding
-a task (zero-shot or not) is still one file. A sweep lists such models under
-`tasks.<task>.zero_shot.models`, and may override `prompt_template`,
-`max_new_tokens` and `max_input_words` under `zero_shot.params`.
+A task that can be done this way declares its zero-shot form (the study's
+prompt template and output length as defaults) in worker.contract.tasks, and
+its module sets a module-level `ZERO_SHOT = ZeroShot(DECLARED.zero_shot)`
+beside its `WORKLOAD`; the registry collects them by task name. A sweep lists
+such models under `tasks.<task>.zero_shot.models`, and may override
+`prompt_template`, `max_new_tokens` and `max_input_words` under
+`zero_shot.params`.
 
 The model is loaded as the generator it is (seq2seq like Flan-T5, or causal
 like BLOOMz: read from its config) and run by the matching transformers
@@ -19,10 +20,11 @@ instruction at the end survives); a seq2seq model's is truncated at the end.
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from worker.contract.params import template_problem
+from worker.contract.tasks import ZeroShotForm
 from worker.workloads._shared import (
     count_tokens,
     fixed_length_generation,
@@ -31,32 +33,8 @@ from worker.workloads._shared import (
     one_or_many,
     quiet,
     run_batches,
-    with_common,
 )
-from worker.workloads.base import WorkUnits
-
-# The placeholders a template may use, by the input kind of the task's queries.
-TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
-    "text": frozenset({"text"}), "document": frozenset({"text"}), "prompt": frozenset({"text"}),
-    "qa": frozenset({"question", "context"}),
-}
-
-
-def template_problem(template: Any, input_kind: str) -> str | None:
-    """Why `template` cannot format a query of `input_kind`, or None if it can."""
-    if not isinstance(template, str) or not template.strip():
-        return "prompt_template must be a non-empty string"
-    allowed = TEMPLATE_FIELDS[input_kind]
-    try:
-        used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
-    except ValueError as error:
-        return f"prompt_template is not a format string ({error}); write literal braces as {{{{ }}}}"
-    unknown = sorted(used - allowed)
-    if unknown:
-        return f"prompt_template uses {{{unknown[0]}}}; it may use {', '.join('{' + f + '}' for f in sorted(allowed))}"
-    if not used:
-        return f"prompt_template must contain {' and '.join('{' + f + '}' for f in sorted(allowed))}"
-    return None
+from worker.workloads.base import WorkDone
 
 
 def _cut(text: str, max_words: int | None) -> str:
@@ -73,26 +51,15 @@ def render(template: str, query: Any, max_words: int | None = None) -> str:
 class ZeroShot:
     """The zero-shot workload of one task: the Workload protocol, keyed by task like the task-specific ones."""
 
-    def __init__(self, task: str, input_kind: str, prompt_template: str, max_new_tokens: int) -> None:
-        problem = template_problem(prompt_template, input_kind)
-        if problem:
-            raise ValueError(f"{task}: {problem}")
-        self.task = task
-        self.input_kind = input_kind
-        self.default_params = with_common(prompt_template=prompt_template, max_new_tokens=max_new_tokens,
-                                          max_input_words=None, fixed_length=True)
+    def __init__(self, form: ZeroShotForm) -> None:
+        self.form = form
+        self.task = form.task
+        self.input_kind = form.input_kind
+        self.default_params = form.default_params
 
     def params_problem(self, params: Mapping[str, Any]) -> str | None:
         """What is wrong with sweep params for this workload (checked before anything runs), or None."""
-        if "prompt_template" in params:
-            problem = template_problem(params["prompt_template"], self.input_kind)
-            if problem:
-                return problem
-        for name in ("max_new_tokens", "max_input_words"):
-            value = params.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                return f"{name} must be a positive whole number, got {value!r}"
-        return None
+        return self.form.params_problem(params)
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from transformers import pipeline
@@ -116,7 +83,7 @@ class ZeroShot:
         result.wattsweep_provenance = loaded.provenance
         return result
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
@@ -125,7 +92,7 @@ class ZeroShot:
             raise ValueError(f"{self.task} zero-shot: {problem}")
         prompts = [render(settings["prompt_template"], q, settings["max_input_words"]) for q in queries]
 
-        def one_batch(batch: list[str]) -> WorkUnits:
+        def one_batch(batch: list[str]) -> WorkDone:
             generate, counter = fixed_length_generation(pipeline, settings)
             generate["num_beams"] = counter.num_beams = 1  # greedy, as the study ran them (pipelines: 4 beams)
             if not settings["fixed_length"]:
@@ -135,7 +102,7 @@ class ZeroShot:
             else:
                 pipeline(one_or_many(batch), batch_size=batch_size, return_full_text=False,
                          handle_long_generation="hole", **generate)
-            return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
+            return WorkDone(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
                              **generated(counter, generate, len(batch)))
 
         with quiet():

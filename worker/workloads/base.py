@@ -13,14 +13,12 @@ from typing import Any, Protocol
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
-    """The `share` (0-1) quantile of `values`, linearly interpolated (numpy's default); None for no values."""
-    ordered = sorted(values)
-    if not ordered:
+    """The `share` (0-1) quantile of `values`, numpy's default (linear interpolation); None for no values."""
+    if len(values) == 0:
         return None
-    position = (len(ordered) - 1) * share
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    import numpy as np  # here, not at the top: the light contract code imports this module
+
+    return float(np.quantile(np.asarray(values, dtype=float), share))
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,9 @@ class BatchTiming:
 
 
 @dataclass(frozen=True)
-class WorkUnits:
-    """What one call of `Workload.run` processed, for per-unit energy figures.
+class WorkDone:
+    """What one call of `Workload.run` processed (queries, tokens, images, audio), for per-query and per-token
+    energy figures. Not a unit: a unit is the run or shard a worker leases (db.queue.leases).
 
     `input_tokens` may come back as a function: counting means tokenising the
     inputs a second time, which must not happen inside the meter window. The
@@ -62,11 +61,11 @@ class WorkUnits:
     expected_output_tokens: int | None = None
     serving: dict | None = None  # a served run's figures (worker.engines.figures); never added across runs
 
-    def resolved(self) -> WorkUnits:
+    def resolved(self) -> WorkDone:
         """These units with every deferred count counted."""
         return replace(self, input_tokens=self.input_tokens()) if callable(self.input_tokens) else self
 
-    def __add__(self, other: WorkUnits) -> WorkUnits:
+    def __add__(self, other: WorkDone) -> WorkDone:
         """Both together; deferred token counts stay deferred (adding happens inside the meter window)."""
         def plus(a, b):
             return None if a is None and b is None else (a or 0) + (b or 0)
@@ -85,7 +84,7 @@ class WorkUnits:
                 return plus(a() if callable(a) else a, b() if callable(b) else b)
         else:
             input_tokens = plus(*tokens)
-        return WorkUnits(
+        return WorkDone(
             self.queries + other.queries,
             input_tokens,
             plus(self.output_tokens, other.output_tokens),
@@ -121,5 +120,5 @@ class Workload(Protocol):
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         """Build the ready-to-call pipeline for model reference `model` on `device`."""
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         """Run `queries` through `pipeline` in batches of `batch_size`; return the work done."""

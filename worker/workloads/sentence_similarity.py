@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from worker.workloads._shared import PipelineWorkload, count_tokens, quiet, with_common
-from worker.workloads.base import WorkUnits
+from worker.contract.tasks import TASKS
+from worker.workloads._shared import PipelineWorkload, count_tokens, quiet
+from worker.workloads.base import WorkDone
+
+DECLARED = TASKS["sentence-similarity"]  # name, input kind, default params: worker.contract.tasks
 
 
 class SentenceSimilarity(PipelineWorkload):
-    task = "sentence-similarity"
-    input_kind = "pair"
-    default_params = with_common()
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from worker.models.loading import load_for_task
@@ -32,7 +33,7 @@ class SentenceSimilarity(PipelineWorkload):
         encoder.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
         return encoder
 
-    def call(self, encoder: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, encoder: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkDone:
         import torch
 
         first = [q["sentence1"] for q in queries]
@@ -41,7 +42,7 @@ class SentenceSimilarity(PipelineWorkload):
             embeddings = encoder.encode(first + second, batch_size=2 * len(queries), convert_to_tensor=True,
                                         show_progress_bar=False)
             torch.nn.functional.cosine_similarity(embeddings[: len(queries)], embeddings[len(queries):]).tolist()
-        return WorkUnits(len(queries), input_tokens=count_tokens(encoder.tokenizer, first + second))
+        return WorkDone(len(queries), input_tokens=count_tokens(encoder.tokenizer, first + second))
 
 
 WORKLOAD = SentenceSimilarity()

@@ -11,32 +11,30 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._shared import (
     PipelineWorkload,
     count_tokens,
     fixed_length_generation,
     generated,
     one_or_many,
-    with_common,
 )
 from worker.workloads._zero_shot import ZeroShot
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
+
+DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
 
 
 class Summarization(PipelineWorkload):
-    task = "summarization"
-    input_kind = "document"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         generate, counter = fixed_length_generation(pipeline, params)
         pipeline(one_or_many(queries), batch_size=batch_size, truncation=True, **generate)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = Summarization()
 
-# The study's summarization prompt for multi-purpose models, with its summary length of 15 new tokens.
-ZERO_SHOT = ZeroShot(task="summarization", input_kind="document", max_new_tokens=15,
-                     prompt_template="Summarize the following text: {text}. Summary:")
+ZERO_SHOT = ZeroShot(DECLARED.zero_shot)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.contract.tasks import TASKS
 from worker.workloads._shared import (
     PipelineWorkload,
     count_tokens,
@@ -15,15 +16,14 @@ from worker.workloads._shared import (
     fixed_length_generation,
     generated,
     one_or_many,
-    with_common,
 )
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
+
+DECLARED = TASKS["text-generation"]  # name, input kind, default params: worker.contract.tasks
 
 
 class TextGeneration(PipelineWorkload):
-    task = "text-generation"
-    input_kind = "prompt"
-    default_params = with_common(max_new_tokens=10, measure_prefill=False, max_input_words=None)
+    task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
     def load(self, model: str, device: str, params: Any) -> Any:
         pipeline = super().load(model, device, params)
@@ -36,11 +36,11 @@ class TextGeneration(PipelineWorkload):
                 config.pad_token_id = tokenizer.pad_token_id
         return pipeline
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         generate, counter = fixed_length_generation(pipeline, params)
         queries = cut_words(queries, params["max_input_words"])  # the study cut prompts to 20 words
         pipeline(one_or_many(queries), batch_size=batch_size, **generate)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          **generated(counter, generate, len(queries)))
 
 
