@@ -11,6 +11,7 @@ from worker.engines.load import drive
 from worker.engines.process import EngineError, log_tail
 from worker.engines.served import ServedModel, restart
 from worker.engines.steady import steady_energy, steady_part
+from worker.workloads._shared import cut_words
 from worker.workloads.base import BatchTiming, WorkDone
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,16 @@ def load_settings(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def measure(served: ServedModel, meter: Any, prompts: list[str], warmup: list[str], params: dict[str, Any]):
-    """(the run window's reading, its WorkDone with `serving` figures); EngineError when the engine fails."""
+    """(the run window's reading, its WorkDone with `serving` figures); EngineError when the engine fails.
+
+    `prompts` and `warmup` are the dataset's queries, cut to `max_input_words` here as text-generation cuts them."""
     if not served.alive():
         if served.restarts >= MAX_RESTARTS:
             raise served.process.failure(f"died, and was restarted {served.restarts} times already")
         log.warning("engine %s is not running: restarting it for this unit", served.engine.name)
         restart(served)
     load = load_settings(params)
+    prompts, warmup = (cut_words(list(texts), params.get("max_input_words")) for texts in (prompts, warmup))
     gpu = meter.device_state if getattr(meter, "gpu", None) else None
     if warmup:
         _check(served, drive(served.endpoint, warmup, **load), "warm-up")

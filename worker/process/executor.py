@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
+from worker.engines.process import EngineError  # light: the standard library only
 from worker.errors import DatasetLoadError, ModelLoadError, error_text
 from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
@@ -169,7 +170,7 @@ class UnitExecutor:
         try:
             with meter.window("load") as window:  # an engine's load lasts until it answers its health check
                 current.pipeline = self._load_pipeline(workload, spec, params, claim.job_id)
-        except EngineStartError as error:  # the engine's own error line, at once: another attempt would fail alike
+        except EngineError as error:  # the engine's own error line, at once: another attempt would fail alike
             return Failed(f"engine failed to start: {error}", final=True)
         except ModelLoadError as error:
             message = f"model failed to load: {error}"
@@ -199,7 +200,11 @@ class UnitExecutor:
                 return spare
         if spare is not None:
             spare.stop()
-        return _load(workload, spec, self.runtime.device, params, job_id)
+        if not params.get("engine"):
+            return workload.load(spec["model"], self.runtime.device, params)
+        from worker.engines.served import start
+
+        return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id)
 
     def unload(self, *, keep_engine: bool = False) -> None:
         """Drop the job's model; a served job's engine is stopped, or with `keep_engine` kept for the next load."""
@@ -242,11 +247,8 @@ class UnitExecutor:
             if model.params.get("engine"):  # the engine's load generator, its window and steady part
                 from worker.engines.unit import measure
 
-                prompts = cut_words(measured, model.params.get("max_input_words"))
                 self.progress.touch("serving", expected)
-                reading, units = measure(model.pipeline, meter, prompts,
-                                         cut_words(queries[:claim.warmup], model.params.get("max_input_words")),
-                                         model.params)
+                reading, units = measure(model.pipeline, meter, measured, queries[:claim.warmup], model.params)
                 self.progress.touch("measured")
                 return Measured(reading, units, None, baseline_id, None)
             if claim.warmup:
@@ -281,29 +283,6 @@ class UnitExecutor:
         queries = load_queries(claim.dataset, n, input_kind)
         self._queries = (claim.dataset, n, queries)
         return queries
-
-
-def _load(workload, spec: dict, device: str, params: dict, job_id: int):
-    """The job's pipeline, or its engine started and healthy (worker.engines.served) when the task is served."""
-    if not params.get("engine"):
-        return workload.load(spec["model"], device, params)
-    from worker.engines.process import EngineError
-    from worker.engines.served import start
-
-    try:
-        return start(spec["model"], spec["task"], device, params, job_id=job_id)
-    except EngineError as error:
-        raise EngineStartError(str(error)) from None
-
-
-class EngineStartError(RuntimeError):
-    """The job's engine did not come up; the message is the engine's own error line."""
-
-
-def cut_words(texts, max_words):
-    from worker.workloads._shared import cut_words as cut
-
-    return cut(texts, max_words)
 
 
 def _chunks(queries: list, batch_size: int) -> list[list]:
