@@ -15,7 +15,7 @@ from worker.engines.base import Endpoint, Engine, MetricNames
 __all__ = ["ENGINES", "Endpoint", "Engine", "MetricNames", "get_engine"]
 
 
-SHARED = {"base", "process", "guard", "load", "steady", "metrics", "figures", "served", "unit"}
+SHARED = {"base", "process", "guard", "load", "records", "sampler", "steady", "metrics", "figures", "served", "unit"}
 
 
 def _discover() -> dict[str, Engine]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.engines.load import LoadRun
 from worker.engines.metrics import run_means
+from worker.engines.records import LoadRun
 from worker.engines.steady import Steady, SteadyEnergy
 from worker.workloads.base import percentile
 

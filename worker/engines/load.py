@@ -21,62 +21,15 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from worker.engines.base import Endpoint
+from worker.engines.records import LoadRun, LoadSample, RequestRecord
+
+__all__ = ["LoadRun", "LoadSample", "RequestRecord", "arrival_offsets_s", "drive", "request_body"]
 
 SAMPLE_S = 0.25
 REQUEST_TIMEOUT_S = 3600.0
-
-
-@dataclass
-class RequestRecord:
-    sent_at: float  # epoch seconds
-    chunk_at: list[float] = field(default_factory=list)  # each streamed chunk of new tokens (not the usage one)
-    done_at: float | None = None
-    prompt_tokens: int | None = None  # the engine's usage
-    completion_tokens: int | None = None
-    error: str | None = None
-
-    @property
-    def ttft_s(self) -> float | None:
-        return self.chunk_at[0] - self.sent_at if self.chunk_at else None
-
-    @property
-    def e2e_s(self) -> float | None:
-        return self.done_at - self.sent_at if self.done_at is not None and self.error is None else None
-
-    def gaps_s(self) -> list[float]:
-        return [b - a for a, b in zip(self.chunk_at, self.chunk_at[1:], strict=False)]
-
-
-@dataclass(frozen=True)
-class LoadSample:
-    at: float  # epoch seconds
-    in_flight: int  # the client's
-    running: float | None = None  # the engine's, where it says
-    waiting: float | None = None
-    gpu_energy_mj: int | None = None  # the metered GPU's energy counter
-    kv_cache_usage: float | None = None
-
-
-@dataclass
-class LoadRun:
-    """What one run's load did: its requests, the load samples, and when it held its target load (client side)."""
-
-    records: list[RequestRecord]
-    samples: list[LoadSample]
-    started_at: float
-    ended_at: float
-    full_at: float | None = None  # closed loop: the target count is in flight; open loop: arrivals begin
-    drain_at: float | None = None  # closed loop: the first request that found no prompt left; open: last arrival
-    metrics_before: dict[str, float] = field(default_factory=dict)
-    metrics_after: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def errors(self) -> list[str]:
-        return [r.error for r in self.records if r.error]
 
 
 def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, fixed_length: bool) -> dict[str, Any]:
@@ -165,6 +118,8 @@ async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int,
                  gpu_energy_mj: Callable[[], int | None] | None, sample_s: float) -> LoadRun:
     import httpx
 
+    from worker.engines.sampler import sample_load, scrape
+
     headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
@@ -173,10 +128,10 @@ async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int,
     tls = _tls_context()  # one for every client: loading the CA bundle costs ~70 ms of CPU each time
     clients = _Clients(lambda: httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers, verify=tls))
     async with httpx.AsyncClient(timeout=10.0) as scraper:
-        run.metrics_before = await _scrape(scraper, endpoint)
+        run.metrics_before = await scrape(scraper, endpoint)
         stop = asyncio.Event()
-        sampler = asyncio.create_task(_sample(scraper, endpoint, run, lambda: in_flight, gpu_energy_mj, stop,
-                                              sample_s))
+        sampler = asyncio.create_task(sample_load(scraper, endpoint, run, lambda: in_flight, gpu_energy_mj, stop,
+                                                  sample_s))
 
         async def send(prompt: str) -> None:
             nonlocal in_flight
@@ -220,38 +175,9 @@ async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int,
         run.ended_at = time.time()
         stop.set()
         await sampler
-        run.metrics_after = await _scrape(scraper, endpoint)
+        run.metrics_after = await scrape(scraper, endpoint)
         await clients.close()
     return run
-
-
-async def _scrape(scraper, endpoint: Endpoint) -> dict[str, float]:
-    if not endpoint.metrics_url:
-        return {}
-    from worker.engines.metrics import parse
-
-    try:
-        response = await scraper.get(endpoint.metrics_url)
-        return parse(response.text) if response.status_code == 200 else {}
-    except Exception:  # a missed scrape is a missing sample, not a failed run
-        return {}
-
-
-async def _sample(scraper, endpoint: Endpoint, run: LoadRun, in_flight: Callable[[], int],
-                  gpu_energy_mj: Callable[[], int | None] | None, stop: asyncio.Event, period_s: float) -> None:
-    from worker.engines.metrics import first, load_of
-
-    while True:
-        values = await _scrape(scraper, endpoint)
-        running, waiting = load_of(values, endpoint.metrics)
-        kv = first(values, endpoint.metrics.kv_cache_usage) if values else None
-        run.samples.append(LoadSample(time.time(), in_flight(), running, waiting,
-                                      gpu_energy_mj() if gpu_energy_mj else None, kv))
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=period_s)
-            return
-        except TimeoutError:
-            continue
 
 
 def drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int, fixed_length: bool = True,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.engines.load import LoadRun, LoadSample
+from worker.engines.records import LoadRun, LoadSample
 
 HOLD_SHARE = 0.9  # of the target count: an engine sample at or above it holds the load
 MIN_MEAN_LOAD = 0.5  # of the target, the client's mean in flight: below it the load never settled
