@@ -113,6 +113,14 @@ class Job(Base):
     # chat template applied, reasoning switch): written after the load window, beside model_dtype.
     decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
+    # Served jobs (migration 0020, worker/engines): the engine, its version and full command line (or endpoint),
+    # its kept log, and the load axes of the cell (closed loop: concurrency; open loop: request_rate per s).
+    engine: Mapped[str | None] = mapped_column(String(20))
+    engine_version: Mapped[str | None] = mapped_column(String(50))
+    engine_args: Mapped[Any | None] = mapped_column(JSON)
+    engine_log: Mapped[str | None] = mapped_column(Text)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    request_rate: Mapped[float | None] = mapped_column(Float)
     # Duration estimates written at submit (db.results.estimates): the job's expected work and model load, and where the
     # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
     expected_s: Mapped[float | None] = mapped_column(Float)
@@ -368,3 +376,56 @@ class ReferenceResult(Base):
     published_stars: Mapped[int | None] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(300))  # file name and SHA-256
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServingRun(Base):
+    """A served unit's figures (migration 0020, worker/engines/figures.py): its requests and tokens as the engine
+    counted them (`usage`), the latencies the client saw, and the steady part of its window.
+
+    The steady part's energy is stored per component as the meter read it (node-wide CPU and RAM, like
+    `measurements.cpu_energy_kwh`); v_serving turns it into the headline (own GPU + attributed CPU and RAM, by the
+    window's attributed share) and divides by the tokens and requests inside the steady part.
+    """
+
+    __tablename__ = "serving_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    shard_id: Mapped[int] = mapped_column(Integer, unique=True)  # the unit: stored once
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    request_rate: Mapped[float | None] = mapped_column(Float)
+    requests: Mapped[int] = mapped_column(Integer)
+    failed_requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    steady_started_at: Mapped[datetime | None]
+    steady_ended_at: Mapped[datetime | None]
+    steady_duration_s: Mapped[float | None] = mapped_column(Float)
+    steady_cpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_gpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_ram_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_output_tokens: Mapped[float | None] = mapped_column(Float)
+    steady_requests: Mapped[float | None] = mapped_column(Float)  # request-equivalents (share of each one's tokens)
+    ttft_p50_s: Mapped[float | None] = mapped_column(Float)
+    ttft_p90_s: Mapped[float | None] = mapped_column(Float)
+    ttft_p99_s: Mapped[float | None] = mapped_column(Float)
+    itl_p50_s: Mapped[float | None] = mapped_column(Float)  # gaps between streamed chunks
+    itl_p90_s: Mapped[float | None] = mapped_column(Float)
+    itl_p99_s: Mapped[float | None] = mapped_column(Float)
+    tpot_p50_s: Mapped[float | None] = mapped_column(Float)
+    e2e_p50_s: Mapped[float | None] = mapped_column(Float)
+    e2e_p99_s: Mapped[float | None] = mapped_column(Float)
+    throughput_output_tokens_per_s: Mapped[float | None] = mapped_column(Float)  # in the steady part
+    client_ttft_mean_s: Mapped[float | None] = mapped_column(Float)  # beside the engine's own histograms' means
+    client_itl_mean_s: Mapped[float | None] = mapped_column(Float)
+    client_e2e_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_ttft_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_itl_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_e2e_mean_s: Mapped[float | None] = mapped_column(Float)
+    preemptions: Mapped[float | None] = mapped_column(Float)
+    kv_cache_peak: Mapped[float | None] = mapped_column(Float)  # 0-1
+    engine_load_mean: Mapped[float | None] = mapped_column(Float)  # its running + waiting over the steady part
+    flags: Mapped[str | None] = mapped_column(String(300))  # no-steady-state, steady-short, steady-prorated, ...
+    load_samples: Mapped[dict[str, Any] | None]  # {"t_s", "in_flight", "running", "waiting"}
+    request_latencies: Mapped[Any | None] = mapped_column(JSON)  # one {sent_s, ttft_s, e2e_s, output_tokens} each

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # Unset: max(30 min, 4 x the unit's expected duration).
     stall_timeout_s: float | None = None
     max_consecutive_failures: int = 3  # units failed in a row before a worker stops taking work (0: never)
+    # Engines (worker/engines): the command that starts vLLM (its own venv or container: engines pin their own torch),
+    # and where engine logs are kept (empty: <temp folder>/wattsweep-engines).
+    vllm_command: str = "python -m vllm.entrypoints.openai.api_server"
+    engine_log_dir: str = ""
 
     @field_validator("database_url")
     @classmethod

@@ -100,6 +100,7 @@ def report(
         def tables(to: Console) -> None:
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
             _print_stars(sessions, found, to, rating_energy, rate_against)
+            _print_serving(sessions, found, to)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -117,6 +118,14 @@ def report(
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)
+
+
+def _print_serving(sessions, found, to: Console) -> None:
+    from db.results.views import serving_cell_rows
+    from scheduler.report.serving import print_serving
+
+    with sessions() as session:
+        print_serving(serving_cell_rows(session, sweep_id=found.id), to)
 
 
 def _print_tables(found, out: Path | None, tables, width: int) -> None:
@@ -270,8 +279,10 @@ def export(
     sweep: SweepArg = None,
     format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | aienergyscore (a submission for "
                                         "one --model).")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-runs.<format>); for "
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-<view>.<format>); for "
                                              "aienergyscore a folder (<model>-<task>-aienergyscore).")] = None,
+    view: Annotated[str, typer.Option("--view", help="runs (v_runs) | serving (v_serving: served runs' figures).")]
+    = "runs",
     model: Annotated[str | None, typer.Option("--model", help="aienergyscore: the model, as in the sweep.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="aienergyscore: the task, where the model has several.")]
     = None,
@@ -279,13 +290,16 @@ def export(
     = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, or one model's
+    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, its served runs'
+    figures (`--view serving`: tokens, latencies, the steady part, energy per output token), or one model's
     AI Energy Score submission (benchmark_report.json, GPU_ENERGY_WH.txt)."""
-    from db.results.views import run_rows
+    from db.results.views import run_rows, serving_rows
     from scheduler.report.export import ExportFileError, write_runs_csv, write_runs_parquet
 
     if format not in ("csv", "parquet", "aienergyscore"):
         fail(f"--format {format!r}: use csv, parquet or aienergyscore")
+    if view not in ("runs", "serving"):
+        fail(f"--view {view!r}: use runs or serving")
     if format != "aienergyscore" and (model or task or cell):
         fail("--model, --task and --cell go with --format aienergyscore")
     if format == "aienergyscore" and not model:
@@ -298,16 +312,17 @@ def export(
         return
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
-        out = out or Path(f"{safe_name(found.name)}-runs.{format}")
-        batches = run_rows(session, sweep_id=found.id)
+        out = out or Path(f"{safe_name(found.name)}-{view}.{format}")
+        batches = (run_rows if view == "runs" else serving_rows)(session, sweep_id=found.id)
+        name = "v_runs" if view == "runs" else "v_serving"
         if format == "parquet":
             try:
-                rows = write_runs_parquet(out, batches)
+                rows = write_runs_parquet(out, batches, name)
             except ExportFileError as error:
                 fail(str(error))
         else:
             with open_out(out) as handle:
-                rows = write_runs_csv(handle, batches)
+                rows = write_runs_csv(handle, batches, name)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
 
 

@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Sweep, Worker
-from db.results.views import cell_rows, model_kind_rows, model_rows, progress_row, provenance_rows, task_rows
+from db.results.views import (
+    cell_rows,
+    model_kind_rows,
+    model_rows,
+    progress_row,
+    provenance_rows,
+    serving_cell_rows,
+    task_rows,
+)
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
 PHONE_CHARGE_KWH = 0.022
@@ -67,6 +75,7 @@ class ReportData:
     batch_curves: list[dict[str, Any]] = field(default_factory=list)  # per (task, model): energy by batch size
     cells: list[dict[str, Any]] = field(default_factory=list)  # v_cell_summary: repetitions per (model, dataset)
     energy: dict[str, Any] = field(default_factory=dict)  # what the figures are (headline) and where node-wide
+    serving: list[dict[str, Any]] = field(default_factory=list)  # v_serving_cells: served cells (report.serving)
 
     @property
     def empty(self) -> bool:
@@ -267,6 +276,7 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
         model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
         pareto=pareto_rows(models), batch_curves=batch_curves(models), cells=cells, energy=energy_note(tasks),
+        serving=serving_cell_rows(session, sweep_id=sweep.id),
     )
 
 

@@ -158,6 +158,8 @@ class TaskSpec(RunSettings):
     datasets: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     zero_shot: ZeroShotSpec | None = None
+    # Served by an engine (worker.contract.engines): {name: vllm, args: {...}} or {name: openai, base_url, model}
+    engine: dict[str, Any] | None = None
 
     _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
 
@@ -218,7 +220,9 @@ class SweepSpec(_Strict):
                     use = ", ".join("builtin:" + name for name in fits)
                     raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
                                      f"{task} reads {declared.input_kind}; use {use}")
-            _check_params(f"tasks.{task}.params", task, task_spec.params, declared.default_params)
+            _check_params(f"tasks.{task}.params", task, task_spec.params, task_defaults(task, task_spec))
+            if task_spec.engine is not None:
+                _check_engine(task, task_spec)
         models = self.all_models()
         self._check_model_params()
         for field in ("model_dtype", "training_energy_kwh", "model_params", "model_gpus"):
@@ -256,6 +260,36 @@ class SweepSpec(_Strict):
         return self.defaults.model_copy(update=overrides)
 
 
+def task_defaults(task: str, task_spec: TaskSpec) -> dict[str, Any]:
+    """The params a task takes: its workload's, and the serving ones (load, steady part) when an engine serves it."""
+    from worker.contract.engines import SERVING_DEFAULTS
+
+    defaults = dict(TASKS[task].default_params)
+    return defaults | SERVING_DEFAULTS if task_spec.engine is not None else defaults
+
+
+def _check_engine(task: str, task_spec: TaskSpec) -> None:
+    from worker.contract.engines import ENGINE_TASKS, SERVING_AXES, engine_problem, serving_problem
+
+    where = f"tasks.{task}.engine"
+    if task not in ENGINE_TASKS:
+        raise ValueError(f"{where}: {task} is not served by engines; tasks that are: {', '.join(ENGINE_TASKS)}")
+    if problem := engine_problem(task_spec.engine):
+        raise ValueError(f"{where}.{problem}" if not problem.startswith("expected") else f"{where}: {problem}")
+    if task_spec.zero_shot is not None:
+        raise ValueError(f"{where}: a served task has no zero_shot models; list them under models")
+    params = task_spec.params
+    given = [name for name in SERVING_AXES if params.get(name) is not None]
+    if len(given) > 1:
+        raise ValueError(f"tasks.{task}.params: give concurrency (closed loop) or request_rate (open loop), not both")
+    for name in given:
+        for value in params[name] if isinstance(params[name], list) else [params[name]]:
+            if problem := serving_problem({**params, name: value}):
+                raise ValueError(f"tasks.{task}.params.{problem}")
+    if not given and (problem := serving_problem(params)):
+        raise ValueError(f"tasks.{task}.params.{problem}")
+
+
 def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | None) -> None:
     where = f"tasks.{task}.zero_shot"
     if task not in ZERO_SHOT_TASKS:
@@ -289,6 +323,11 @@ def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) 
     axes = ", ".join(["batch_size", *(name for name in PARAM_AXES if name in defaults)])
     for name, value in params.items():
         if name not in defaults:
+            from worker.contract.engines import ENGINE_TASKS, SERVING_DEFAULTS
+
+            if name in SERVING_DEFAULTS and task in ENGINE_TASKS:
+                raise ValueError(f"{where}.{name}: {name} is a serving parameter; serve the task with an engine "
+                                 f"(tasks.{task}.engine: {{name: vllm}})")
             if name in SWEEP_AXES:
                 raise ValueError(f"{where}.{name}: {name} does not apply to {task}; its axes are {axes}")
             raise ValueError(f"{where}: unknown parameter {name!r}; allowed are {', '.join(sorted(defaults))}")

@@ -36,6 +36,8 @@ FROZEN = {
     ("v_cell_summary", "0014"): ("69b79f667c366454", "24308e315b615ae7"),
     ("v_cell_summary", "0018"): ("6769093c8285a8f8", "8e7fd466e812908b"),
     ("v_decode", "0016"): ("586138fe6e73a11b", "586138fe6e73a11b"),
+    ("v_serving", "0020"): ("910649506e982cc0", "910649506e982cc0"),
+    ("v_serving_cells", "0020"): ("de204c4f203ccf2b", "de204c4f203ccf2b"),
 }
 VERSIONS_DIR = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 

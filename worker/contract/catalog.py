@@ -64,6 +64,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
                                         "fill-mask")),
     "gpt2": TinyFamily("GPT-2 decoder (with a chat template for reasoning)", ("text-generation", "reasoning"),
                        generator_task="text-generation"),
+    # hidden 256 and 4 heads: vLLM's CPU attention rejects a head size of 16 (the engine tests serve this one)
+    "llama": TinyFamily("Llama decoder (head size 64, as engines need)", ("text-generation",)),
     "t5": TinyFamily("T5 encoder-decoder", ("summarization",), generator_task="summarization"),
     # An architecture only transformers 5 has (transformers 4.57 cannot load it): this year's models run.
     "ministral3": TinyFamily("Ministral 3 decoder (transformers 5 only)", ("text-generation",),
@@ -96,6 +98,7 @@ SWEEP_AXES: dict[str, str] = {
     "batch_size": "batch_size", "dtype": "dtype", "max_new_tokens": "max_new_tokens",
     "num_inference_steps": "num_inference_steps", "height": "height_px", "width": "width_px",
     "reasoning": "reasoning", "temperature": "temperature", "chat_template": "chat_template",
+    "concurrency": "concurrency", "request_rate": "request_rate",  # served tasks' load (worker.contract.engines)
 }
 PARAM_AXES = tuple(name for name in SWEEP_AXES if name != "batch_size")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -116,6 +119,10 @@ def axis_problem(name: str, value: object) -> str | None:
         return None if isinstance(value, bool) else f"chat_template must be true or false, got {value!r}"
     if name in ("height", "width") and value is None:
         return None  # the model's own default size
+    if name == "request_rate":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            return f"request_rate must be a positive number of requests per second, got {value!r}"
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return f"{name} must be a positive whole number, got {value!r}"
     return None

@@ -129,6 +129,18 @@ def _build_ministral3(task: str) -> LoadedModel:
     return LoadedModel(Ministral3ForCausalLM(config), tokenizer)
 
 
+def _build_llama(task: str) -> LoadedModel:
+    """A Llama small enough to serve on two CPU cores in seconds, shaped as vLLM's kernels need (head size 64)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tokenizer({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+                           padding_side="left")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=3, tie_word_embeddings=True)
+    return LoadedModel(LlamaForCausalLM(config), tokenizer)
+
+
 def _build_t5(task: str) -> LoadedModel:
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -261,7 +273,8 @@ def _build_sentence_bert(task: str) -> LoadedModel:
     return LoadedModel(model, model.tokenizer)
 
 
-_BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "t5": _build_t5, "vit": _build_vit, "yolos": _build_yolos,
+_BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "llama": _build_llama, "t5": _build_t5, "vit": _build_vit,
+             "yolos": _build_yolos,
              "vit-gpt2": _build_vit_gpt2, "stable-diffusion": _build_stable_diffusion, "whisper": _build_whisper,
              "sentence-bert": _build_sentence_bert, "ministral3": _build_ministral3}
 

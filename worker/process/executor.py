@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
+from worker.engines.process import EngineError  # light: the standard library only
 from worker.errors import DatasetLoadError, ModelLoadError, error_text, is_device_lost
 from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
@@ -81,6 +82,7 @@ class UnitExecutor:
         self.progress = progress or Progress()
         self.model: _Model | None = None
         self._queries: tuple[str, int, list] | None = None  # the last dataset read: shards of a run reuse it
+        self._spare_engine = None  # the last job's engine, kept until the next load (worker.engines.served)
 
     @property
     def lease(self) -> Lease:
@@ -138,7 +140,7 @@ class UnitExecutor:
         from db.models import Job
         from worker.workloads import get_workload
 
-        self.unload()
+        self.unload(keep_engine=True)
 
         def read(session) -> dict:
             job = session.get(Job, claim.job_id)
@@ -156,14 +158,20 @@ class UnitExecutor:
         except KeyError as error:
             return Failed(str(error), final=True)
         params = {**workload.default_params, **spec["params"]}
+        if params.get("engine"):  # served by an engine (worker.engines): the serving params' defaults too
+            from worker.contract.engines import SERVING_DEFAULTS
+
+            params = {**workload.default_params, **SERVING_DEFAULTS, **spec["params"]}
         current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"],
                          per_run_baseline=spec["per_run_baseline"])
         meter = self.runtime.meter_for(**spec["carbon"])
         baseline_id = self.runtime.ensure_baseline(meter)
         self.progress.touch(f"loading {spec['model']}", spec["load_s"])
         try:
-            with meter.window("load") as window:
-                current.pipeline = workload.load(spec["model"], self.runtime.device, params)
+            with meter.window("load") as window:  # an engine's load lasts until it answers its health check
+                current.pipeline = self._load_pipeline(workload, spec, params, claim.job_id)
+        except EngineError as error:  # the engine's own error line, at once: another attempt would fail alike
+            return Failed(f"engine failed to start: {error}", final=True)
         except ModelLoadError as error:
             message = f"model failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
@@ -182,9 +190,37 @@ class UnitExecutor:
 
         return Loaded(store=store)
 
-    def unload(self) -> None:
+    def _load_pipeline(self, workload, spec: dict, params: dict, job_id: int):
+        """The job's pipeline; for a served job whose model and engine args are the last job's (a load axis such
+        as concurrency makes one job per level), the last job's engine if it still runs: no second start."""
+        spare, self._spare_engine = self._spare_engine, None
+        if spare is not None and params.get("engine"):
+            from worker.engines.served import served_key
+
+            if spare.key == served_key(spec["model"], params) and spare.alive():
+                log.info("job %s: the engine serving %s already runs (previous job): kept", job_id, spec["model"])
+                return spare
+        if spare is not None:
+            spare.stop()
+        if not params.get("engine"):
+            return workload.load(spec["model"], self.runtime.device, params)
+        from worker.engines.served import start
+
+        return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id)
+
+    def unload(self, *, keep_engine: bool = False) -> None:
+        """Drop the job's model; a served job's engine is stopped, or with `keep_engine` kept for the next load."""
+        spare, self._spare_engine = self._spare_engine, None
+        if spare is not None:
+            spare.stop()
         if self.model is None:
             return
+        pipeline = self.model.pipeline
+        if getattr(pipeline, "stop", None) is not None:  # a served model (worker.engines.served.ServedModel)
+            if keep_engine and pipeline.alive():
+                self._spare_engine = pipeline
+            else:
+                pipeline.stop()
         self.model = None
         self._queries = None
         # The worker freezes what survives each job (worker.process.celery_worker) while the model is still loaded,
@@ -216,6 +252,13 @@ class UnitExecutor:
             measured = queries[first:first + claim.n_queries]
             self.progress.touch("idle baseline", expected)
             baseline_id = self.runtime.ensure_baseline(meter, for_run=True, per_run=model.per_run_baseline)
+            if model.params.get("engine"):  # the engine's load generator, its window and steady part
+                from worker.engines.unit import measure
+
+                self.progress.touch("serving", expected)
+                reading, units = measure(model.pipeline, meter, measured, queries[:claim.warmup], model.params)
+                self.progress.touch("measured")
+                return Measured(reading, units, None, baseline_id, None)
             if claim.warmup:
                 self.progress.touch("warm-up", expected)
                 model.workload.run(model.pipeline, queries[:claim.warmup], claim.batch_size, model.params)
@@ -301,6 +344,10 @@ def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, ba
         leave(session, lease=lease, job_id=claim.job_id, handed_back=True)
         return False
     record_provenance(session, job_id=claim.job_id, provenance=provenance)
+    if (provenance or {}).get("engine"):  # a served job: its engine, version, command line and log
+        from db.results.serving import record_engine
+
+        record_engine(session, job_id=claim.job_id, provenance=provenance)
     record_load(session, job_id=claim.job_id, worker_id=lease.worker_id, reading=reading, baseline_id=baseline_id)
     return True
 
