@@ -90,9 +90,11 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
 
 
 def lower_bound_s(units_s: list[float], n: int, join: tuple[int, float] | None) -> float:
+    """The GPUs' capacity: total work / N (or its --join form). Claims split units as the queue drains
+    (db.queue.splitting), so the longest unit submit made bounds nothing (`longest_unit_s` is printed beside)."""
     from scheduler.plan.simulate import lower_bound_s as bound
 
-    return bound(units_s, n, join)
+    return bound(units_s, n, join, divisible=True)
 
 
 def units_for_bound(trace, queries: int, max_unit_s: float, compress: float | None) -> list[float]:

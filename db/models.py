@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.sql.expression import false
+from sqlalchemy.sql.expression import false, true
 
 
 def utcnow() -> datetime:
@@ -126,6 +126,9 @@ class Job(Base):
     expected_s: Mapped[float | None] = mapped_column(Float)
     load_expected_s: Mapped[float | None] = mapped_column(Float)
     estimate_source: Mapped[str | None] = mapped_column(String(20))
+    # Whether a claim may split its long units as the queue drains (db.queue.splitting); false where the sweep
+    # fixed the unit size (shard_queries). Migration 0020.
+    split_units: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -171,7 +174,9 @@ class Shard(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    shard_index: Mapped[int] = mapped_column(Integer)  # 0-based, in query order
+    # 0-based, in query order as submit made them; the rest of a unit split at claim time takes the run's next
+    # free index (db.queue.splitting), so query_start, not the index, gives the order.
+    shard_index: Mapped[int] = mapped_column(Integer)
     query_start: Mapped[int] = mapped_column(Integer)  # offset of its first measured query in the run
     n_queries: Mapped[int] = mapped_column(Integer)
     expected_s: Mapped[float | None] = mapped_column(Float)  # estimate at submit: longest units go first

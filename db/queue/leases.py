@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from db.clock import lease_is_stale, seconds_ago, server_now
 from db.models import Job, Run, Shard, Sweep, Worker
+from db.queue.splitting import may_split, split_claimed
 
 ACTIVE_JOB = ("queued", "running")
 
@@ -84,7 +85,7 @@ def _claim_statements(lease_timeout_s: float, may_take_over: bool):
     find = (
         select(Shard.id, Shard.run_id, Shard.shard_index, Shard.query_start, Shard.n_queries, Shard.expected_s,
                Shard.status, Job.max_attempts, Run.n_shards, Run.dataset, Run.batch_size, Run.warmup,
-               Run.n_queries.label("run_queries"))
+               Run.n_queries.label("run_queries"), Job.hardware_class, Job.split_units)
         .join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id).join(Run, Run.id == Shard.run_id)
         .where(Shard.job_id == bindparam("job_id"), claimable(lease_timeout_s, may_take_over), open_jobs(None, None))
         .order_by(Shard.expected_s.desc().nulls_last(), Shard.id)
@@ -116,8 +117,17 @@ def claim_next(session: Session, *, lease: Lease, job_id: int, lease_timeout_s: 
         attempts = connection.execute(take, {"b_shard": row.id, "max_attempts": row.max_attempts,
                                              "b_worker": lease.worker_id, "b_token": lease.token}).scalar()
         if attempts is not None:
-            return UnitClaim(row.id, row.run_id, job_id, row.shard_index, row.query_start, row.n_queries,
-                             row.n_shards, row.dataset, row.batch_size, row.warmup, attempts, row.expected_s,
+            n_queries, expected_s, n_shards = row.n_queries, row.expected_s, row.n_shards
+            # Near the end of a sweep, take only part of a long unit (db.queue.splitting).
+            if row.split_units and may_split(expected_s):
+                split = split_claimed(connection, shard_id=row.id, run_id=row.run_id, job_id=job_id,
+                                      hardware_class=row.hardware_class, query_start=row.query_start,
+                                      n_queries=n_queries, expected_s=expected_s, batch_size=row.batch_size,
+                                      warmup=row.warmup, lease_timeout_s=lease_timeout_s)
+                if split is not None:
+                    n_queries, expected_s, n_shards = split.n_queries, split.expected_s, split.n_shards
+            return UnitClaim(row.id, row.run_id, job_id, row.shard_index, row.query_start, n_queries,
+                             n_shards, row.dataset, row.batch_size, row.warmup, attempts, expected_s,
                              row.run_queries, joined=joined, takeover=row.status == "running")
     return None
 

@@ -18,7 +18,14 @@ The policy, in order:
    share of its remaining work is at least JOIN_FACTOR x the job's expected
    model load: a second load costs time and energy, and is not paid for a
    few seconds of work. A job nobody works on is always worth joining.
-4. Messages (ids only) wake workers: one per job at submit, and a worker on a
+4. Units shrink as the queue drains (guided self-scheduling by factoring): a
+   claimed unit longer than `unit_target_s` (what is left in the queue over
+   FACTOR x its workers, never under MIN_UNIT_S) is split at claim time, the
+   worker taking the first part and the rest going back as a unit of its own.
+   Early units stay as submit made them (max_unit_s); the last ones are about
+   a minute, so the workers finish together instead of waiting on a few long
+   units (bench/replay.py --simulate).
+5. Messages (ids only) wake workers: one per job at submit, and a worker on a
    job that is worth joining sends one more when the queue is empty
    (`recruit_target`), so that idle workers join where they are needed. A
    message lets a worker join at most one job; its job id breaks ties.
@@ -87,6 +94,28 @@ def recruit_target(jobs: Iterable[JobFacts]) -> JobFacts | None:
     recruiting for them too would make a lost message look delivered.
     """
     return choose_job(job for job in jobs if job.staff > 0)
+
+
+MIN_UNIT_S = 60.0  # below this a unit's warm-up, meter start and stop and stores weigh (README: "a minute")
+FACTOR = 3.0  # factoring: each round hands out a third of what is left, shared among the workers (2 let a slow
+# run's unit, 2.5x its estimate, outlast the rest at 1,024 GPUs; 3 to 6 all end within 5%: bench/replay.py)
+SPLIT_SLACK = 1.25  # a unit within 1.25 x the target is taken whole: a rest that small is not worth a unit
+
+
+def unit_target_s(*, queue_s: float, workers: int, min_unit_s: float = MIN_UNIT_S) -> float:
+    """The size of the next unit: the claimable work of the queue (`queue_s`, expected seconds, every job of the
+    hardware class) over FACTOR x its live workers, and at least `min_unit_s`.
+
+    Large units while much is left (fewer claims, warm-ups and windows), small ones at the end, where a long unit
+    would keep one GPU busy while the others have nothing left.
+    """
+    return max(queue_s / (FACTOR * max(workers, 1)), min_unit_s)
+
+
+def split_s(*, unit_s: float, queue_s: float, workers: int, min_unit_s: float = MIN_UNIT_S) -> float | None:
+    """How many expected seconds of a claimed unit of `unit_s` to take now, or None to take it whole."""
+    target = unit_target_s(queue_s=queue_s, workers=workers, min_unit_s=min_unit_s)
+    return None if unit_s <= SPLIT_SLACK * target else target
 
 
 def unit_order_key(expected_s: float | None, unit_id: int) -> tuple[float, int]:

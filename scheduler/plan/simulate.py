@@ -9,12 +9,13 @@ database); the two agree on the policy because both call db.queue.policy.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from db.queue.policy import JobFacts, choose_job, recruit_target, unit_order_key
+from db.queue.policy import JobFacts, choose_job, recruit_target, split_s, unit_order_key
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class SimJob:
     units_s: Sequence[float]  # expected (or, replayed, true) seconds of each unit
     load_s: float = 0.0
     priority_s: Sequence[float] | None = None  # what the policy believes each unit takes (default: units_s)
+    split_units: bool = True  # claims may split its units (false: the sweep fixed their size, shard_queries)
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,34 @@ class SimResult:
         return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
 
 
-def lower_bound_s(units_s: Sequence[float], n_workers: int, join: tuple[int, float] | None = None) -> float:
-    """max(total / N, longest unit); with M workers joining at T: max(longest, T + (total - N T) / (N + M))."""
+def lower_bound_s(units_s: Sequence[float], n_workers: int, join: tuple[int, float] | None = None, *,
+                  divisible: bool = False) -> float:
+    """max(total / N, longest unit); with M workers joining at T: max(longest, T + (total - N T) / (N + M)).
+
+    `divisible`: the GPUs' capacity alone (total / N, or its `join` form), for schedules whose claims split units
+    down to whole batches (db.queue.splitting): how long a unit is is then the scheduler's choice, not a bound.
+    """
     total, longest = sum(units_s), max(units_s, default=0.0)
     bound = total / n_workers
     if join is not None and join[0] > 0 and join[1] < bound:
         bound = join[1] + (total - n_workers * join[1]) / (n_workers + join[0])
-    return max(bound, longest)
+    return bound if divisible else max(bound, longest)
 
 
-def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] | None = None) -> SimResult:
-    """Discrete-event run of the policy; `join` = (M, T): M more workers start at T seconds."""
+def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] | None = None,
+             split: bool = True) -> SimResult:
+    """Discrete-event run of the policy; `join` = (M, T): M more workers start at T seconds.
+
+    With `split` (as the database does), a claimed unit longer than the policy's target is split at claim time
+    (db.queue.policy.split_s): the worker runs the first part, the rest goes back as a unit of its own; a part's
+    true duration is its share of the unit's.
+    """
     believed = {j.job_id: list(j.priority_s or j.units_s) for j in jobs}
     actual = {j.job_id: list(j.units_s) for j in jobs}
     pending = {j.job_id: sorted(range(len(j.units_s)), key=lambda i, j=j: unit_order_key(believed[j.job_id][i], i))
                for j in jobs}
     load_s = {j.job_id: j.load_s for j in jobs}
+    splits = {j.job_id for j in jobs if j.split_units}
     order = sorted(jobs, key=lambda j: (-sum(believed[j.job_id]), j.job_id))
     queue: deque[int] = deque(j.job_id for j in order if j.units_s)
     staff: dict[int, set[int]] = {}
@@ -65,6 +79,8 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
     loads, pairs, end = 0, set(), 0.0
 
     claimable = {job_id: sum(believed[job_id]) for job_id in pending}  # kept up to date as units are claimed
+    queue_s = [sum(claimable.values())]  # the whole queue's claimable work: what unit sizes follow
+    working = [n_workers]
 
     open_jobs = {job_id for job_id, units in pending.items() if units}
     cached: dict[int, JobFacts] = {}
@@ -113,7 +129,10 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
             duration = load_s[job]
             loads += 1
         unit = pending[job].pop(0)
+        if split and job in splits:
+            take_split(job, unit)
         claimable[job] -= believed[job][unit]
+        queue_s[0] -= believed[job][unit]
         changed.add(job)
         if not pending[job]:
             open_jobs.discard(job)
@@ -123,6 +142,20 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
         busy[worker] = job
         sequence += 1
         heapq.heappush(events, (now + duration + actual[job][unit], sequence, worker))
+
+    def take_split(job: int, unit: int) -> None:
+        """Split the unit being claimed when the policy says so; its rest goes back among the job's units."""
+        part = split_s(unit_s=believed[job][unit], queue_s=queue_s[0], workers=working[0])
+        if part is None:
+            return
+        share = part / believed[job][unit]
+        rest = len(believed[job])
+        believed[job].append(believed[job][unit] * (1 - share))
+        actual[job].append(actual[job][unit] * (1 - share))
+        believed[job][unit] *= share
+        actual[job][unit] *= share
+        keys = [unit_order_key(believed[job][i], i) for i in pending[job]]
+        pending[job].insert(bisect.bisect(keys, unit_order_key(believed[job][rest], rest)), rest)
 
     def recruit() -> None:
         if not queue and (target := recruit_target(staffed_facts())) is not None:
@@ -156,6 +189,7 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
     while events or (joiners and join_at is not None):
         if joiners and (not events or join_at <= events[0][0]):
             idle.extend(joiners)
+            working[0] += len(joiners)
             for _ in joiners:  # a worker that starts looks for a running job to share (worker.process.celery_worker)
                 recruit()
             joiners = []

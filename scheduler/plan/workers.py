@@ -137,7 +137,7 @@ def make_schedule(spec: SweepSpec, *, workers: int, hardware_class: str | None =
     for index, job in enumerate(jobs):
         durations = [seconds for run in job.runs for _, seconds in run["shards"]]
         units += durations
-        sims.append(SimJob(index, durations, job.load_expected_s or 0.0))
+        sims.append(SimJob(index, durations, job.load_expected_s or 0.0, split_units=job.split_units))
     result = simulate(sims, workers)
     measured = sum(1 for job in jobs if job.estimate_source == "measured")
     return Schedule(workers, result.makespan_s, result.lower_bound_s, sum(units), max(units, default=0.0),

@@ -106,6 +106,7 @@ def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
     result = simulate([SimJob(1, [10.0] * 4), SimJob(2, [30.0])], 2)
     assert (result.makespan_s, result.lower_bound_s) == (40.0, 35.0)
     assert lower_bound_s([10.0, 30.0], 2, join=(2, 5.0)) == 30.0
+    assert lower_bound_s([10.0, 30.0], 2, join=(2, 5.0), divisible=True) == 5.0 + (40.0 - 10.0) / 4  # capacity
 
 
 def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_and_split_by(sqlite_url, tmp_path):

@@ -104,3 +104,25 @@ def test_a_reserved_job_lies_in_the_unacked_hash_as_broker_reads_it(broker):
         assert reserved_job_ids(client, within_s=60) == {77} and ready_job_ids(client, [QUEUE]) == set()
         channel.basic_ack(reserved.delivery_tag)
     assert client.hlen(UNACKED_KEY) == 0 and reserved_job_ids(client, within_s=60) == set()
+
+
+def test_a_job_message_is_the_one_send_task_sends_but_for_its_task_id(broker):
+    """send_job_ids builds each message from one template (worker.contract.celery_app._JobMessages) instead of
+    calling send_task per job: the two must put the same message in the queue, up to the task's own id."""
+    app, client = broker
+    app.send_task(RUN_JOB, args=[7], queue=QUEUE)
+    send_job_ids(app, [Dispatch(7, QUEUE), Dispatch(8, QUEUE)])
+    by_send_task, ours, ours_8 = [json.loads(raw) for raw in reversed(client.lrange(QUEUE, 0, -1))]
+
+    def without_ids(message: dict) -> dict:
+        message = json.loads(json.dumps(message))
+        task_id = message["headers"]["id"]
+        assert message["headers"]["root_id"] == message["properties"]["correlation_id"] == task_id
+        message["headers"].update(id=None, root_id=None)
+        message["properties"].update(correlation_id=None, delivery_tag=None)
+        return message
+
+    assert without_ids(ours) == without_ids(by_send_task)
+    assert ours["headers"]["id"] != ours_8["headers"]["id"] != by_send_task["headers"]["id"]
+    assert [decode_job_id(json.dumps(m)) for m in (by_send_task, ours, ours_8)] == [7, 7, 8]
+    assert ours_8["headers"]["argsrepr"] == "[8]"

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 
 from celery import Celery
+from kombu import uuid
+
+PERSISTENT = 2  # kombu's delivery mode for a message that survives a broker restart (Celery's default)
 
 RUN_JOB = "wattsweep.run_job"  # the one task; messages carry a job id only
 # Redis keys kombu and Celery use themselves: a queue by one of these names would corrupt them.
@@ -89,6 +92,29 @@ class SendFailed(RuntimeError):
 SEND_BATCH = 1000
 
 
+class _JobMessages:
+    """What app.send_task(RUN_JOB, args=[job id], queue=...) publishes, at a fraction of its cost: Celery builds
+    one task message (protocol 2) as a template, and each job's message is that template with its own task id
+    (headers `id` and `root_id`, property `correlation_id`), args (the body's first element) and `argsrepr`:
+    the fields Celery's protocol 2 documents as per-task. kombu then publishes it to the queue through the
+    default exchange, persistent, JSON, as send_task would. send_task's per-call routing, option merging,
+    signals and repr of the args were most of a send's cost. tests/worker/test_broker_layout.py checks that a
+    message sent this way is the one send_task sends, but for its ids."""
+
+    def __init__(self, app: Celery) -> None:
+        self.reply_to = app.thread_oid
+        self.headers, self.properties, body, _ = app.amqp.create_task_message(
+            "template", RUN_JOB, [0], {}, reply_to=self.reply_to, ignore_result=None)
+        self.kwargs, self.embed = body[1], body[2]
+
+    def publish(self, producer, dispatch) -> None:
+        task_id = uuid()
+        headers = dict(self.headers, id=task_id, root_id=task_id, argsrepr=repr([dispatch.job_id]))
+        producer.publish(([dispatch.job_id], self.kwargs, self.embed), exchange="", routing_key=dispatch.queue,
+                         serializer="json", headers=headers, delivery_mode=PERSISTENT, declare=[], retry=False,
+                         **dict(self.properties, correlation_id=task_id))
+
+
 def send_job_ids(app: Celery, dispatches) -> int:
     """Publish one message per job (body: the job id only) to its hardware class's queue; returns the count.
 
@@ -101,11 +127,17 @@ def send_job_ids(app: Celery, dispatches) -> int:
     sent = 0
     try:
         with app.producer_or_acquire() as producer:
+            # Each queue is declared once, not once per message (kombu's per-message declare check and retry
+            # wrapper were two thirds of a send: 10,000 messages 3.0 s -> see bench/scale.py); a failure is ours
+            # to report (SendFailed), not kombu's to retry message by message.
+            for queue in dict.fromkeys(dispatch.queue for dispatch in dispatches):
+                producer.maybe_declare(app.amqp.queues[queue])
+            messages = _JobMessages(app)
             for start in range(0, len(dispatches), SEND_BATCH):
                 chunk = dispatches[start : start + SEND_BATCH]
                 with producer.batch(SEND_BATCH):  # flushed when the block ends
                     for dispatch in chunk:
-                        app.send_task(RUN_JOB, args=[dispatch.job_id], queue=dispatch.queue, producer=producer)
+                        messages.publish(producer, dispatch)
                 sent += len(chunk)
     except Exception as error:  # kombu/redis raise their own connection errors; all mean the same here
         raise SendFailed(sent, error) from None

@@ -1,0 +1,48 @@
+"""v_model_summary filters by sweep before it aggregates: its per-job subqueries carry the job's sweep.
+
+0014's view grouped every query window of every sweep by job for its median, latest load and latency means,
+and only then kept the sweep asked for: a 20-run sweep's models took 2.6-3.1 s beside a million-run sweep.
+Version 0020 groups each subquery by (sweep, job) and joins on both, so that `WHERE sweep_id = ...` reaches
+every subquery (Postgres pushes it below the aggregates) and only that sweep's windows are read. Same columns,
+same figures. v_model_kind_summary reads v_model_summary: it is dropped first and created again (its 0014 SQL).
+Its SQL: migrations/views/model_summary.py (versions 0014 and 0020).
+
+Also jobs.split_units (true unless the sweep fixed its unit size with shard_queries): whether a claim may split
+the job's long units as the queue drains (db.queue.splitting). A plain ADD COLUMN.
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-06
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from migrations.views import definition
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+VIEWS = ("v_model_summary", "v_model_kind_summary")  # in creation order; dropped in reverse
+
+
+def _recreate(as_of: str) -> None:
+    dialect = op.get_bind().dialect.name
+    for name in reversed(VIEWS):
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+    for name in VIEWS:
+        op.execute(definition(name, as_of, dialect))
+    if dialect == "postgresql":
+        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO wattsweep_reader")
+
+
+def upgrade() -> None:
+    op.add_column("jobs", sa.Column("split_units", sa.Boolean(), nullable=False, server_default=sa.true()))
+    _recreate(revision)
+
+
+def downgrade() -> None:
+    _recreate(down_revision)
+    op.drop_column("jobs", "split_units")
