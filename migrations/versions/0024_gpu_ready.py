@@ -11,7 +11,7 @@
 Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read.
 
 Revision ID: 0024
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-06
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from migrations.views import definition
 
 revision = "0024"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

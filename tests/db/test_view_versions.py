@@ -25,7 +25,7 @@ FROZEN = {
     ("v_model_summary", "0007"): ("6ce92ed43098d6eb", "94ce9f5a26fcfe05"),
     ("v_model_summary", "0011"): ("14e80abd1dcd87d3", "064f8735a2c59ccb"),
     ("v_model_summary", "0014"): ("0e6360256e7cccd9", "80b7b61fab1c85af"),
-    ("v_model_summary", "0020"): ("309f5326c6607efe", "e17a08bbdaab5e09"),
+    ("v_model_summary", "0021"): ("309f5326c6607efe", "e17a08bbdaab5e09"),
     ("v_task_summary", "0007"): ("8c3f884c9f4bd058", "3b8bccd26f5dee6b"),
     ("v_task_summary", "0014"): ("e49aea6861f772d8", "894032c1fb4b3da0"),
     ("v_hardware_summary", "0007"): ("1a70931c5321e3dc", "712b4e029d678c01"),
