@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     statement_timeout_s: float = Field(300.0, ge=0, allow_inf_nan=False)  # 0: no limit
     lock_timeout_s: float = Field(30.0, ge=0, allow_inf_nan=False)
     idle_in_transaction_timeout_s: float = Field(60.0, ge=0, allow_inf_nan=False)
+    # Reader and node sessions idle in a transaction, or in one statement, longer than these are ended by the
+    # scheduler's reconcile pass (db/stale_sessions.py): a role can turn its own timeouts off. 0: no statement limit.
+    session_idle_limit_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    session_statement_limit_s: float = Field(900.0, ge=0, allow_inf_nan=False)
+    # Migrations wait this long for a lock, then roll back and try again (db/migrate.py): a migration queued
+    # behind a reader's lock would make every worker's statement on that table queue behind it.
+    migration_lock_timeout_s: float = Field(5.0, gt=0, allow_inf_nan=False)
+    migration_attempts: int = Field(30, ge=1, le=1000)
     pgbouncer: bool = False  # connections go through PgBouncer in transaction mode (see db/session.py)
     # Files are read only under these folders (os.pathsep-separated; empty: the working directory and HF_HOME).
     data_roots: str = ""

@@ -31,7 +31,7 @@ ALTER SCHEMA public OWNER TO wattsweep_owner;
 SQL
 
 # First match wins in pg_hba.conf: these lines go before the image's "host all all all scram-sha-256".
-roles="wattsweep_owner,wattsweep_app,wattsweep_reader"
+roles="wattsweep_owner,wattsweep_app,wattsweep_reader,+wattsweep_worker"  # +: every node role (db add-node)
 {
     echo "# wattsweep: its roles reach its database only (deploy/postgres-init.sh)"
     echo "host    $POSTGRES_DB    $roles    all    scram-sha-256"

@@ -115,7 +115,8 @@ def reconcile(
         report(reconcile_once(sessions, **options))
         return
     console.print(f"reconciling every {interval or settings.reconcile_interval_s:g} s (Ctrl+C to stop)")
-    watch_loop(sessions, interval_s=interval or settings.reconcile_interval_s, on_pass=report, **options)
+    watch_loop(sessions, interval_s=interval or settings.reconcile_interval_s, on_pass=report,
+               session_limits_s=(settings.session_idle_limit_s, settings.session_statement_limit_s), **options)
 
 
 @app.command()
