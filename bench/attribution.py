@@ -51,7 +51,7 @@ def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, wi
     from db.results.store import record_run
     from db.session import session_factory
     from tests.factories import make_reading
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     sessions = session_factory(url)
     samples = _samples(window_s) if with_samples else None
@@ -67,7 +67,7 @@ def _store_worker(url: str, worker: int, run_ids: list[int], window_s: float, wi
         begin = time.perf_counter()
         with sessions.begin() as session:
             record_run(session, run_id=run_id, worker_id=f"gpu{worker}@bench", reading=reading,
-                       units=WorkUnits(queries=100))
+                       units=WorkDone(queries=100))
         times.append((time.perf_counter() - begin) * 1000)
     out.put(times)
 

@@ -51,10 +51,10 @@ class Calibration:
         return None
 
     def run(self, pipeline, queries, batch_size, params):
-        from worker.workloads.base import WorkUnits
+        from worker.workloads.base import WorkDone
 
         time.sleep(SLEEP_S)
-        return WorkUnits(queries=len(queries))
+        return WorkDone(queries=len(queries))
 
 
 def fresh_database():
@@ -221,11 +221,12 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
 
     from sqlalchemy import text
 
-    from db.queue.leases import Lease, beat, join_job
+    from db.queue.leases import Lease, beat
+    from db.queue.staffing import join_job
     from db.queue.unit_store import store_unit
     from db.session import session_factory
     from tests.factories import make_reading
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     sessions = session_factory(url)
     lease = Lease(f"w{index}@bench", f"token-{index}")
@@ -250,7 +251,7 @@ def _bookkeeping_worker(url: str, index: int, start_at: float, results) -> None:
                 beat(session, lease=lease, shard_id=claim.shard_id)
             with sessions.begin() as session:
                 claim = store_unit(session, lease=lease, claim=claim, reading=reading,
-                                   units=WorkUnits(queries=4)).next
+                                   units=WorkDone(queries=4)).next
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
     results.put((times, cpu_times, process_cpu_s(backend) - server_before))

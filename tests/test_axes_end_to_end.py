@@ -8,7 +8,7 @@ from sqlalchemy import select, text
 
 from db.models import Job, Measurement
 from db.session import session_factory
-from tests.test_local_sweep import wattsweep
+from tests.helpers import wattsweep
 
 AXIS_SWEEP = """
 name: batch-axis

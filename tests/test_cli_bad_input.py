@@ -9,12 +9,7 @@ from sqlalchemy import select
 
 from db.models import Job, Measurement
 from db.session import session_factory
-from tests.test_local_sweep import wattsweep
-
-GOOD_TASK = "  fill-mask:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n"
-TASKS = "tasks:\n"
-HEAD = "name: bad\ndefaults: {queries: 2, repetitions: 1, warmup: 0}\n"
-CARBON = "carbon: {grid_intensity_g_per_kwh: 100}\n"
+from tests.helpers import CARBON, GOOD_TASK, HEAD, TASKS, wattsweep
 
 CASES = {
     "unknown task": (HEAD + CARBON + "tasks:\n  translate:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n",

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from db.models import Measurement
 from db.session import session_factory
-from tests.test_local_sweep import wattsweep_env
+from tests.helpers import wattsweep_env
 
 SWEEP = """
 name: {name}

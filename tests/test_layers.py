@@ -27,7 +27,7 @@ CLI_WORKER_EDGES = {  # the commands that run worker-side code in the scheduler'
     "scheduler.cli.local -> worker.process.inventory",
     "scheduler.cli.local -> worker.process.local",
     "scheduler.cli.local -> worker.process.runtime",
-    "scheduler.cli.study -> worker.data.hf_datasets",
+    "scheduler.cli.study -> worker.data.hf_snapshots",
     "scheduler.cli.study -> worker.models.hub",
 }
 NO_GPU_STACK = "The scheduler never reaches the GPU stack or CodeCarbon"

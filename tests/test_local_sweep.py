@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import select
 
 from db.models import Job, Measurement, Run, Sweep, Worker
 from db.session import session_factory
+from tests.helpers import wattsweep
 
 TWO_TASKS = """
 name: two-tasks
@@ -25,17 +22,6 @@ tasks:
     datasets: [builtin:prompts]
     params: {max_new_tokens: 3}
 """
-
-
-def wattsweep_env(database_url: str | None = None) -> dict[str, str]:
-    """This process's environment for a `wattsweep` subprocess, offline, with its own database URL."""
-    env = {k: v for k, v in os.environ.items() if k != "WATTSWEEP_DATABASE_URL"} | {"HF_HUB_OFFLINE": "1"}
-    return env | ({"WATTSWEEP_DATABASE_URL": database_url} if database_url else {})
-
-
-def wattsweep(*args, cwd, env_url=None, env=None):
-    return subprocess.run([sys.executable, "-m", "scheduler", *args], cwd=cwd,
-                          env=wattsweep_env(env_url) | (env or {}), capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

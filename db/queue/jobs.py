@@ -1,7 +1,7 @@
 """Job-level helpers. Keyword-only; the caller owns the transaction.
 
 Workers do not lease jobs: they lease units (db.queue.leases) and join jobs through
-db.queue.policy's choice. What is left here is for code that handles a job as a
+db.queue.policy's choice (db.queue.staffing). What is left here is for code that handles a job as a
 whole: checking a message's job id, marking a job started for code that
 stores runs directly (tests, imports), and listing a job's runs not done.
 """

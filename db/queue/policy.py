@@ -1,6 +1,6 @@
 """Who does what next: the one unit-selection policy, shared by workers, `plan --workers` and the replay benchmark.
 
-Pure functions over small facts; the database layer (db.queue.leases) gathers the
+Pure functions over small facts; the database layer (db.queue.staffing) gathers the
 facts in SQL and applies the choice atomically, and the simulators
 (scheduler.plan.workers, bench/replay.py) call these same functions over their own
 state. Nothing here touches a database, a clock or the broker.

@@ -86,7 +86,7 @@ def work_columns(units: Any, batch_size: int | None) -> dict[str, Any]:
 
 
 def unit_flags(units: Any) -> tuple[str, ...]:
-    """What the units say is wrong with a window (worker.workloads.base.WorkUnits.flags: `length-mismatch`)."""
+    """What the units say is wrong with a window (worker.workloads.base.WorkDone.flags: `length-mismatch`)."""
     return tuple(getattr(units, "flags", ()) or ())
 
 

@@ -1,13 +1,13 @@
 """Result commands: report (tables, CSV, JSON, HTML), import (CodeCarbon logs), export (the flat runs view),
 compare (two sweeps).
 
-Everything reads the SQL views; heavy imports (pyarrow) stay inside commands.
+Everything reads the SQL views; the files and tables are written by scheduler.report (export, compare, render,
+table); heavy imports (pyarrow) stay inside commands.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -230,6 +230,7 @@ def export(
 ) -> None:
     """Export the flat runs view (one row per run, with its measurement and worker) of a sweep."""
     from db.results.views import run_rows
+    from scheduler.report.export import ExportFileError, write_runs_csv, write_runs_parquet
 
     if format not in ("csv", "parquet"):
         fail(f"--format {format!r}: use csv or parquet")
@@ -238,56 +239,15 @@ def export(
         found = find_sweep_or_fail(session, sweep)
         out = out or Path(f"{safe_name(found.name)}-runs.{format}")
         batches = run_rows(session, sweep_id=found.id)
-        rows = _write_parquet(out, batches) if format == "parquet" else _write_csv(out, batches)
+        if format == "parquet":
+            try:
+                rows = write_runs_parquet(out, batches)
+            except ExportFileError as error:
+                fail(str(error))
+        else:
+            with open_out(out) as handle:
+                rows = write_runs_csv(handle, batches)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
-
-
-def _write_csv(out: Path, batches) -> int:
-    import csv
-
-    from db.results.views import VIEW_COLUMNS
-
-    rows = 0
-    with open_out(out) as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS["v_runs"]), lineterminator="\n")
-        writer.writeheader()
-        for batch in batches:
-            writer.writerows(batch)
-            rows += len(batch)
-    return rows
-
-
-def _write_parquet(out: Path, batches) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from sqlalchemy import BigInteger, Boolean, DateTime, Float
-
-    from db.results.views import VIEW_COLUMNS
-
-    def arrow(sql_type):
-        if isinstance(sql_type, BigInteger):
-            return pa.int64()
-        if isinstance(sql_type, Float):
-            return pa.float64()
-        if isinstance(sql_type, Boolean):
-            return pa.bool_()
-        if isinstance(sql_type, DateTime):
-            return pa.timestamp("us", tz="UTC")
-        return pa.string()
-
-    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS["v_runs"].items()])
-    rows = 0
-    try:
-        writer = pq.ParquetWriter(str(out), schema)
-    except OSError as error:
-        fail(f"cannot write {out}: {error}")
-    with writer:
-        for batch in batches:
-            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-            rows += len(batch)
-        if rows == 0:
-            writer.write_table(schema.empty_table())
-    return rows
 
 
 @app.command()
@@ -299,6 +259,7 @@ def compare(
 ) -> None:
     """Energy of the same (task, model) in two sweeps: kWh per 1,000 queries and the ratio B / A."""
     from db.results.views import compare_rows, unmatched_models
+    from scheduler.report.compare import compare_json, print_compare_table, write_compare_csv
 
     if format not in ("table", "csv", "json"):
         fail(f"--format {format!r}: use table, csv or json")
@@ -308,52 +269,10 @@ def compare(
         rows = compare_rows(session, sweep_a=a.id, sweep_b=b.id)
         only_a, only_b = unmatched_models(session, sweep_a=a.id, sweep_b=b.id)
     if format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["task", "model", "ratio"],
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_compare_csv(sys.stdout, rows)
     elif format == "json":
-        import json
-
-        from scheduler.report.data import HEADLINE
-
-        sys.stdout.write(json.dumps({"a": {"id": a.id, "name": a.name}, "b": {"id": b.id, "name": b.name},
-                                     "energy": HEADLINE, "pairs": rows, "only_in_a": only_a, "only_in_b": only_b},
-                                    indent=2) + "\n")
+        sys.stdout.write(compare_json(a, b, rows, only_a, only_b))
     else:
-        _compare_table(a, b, rows, only_a, only_b)
+        print_compare_table(console, a, b, rows, only_a, only_b)
     if not rows:
         fail(f"no (task, model) was measured in both {a.name} and {b.name}", code=1)
-
-
-def _geometric_mean(values: list[float]) -> float | None:
-    values = [v for v in values if v and v > 0]
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
-
-
-def _compare_table(a, b, rows, only_a: int, only_b: int) -> None:
-    from rich.table import Table
-
-    def g3(value):
-        return f"{value:.3g}" if value is not None else "-"
-
-    table = Table(title=f"kWh per 1,000 queries: B = {b.name} ({b.hardware_class}) vs A = {a.name} "
-                        f"({a.hardware_class})")
-    for header in ("task", "model", "A", "B", "B / A"):
-        table.add_column(header, justify="left" if header in ("task", "model") else "right")
-    for r in rows:
-        model = f"{r['model']} [{r['cell_key']}]" if r.get("cell_key") else r["model"]
-        table.add_row(r["task"], model, g3(r["kwh_per_1k_a"]), g3(r["kwh_per_1k_b"]), g3(r["ratio"]))
-    for task in sorted({r["task"] for r in rows}):
-        mean = _geometric_mean([r["ratio"] for r in rows if r["task"] == task])
-        table.add_row(f"[bold]{task}[/bold]", "[dim]geometric mean[/dim]", "", "", f"[bold]{g3(mean)}[/bold]")
-    console.print(table)
-    overall = _geometric_mean([r["ratio"] for r in rows])
-    console.print(f"{len(rows)} pair(s); geometric mean of B / A: {g3(overall)}; only in A: {only_a}, "
-                  f"only in B: {only_b}")
-    node_wide = sum(r["node_wide_runs"] or 0 for r in rows)
-    console.print("[dim]headline energy: each window's own (pinned GPU + attributed CPU and RAM)"
-                  + (f"; {node_wide} run(s) have only node-wide readings (imported or older rows)" if node_wide
-                     else "") + "[/dim]")

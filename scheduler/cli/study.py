@@ -146,7 +146,7 @@ def pull(sweep_file: SweepFile) -> None:
 
     from scheduler.plan.workers import make_plan
     from worker.contract.refs import parse_model_ref
-    from worker.data.hf_datasets import pull_dataset
+    from worker.data.hf_snapshots import pull_dataset
     from worker.models.hub import pull_model
 
     spec = load_spec(sweep_file)

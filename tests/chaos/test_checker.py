@@ -8,16 +8,16 @@ from db.models import Measurement
 from db.queue.leases import claim_next
 from db.queue.unit_store import store_unit
 from tests.chaos.harness import check_stored
-from tests.db.test_jobs import W1, first_job_id, make_sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from tests.helpers import W1, first_job_id, make_sweep
+from worker.workloads.base import WorkDone
 
 
 def store_all(sessions, job_id: int, n: int) -> None:
     for _ in range(n):
         with sessions.begin() as session:
             claim = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60)
-            store_unit(session, lease=W1, claim=claim, reading=make_reading(), units=WorkUnits(queries=claim.n_queries),
+            store_unit(session, lease=W1, claim=claim, reading=make_reading(), units=WorkDone(queries=claim.n_queries),
                        claim_next_unit=False)
 
 

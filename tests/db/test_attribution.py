@@ -12,9 +12,9 @@ from sqlalchemy import select
 from db.models import Measurement
 from db.results.attribution import Concurrency, share
 from db.results.store import record_load, record_run
-from tests.db.test_quality import _sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from tests.helpers import sweep_with_claimed_job
+from worker.workloads.base import WorkDone
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 J = 3.6e6  # J per kWh
@@ -125,9 +125,9 @@ def _with_samples(start_s: float, end_s: float, power_w: float) -> dict:
 
 def test_stored_windows_are_attributed_again_when_an_overlapping_one_arrives(sessions):
     """The database path: samples stored with the window, earlier windows revised, the sum is the host's."""
-    _, job_id, run_ids = _sweep(sessions, 2, workers=("w1@host", "w2@host"))
+    _, job_id, run_ids = sweep_with_claimed_job(sessions, 2, workers=("w1@host", "w2@host"))
     with sessions.begin() as session:  # w1: 0-10 s at 100 W, alone so far
-        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkDone(queries=10),
                    **_with_samples(0, 10, 100.0))
     with sessions() as session:
         alone = session.scalars(select(Measurement)).one()

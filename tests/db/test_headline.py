@@ -14,21 +14,21 @@ from db.models import Measurement
 from db.results.stats import cell_stats, headline_kwh
 from db.results.store import record_run
 from db.results.views import cell_rows, model_rows, progress_row, task_rows
-from tests.db.test_quality import T0, _sweep
 from tests.factories import make_reading
+from tests.helpers import T0, sweep_with_claimed_job
 from tests.results_data import INTENSITY_G_PER_KWH, SeedModel, seed_sweep
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 
 def test_stored_figure_is_the_headline_and_follows_attribution(sessions):
     """Two workers of one host overlap for half of each window: each window's CPU and RAM count 3/4, and the
     first window's stored figure is revised when the second arrives."""
-    sweep_id, _, run_ids = _sweep(sessions, 2, workers=("w1@host", "w2@host"))
+    sweep_id, _, run_ids = sweep_with_claimed_job(sessions, 2, workers=("w1@host", "w2@host"))
     for run_id, worker, offset in ((run_ids[0], "w1@host", 0), (run_ids[1], "w2@host", 5)):
         with sessions.begin() as session:
             reading = make_reading(1e-5, duration_s=10, started_at=T0 + timedelta(seconds=offset),
                                    gpu_energy_kwh=2e-6, cpu_energy_kwh=5e-6, ram_energy_kwh=3e-6)
-            record_run(session, run_id=run_id, worker_id=worker, reading=reading, units=WorkUnits(queries=10))
+            record_run(session, run_id=run_id, worker_id=worker, reading=reading, units=WorkDone(queries=10))
     expected = (2e-6 + 0.75 * 8e-6) * 1000 / 10
     with sessions() as session:
         windows = session.scalars(select(Measurement).order_by(Measurement.run_id)).all()

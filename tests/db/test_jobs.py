@@ -8,50 +8,19 @@ from sqlalchemy import func, select, update
 from db.clock import seconds_ago
 from db.models import Job, Measurement, Run, Shard, Worker
 from db.queue.leases import (
-    Lease,
     LeaseLost,
     beat,
     claim_next,
     fail,
     fail_dead_units,
     finish_if_complete,
-    join_job,
 )
-from db.queue.sweeps import NewJob, insert_sweep, sweep_progress
+from db.queue.staffing import join_job
+from db.queue.sweeps import sweep_progress
 from db.queue.unit_store import store_unit
 from db.results.store import record_run
-from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
-
-CARBON = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
-W1, W2 = Lease("w1@h", "token-1"), Lease("w2@h", "token-2")
-
-
-def make_sweep(sessions, n_jobs=2, n_runs=2, max_attempts=2, mode="distributed", shards=None, exclusive=False,
-               name="s", hostnames=("h", "h")):
-    queries = sum(n for n, _ in shards) if shards else 4
-    runs = [dict(dataset="builtin:texts", repetition=r, n_queries=queries, batch_size=1, warmup=0,
-                 **({"shards": shards} if shards else {})) for r in range(n_runs)]
-    with sessions.begin() as session:
-        for lease, host in zip((W1, W2), hostnames, strict=True):
-            if session.get(Worker, lease.worker_id) is None:
-                session.add(Worker(id=lease.worker_id, hostname=host, device="cpu", hardware_class="cpu",
-                                   inventory={}, token=lease.token))
-        sweep = insert_sweep(
-            session, name=name, spec={}, hardware_class="cpu", mode=mode, carbon=CARBON, exclusive=exclusive,
-            jobs=[NewJob("fill-mask", f"tiny:m{i}", "cpu", {}, runs) for i in range(n_jobs)],
-            max_attempts=max_attempts,
-        )
-        return sweep.id
-
-
-def first_job_id(sessions, sweep_id):
-    with sessions() as session:
-        return session.scalar(select(func.min(Job.id)).where(Job.sweep_id == sweep_id))
-
-
-def reading(energy_kwh=2e-6):
-    return make_reading(energy_kwh)
+from tests.helpers import W1, W2, first_job_id, make_sweep, reading
+from worker.workloads.base import WorkDone
 
 
 def age(sessions, shard_id, seconds=600):
@@ -84,9 +53,9 @@ def test_a_live_lease_blocks_others_a_stale_one_is_taken_over_and_the_old_holder
         assert beat(session, lease=W1, shard_id=claim.shard_id) == (True, False)
         assert beat(session, lease=W2, shard_id=claim.shard_id) == (True, True)
     with pytest.raises(LeaseLost), sessions.begin() as session:
-        store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+        store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
     with sessions.begin() as session:
-        store_unit(session, lease=W2, claim=taken, reading=reading(), units=WorkUnits(queries=4))
+        store_unit(session, lease=W2, claim=taken, reading=reading(), units=WorkDone(queries=4))
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Measurement)) == 1
         assert session.get(Job, job_id).status == "done"
@@ -113,7 +82,7 @@ def test_a_run_is_stored_once_even_if_recorded_twice(sessions):
     job_id = first_job_id(sessions, make_sweep(sessions))
     with sessions() as session:
         run_id = session.scalar(select(Run.id).where(Run.job_id == job_id).order_by(Run.id))
-    units = WorkUnits(queries=4, input_tokens=40)
+    units = WorkDone(queries=4, input_tokens=40)
     with sessions.begin() as session:
         assert record_run(session, run_id=run_id, worker_id="w1", reading=reading(), units=units) is True
     with sessions.begin() as session:
@@ -135,7 +104,7 @@ def test_a_failing_unit_is_retried_until_its_attempts_run_out_then_its_run_and_j
     assert outcomes == ["pending", "failed"]
     with sessions.begin() as session:  # the other run is measured; then the job is finished, as failed
         claim = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60)
-        stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+        stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
         assert stored.next is None and stored.job_status == "failed"
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -156,7 +125,7 @@ def test_storing_claims_the_next_unit_longest_first_and_finishes_the_job_with_it
     while claim is not None:
         order.append(claim.shard_id)
         with sessions.begin() as session:
-            stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkUnits(queries=4))
+            stored = store_unit(session, lease=W1, claim=claim, reading=reading(), units=WorkDone(queries=4))
         claim = stored.next
     assert order == [ids[1], ids[2], ids[0]]
     assert stored.job_status == "done"

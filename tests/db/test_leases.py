@@ -10,12 +10,13 @@ from sqlalchemy import func, select, update
 
 from db.clock import age_s, seconds_ago, server_now
 from db.models import Job, Measurement, Shard, Unavailable, Worker
-from db.queue.leases import Lease, beat, claim_next, join_job, mark_unavailable
+from db.queue.leases import Lease, beat, claim_next
 from db.queue.live import register_worker, unregister_worker
-from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
+from db.queue.staffing import join_job, mark_unavailable
 from tests.factories import make_reading
+from tests.helpers import W1, W2, first_job_id, make_sweep
 from worker.process.executor import _pinned, _store_load
-from worker.process.loop import Execute, Failed, Load, Loaded, WorkLoop
+from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, WorkLoop
 
 
 def test_lease_stamps_are_the_servers_clock_whatever_the_workers_clock_says(sessions, monkeypatch):
@@ -72,7 +73,7 @@ def transact_with(sessions):
 def test_a_worker_that_fails_units_in_a_row_stops_taking_work(sessions):
     """Defect 4: a broken node (every unit fails in milliseconds) stops after 3, instead of draining the sweep."""
     make_sweep(sessions, n_jobs=2, n_runs=4, max_attempts=5)
-    loop = WorkLoop(lease=W1, hardware_class="cpu", lease_timeout_s=60, transact=transact_with(sessions),
+    loop = WorkLoop(lease=W1, hardware_class="cpu", lease_timeout_s=60, hooks=LoopHooks(transact_with(sessions)),
                     max_consecutive_failures=3)
     flow, answer, executed = loop.serve(None, joins=5), None, 0
     try:

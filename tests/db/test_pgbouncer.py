@@ -103,7 +103,7 @@ def test_locks_and_repeated_statements_share_one_server_connection(bouncer_url):
 
 
 def test_a_sweep_runs_through_pgbouncer(bouncer_url, tmp_path):
-    from tests.test_cli_bad_input import CARBON, GOOD_TASK, HEAD, TASKS
+    from tests.helpers import CARBON, GOOD_TASK, HEAD, TASKS
 
     (tmp_path / "sweep.yaml").write_text(HEAD.replace("repetitions: 1", "repetitions: 3") + CARBON + TASKS + GOOD_TASK)
     env = os.environ | {"WATTSWEEP_DATABASE_URL": bouncer_url, "WATTSWEEP_PGBOUNCER": "1", "HF_HUB_OFFLINE": "1",

@@ -5,23 +5,19 @@ from __future__ import annotations
 import math
 import statistics
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from db.models import Job, Measurement, Worker
-from db.queue.jobs import claim_job, pending_runs
-from db.queue.sweeps import NewJob, insert_sweep
+from db.models import Measurement
 from db.results.stats import cell_stats, outlier_flags, spread, t_quantile_975
 from db.results.store import record_load, record_run
 from db.session import session_factory
 from tests.factories import make_reading
+from tests.helpers import T0, sweep_with_claimed_job
 from worker.measure.baseline import store_baseline
-from worker.workloads.base import WorkUnits
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
+from worker.workloads.base import WorkDone
 
 # scipy.stats.t.ppf(0.975, df), scipy 1.16: the reference values (beyond df 30 the old table used 1.96).
 T975_REFERENCE = {1: 12.706204736174694, 2: 4.302652729749462, 3: 3.1824463052837078, 4: 2.7764451051977934,
@@ -61,28 +57,13 @@ def test_mad_flags_need_five_runs_and_survive_ties():
     assert flagged < 0.15  # 3 raw MADs: about 20% at n = 10
 
 
-def _sweep(sessions, n_runs, workers=("w1@host",)):
-    runs = [dict(dataset="builtin:texts", repetition=r, n_queries=10, batch_size=1, warmup=0) for r in range(n_runs)]
-    with sessions.begin() as session:
-        for worker_id in workers:
-            session.add(Worker(id=worker_id, hostname="host", device="cpu", hardware_class="cpu", inventory={}))
-        sweep = insert_sweep(session, name="q", spec={}, hardware_class="cpu", mode="local",
-                             carbon=dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0),
-                             jobs=[NewJob("fill-mask", "tiny:bert", "cpu", {}, runs)])
-        sweep_id = sweep.id
-    with sessions.begin() as session:
-        job_id = session.scalar(select(Job.id).where(Job.sweep_id == sweep_id))
-        job = claim_job(session, job_id=job_id, worker_id=workers[0], lease_timeout_s=60)
-        return sweep_id, job.id, [r.id for r in pending_runs(session, job_id=job.id)]
-
-
 def test_outliers_flagged_not_dropped_and_cell_stats(sessions):
     energies = [1.0e-6, 1.1e-6, 0.9e-6, 1.05e-6, 5.0e-6]  # the last is far beyond 3 scaled MADs
-    sweep_id, _, run_ids = _sweep(sessions, len(energies))
+    sweep_id, _, run_ids = sweep_with_claimed_job(sessions, len(energies))
     for i, (run_id, energy) in enumerate(zip(run_ids, energies, strict=True)):
         with sessions.begin() as session:
             reading = make_reading(energy, duration_s=3, started_at=T0 + timedelta(seconds=10 * i))
-            record_run(session, run_id=run_id, worker_id="w1@host", reading=reading, units=WorkUnits(queries=10))
+            record_run(session, run_id=run_id, worker_id="w1@host", reading=reading, units=WorkDone(queries=10))
     with sessions() as session:
         flags = session.scalars(select(Measurement.is_outlier).order_by(Measurement.run_id)).all()
         assert flags == [False, False, False, False, True]
@@ -98,13 +79,13 @@ def test_outliers_flagged_not_dropped_and_cell_stats(sessions):
 
 
 def test_baseline_subtraction(sessions):
-    sweep_id, _, run_ids = _sweep(sessions, 1)
+    sweep_id, _, run_ids = sweep_with_claimed_job(sessions, 1)
     with sessions.begin() as session:  # idle: 10 s at 36 W in all = 1e-4 kWh
         idle = make_reading(1e-4, duration_s=10, started_at=T0, cpu_energy_kwh=5e-5, ram_energy_kwh=5e-5)
         baseline = store_baseline(session, worker_id="w1@host", hostname="host", reading=idle)
         assert (baseline.cpu_power_w, baseline.ram_power_w, baseline.gpu_power_w) == (18.0, 18.0, 0.0)
         reading = make_reading(3e-4, duration_s=20, started_at=T0 + timedelta(seconds=30))
-        record_run(session, run_id=run_ids[0], worker_id="w1@host", reading=reading, units=WorkUnits(queries=10),
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", reading=reading, units=WorkDone(queries=10),
                    baseline_id=baseline.id)
     with sessions() as session:
         stored = session.scalars(select(Measurement)).one()
@@ -115,10 +96,10 @@ def test_baseline_subtraction(sessions):
 
 
 def test_overlapping_windows_on_one_host_never_sum_above_the_host(sessions):
-    sweep_id, job_id, run_ids = _sweep(sessions, 2, workers=("w1@host", "w2@host"))
+    sweep_id, job_id, run_ids = sweep_with_claimed_job(sessions, 2, workers=("w1@host", "w2@host"))
     # w1's query window 0-10 s; w2's load window 5-15 s on the same host; each read the whole machine.
     with sessions.begin() as session:
-        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+        record_run(session, run_id=run_ids[0], worker_id="w1@host", units=WorkDone(queries=10),
                    reading=make_reading(1e-5, duration_s=10, started_at=T0))
     with sessions.begin() as session:
         record_load(session, job_id=job_id, worker_id="w2@host",
@@ -141,10 +122,10 @@ def test_windows_stored_at_the_same_instant_still_see_each_other(postgres_url):
     """Two workers of one host store overlapping windows in concurrent transactions: the host lock makes the
     second wait for the first, so neither misses the other and nothing is counted twice."""
     sessions = session_factory(postgres_url)
-    _, job_id, run_ids = _sweep(sessions, 1, workers=("w1@host", "w2@host"))
+    _, job_id, run_ids = sweep_with_claimed_job(sessions, 1, workers=("w1@host", "w2@host"))
     first = sessions()
     first.begin()
-    record_run(first, run_id=run_ids[0], worker_id="w1@host", units=WorkUnits(queries=10),
+    record_run(first, run_id=run_ids[0], worker_id="w1@host", units=WorkDone(queries=10),
                reading=make_reading(1e-5, duration_s=10, started_at=T0))
     first.flush()  # stored but not committed while the other worker writes
 

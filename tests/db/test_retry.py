@@ -18,8 +18,8 @@ from db.queue.jobs import claim_job, pending_runs
 from db.results.store import record_run
 from db.retry import run_in_transaction
 from db.session import session_factory
-from tests.db.test_jobs import first_job_id, make_sweep, reading
-from worker.workloads.base import WorkUnits
+from tests.helpers import first_job_id, make_sweep, reading
+from worker.workloads.base import WorkDone
 
 
 class TcpProxy:
@@ -96,7 +96,7 @@ def test_a_finished_run_survives_a_database_outage(postgres_url, proxy):
     outcome: dict = {}
 
     def store() -> None:
-        work = lambda s: record_run(s, run_id=run_id, worker_id="w1", reading=reading(), units=WorkUnits(queries=4))  # noqa: E731
+        work = lambda s: record_run(s, run_id=run_id, worker_id="w1", reading=reading(), units=WorkDone(queries=4))  # noqa: E731
         try:
             outcome["stored"] = run_in_transaction(via_proxy, work, retry_for_s=60, first_wait_s=0.2, max_wait_s=0.5)
         except Exception as error:  # shown by the assertion below

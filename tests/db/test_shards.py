@@ -10,9 +10,9 @@ from sqlalchemy import select
 from db.models import Measurement, Run, Shard
 from db.queue.leases import claim_next
 from db.queue.unit_store import store_unit
-from tests.db.test_jobs import W1, W2, first_job_id, make_sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from tests.helpers import W1, W2, first_job_id, make_sweep
+from worker.workloads.base import WorkDone
 
 SHARDS = [(4, 1.0), (4, 1.0), (2, 0.5)]  # 10 queries in three consecutive shards
 
@@ -31,7 +31,7 @@ def test_shards_add_up_to_their_run_and_keep_their_own_provenance(sessions):
             reading = make_reading(energy, duration, started_at=start + timedelta(seconds=10 * i),
                                    cpu_model=f"cpu-{lease.worker_id}", gpu_utilization_pct=10.0 * (i + 1))
             result = store_unit(session, lease=lease, claim=claim, reading=reading,
-                                units=WorkUnits(queries=queries, input_tokens=7 * queries), claim_next_unit=False)
+                                units=WorkDone(queries=queries, input_tokens=7 * queries), claim_next_unit=False)
             stored.append((claim.query_start, claim.n_queries, result.run_done))
         with sessions() as session:
             run = session.scalars(select(Run).where(Run.job_id == job_id)).one()
@@ -77,7 +77,7 @@ def test_a_sharded_run_counts_once_in_the_statistics(sessions):
             claim = claim_next(session, lease=W1, job_id=job_id, lease_timeout_s=60)
             if claim:  # one worker's windows follow each other: nothing to share, headline = the reading
                 start += timedelta(seconds=10)
-                store_unit(session, lease=W1, claim=claim, units=WorkUnits(queries=claim.n_queries),
+                store_unit(session, lease=W1, claim=claim, units=WorkDone(queries=claim.n_queries),
                            reading=make_reading(1e-6 * claim.n_queries, 3.0, started_at=start), claim_next_unit=False)
     with sessions() as session:
         (cell,) = cell_stats(session, sweep_id=sweep_id)

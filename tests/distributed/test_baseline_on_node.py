@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from db.models import IdleBaseline, Measurement
 from tests.distributed.conftest import sweep_yaml
-from tests.distributed.test_pinned_workers import start_on_node
+from tests.helpers import start_on_node
 from tests.simnode import SimNode
 
 ok, why = SimNode.available()

@@ -7,33 +7,16 @@ worker: neither may change a figure or break a window.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from sqlalchemy import select
 
 from db.models import Measurement
-from tests.distributed.conftest import WorkerProcess, sweep_yaml
+from tests.distributed.conftest import sweep_yaml
+from tests.helpers import start_on_node
 from tests.simnode import SimNode
 
 ok, why = SimNode.available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
-
-
-def start_on_node(cluster, node: SimNode, name: str, queue: str, *args: str) -> WorkerProcess:
-    log_path = cluster.folder / f"{name}.log"
-    env = node.env(cluster.env) | {"CODECARBON_PUE": "1.5", "WATTSWEEP_MEASURE_POWER_SECS": "0"}
-    argv = node.wrap([*cluster_python(), "worker", "--queue", queue, *args])
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-    cluster.processes.append(process)
-    return WorkerProcess(name, process, log_path)
-
-
-def cluster_python() -> list[str]:
-    import sys
-
-    return [sys.executable, "-m", "scheduler"]
 
 
 def test_cpu_worker_beside_a_gpu_worker_meters_no_gpu_and_the_gpu_worker_its_own_gpu(cluster, tmp_path, tiny_bert_dir):

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from db.models import Sweep
 from db.session import session_factory
 from tests.distributed.conftest import REDIS_URL, redis_db, sweep_yaml  # noqa: F401  (a fixture)
-from tests.test_local_sweep import wattsweep
+from tests.helpers import wattsweep
 
 DEAD_BROKER = "redis://:secret@127.0.0.1:1/0"
 

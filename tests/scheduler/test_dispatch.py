@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 
 from db.clock import seconds_ago
 from db.models import Job, Run, Shard, Worker
-from db.queue.leases import Lease, beat, claim_next, fail_job, join_job
+from db.queue.leases import Lease, beat, claim_next, fail_job
 from db.queue.reconcile import Dispatch, requeue_failed
+from db.queue.staffing import join_job
 from db.session import session_factory
 from scheduler.dispatch import cancel, reconcile_once, retry_failed, submit_sweep
 from scheduler.spec.reading import parse_sweep

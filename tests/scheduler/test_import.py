@@ -7,30 +7,11 @@ import logging
 
 import pytest
 from sqlalchemy import func, select, text
-from typer.testing import CliRunner
 
 from db.models import Measurement, Sweep
 from db.session import session_factory
-from scheduler.cli import app
+from tests.helpers import V2_HEADER, v2_row, wattsweep_cli
 from tests.results_data import SeedModel, seed_sweep
-
-runner = CliRunner()
-# CodeCarbon 2.3's emissions.csv header (the version the study used): no utilisation or water columns.
-V2_HEADER = ("timestamp,project_name,run_id,duration,emissions,emissions_rate,cpu_power,gpu_power,ram_power,"
-             "cpu_energy,gpu_energy,ram_energy,energy_consumed,country_name,country_iso_code,region,cloud_provider,"
-             "cloud_region,os,python_version,codecarbon_version,cpu_count,cpu_model,gpu_count,gpu_model,longitude,"
-             "latitude,ram_total_size,tracking_mode,on_cloud,pue")
-
-
-def v2_row(model: str, energy: str, task_name: str | None = None) -> str:
-    row = (f"2023-10-12T15:22:11,{model},7c1e,12.5,{energy},0.0001,150.0,300.0,70.0,0.0002,0.001,0.0001,{energy},"
-           "United States,USA,oregon,,,Linux-5.15,3.10.12,2.3.1,96,AMD EPYC 7R13,8,8 x NVIDIA A100-SXM4-80GB,"
-           ",,1121.0,machine,N,1.0")
-    return f"{task_name},{row}" if task_name else row
-
-
-def wattsweep(url: str, *args: str):
-    return runner.invoke(app, [*args, "--database-url", url], catch_exceptions=False)
 
 
 def _work() -> int:
@@ -72,8 +53,8 @@ def _csv(path) -> list[dict[str, str]]:
 def test_round_trip_with_real_codecarbon(codecarbon_files, database, request):
     url = request.getfixturevalue(f"{database}_url")
     emissions, per_task = codecarbon_files
-    result = wattsweep(url, "import", "codecarbon", str(emissions), str(per_task), "--task", "text-classification",
-                       "--dataset", "sst2", "--sweep", "past-study", "--queries", "1000")
+    result = wattsweep_cli(url, "import", "codecarbon", str(emissions), str(per_task), "--task", "text-classification",
+                           "--dataset", "sst2", "--sweep", "past-study", "--queries", "1000")
     assert result.exit_code == 0, result.output
     assert "only CodeCarbon's node-wide readings" in result.output
     task_rows = _csv(per_task)
@@ -115,8 +96,8 @@ def test_codecarbon_2_files_and_options(sqlite_url, tmp_path):
     tasks = tmp_path / "emissions_base_x.csv"
     tasks.write_text("\n".join(["task_name," + V2_HEADER, v2_row("ignored", "0.02", "load model"),
                                 v2_row("ignored", "0.006", "query model")]) + "\n")
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(emissions), str(tasks), "--task",
-                       "text-classification", "--model", "hub:bigscience/bloomz-560m", "--queries", "1000")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(emissions), str(tasks), "--task",
+                           "text-classification", "--model", "hub:bigscience/bloomz-560m", "--queries", "1000")
     assert result.exit_code == 0, result.output
     with session_factory(sqlite_url)() as session:
         row = session.execute(text("SELECT sweep_name, hardware_class, runs, kwh_per_1k_mean, load_energy_kwh, "
@@ -126,9 +107,9 @@ def test_codecarbon_2_files_and_options(sqlite_url, tmp_path):
     assert (row.runs, row.kwh_per_1k_mean, row.load_energy_kwh) == (3, pytest.approx(0.017 / 3), pytest.approx(0.02))
     assert row.estimated_components == "cpu, gpu, ram"  # CodeCarbon files do not say how GPU power was read
     # Imported figures appear in the report like measured ones, with the files they came from.
-    assert "text-classification" in wattsweep(sqlite_url, "report").output
+    assert "text-classification" in wattsweep_cli(sqlite_url, "report").output
     html = tmp_path / "report.html"
-    assert wattsweep(sqlite_url, "report", "-f", "html", "-o", str(html)).exit_code == 0
+    assert wattsweep_cli(sqlite_url, "report", "-f", "html", "-o", str(html)).exit_code == 0
     assert "Imported from CodeCarbon files" in html.read_text() and "emissions_base_x.csv" in html.read_text()
 
 
@@ -155,7 +136,7 @@ def test_malformed_file_imports_nothing(sqlite_url, tmp_path, case):
     good.write_text("\n".join([V2_HEADER, v2_row("m", "0.1")]) + "\n")
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines()) + "\n")
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(good), str(bad), "--task", "fill-mask")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(good), str(bad), "--task", "fill-mask")
     assert result.exit_code == 2
     assert message in " ".join(result.output.split()) and "nothing imported" in result.output
     with session_factory(sqlite_url)() as session:
@@ -168,13 +149,13 @@ def test_refusals(sqlite_url, tmp_path):
         seed_sweep(session, name="measured", models=[SeedModel("fill-mask", "m", [0.1])])
     good = tmp_path / "emissions.csv"
     good.write_text("\n".join([V2_HEADER, v2_row("m", "0.1")]) + "\n")
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "measured")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "measured")
     assert result.exit_code == 2 and "was measured by wattsweep" in result.output
-    assert wattsweep(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "old").exit_code \
-        == 0
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "old")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "old")
+    assert result.exit_code == 0
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(good), "--task", "fill-mask", "--sweep", "old")
     assert result.exit_code == 2 and "already imported" in result.output
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(good), "--task", "fillmask")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(good), "--task", "fillmask")
     assert result.exit_code == 2 and "did you mean fill-mask" in result.output
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(tmp_path / "missing.csv"), "--task", "fill-mask")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(tmp_path / "missing.csv"), "--task", "fill-mask")
     assert result.exit_code == 2 and "missing.csv: cannot read" in result.output

@@ -8,8 +8,8 @@ from PIL import Image
 from db.migrate import upgrade
 from db.session import session_factory
 from scheduler.report.label import GOLD, GREEN, GREY, STAR_R, star_centre
+from tests.helpers import wattsweep
 from tests.results_data import SeedModel, seed_sweep
-from tests.test_local_sweep import wattsweep
 
 
 def rgb(color: str) -> tuple[int, int, int]:

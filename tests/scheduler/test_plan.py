@@ -18,7 +18,7 @@ from scheduler.plan.submit import create_sweep
 from scheduler.plan.workers import make_plan
 from scheduler.spec.reading import load_sweep
 from tests.factories import make_reading
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PRESET = REPO_ROOT / "presets" / "power-hungry-processing.yaml"
@@ -46,7 +46,7 @@ def test_estimates_come_from_the_same_task_model_kind_and_hardware_class(session
             record_load(session, job_id=job.id, worker_id="w", reading=make_reading(energy_kwh=1e-6, duration_s=3.0))
             for run in session.scalars(select(Run).where(Run.job_id == job.id)):
                 reading = make_reading(energy_kwh=energy, duration_s=2.0)
-                record_run(session, run_id=run.id, worker_id="w", reading=reading, units=WorkUnits(run.n_queries))
+                record_run(session, run_id=run.id, worker_id="w", reading=reading, units=WorkDone(run.n_queries))
 
     with sessions() as session:
         estimates = earlier_estimates(session, hardware_class="cpu")
@@ -115,12 +115,12 @@ def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_a
     from scheduler.plan.submit import planned_jobs
     from scheduler.plan.workers import make_schedule
     from scheduler.spec.reading import parse_sweep
-    from tests.scheduler.test_import import V2_HEADER, v2_row, wattsweep
+    from tests.helpers import V2_HEADER, v2_row, wattsweep_cli
 
     log = tmp_path / "emissions.csv"  # three runs of 1,000 queries, 12.5 s each
     log.write_text("\n".join([V2_HEADER] + [v2_row("sim-org/past-model", "0.002")] * 3) + "\n")
-    result = wattsweep(sqlite_url, "import", "codecarbon", str(log), "--task", "fill-mask", "--dataset", "sst2",
-                       "--queries", "1000", "--hardware-class", "a100")
+    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(log), "--task", "fill-mask", "--dataset", "sst2",
+                           "--queries", "1000", "--hardware-class", "a100")
     assert result.exit_code == 0, result.output
     spec = parse_sweep({"name": "again", "hardware_class": "a100", "carbon": {"grid_intensity_g_per_kwh": 100},
                         "defaults": {"queries": 1000, "repetitions": 2, "warmup": 0, "max_unit_s": 5},

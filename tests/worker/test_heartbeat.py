@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from db.clock import age_s, seconds_ago
 from db.models import Job, Shard, Worker
 from db.queue.leases import claim_next
-from tests.db.test_jobs import W1, first_job_id, make_sweep
+from tests.helpers import W1, first_job_id, make_sweep
 from worker.process.executor import Progress
 from worker.process.heartbeat import HeartbeatThread, stall_timeout_s
 
@@ -90,8 +90,9 @@ def test_stall_timeout_defaults_are_generous_and_follow_the_expected_duration():
 
 def test_status_shows_a_stalled_unit_and_a_worker_that_stopped_taking_work(sessions):
     from db.models import Sweep
-    from db.queue.leases import join_job, mark_stalled
+    from db.queue.leases import mark_stalled
     from db.queue.live import set_stopped_reason
+    from db.queue.staffing import join_job
     from scheduler.report.live_view import status_lines, workers_table
 
     sweep_id = make_sweep(sessions, n_jobs=1, n_runs=2)

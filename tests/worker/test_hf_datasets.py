@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 
 from worker.contract.refs import ReferenceError, parse_hf_dataset
 from worker.data.datasets import load_queries
-from worker.data.hf_datasets import parse, pull_dataset, read_rows, snapshot_dir, write_snapshot
+from worker.data.hf_datasets import read_rows
+from worker.data.hf_snapshots import parse, pull_dataset, snapshot_dir, write_snapshot
 from worker.errors import DatasetLoadError
 
 
@@ -139,7 +140,7 @@ def test_pull_streams_the_reading_of_the_name_that_exists_then_workers_read_it_o
     from datasets.exceptions import DatasetNotFoundError
     from huggingface_hub import constants
 
-    import worker.data.hf_datasets as hf
+    import worker.data.hf_snapshots as hf
 
     calls = []
 

@@ -140,17 +140,17 @@ def test_fill_mask_keeps_its_mask_inside_what_a_long_document_keeps(fill_mask_pi
 
 
 def test_fixed_length_generation_expects_queries_x_max_new_tokens_and_flags_a_mismatch():
-    from worker.workloads.base import WorkUnits
+    from worker.workloads.base import WorkDone
 
     workload = get_workload("text-generation")
     pipeline = workload.load("tiny:gpt2", "cpu", {})
     units = workload.run(pipeline, load_queries("builtin:prompts", 3), 2, {"max_new_tokens": 4})
     assert units.expected_output_tokens == units.output_tokens == 12 and units.flags == ()
-    short = WorkUnits(3, output_tokens=11, expected_output_tokens=12)
+    short = WorkDone(3, output_tokens=11, expected_output_tokens=12)
     assert short.flags == ("length-mismatch",)
-    assert (WorkUnits(0) + short + WorkUnits(1, output_tokens=4, expected_output_tokens=4)).flags == \
+    assert (WorkDone(0) + short + WorkDone(1, output_tokens=4, expected_output_tokens=4)).flags == \
         ("length-mismatch",)
-    assert WorkUnits(2, output_tokens=5).flags == ()  # lengths may vary (reasoning, speech): nothing expected
+    assert WorkDone(2, output_tokens=5).flags == ()  # lengths may vary (reasoning, speech): nothing expected
     speech = get_workload("automatic-speech-recognition")
     units = speech.run(speech.load("tiny:whisper", "cpu", {}), load_queries("builtin:speech", 1), 1,
                        {"max_new_tokens": 4})

@@ -4,9 +4,8 @@ Where the rows come from, first match wins:
 1. a local folder (`hf:./data/reviews:test`): a `save_to_disk` folder (a
    DatasetDict: the split is picked; a single Dataset: read whole), or a folder
    of data files laid out as on the Hub (`test.jsonl`, `data/test-*.parquet`, ...);
-2. a pulled snapshot: `wattsweep pull FILE` stores the first N rows of every
-   `hf:` set a sweep needs under `$HF_HOME/wattsweep-datasets/`, so that
-   workers without Hub access (HF_HUB_OFFLINE=1) read them;
+2. a pulled snapshot (worker.data.hf_snapshots, filled by `wattsweep pull FILE`),
+   so that workers without Hub access (HF_HUB_OFFLINE=1) read them;
 3. the Hub, streamed (nothing but the rows used is downloaded).
 The first N rows are taken in the split's order, so every worker measures the
 same queries; a split shorter than N is cycled through, as builtin sets are.
@@ -19,7 +18,7 @@ wrong name gets the list of columns. Token lists (CoNLL-style `tokens`) are
 joined with spaces; image URLs are fetched only with WATTSWEEP_ALLOW_URLS=1 (and network on the worker),
 and image paths, like local folders, are read only under WATTSWEEP_DATA_ROOTS.
 
-Module level stays light: `datasets`, PIL and huggingface_hub load inside functions.
+Module level stays light: `datasets` and PIL load inside functions.
 """
 
 from __future__ import annotations
@@ -27,18 +26,24 @@ from __future__ import annotations
 import functools
 import io
 import itertools
-import json
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from db.settings import get_settings
-from worker.contract.refs import HfDatasetRef, OutsideDataRoots, ReferenceError, check_data_path, parse_hf_dataset
+from worker.contract.refs import HfDatasetRef, OutsideDataRoots, check_data_path
+from worker.data.hf_snapshots import (
+    dataset_label,
+    one_line,
+    open_hub,
+    parse,
+    snapshot_covers,
+    snapshot_dir,
+    snapshot_meta,
+    undecoded_audio,
+)
 from worker.errors import DatasetLoadError
-from worker.models.hub import PULL_HINT, PullResult, hub_offline
+from worker.models.hub import PULL_HINT, hub_offline
 
 # Usual column names per input kind, most specific first; matched case-insensitively.
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -51,64 +56,7 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
 QA_CANDIDATES = (("question", "query"), ("context", "support", "passage"))
 PAIR_CANDIDATES = (("sentence1", "sentence_1", "text1", "premise"), ("sentence2", "sentence_2", "text2", "hypothesis"))
 TWO_COLUMNS = {"qa": (("question", "context"), QA_CANDIDATES), "pair": (("sentence1", "sentence2"), PAIR_CANDIDATES)}
-SNAPSHOT_META = "wattsweep.json"
 URL_TIMEOUT_S = 30
-
-
-def parse(text: str) -> HfDatasetRef:
-    """`hf:...` or the part after `hf:`, parsed; DatasetLoadError if malformed."""
-    try:
-        return parse_hf_dataset(text.removeprefix("hf:"))
-    except ReferenceError as error:
-        raise DatasetLoadError(str(error)) from error
-
-
-def _label(ref: HfDatasetRef) -> str:
-    return f"hf:{ref.source}"
-
-
-# --- snapshots --------------------------------------------------------------------------------------------------
-
-def snapshot_root() -> Path:
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HOME) / "wattsweep-datasets"
-
-
-def snapshot_dir(ref: HfDatasetRef) -> Path:
-    name = ref.path.replace("/", "--") + (f"--{ref.config}" if ref.config else "") + f"@{ref.split}"
-    return snapshot_root() / re.sub(r"[^\w.@\-]", "_", name)
-
-
-def snapshot_meta(ref: HfDatasetRef) -> dict[str, Any] | None:
-    """What `pull` stored for this set (rows, whether that is the whole split, the Hub commit), or None."""
-    path = snapshot_dir(ref) / SNAPSHOT_META
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _snapshot_covers(meta: dict[str, Any] | None, n: int) -> bool:
-    return meta is not None and (meta["rows"] >= n or meta["complete"])
-
-
-def write_snapshot(ref: HfDatasetRef, rows: list[dict[str, Any]], features: Any, meta: dict[str, Any]) -> Path:
-    """Store rows (and the facts in meta) as the snapshot of `ref`; replaces an older one whole."""
-    from datasets import Dataset
-
-    target = snapshot_dir(ref)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".pull-", dir=target.parent))
-    try:
-        Dataset.from_list(rows, features=features).save_to_disk(str(staging / "data"))
-        (staging / SNAPSHOT_META).write_text(json.dumps({**meta, "ref": _label(ref), "rows": len(rows)}, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 # --- reading rows -----------------------------------------------------------------------------------------------
@@ -134,17 +82,6 @@ def _describe(features: Any, first: dict[str, Any] | None) -> tuple[list[str], f
     return columns, images, sounds
 
 
-def undecoded_audio(dataset: Any) -> Any:
-    """The dataset with its audio columns left as stored ({"bytes", "path"}): worker.data.audio decodes them
-    (datasets 4 would decode with torchcodec, which needs CUDA torch)."""
-    from datasets import Audio
-
-    for name, feature in dict(getattr(dataset, "features", None) or {}).items():
-        if isinstance(feature, Audio) and feature.decode:
-            dataset = dataset.cast_column(name, Audio(sampling_rate=feature.sampling_rate, decode=False))
-    return dataset
-
-
 def _take(dataset: Any, n: int) -> Rows:
     dataset = undecoded_audio(dataset)
     rows = list(itertools.islice(iter(dataset), n))
@@ -155,22 +92,22 @@ def _take(dataset: Any, n: int) -> Rows:
 def _open_local(ref: HfDatasetRef) -> Any:
     from datasets import DatasetDict, load_dataset, load_from_disk
 
-    folder = _under_roots(ref.path, f"dataset {_label(ref)!r}: folder")
+    folder = _under_roots(ref.path, f"dataset {dataset_label(ref)!r}: folder")
     if not folder.is_dir():
-        raise DatasetLoadError(f"dataset {_label(ref)!r}: folder {str(folder)!r} does not exist "
+        raise DatasetLoadError(f"dataset {dataset_label(ref)!r}: folder {str(folder)!r} does not exist "
                                "(local hf: folders are read on the worker)")
     if (folder / "dataset_dict.json").exists() or (folder / "state.json").exists():
         loaded = load_from_disk(str(folder))
         if isinstance(loaded, DatasetDict):
             if ref.split not in loaded:
-                raise DatasetLoadError(f"dataset {_label(ref)!r}: no split {ref.split!r}; "
+                raise DatasetLoadError(f"dataset {dataset_label(ref)!r}: no split {ref.split!r}; "
                                        f"splits are {', '.join(loaded)}")
             return loaded[ref.split]
         return loaded
     try:
         return load_dataset(str(folder), split=ref.split, streaming=True)
     except ValueError as error:  # an unknown split names the ones there are
-        raise DatasetLoadError(f"dataset {_label(ref)!r}: {_one_line(error)}") from error
+        raise DatasetLoadError(f"dataset {dataset_label(ref)!r}: {one_line(error)}") from error
 
 
 def _under_roots(path: str, what: str) -> Path:
@@ -180,36 +117,6 @@ def _under_roots(path: str, what: str) -> Path:
         raise DatasetLoadError(str(error)) from None
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:300] or type(error).__name__
-
-
-def _open_hub(ref: HfDatasetRef) -> tuple[Any, str, str | None]:
-    """A streaming dataset for `ref` and the (dataset, config) reading of its name that exists."""
-    from datasets import load_dataset
-    from datasets.exceptions import DatasetNotFoundError
-
-    missing: Exception | None = None
-    for path, config in ref.candidates():
-        try:
-            try:
-                return load_dataset(path, config, split=ref.split, streaming=True), path, config
-            except RuntimeError as error:  # datasets 4 runs no loading scripts: the Hub's parquet export may do
-                if "script" not in str(error).lower():
-                    raise
-                return (load_dataset(path, config, split=ref.split, streaming=True, revision="refs/convert/parquet"),
-                        path, config)
-        except (DatasetNotFoundError, FileNotFoundError) as error:  # not this reading of the name: try the next
-            if "gated" in str(error).lower():
-                raise DatasetLoadError(f"dataset {_label(ref)!r} is gated: accept its conditions on the Hub and "
-                                       "set HF_TOKEN") from error
-            missing = error
-        except (ValueError, RuntimeError) as error:  # an unknown config or split: the message lists what exists
-            raise DatasetLoadError(f"dataset {_label(ref)!r}: {_one_line(error)}") from error
-    raise DatasetLoadError(f"dataset {_label(ref)!r} not found on the Hub (or private: set HF_TOKEN): "
-                           f"{_one_line(missing)}")
-
-
 @functools.lru_cache(maxsize=8)  # repetitions of a run read the same rows: read them once per process
 def read_rows(ref: HfDatasetRef, n: int) -> Rows:
     """The first `n` rows of the set `ref` names, from a local folder, a pulled snapshot or the Hub."""
@@ -217,15 +124,15 @@ def read_rows(ref: HfDatasetRef, n: int) -> Rows:
         return _take(_open_local(ref), n)
     meta = snapshot_meta(ref)
     if meta is not None:
-        if not _snapshot_covers(meta, n):
-            raise DatasetLoadError(f"dataset {_label(ref)!r}: the pulled snapshot holds {meta['rows']} rows and "
+        if not snapshot_covers(meta, n):
+            raise DatasetLoadError(f"dataset {dataset_label(ref)!r}: the pulled snapshot holds {meta['rows']} rows and "
                                    f"this run needs {n}; {PULL_HINT} (it pulls as many as the sweep needs)")
         from datasets import load_from_disk
 
         return _take(load_from_disk(str(snapshot_dir(ref) / "data")), n)
     if hub_offline():
-        raise DatasetLoadError(f"dataset {_label(ref)!r} is not in the local cache; {PULL_HINT}")
-    dataset, _, _ = _open_hub(ref)
+        raise DatasetLoadError(f"dataset {dataset_label(ref)!r} is not in the local cache; {PULL_HINT}")
+    dataset, _, _ = open_hub(ref)
     return _take(dataset, n)
 
 
@@ -245,7 +152,7 @@ def _string_columns(rows: Rows) -> list[str]:
 
 def choose_columns(ref: HfDatasetRef, rows: Rows, input_kind: str) -> tuple[str, ...]:
     """The column(s) holding the queries of `input_kind`: the named ones, checked, or the inferred ones."""
-    label, listing = _label(ref), ", ".join(rows.columns)
+    label, listing = dataset_label(ref), ", ".join(rows.columns)
     wanted = 2 if input_kind in TWO_COLUMNS else 1
     if ref.columns:
         if len(ref.columns) != wanted:
@@ -338,55 +245,15 @@ def load_hf_queries(text: str, n: int, input_kind: str) -> list[Any]:
         return []
     rows = read_rows(ref, n)
     if not rows.rows:
-        raise DatasetLoadError(f"dataset {_label(ref)!r}: split {ref.split!r} holds no rows")
+        raise DatasetLoadError(f"dataset {dataset_label(ref)!r}: split {ref.split!r} holds no rows")
     columns = choose_columns(ref, rows, input_kind)
     queries, failures = [], []
     for index, row in enumerate(rows.rows):
-        where = f"dataset {_label(ref)!r}, row {index}, column {columns[0]!r}"
+        where = f"dataset {dataset_label(ref)!r}, row {index}, column {columns[0]!r}"
         try:
             queries.append(_query(row, columns, input_kind, where))
         except OSError as error:  # a dead image link or an unreadable file: skip the row, say so if all fail
-            failures.append(f"{where}: {_one_line(error)}")
+            failures.append(f"{where}: {one_line(error)}")
     if not queries:
         raise DatasetLoadError(failures[0])
     return [queries[i % len(queries)] for i in range(n)]
-
-
-# --- pulling ----------------------------------------------------------------------------------------------------
-
-def pull_dataset(text: str, n: int) -> PullResult:
-    """Store the first `n` rows of an `hf:` set as a snapshot that offline workers read."""
-    try:
-        ref = parse(text)
-    except DatasetLoadError as error:
-        return PullResult(text, "error", str(error))
-    label = _label(ref)
-    if ref.is_local:
-        return PullResult(label, "local", "a local folder: read where it is")
-    meta = snapshot_meta(ref)
-    if _snapshot_covers(meta, n):
-        return PullResult(label, "cached", f"{meta['rows']} rows pulled")
-    if hub_offline():
-        return PullResult(label, "missing", "HF_HUB_OFFLINE=1 and no pulled snapshot with enough rows")
-    try:
-        dataset, path, config = _open_hub(ref)
-        dataset = undecoded_audio(dataset)  # stored as the Hub has it; decoded when read
-        rows = list(itertools.islice(iter(dataset), n))
-    except DatasetLoadError as error:
-        status = "gated" if "is gated" in str(error) else "not-found" if "not found" in str(error) else "error"
-        return PullResult(label, status, str(error))
-    except OSError as error:
-        return PullResult(label, "error", _one_line(error))
-    write_snapshot(ref, rows, getattr(dataset, "features", None),
-                   {"dataset": path, "config": config, "split": ref.split, "complete": len(rows) < n,
-                    "revision": _dataset_commit(path)})
-    return PullResult(label, "downloaded", f"{len(rows)} rows")
-
-
-def _dataset_commit(path: str) -> str | None:
-    try:
-        from huggingface_hub import HfApi
-
-        return HfApi().dataset_info(path).sha
-    except Exception:  # the commit is a nice-to-have in the snapshot's notes, never a reason to fail the pull
-        return None

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
 from worker.errors import DatasetLoadError, ModelLoadError, error_text
-from worker.process.loop import Execute, Failed, Load, Loaded, Measured, Stop, WorkLoop
+from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,8 @@ def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, ba
     the next load reads the recorded commit.
     """
     from db.models import Job
-    from db.queue.leases import holds, leave, release
+    from db.queue.leases import holds, release
+    from db.queue.staffing import leave
     from db.results.provenance import record_provenance
     from db.results.store import record_load
 
@@ -291,13 +292,19 @@ def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, ba
 # --- local mode and tests: a job, or a whole sweep, in this process
 
 
-def make_loop(runtime: WorkerRuntime, executor: UnitExecutor, *, mode: str, sweep_id: int | None = None,
-              **options) -> WorkLoop:
+def make_loop(runtime: WorkerRuntime, executor: UnitExecutor, *, mode: str | None, sweep_id: int | None = None,
+              send: Callable[[int], None] | None = None, queue_length: Callable[[], int] | None = None,
+              hold: Callable[[int | None], None] | None = None, may_take_over: Callable[[], bool] | None = None,
+              max_consecutive_failures: int | None = None) -> WorkLoop:
+    """The loop over this executor's transactions and events; the broker's and heartbeat's hooks where given."""
     from db.settings import get_settings
 
+    optional = dict(send=send, queue_length=queue_length, hold=hold, may_take_over=may_take_over)
+    hooks = LoopHooks(transact=executor.transact, on_event=executor.event,  # a hook not given: the loop's default
+                      **{name: hook for name, hook in optional.items() if hook is not None})
     return WorkLoop(lease=executor.lease, hardware_class=runtime.hardware_class,
-                    lease_timeout_s=get_settings().lease_timeout_s, transact=executor.transact, mode=mode,
-                    sweep_id=sweep_id, on_event=executor.event, **options)
+                    lease_timeout_s=get_settings().lease_timeout_s, hooks=hooks, mode=mode, sweep_id=sweep_id,
+                    max_consecutive_failures=max_consecutive_failures)
 
 
 def execute_job(

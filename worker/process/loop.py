@@ -1,8 +1,8 @@
 """A worker's decisions between units, as a generator: the same code drives real workers and the replay simulator.
 
-`WorkLoop.serve(hint)` handles one message: it claims units through
-db.queue.leases (the policy is db.queue.policy's), yields `Load` and `Execute` requests
-to whoever runs the work, and stores what comes back. A real worker
+`WorkLoop.serve(hint)` handles one message: it joins jobs through db.queue.staffing and claims
+units through db.queue.leases (the policy is db.queue.policy's), yields `Load` and `Execute`
+requests to whoever runs the work, and stores what comes back. A real worker
 (worker.process.executor) loads models and measures; bench/replay.py --simulate
 advances a simulated clock instead. Nothing here imports a GPU stack or the
 broker: sending a message and reading the queue's length are callbacks.
@@ -21,25 +21,19 @@ import logging
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from db.queue.leases import (
-    JoinResult,
-    Lease,
-    LeaseLost,
-    UnitClaim,
-    claim_next,
-    fail,
-    fail_load,
-    join_job,
-    leave,
-    mark_unavailable,
-    recruit,
-    rejoin,
-    release,
-)
+from db.queue.leases import Lease, LeaseLost, UnitClaim, claim_next, fail, release
+from db.queue.staffing import JoinResult, fail_load, join_job, leave, mark_unavailable, recruit, rejoin
+
+if TYPE_CHECKING:  # for annotations only: this module imports no meter and no workload
+    from sqlalchemy.orm import Session
+
+    from worker.measure.meter import Reading
+    from worker.workloads.base import WorkDone
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -58,18 +52,18 @@ class Execute:
 
 @dataclass(frozen=True)
 class Measured:
-    reading: Any = None
-    units: Any = None
-    prefill: Any = None
+    reading: Reading | None = None
+    units: WorkDone | None = None
+    prefill: Reading | None = None
     baseline_id: int | None = None
-    prefill_units: Any = None  # the prefill window's own units (one new token per query), not the query window's
+    prefill_units: WorkDone | None = None  # the prefill window's own units (one new token per query), not the query's
 
 
 @dataclass(frozen=True)
 class Loaded:
     """The model loaded; `store` writes the load window under the unit's lease (returns False if lost)."""
 
-    store: Callable[[Any], bool] | None = None
+    store: Callable[[UnitClaim], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,38 +78,66 @@ class Stop:
     """The worker is shutting down: hand the unit back unmeasured."""
 
 
-Transact = Callable[[Callable[[Any], Any]], Any]  # run fn(session) in a transaction (with retries), return its value
+Answer = Loaded | Measured | Failed | Stop  # what the caller sends back for a Load or an Execute
+
+
+class Transact(Protocol):
+    """Run work(session) in one transaction (with retries) and return its value."""
+
+    def __call__(self, work: Callable[[Session], T], /) -> T: ...
+
+
+def _hold_nothing(shard_id: int | None) -> None:
+    pass
+
+
+def _always_take_over() -> bool:
+    return True
+
+
+def _ignore_event(kind: str, job_id: int, detail: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class LoopHooks:
+    """Everything the loop calls outside itself: the database, the broker, the heartbeat, events and time."""
+
+    transact: Transact  # the database: each decision is one transaction
+    send: Callable[[int], None] | None = None  # send a job id as a message (None: no broker, nothing is sent)
+    queue_length: Callable[[], int] | None = None  # messages waiting (None: never recruit)
+    hold: Callable[[int | None], None] = _hold_nothing  # the unit the heartbeat keeps leased (None: none)
+    may_take_over: Callable[[], bool] = _always_take_over  # whether stale leases may be taken over now
+    on_event: Callable[[str, int, str], None] = _ignore_event  # (kind, job id, detail): loaded, run, finished
+    clock: Callable[[], float] = time.monotonic  # seconds, for the recruit rate limit
 
 
 class WorkLoop:
     """One worker process's claiming state: lease identity, the job whose model it holds, its failure streak."""
 
-    def __init__(self, *, lease: Lease, hardware_class: str, lease_timeout_s: float, transact: Transact,
+    def __init__(self, *, lease: Lease, hardware_class: str, lease_timeout_s: float, hooks: LoopHooks,
                  mode: str | None = "distributed", sweep_id: int | None = None,
-                 send: Callable[[int], None] | None = None, queue_length: Callable[[], int] | None = None,
-                 hold: Callable[[int | None], None] | None = None, may_take_over: Callable[[], bool] | None = None,
-                 max_consecutive_failures: int | None = None, on_event: Callable[[str, int, str], None] | None = None,
-                 clock: Callable[[], float] | None = None, recruit_every_s: float = 1.0):
+                 max_consecutive_failures: int | None = None, recruit_every_s: float = 1.0):
         self.lease, self.hardware_class, self.lease_timeout_s = lease, hardware_class, lease_timeout_s
-        self.transact, self.mode, self.sweep_id = transact, mode, sweep_id
-        self.send, self.queue_length = send, queue_length
-        self.hold = hold or (lambda shard_id: None)
-        self.may_take_over = may_take_over or (lambda: True)
+        self.transact, self.mode, self.sweep_id = hooks.transact, mode, sweep_id
+        self.send, self.queue_length = hooks.send, hooks.queue_length
+        self.hold = hooks.hold
+        self.may_take_over = hooks.may_take_over
         self.max_consecutive_failures = max_consecutive_failures
-        self.on_event = on_event or (lambda kind, job_id, detail: None)
+        self.on_event = hooks.on_event
         self.loaded_job_id: int | None = None  # the job whose model this process holds
         self.joined_job_id: int | None = None  # the job the database counts this worker on
         self.consecutive_failures = 0
         self.stopped_reason: str | None = None  # set once it stops taking work (failure streak)
         self.loads = 0
-        self.clock = clock or time.monotonic
+        self.clock = hooks.clock
         self.recruit_every_s = recruit_every_s
         self._recruited_at: float | None = None
 
     # --- one message
 
     def serve(self, hint: int | None = None, *, joins: int = 1, only_job_id: int | None = None,
-              should_stop: Callable[[], bool] = lambda: False) -> Generator[Load | Execute, Any, str]:
+              should_stop: Callable[[], bool] = lambda: False) -> Generator[Load | Execute, Answer | None, str]:
         """Work until nothing is left for this message; returns what happened (for the log)."""
         outcome, joined, claim = "skipped", 0, None
         while self.stopped_reason is None:
@@ -197,7 +219,7 @@ class WorkLoop:
             self.loaded_job_id = None  # the old model goes: the caller loads the new job's
         return result
 
-    def _after(self, claim: UnitClaim, result: Any, should_stop) -> tuple[UnitClaim | None, str]:
+    def _after(self, claim: UnitClaim, result: Answer | None, should_stop) -> tuple[UnitClaim | None, str]:
         """Store or hand back one unit; returns the next claim of the same job (or None) and the outcome so far."""
         if isinstance(result, Stop):
             self.transact(lambda s: release(s, lease=self.lease, shard_id=claim.shard_id))

@@ -17,9 +17,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from worker.workloads.base import Workload, WorkUnits
+from worker.workloads.base import WorkDone, Workload
 
-__all__ = ["WORKLOADS", "ZERO_SHOT_WORKLOADS", "Workload", "WorkUnits", "get_workload"]
+__all__ = ["WORKLOADS", "ZERO_SHOT_WORKLOADS", "Workload", "WorkDone", "get_workload"]
 
 
 def _discover() -> tuple[dict[str, Workload], dict[str, Workload]]:

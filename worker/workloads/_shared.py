@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from worker.workloads.base import BatchTiming, WorkUnits
+from worker.workloads.base import BatchTiming, WorkDone
 
 
 def merged(task: str, defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,10 +116,10 @@ _ACTIVE_TIMER: contextvars.ContextVar[BatchTimer | None] = contextvars.ContextVa
                                                                                   default=None)
 
 
-def run_batches(call: Callable[[list[Any]], WorkUnits], queries: Sequence[Any], batch_size: int) -> WorkUnits:
+def run_batches(call: Callable[[list[Any]], WorkDone], queries: Sequence[Any], batch_size: int) -> WorkDone:
     """`call` once per batch of `batch_size` consecutive queries, each timed; the units of all, with the timing."""
     timer = BatchTimer()
-    total = WorkUnits(0)
+    total = WorkDone(0)
     for batch in batches(queries, batch_size):
         with timer.batch(len(batch)):
             units = call(batch)
@@ -136,7 +136,7 @@ def one_or_many(items: list[Any]) -> Any:
 def count_tokens(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Callable[[], int]:
     """Input tokens as the model sees them (special tokens included, truncated to the model's maximum).
 
-    Deferred: the count runs when `WorkUnits.resolved()` asks, after the meter window has closed.
+    Deferred: the count runs when `WorkDone.resolved()` asks, after the meter window has closed.
     """
     texts, pairs = list(texts), list(pairs) if pairs is not None else None
 
@@ -201,7 +201,7 @@ def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[d
 
 def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int) -> dict[str, int | None]:
     """A batch's output-token fields: what was counted and, where `generate` fixes the length
-    (min_new_tokens = max_new_tokens), what should have been (queries x max_new_tokens: WorkUnits.flags checks)."""
+    (min_new_tokens = max_new_tokens), what should have been (queries x max_new_tokens: WorkDone.flags checks)."""
     fixed = generate.get("min_new_tokens") is not None and generate.get("min_new_tokens") == generate.get(
         "max_new_tokens")
     return {"output_tokens": counter.tokens,
@@ -219,7 +219,7 @@ class PipelineWorkload:
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         return hf_pipeline(self.task, model, device, merged(self.task, self.default_params, params))
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
@@ -227,7 +227,7 @@ class PipelineWorkload:
             return run_batches(lambda batch: self.call(pipeline, batch, batch_size, settings), list(queries),
                                batch_size)
 
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         """Run one batch of queries through the pipeline and say what was processed."""
         raise NotImplementedError
 
@@ -236,6 +236,6 @@ class ImagePipelineWorkload(PipelineWorkload):
     """A pipeline that reads one image per query and returns labels or boxes (classification, detection);
     `resize_px` (N or [width, height]) resizes the images first."""
 
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size)
-        return WorkUnits(len(queries), images=len(queries))
+        return WorkDone(len(queries), images=len(queries))

@@ -34,7 +34,7 @@ from worker.workloads._shared import (
     quiet,
     run_batches,
 )
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 
 def _cut(text: str, max_words: int | None) -> str:
@@ -83,7 +83,7 @@ class ZeroShot:
         result.wattsweep_provenance = loaded.provenance
         return result
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
@@ -92,7 +92,7 @@ class ZeroShot:
             raise ValueError(f"{self.task} zero-shot: {problem}")
         prompts = [render(settings["prompt_template"], q, settings["max_input_words"]) for q in queries]
 
-        def one_batch(batch: list[str]) -> WorkUnits:
+        def one_batch(batch: list[str]) -> WorkDone:
             generate, counter = fixed_length_generation(pipeline, settings)
             generate["num_beams"] = counter.num_beams = 1  # greedy, as the study ran them (pipelines: 4 beams)
             if not settings["fixed_length"]:
@@ -102,7 +102,7 @@ class ZeroShot:
             else:
                 pipeline(one_or_many(batch), batch_size=batch_size, return_full_text=False,
                          handle_long_generation="hole", **generate)
-            return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
+            return WorkDone(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
                              **generated(counter, generate, len(batch)))
 
         with quiet():

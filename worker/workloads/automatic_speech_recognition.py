@@ -17,7 +17,7 @@ from typing import Any
 
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, fixed_length_generation, generated, one_or_many
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["automatic-speech-recognition"]  # name, input kind, default params: worker.contract.tasks
 
@@ -25,7 +25,7 @@ DECLARED = TASKS["automatic-speech-recognition"]  # name, input kind, default pa
 class AutomaticSpeechRecognition(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkDone:
         from worker.data.audio import duration_s, resample
 
         generate, counter = fixed_length_generation(pipeline, params)
@@ -35,7 +35,7 @@ class AutomaticSpeechRecognition(PipelineWorkload):
         # The pipeline takes the array out of the dict it is given: a fresh dict per call.
         inputs = [{"raw": resample(q["array"], q["sampling_rate"], rate), "sampling_rate": rate} for q in queries]
         pipeline(one_or_many(inputs), batch_size=batch_size, generate_kwargs=generate)
-        return WorkUnits(len(queries), audio_s=sum(duration_s(q) for q in queries),
+        return WorkDone(len(queries), audio_s=sum(duration_s(q) for q in queries),
                          **generated(counter, generate, len(queries)))
 
 

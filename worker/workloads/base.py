@@ -41,8 +41,9 @@ class BatchTiming:
 
 
 @dataclass(frozen=True)
-class WorkUnits:
-    """What one call of `Workload.run` processed, for per-unit energy figures.
+class WorkDone:
+    """What one call of `Workload.run` processed (queries, tokens, images, audio), for per-query and per-token
+    energy figures. Not a unit: a unit is the run or shard a worker leases (db.queue.leases).
 
     `input_tokens` may come back as a function: counting means tokenising the
     inputs a second time, which must not happen inside the meter window. The
@@ -59,11 +60,11 @@ class WorkUnits:
     # queries x max_new_tokens where the length is fixed (min_new_tokens = max_new_tokens); None where it may vary
     expected_output_tokens: int | None = None
 
-    def resolved(self) -> WorkUnits:
+    def resolved(self) -> WorkDone:
         """These units with every deferred count counted."""
         return replace(self, input_tokens=self.input_tokens()) if callable(self.input_tokens) else self
 
-    def __add__(self, other: WorkUnits) -> WorkUnits:
+    def __add__(self, other: WorkDone) -> WorkDone:
         """Both together; deferred token counts stay deferred (adding happens inside the meter window)."""
         def plus(a, b):
             return None if a is None and b is None else (a or 0) + (b or 0)
@@ -82,7 +83,7 @@ class WorkUnits:
                 return plus(a() if callable(a) else a, b() if callable(b) else b)
         else:
             input_tokens = plus(*tokens)
-        return WorkUnits(
+        return WorkDone(
             self.queries + other.queries,
             input_tokens,
             plus(self.output_tokens, other.output_tokens),
@@ -118,5 +119,5 @@ class Workload(Protocol):
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         """Build the ready-to-call pipeline for model reference `model` on `device`."""
 
-    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         """Run `queries` through `pipeline` in batches of `batch_size`; return the work done."""

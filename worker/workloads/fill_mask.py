@@ -13,7 +13,7 @@ from typing import Any
 
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 UNSET_MAX_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
 
@@ -93,12 +93,12 @@ DECLARED = TASKS["fill-mask"]  # name, input kind, default params: worker.contra
 class FillMask(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         limit = token_limit(pipeline)
         masked = [mask_inside(text, pipeline.tokenizer, limit) for text in queries]
         truncate = {"truncation": True} | ({"max_length": limit} if limit else {})
         pipeline(one_or_many(masked), batch_size=batch_size, top_k=int(params["top_k"]), tokenizer_kwargs=truncate)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, masked))
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, masked))
 
 
 WORKLOAD = FillMask()

@@ -12,7 +12,7 @@ from worker.workloads._shared import (
     one_or_many,
     resize_images,
 )
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.contract.tasks
 
@@ -20,12 +20,12 @@ DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.co
 class ImageToText(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         generate, counter = fixed_length_generation(pipeline, params)
         # This pipeline takes generation settings only inside generate_kwargs.
         pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size,
                  generate_kwargs=generate)
-        return WorkUnits(len(queries), images=len(queries), **generated(counter, generate, len(queries)))
+        return WorkDone(len(queries), images=len(queries), **generated(counter, generate, len(queries)))
 
 
 WORKLOAD = ImageToText()

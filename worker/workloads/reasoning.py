@@ -19,7 +19,7 @@ from typing import Any
 from worker.contract.tasks import TASKS
 from worker.errors import ModelLoadError
 from worker.workloads._shared import TokenCounter, merged, quiet
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["reasoning"]  # name, input kind, default params: worker.contract.tasks
 
@@ -49,7 +49,7 @@ class Reasoning:
         loaded.wattsweep_provenance = loaded.provenance
         return loaded
 
-    def run(self, loaded: Any, queries: list[str], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, loaded: Any, queries: list[str], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         from worker.workloads._shared import run_batches
 
         if batch_size < 1:
@@ -58,7 +58,7 @@ class Reasoning:
         with quiet():
             return run_batches(lambda batch: self._batch(loaded, batch, settings), list(queries), batch_size)
 
-    def _batch(self, loaded: Any, prompts: list[str], settings: dict[str, Any]) -> WorkUnits:
+    def _batch(self, loaded: Any, prompts: list[str], settings: dict[str, Any]) -> WorkDone:
         import torch
 
         tokenizer, model = loaded.tokenizer, loaded.model
@@ -73,7 +73,7 @@ class Reasoning:
                                     pad_token_id=tokenizer.pad_token_id, logits_processor=[counter], **extra)
         generated = output[:, inputs["input_ids"].shape[1]:].tolist()  # to the host: the batch is complete
         lengths = tuple(_until_end(row, model.generation_config.eos_token_id) for row in generated)
-        return WorkUnits(len(prompts), input_tokens=int(inputs["attention_mask"].sum()), output_tokens=sum(lengths),
+        return WorkDone(len(prompts), input_tokens=int(inputs["attention_mask"].sum()), output_tokens=sum(lengths),
                          output_lengths=lengths, expected_output_tokens=len(prompts) * length if extra else None)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, count_tokens, quiet
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["sentence-similarity"]  # name, input kind, default params: worker.contract.tasks
 
@@ -33,7 +33,7 @@ class SentenceSimilarity(PipelineWorkload):
         encoder.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
         return encoder
 
-    def call(self, encoder: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, encoder: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkDone:
         import torch
 
         first = [q["sentence1"] for q in queries]
@@ -42,7 +42,7 @@ class SentenceSimilarity(PipelineWorkload):
             embeddings = encoder.encode(first + second, batch_size=2 * len(queries), convert_to_tensor=True,
                                         show_progress_bar=False)
             torch.nn.functional.cosine_similarity(embeddings[: len(queries)], embeddings[len(queries):]).tolist()
-        return WorkUnits(len(queries), input_tokens=count_tokens(encoder.tokenizer, first + second))
+        return WorkDone(len(queries), input_tokens=count_tokens(encoder.tokenizer, first + second))
 
 
 WORKLOAD = SentenceSimilarity()

@@ -20,7 +20,7 @@ from worker.workloads._shared import (
     one_or_many,
 )
 from worker.workloads._zero_shot import ZeroShot
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
 
@@ -28,10 +28,10 @@ DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot
 class Summarization(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         generate, counter = fixed_length_generation(pipeline, params)
         pipeline(one_or_many(queries), batch_size=batch_size, truncation=True, **generate)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          **generated(counter, generate, len(queries)))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
 from worker.workloads._zero_shot import ZeroShot
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["text-classification"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
 
@@ -15,10 +15,10 @@ DECLARED = TASKS["text-classification"]  # name, input kind, default params, zer
 class TextClassification(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         # Truncate like the tokens we count: long reviews would otherwise overflow the position table.
         pipeline(one_or_many(queries), batch_size=batch_size, truncation=True)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
 
 
 WORKLOAD = TextClassification()

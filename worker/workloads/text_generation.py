@@ -17,7 +17,7 @@ from worker.workloads._shared import (
     generated,
     one_or_many,
 )
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["text-generation"]  # name, input kind, default params: worker.contract.tasks
 
@@ -36,11 +36,11 @@ class TextGeneration(PipelineWorkload):
                 config.pad_token_id = tokenizer.pad_token_id
         return pipeline
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         generate, counter = fixed_length_generation(pipeline, params)
         queries = cut_words(queries, params["max_input_words"])  # the study cut prompts to 20 words
         pipeline(one_or_many(queries), batch_size=batch_size, **generate)
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
                          **generated(counter, generate, len(queries)))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import count_tokens, cut_words, merged, quiet, run_batches
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["text-to-image"]  # name, input kind, default params: worker.contract.tasks
 
@@ -31,15 +31,15 @@ class TextToImage:
         pipeline.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
         return pipeline
 
-    def run(self, pipeline: Any, queries: Sequence[str], batch_size: int, params: Mapping[str, Any]) -> WorkUnits:
+    def run(self, pipeline: Any, queries: Sequence[str], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
         settings = merged(self.task, self.default_params, params)
         queries = cut_words(queries, settings["max_input_words"])
 
-        def one_batch(batch: list[str]) -> WorkUnits:
+        def one_batch(batch: list[str]) -> WorkDone:
             result = pipeline(prompt=batch, num_inference_steps=int(settings["num_inference_steps"]),
                               guidance_scale=float(settings["guidance_scale"]), height=settings["height"],
                               width=settings["width"])
-            return WorkUnits(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
+            return WorkDone(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
                              images=len(result.images))
 
         with quiet(diffusers=True):

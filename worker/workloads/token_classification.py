@@ -6,7 +6,7 @@ from typing import Any
 
 from worker.contract.tasks import TASKS
 from worker.workloads._shared import PipelineWorkload, count_tokens, one_or_many
-from worker.workloads.base import WorkUnits
+from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["token-classification"]  # name, input kind, default params: worker.contract.tasks
 
@@ -14,9 +14,9 @@ DECLARED = TASKS["token-classification"]  # name, input kind, default params: wo
 class TokenClassification(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkUnits:
+    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         pipeline(one_or_many(queries), batch_size=batch_size)  # no aggregation: the pipeline's default, as in the study
-        return WorkUnits(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
+        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries))
 
 
 WORKLOAD = TokenClassification()
