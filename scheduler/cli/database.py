@@ -25,6 +25,15 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     console.print(f"schema up to date at {masked(url)}")
 
 
+@db_app.command("check")
+def db_check(database_url: DatabaseOpt = None) -> None:
+    """Exit 0 if the database answers and its schema is the latest (compose's health check), else 2 with why."""
+    from scheduler.cli.options import open_sessions
+
+    open_sessions(database_url)  # exits 2 with one line when the database is unreachable or behind
+    console.print("database reachable, schema up to date")
+
+
 @db_app.command("add-node")
 def db_add_node(
     node: Annotated[str, typer.Argument(help="The GPU node's name (letters, digits, '-', '_').")],
