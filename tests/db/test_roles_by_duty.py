@@ -255,3 +255,19 @@ def test_the_admin_url_of_these_tests_is_a_superuser():  # what make_node relies
     with admin.connect() as connection:
         assert connection.execute(text("SELECT current_setting('is_superuser')")).scalar() == "on"
     admin.dispose()
+
+
+def test_every_table_says_who_writes_it(postgres_url):
+    """A table a later migration adds is SELECT-only for the scheduler and the workers until a migration grants its
+    writes (as 0020 does, in APP_RIGHTS or WORKER_RIGHTS): this fails until someone has decided who writes it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("roles_by_duty", ROOT / "migrations" / "versions" /
+                                                  "0020_roles_by_duty.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    admin = create_engine(postgres_url, poolclass=NullPool)
+    with admin.connect() as connection:
+        tables = set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+    admin.dispose()
+    assert tables - {"alembic_version"} <= set(module.APP_RIGHTS) | set(module.WORKER_RIGHTS)
