@@ -163,12 +163,15 @@ def test_flower_reads_lengths_and_events_only(acl_redis):
     flower = as_user(acl_redis, "flower")
     assert flower.llen(CLASS) == 1
     flower.sadd("_kombu.binding.celeryev", "flower's event queue")  # what its event receiver declares
+    flower.zadd("_kombu.binding_deadlines", {"celeryev": 1})  # and refreshes (kombu's binding scripts)
+    flower.publish("/0.celery.pidbox", "wake up")  # its wakeup call: nobody listens (remote control is off)
     listener = flower.pubsub()
     listener.psubscribe("/0.celeryev/*")
     listener.close()
     for command in (("LRANGE", CLASS, "0", "-1"), ("LPUSH", CLASS, "forged"), ("DEL", CLASS), ("RPOP", CLASS),
                     ("HDEL", "unacked", "t"), ("HGETALL", "unacked"), ("SADD", f"_kombu.binding.{CLASS}", "x"),
-                    ("DEL", "_kombu.binding.celeryev"), ("LPUSH", "x.reply.celery.pidbox", "x"),
+                    ("DEL", f"_kombu.binding.{CLASS}"), ("LPUSH", "x.reply.celery.pidbox", "x"),
+                    ("SADD", "_kombu.binding.reply.celery.pidbox", "x"), ("DEL", "unacked"),
                     ("PUBLISH", "/0.celeryev/worker.heartbeat", "x"), ("SET", "x", "y")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             flower.execute_command(*command)
