@@ -271,3 +271,34 @@ def test_every_table_says_who_writes_it(postgres_url):
         tables = set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
     admin.dispose()
     assert tables - {"alembic_version"} <= set(module.APP_RIGHTS) | set(module.WORKER_RIGHTS)
+
+
+def test_the_schedulers_reconcile_watch_ends_a_readers_stale_transaction(seeded):
+    """Finding 2 end to end: `wattsweep reconcile --watch`, run as the scheduler's role, ends a reader session that
+    turned its timeouts off and sits in a transaction holding its lock on `jobs`."""
+    from tests.distributed.conftest import REDIS_URL, free_redis_db
+
+    reader = as_role(seeded, "wattsweep_reader")
+    with free_redis_db() as number, reader.connect() as stale:
+        stale.execute(text("SET idle_in_transaction_session_timeout = 0"))
+        stale.execute(text("SELECT count(*) FROM jobs"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {
+            "WATTSWEEP_DATABASE_URL": make_url(seeded).set(username="wattsweep_app").render_as_string(False),
+            "WATTSWEEP_BROKER_URL": f"{REDIS_URL}/{number}", "WATTSWEEP_SESSION_IDLE_LIMIT_S": "1"}
+        watch = subprocess.Popen([sys.executable, "-m", "scheduler", "reconcile", "--watch", "--interval", "0.5"],
+                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            ended = False
+            while time.monotonic() < deadline and not ended:
+                time.sleep(4)  # idle past the limit between looks (a look makes the session active again)
+                try:
+                    stale.execute(text("SELECT 1"))
+                except DBAPIError:
+                    ended = True
+            assert ended, "the reader's idle transaction outlived the scheduler's passes"
+        finally:
+            watch.terminate()
+            output = watch.communicate(timeout=30)[0]
+        assert "ended session" in output and "wattsweep_reader" in output, output
+    reader.dispose()
