@@ -11,7 +11,7 @@
 Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-06
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from migrations.views import definition
 
 revision = "0024"
-down_revision = "0021"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
@@ -41,6 +41,8 @@ def upgrade() -> None:
     for name, kind in JOB_COLUMNS:
         op.add_column("jobs", sa.Column(name, kind, nullable=True))
     _recreate_runs(revision)
+    if op.get_bind().dialect.name == "postgresql":  # workers store what they loaded with (0022's column rights)
+        op.execute(f"GRANT UPDATE ({', '.join(name for name, _ in JOB_COLUMNS)}) ON jobs TO wattsweep_worker")
 
 
 def downgrade() -> None:

@@ -43,6 +43,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", "task", "model"),
     )
     op.create_index("ix_reference_results_name", "reference_results", ["name"])
+    if op.get_bind().dialect.name == "postgresql":  # rights by duty (0022): tables made later are read-only
+        op.execute("GRANT INSERT, DELETE ON reference_results TO wattsweep_app")  # `wattsweep import aienergyscore`
+        op.execute("GRANT USAGE, SELECT ON SEQUENCE reference_results_id_seq TO wattsweep_app")
+        op.execute("GRANT UPDATE (decoding) ON jobs TO wattsweep_worker")  # what generation used, stored at load
 
 
 def downgrade() -> None:

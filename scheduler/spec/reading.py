@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError
 
+from scheduler.spec import strict_yaml
 from scheduler.spec.schema import SweepSpec
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -93,7 +95,11 @@ def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) ->
         raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} "
                         "(save the file as UTF-8)") from None
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.load(text)
+    except ConstructorError as error:  # a duplicate key, a base-60 number (strict_yaml), an unknown tag
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise SpecError(f"{path}: {where}: {error.problem}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"

@@ -43,7 +43,9 @@ MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
 MAX_PUE = 3.0  # the worst data centres surveyed are near 2.5
 MAX_TRAINING_KWH = 1e12
 MAX_UNIT_S = 7 * 86400.0
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# No control characters, nor the invisible ones that reorder or hide text (bidi overrides, zero-width, BOM): a
+# name shown in a report or a terminal must read as what it is.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*$"
 
 Queries = Annotated[int, Field(ge=1, le=MAX_QUERIES, strict=True)]
 Repetitions = Annotated[int, Field(ge=1, le=MAX_REPETITIONS, strict=True)]
@@ -169,7 +171,8 @@ DType = Literal["float32", "float16", "bfloat16"]
 
 class SweepSpec(_Strict):
     name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)  # sweeps.name is VARCHAR(200)
-    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    # ASCII only: a class is a Redis key and an ACL user's key pattern (deploy/redis-start.sh)
+    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
     # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
     # run as well: slower, for studies of idle drift).
