@@ -21,6 +21,9 @@ RUN pip install .
 COPY examples examples
 COPY presets presets
 
-USER wattsweep
-ENTRYPOINT ["wattsweep"]
+# No `USER wattsweep`: the entrypoint starts as root only to make the host's RAPL counters readable by the
+# wattsweep group (root-only since Linux 5.10), then runs every command as wattsweep (setpriv, util-linux).
+# Where the host does not allow it, CPU energy is CodeCarbon's estimate and each window says so (README).
+COPY deploy/worker-entrypoint.sh /usr/local/bin/wattsweep-entrypoint
+ENTRYPOINT ["wattsweep-entrypoint", "wattsweep"]
 CMD ["--help"]

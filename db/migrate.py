@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 
 from alembic import command
@@ -11,6 +13,13 @@ from sqlalchemy.exc import OperationalError
 
 from db.session import DatabaseUnavailable, get_engine
 from db.settings import get_settings, mask_url
+
+log = logging.getLogger(__name__)
+
+
+class MigrationLocked(DatabaseUnavailable):
+    """Every attempt at a migration timed out waiting for a lock; the message says where to look."""
+
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -22,12 +31,29 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # Postgres: lock_timeout ran out
+
+
 def upgrade(url: str | None = None, revision: str = "head") -> None:
-    url = url or get_settings().database_url
-    try:
-        command.upgrade(alembic_config(url), revision)
-    except OperationalError as error:
-        raise DatabaseUnavailable(f"cannot reach the database at {mask_url(url)}: {error.orig}") from None
+    """Migrate to `revision`. On Postgres each lock is waited for `migration_lock_timeout_s` at most (env.py);
+    a migration that times out rolls back whole and is tried again, `migration_attempts` times in all, with a
+    growing pause in which the workers' statements go through (and the scheduler ends stale sessions)."""
+    settings = get_settings()
+    url = url or settings.database_url
+    for attempt in range(1, settings.migration_attempts + 1):
+        try:
+            command.upgrade(alembic_config(url), revision)
+            return
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise DatabaseUnavailable(f"cannot reach the database at {mask_url(url)}: {error.orig}") from None
+            if attempt == settings.migration_attempts:
+                raise MigrationLocked(f"a migration waited {attempt} times for a lock held by another session "
+                                      f"({str(error.orig).splitlines()[0]}); see `SELECT * FROM pg_stat_activity "
+                                      "WHERE wait_event_type = 'Lock'` and try again") from None
+            pause_s = min(0.5 * 2 ** (attempt - 1), 15.0)
+            log.warning("migration waited too long for a lock (attempt %d): trying again in %.1f s", attempt, pause_s)
+            time.sleep(pause_s)
 
 
 def is_up_to_date(url: str | None = None) -> bool:

@@ -91,6 +91,12 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
+    # torch's float32 numerics when the model was loaded (migration 0024): torch.get_float32_matmul_precision()
+    # (highest | high | medium), and whether float32 matmuls and cuDNN convolutions may use TF32 on Ampere or
+    # newer GPUs. The same FP32 model measures differently with TF32 on.
+    float32_matmul_precision: Mapped[str | None] = mapped_column(String(20))
+    tf32_matmul: Mapped[bool | None] = mapped_column(Boolean)
+    tf32_cudnn: Mapped[bool | None] = mapped_column(Boolean)
     # The cell's sweep-axis values (migration 0011; worker.contract.catalog.SWEEP_AXES): one column each, for every axis
     # that applies to the task, so that SQL can group by them; cell_key names the values given as lists.
     cell_key: Mapped[str] = mapped_column(String(300), default="", server_default="")
@@ -101,7 +107,20 @@ class Job(Base):
     height_px: Mapped[int | None] = mapped_column(Integer)
     width_px: Mapped[int | None] = mapped_column(Integer)
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
+    temperature: Mapped[float | None] = mapped_column(Float)  # asked for: None or 0 = greedy (migration 0025)
+    chat_template: Mapped[bool | None] = mapped_column(Boolean)  # text generation: prompts through the template
+    # What generation used, as the worker resolved it (do_sample, temperature, top_p, top_k, num_beams, seed,
+    # chat template applied, reasoning switch): written after the load window, beside model_dtype.
+    decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     load_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # counted to max_attempts
+    # Served jobs (migration 0020, worker/engines): the engine, its version and full command line (or endpoint),
+    # its kept log, and the load axes of the cell (closed loop: concurrency; open loop: request_rate per s).
+    engine: Mapped[str | None] = mapped_column(String(20))
+    engine_version: Mapped[str | None] = mapped_column(String(50))
+    engine_args: Mapped[Any | None] = mapped_column(JSON)
+    engine_log: Mapped[str | None] = mapped_column(Text)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    request_rate: Mapped[float | None] = mapped_column(Float)
     # Duration estimates written at submit (db.results.estimates): the job's expected work and model load, and where the
     # figures came from: "measured" (earlier windows of this task, model, hardware class) or "prior".
     expected_s: Mapped[float | None] = mapped_column(Float)
@@ -341,3 +360,77 @@ class Worker(Base):
     token: Mapped[str | None] = mapped_column(String(64))  # the live process's token: one process per worker id
     stopped_reason: Mapped[str | None] = mapped_column(Text)  # why it stopped taking work (alive but not consuming)
     baseline_since: Mapped[datetime | None]  # measuring its idle baseline since (server clock); else NULL
+
+
+class ReferenceResult(Base):
+    """One model's published result in a reference set (AI Energy Score's leaderboard), for stars against it.
+
+    Not a measurement: no windows, no runs. GPU energy per 1,000 queries as published, the size class the
+    publisher gave (text generation, reasoning) and the stars it published, kept to compare (migration 0025).
+    """
+
+    __tablename__ = "reference_results"
+    __table_args__ = (UniqueConstraint("name", "task", "model"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)  # the reference set, e.g. "aienergyscore"
+    task: Mapped[str] = mapped_column(String(50))
+    model: Mapped[str] = mapped_column(String(300))
+    size_class: Mapped[str | None] = mapped_column(String(2))
+    gpu_kwh_per_1k: Mapped[float] = mapped_column(Float)
+    published_stars: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(300))  # file name and SHA-256
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ServingRun(Base):
+    """A served unit's figures (migration 0020, worker/engines/figures.py): its requests and tokens as the engine
+    counted them (`usage`), the latencies the client saw, and the steady part of its window.
+
+    The steady part's energy is stored per component as the meter read it (node-wide CPU and RAM, like
+    `measurements.cpu_energy_kwh`); v_serving turns it into the headline (own GPU + attributed CPU and RAM, by the
+    window's attributed share) and divides by the tokens and requests inside the steady part.
+    """
+
+    __tablename__ = "serving_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    shard_id: Mapped[int] = mapped_column(Integer, unique=True)  # the unit: stored once
+    concurrency: Mapped[int | None] = mapped_column(Integer)
+    request_rate: Mapped[float | None] = mapped_column(Float)
+    requests: Mapped[int] = mapped_column(Integer)
+    failed_requests: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    output_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    steady_started_at: Mapped[datetime | None]
+    steady_ended_at: Mapped[datetime | None]
+    steady_duration_s: Mapped[float | None] = mapped_column(Float)
+    steady_cpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_gpu_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_ram_energy_kwh: Mapped[float | None] = mapped_column(Float)
+    steady_output_tokens: Mapped[float | None] = mapped_column(Float)
+    steady_requests: Mapped[float | None] = mapped_column(Float)  # request-equivalents (share of each one's tokens)
+    ttft_p50_s: Mapped[float | None] = mapped_column(Float)
+    ttft_p90_s: Mapped[float | None] = mapped_column(Float)
+    ttft_p99_s: Mapped[float | None] = mapped_column(Float)
+    itl_p50_s: Mapped[float | None] = mapped_column(Float)  # gaps between streamed chunks
+    itl_p90_s: Mapped[float | None] = mapped_column(Float)
+    itl_p99_s: Mapped[float | None] = mapped_column(Float)
+    tpot_p50_s: Mapped[float | None] = mapped_column(Float)
+    e2e_p50_s: Mapped[float | None] = mapped_column(Float)
+    e2e_p99_s: Mapped[float | None] = mapped_column(Float)
+    throughput_output_tokens_per_s: Mapped[float | None] = mapped_column(Float)  # in the steady part
+    client_ttft_mean_s: Mapped[float | None] = mapped_column(Float)  # beside the engine's own histograms' means
+    client_itl_mean_s: Mapped[float | None] = mapped_column(Float)
+    client_e2e_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_ttft_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_itl_mean_s: Mapped[float | None] = mapped_column(Float)
+    engine_e2e_mean_s: Mapped[float | None] = mapped_column(Float)
+    preemptions: Mapped[float | None] = mapped_column(Float)
+    kv_cache_peak: Mapped[float | None] = mapped_column(Float)  # 0-1
+    engine_load_mean: Mapped[float | None] = mapped_column(Float)  # its running + waiting over the steady part
+    flags: Mapped[str | None] = mapped_column(String(300))  # no-steady-state, steady-short, steady-prorated, ...
+    load_samples: Mapped[dict[str, Any] | None]  # {"t_s", "in_flight", "running", "waiting"}
+    request_latencies: Mapped[Any | None] = mapped_column(JSON)  # one {sent_s, ttft_s, e2e_s, output_tokens} each

@@ -22,6 +22,37 @@ class SettingsError(ValueError):
     """A WATTSWEEP_ variable with a value that cannot be used; the message is one line."""
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
+BROKER_SCHEMES = ("redis", "rediss")
+
+
+def check_url(url: str, schemes: tuple[str, ...]) -> None:
+    """Refuse a URL that would fail later, far from where it was given, or mean something else than it says:
+    another scheme, spaces or control characters, a port out of range, a Redis database that is not 0-15.
+    Only the standard library: `plan` and `--help` load no database driver."""
+    from urllib.parse import urlsplit
+
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise ValueError("a URL has no spaces or control characters")
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme not in schemes:
+        raise ValueError(f"use a {' or '.join(s + '://' for s in schemes)} URL")
+    if scheme == "sqlite":
+        return
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise ValueError(f"not a URL ({error})") from None
+    if port == 0:
+        raise ValueError("port 0 is no port")
+    if not parts.hostname and "host=" not in parts.query:  # libpq's `?host=/run/postgresql`: a socket folder
+        raise ValueError("the URL names no host")
+    if scheme in BROKER_SCHEMES and parts.path.strip("/") and not (parts.path.strip("/").isdigit()
+                                                                  and int(parts.path.strip("/")) <= 15):
+        raise ValueError("the Redis database is a number from 0 to 15 (redis://host:6379/0)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -57,27 +88,48 @@ class Settings(BaseSettings):
     statement_timeout_s: float = Field(300.0, ge=0, allow_inf_nan=False)  # 0: no limit
     lock_timeout_s: float = Field(30.0, ge=0, allow_inf_nan=False)
     idle_in_transaction_timeout_s: float = Field(60.0, ge=0, allow_inf_nan=False)
+    # Reader and node sessions idle in a transaction, or in one statement, longer than these are ended by the
+    # scheduler's reconcile pass (db/stale_sessions.py): a role can turn its own timeouts off. 0: no statement limit.
+    session_idle_limit_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    session_statement_limit_s: float = Field(900.0, ge=0, allow_inf_nan=False)
+    # Migrations wait this long for a lock, then roll back and try again (db/migrate.py): a migration queued
+    # behind a reader's lock would make every worker's statement on that table queue behind it.
+    migration_lock_timeout_s: float = Field(5.0, gt=0, allow_inf_nan=False)
+    migration_attempts: int = Field(30, ge=1, le=1000)
     pgbouncer: bool = False  # connections go through PgBouncer in transaction mode (see db/session.py)
     # Files are read only under these folders (os.pathsep-separated; empty: the working directory and HF_HOME).
     data_roots: str = ""
     allow_urls: bool = False  # datasets may fetch image URLs (red_caps) only when this is on
     # Host identity: co-located workers share one kernel. Default: its boot id; set only where that is wrong.
-    host_id: str | None = None
-    node_name: str | None = None  # display name of this node (workers' hostname, default worker names)
+    host_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,100}$")
+    # Display name of this node (workers' hostname, default worker names NAME@NODE): no '@', spaces or controls.
+    node_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
     # Tests only (the simulated GPU node): a --gpu worker runs torch on the CPU while metering its GPU via NVML.
     simulated_gpu: bool = False
     # No query finished for this long: the worker stops beating and exits (3) for its supervisor to restart it.
     # Unset: max(30 min, 4 x the unit's expected duration).
-    stall_timeout_s: float | None = None
-    max_consecutive_failures: int = 3  # units failed in a row before a worker stops taking work (0: never)
+    stall_timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # Failed units in a row before a worker stops taking work (0: never).
+    max_consecutive_failures: int = Field(3, ge=0, le=1_000_000)
+    # Engines (worker/engines): the command that starts vLLM (its own venv or container: engines pin their own torch),
+    # and where engine logs are kept (empty: <temp folder>/wattsweep-engines).
+    vllm_command: str = "python -m vllm.entrypoints.openai.api_server"
+    engine_log_dir: str = ""
 
     @field_validator("database_url")
     @classmethod
     def _use_psycopg3(cls, url: str) -> str:
+        check_url(url, DATABASE_SCHEMES)
         # Users paste plain `postgresql://` URLs; we ship psycopg 3, not psycopg2.
         for prefix in ("postgresql://", "postgres://"):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @field_validator("broker_url")
+    @classmethod
+    def _redis_only(cls, url: str) -> str:
+        check_url(url, BROKER_SCHEMES)
         return url
 
     def data_root_paths(self) -> list[Path]:
@@ -97,13 +149,23 @@ def hf_home() -> str:
 
 
 def make_settings(**values) -> Settings:
-    """Settings from the environment (plus `values`), or SettingsError naming the variable and the limit."""
+    """Settings from the environment (plus `values`), or SettingsError naming the variable and the limit.
+
+    WATTSWEEP_SECRETS_DIR: a folder of files named after the variables (`wattsweep_database_url`, ...), read
+    where the environment has no such variable: compose's secrets (/run/secrets), so that passwords are in no
+    process's environment."""
+    secrets_dir = os.environ.get(ENV_PREFIX + "SECRETS_DIR")
+    if secrets_dir is not None and not Path(secrets_dir).is_dir():
+        raise SettingsError(f"{ENV_PREFIX}SECRETS_DIR={secrets_dir!r}: not a folder")
+    if secrets_dir:
+        values = {"_secrets_dir": secrets_dir} | values
     try:
         return Settings(**values)
     except ValidationError as error:
         problem = error.errors()[0]
         field = str(problem["loc"][0]) if problem["loc"] else "?"
-        shown = repr(problem.get("input"))
+        value = problem.get("input")
+        shown = repr(mask_url(value) if field in ("database_url", "broker_url") and isinstance(value, str) else value)
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         message = problem["msg"].removeprefix("Value error, ")
         raise SettingsError(f"{ENV_PREFIX}{field.upper()}={shown}: {message}") from None

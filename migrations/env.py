@@ -19,6 +19,12 @@ def run_migrations() -> None:
             # where SQLite honours it.
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
+        else:
+            # A short wait for each lock, then db.migrate rolls back and tries again: an ALTER queued behind a
+            # reader's open transaction would make every worker's statement on that table queue behind it too.
+            lock_timeout_ms = int(get_settings().migration_lock_timeout_s * 1000)
+            connection.exec_driver_sql(f"SET lock_timeout = {lock_timeout_ms}")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

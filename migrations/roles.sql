@@ -6,8 +6,13 @@
 -- Run by migration 0013 when `wattsweep db upgrade` connects as a superuser, and by compose's Postgres
 -- container at its first start (deploy/postgres-init.sh), before the owner migrates without superuser rights.
 --
---   wattsweep_owner   owns the database and its tables; runs migrations (DDL). Not a superuser.
---   wattsweep_app     scheduler and workers: rows only (SELECT, INSERT, UPDATE, DELETE), the advisory locks.
+--   wattsweep_owner   owns the database and its tables; runs migrations (DDL). Not a superuser. May end other
+--                     roles' sessions (pg_signal_backend): db/stale_sessions.py ends stale reader and node sessions.
+--   wattsweep_app     the scheduler (submit, cancel, retry, reconcile, import) and local runs: rows of the plan,
+--                     and, as a member of wattsweep_worker, what a worker does. Deletes nothing but `unavailable`.
+--   wattsweep_worker  no login: what a GPU worker may do (migration 0020 lists it, column by column). Each node
+--                     logs in as its own member of it (`wattsweep db add-node`), so that one node cannot end
+--                     another's connections.
 --   wattsweep_reader  analysts: SELECT, read-only transactions, no temp tables, bounded statements and files.
 
 DO $$
@@ -21,6 +26,29 @@ BEGIN
             NULL;  -- made by an earlier run, or by another database's migration right now
         END;
     END LOOP;
+    BEGIN
+        CREATE ROLE wattsweep_worker NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN
+        NULL;
+    END;
+END
+$$;
+
+-- Local runs (`wattsweep run`) do a worker's part in the scheduler's process. The owner ends sessions that outstay
+-- their limits (a role may lower its own timeouts to zero: role settings do not hold it), migration 0020.
+DO $$
+BEGIN
+    IF NOT pg_has_role('wattsweep_app', 'wattsweep_worker', 'MEMBER') THEN
+        GRANT wattsweep_worker TO wattsweep_app;
+    END IF;
+    IF NOT pg_has_role('wattsweep_owner', 'pg_signal_backend', 'MEMBER') THEN
+        GRANT pg_signal_backend TO wattsweep_owner;
+    END IF;
+    IF NOT pg_has_role('wattsweep_owner', 'pg_read_all_stats', 'MEMBER') THEN
+        GRANT pg_read_all_stats TO wattsweep_owner;  -- to see how long other roles' sessions have been idle
+    END IF;
+EXCEPTION WHEN internal_error OR unique_violation THEN
+    NULL;  -- a concurrent migration made the same grant
 END
 $$;
 
@@ -63,17 +91,45 @@ BEGIN
 END
 $$;
 
--- In this database: a held advisory lock stalls every worker of a host (db/attribution.py), so only the
--- application may take one. Function privileges live in each database's catalog.
+-- In this database. Function privileges live in each database's catalog.
+--
+-- A held advisory lock stalls every worker of a host (db/results/attribution.py): only the transaction-scoped
+-- ones are granted, and only to the scheduler and the workers. A session-scoped lock outlives the transaction,
+-- and a node that turned its own timeouts off could hold it for ever.
 DO $$
 DECLARE
     f record;
 BEGIN
-    FOR f IN SELECT p.oid::regprocedure AS signature
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname LIKE '%xact%' AS in_transaction
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
              WHERE n.nspname = 'pg_catalog' AND p.proname LIKE 'pg\_%advisory%' LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.signature);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO wattsweep_app', f.signature);
+        IF f.in_transaction THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO wattsweep_app, wattsweep_worker', f.signature);
+        ELSE
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM wattsweep_app', f.signature);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Large objects are written outside any table's grants, even in a read-only transaction, and temp_file_limit
+-- does not bound them: the reader stored 50 MB that way. wattsweep uses none; nobody but the owner of the
+-- catalog may call these. Ending a backend is the owner's alone (its watch over stale sessions): with PUBLIC
+-- holding it, any member of a shared role could end its peers' connections.
+DO $$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure AS signature, p.proname AS name
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'pg_catalog'
+               AND (p.proname LIKE 'lo\_%' OR p.proname IN ('loread', 'lowrite')
+                    OR p.proname IN ('pg_terminate_backend', 'pg_cancel_backend')) LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.signature);
+        IF f.name IN ('pg_terminate_backend', 'pg_cancel_backend') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO wattsweep_owner', f.signature);
+        END IF;
     END LOOP;
 END
 $$;

@@ -43,6 +43,7 @@ from db.queue.reconcile import (
     sweep_dispatches,
     unfinished_sweep,
 )
+from db.stale_sessions import end_stale_sessions
 from scheduler.plan.submit import create_sweep
 from scheduler.spec.schema import SweepSpec
 from worker.contract.broker import queue_lengths, ready_job_ids, reserved_job_ids
@@ -182,14 +183,25 @@ def watch(
     interval_s: float,
     on_pass: Callable[[Reconciled], None],
     stop: threading.Event | None = None,
+    session_limits_s: tuple[float, float] | None = None,
 ) -> None:
-    """Reconcile every `interval_s` until `stop` is set; a failed pass (database or Redis down) is logged."""
+    """Reconcile every `interval_s` until `stop` is set; a failed pass (database or Redis down) is logged.
+
+    `session_limits_s` (idle in a transaction, in one statement): each pass also ends the reader and node sessions
+    past them (db/stale_sessions.py), so that no session that turned its own timeouts off holds a lock for long.
+    """
     stop = stop or threading.Event()
     while True:
         try:
             on_pass(reconcile_once(sessions, app=app, redis=redis, lease_timeout_s=lease_timeout_s, grace_s=grace_s))
         except Exception as error:  # services come and go; the next pass tries again
             log.warning("reconcile pass failed: %s: %s", type(error).__name__, error)
+        if session_limits_s is not None:
+            try:
+                with sessions.begin() as session:
+                    end_stale_sessions(session, idle_s=session_limits_s[0], statement_s=session_limits_s[1])
+            except Exception as error:  # e.g. a database not yet at revision 0020: reconciling goes on
+                log.warning("ending stale sessions failed: %s: %s", type(error).__name__, error)
         if stop.wait(interval_s):
             return
 

@@ -29,12 +29,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from scheduler.import_physics import row_problem
+
 REQUIRED = ("duration", "emissions", "energy_consumed")
 ENERGY = ("energy_consumed", "cpu_energy", "gpu_energy", "ram_energy")
 NUMBERS = ("duration", "emissions", "cpu_power", "gpu_power", "ram_power", "cpu_energy", "gpu_energy", "ram_energy",
            "energy_consumed", "cpu_count", "gpu_count", "ram_total_size", "cpu_utilization_percent",
            "gpu_utilization_percent", "ram_utilization_percent")
-NOT_NEGATIVE = ENERGY + ("duration", "emissions")
+NOT_NEGATIVE = NUMBERS  # no count, size, power, share, energy or time below zero
 # Largest believable value per column (inclusive); anything beyond is a corrupted file, not a measurement.
 LIMITS = {"duration": 366 * 86400.0, "emissions": 1e9, "cpu_count": 1e6, "gpu_count": 1e5, "ram_total_size": 1e7,
           **{name: 1e9 for name in ENERGY}, **{f"{c}_power": 1e8 for c in ("cpu", "gpu", "ram")},
@@ -115,6 +117,9 @@ def _read_rows(path: Path, raw: bytes, reader, model: str | None) -> ImportedFil
     if not header or not any(h.strip() for h in header):
         raise ImportFileError(f"{path}: line 1: empty file, expected a CodeCarbon CSV header")
     header = [h.strip() for h in header]
+    twice = sorted({h for h in header if header.count(h) > 1 and h})
+    if twice:  # csv.DictReader-style reading would keep the last one silently: which was meant?
+        raise ImportFileError(f"{path}: line 1: column {twice[0]!r} appears {header.count(twice[0])} times")
     for name in REQUIRED:
         if name not in header:
             raise ImportFileError(f"{path}: line 1: no column {name!r}; is this a CodeCarbon emissions file? "
@@ -229,6 +234,10 @@ def _window(path: Path, line: int, row: dict[str, str], index: dict[str, int], m
     task_name = (row.get("task_name") or "").strip().lower()
     phase = "load" if "load" in task_name else "query"
     ended_at = _timestamp(path, line, index, row)  # CodeCarbon stamps a row when the window ends
+    problem = row_problem(n, ended_at)
+    if problem is not None:
+        column, why = problem
+        raise ImportFileError(f"{path}: line {line}, column {index[column] + 1} ({column}): {why}")
     started_at = ended_at - timedelta(seconds=n["duration"]) if ended_at else None
     energy = n["energy_consumed"]
     gpu_energy, gpu_count = n["gpu_energy"] or 0.0, n["gpu_count"]

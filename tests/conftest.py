@@ -51,8 +51,8 @@ def sessions(database_url):
 
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`-n 2`), the tests of one slow group run one after another in one process: a Slurm
-    cluster, a set of network namespaces or a chaos run at a time, beside the rest of the suite."""
+    cluster, a set of network namespaces, a chaos run or a vLLM engine at a time, beside the rest of the suite."""
     for item in items:
-        for group in ("slurm", "multihost", "chaos"):
+        for group in ("slurm", "multihost", "chaos", "engines"):
             if item.get_closest_marker(group):
                 item.add_marker(pytest.mark.xdist_group(group))

@@ -237,6 +237,8 @@ class PrivatePostgres(_Server):
                                 connect_timeout=2).close()
                 return
             except psycopg.OperationalError as error:
+                if "pg_hba.conf rejects connection" in str(error):
+                    return  # past recovery and answering: its pg_hba.conf keeps the superuser off TCP (compose's)
                 if time.monotonic() > deadline or not self.running():
                     raise ServiceError(f"private postgres on {self.host}:{self.port} does not accept "
                                        f"connections: {error}; {_tail(self.log_path)}") from None

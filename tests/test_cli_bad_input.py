@@ -57,6 +57,35 @@ CASES = {
     "task param of the wrong type": (HEAD + CARBON + TASKS + GOOD_TASK + "    params: {top_k: abc}\n",
                                      "tasks.fill-mask.params.top_k: expected a whole number from 1 to 1,000 "
                                      "(got 'abc')"),
+    # AI Energy Score's protocol params (issue 19): a temperature below 0 means nothing; as an axis too.
+    "negative temperature": (HEAD + CARBON + TASKS + "  text-generation:\n    models: [tiny:gpt2]\n"
+                             "    datasets: [builtin:prompts]\n    params: {temperature: -0.5}\n",
+                             "tasks.text-generation.params.temperature: temperature must be a number from 0 (greedy) "
+                             "to 100, got -0.5"),
+    "negative temperature on an axis": (HEAD + CARBON + TASKS + "  text-generation:\n    models: [tiny:gpt2]\n"
+                                        "    datasets: [builtin:prompts]\n    params: {temperature: [0, -1]}\n",
+                                        "tasks.text-generation.params.temperature: temperature must be a number "
+                                        "from 0 (greedy) to 100, got -1"),
+    "reasoning switch not known": (HEAD + CARBON + TASKS + "  reasoning:\n    models: [tiny:gpt2]\n"
+                                   "    datasets: [builtin:prompts]\n    params: {reasoning_by: magic}\n",
+                                   "tasks.reasoning.params.reasoning_by: expected one of template, system, prefix"),
+    "model params a model's tasks do not take": (HEAD + CARBON + TASKS + GOOD_TASK
+                                                 + "model_params: {tiny:bert: {temperature: 0.7}}\n",
+                                                 "model_params.tiny:bert.temperature: no task of tiny:bert "
+                                                 "(fill-mask) takes temperature"),
+    # Issue 23's list: accepted before, ambiguous or unreadable as meant; two of them wrote a sweep.
+    "key given twice": (HEAD.replace("name: bad", "name: bad\nname: good") + CARBON + TASKS + GOOD_TASK,
+                        "line 2, column 1: key 'name' is given twice (first at line 1)"),
+    "task given twice": (HEAD + CARBON + TASKS + GOOD_TASK + GOOD_TASK.replace("tiny:bert", "tiny:distilbert"),
+                         "line 8, column 3: key 'fill-mask' is given twice (first at line 5)"),
+    "key given twice in a flow mapping": (HEAD.replace("queries: 2,", "queries: 2, queries: 5,") + CARBON + TASKS
+                                          + GOOD_TASK, "key 'queries' is given twice (first at line 2)"),
+    "base-60 number": (HEAD.replace("queries: 2", "queries: 1:30") + CARBON + TASKS + GOOD_TASK,
+                       "1:30 is a base-60 number in YAML 1.1 (it would read as 90)"),
+    "bidi override in the name": (HEAD.replace("name: bad", 'name: "dab\u202edab"') + CARBON + TASKS + GOOD_TASK,
+                                  "name: contains a control character"),
+    "non-ASCII hardware class": ("hardware_class: gpu\u00e9\n" + HEAD + CARBON + TASKS + GOOD_TASK,
+                                 "hardware_class: String should match pattern"),
     "path outside the data roots": (HEAD + CARBON + TASKS
                                     + GOOD_TASK.replace("builtin:texts", "file:/etc/passwd.jsonl"),
                                     "tasks.fill-mask.datasets.0: path '/etc/passwd.jsonl' is outside the data roots"),
@@ -113,6 +142,36 @@ def test_bad_setting_is_one_line(tmp_path, variable, value, expected):
     for command in (["status"], ["run", "sweep.yaml"], ["worker", "--queue", "cpu", "--device", "cpu"]):
         result = wattsweep(*command, cwd=tmp_path, env={variable: value})
         assert_one_line_error(result, expected)
+    assert not (tmp_path / "wattsweep.db").exists()
+
+
+@pytest.mark.parametrize(("variable", "value", "expected"), [
+    ("WATTSWEEP_STALL_TIMEOUT_S", "nan", "WATTSWEEP_STALL_TIMEOUT_S='nan': Input should be a finite number"),
+    ("WATTSWEEP_STALL_TIMEOUT_S", "-5", "WATTSWEEP_STALL_TIMEOUT_S='-5': Input should be greater than 0"),
+    ("WATTSWEEP_MAX_CONSECUTIVE_FAILURES", "-1", "WATTSWEEP_MAX_CONSECUTIVE_FAILURES='-1': Input should be greater"),
+    ("WATTSWEEP_HOST_ID", "a\nb", "WATTSWEEP_HOST_ID='a\\nb': String should match pattern"),
+    ("WATTSWEEP_NODE_NAME", "gpu0@evil", "WATTSWEEP_NODE_NAME='gpu0@evil': String should match pattern"),
+    ("WATTSWEEP_DATABASE_URL", "mysql://u:hunter2@db/w", "WATTSWEEP_DATABASE_URL='mysql://u:***@db/w': use a sqlite"),
+    ("WATTSWEEP_DATABASE_URL", "postgresql://db:99999/w", "not a URL (Port out of range"),
+    ("WATTSWEEP_DATABASE_URL", "sqlite:///a b.db", "a URL has no spaces or control characters"),
+    ("WATTSWEEP_BROKER_URL", "http://broker", "WATTSWEEP_BROKER_URL='http://broker': use a redis:// or rediss://"),
+    ("WATTSWEEP_BROKER_URL", "redis://broker:6379/16", "the Redis database is a number from 0 to 15"),
+    ("WATTSWEEP_SECRETS_DIR", "/nonexistent/secrets", "WATTSWEEP_SECRETS_DIR='/nonexistent/secrets': not a folder"),
+])
+def test_bad_setting_or_url_is_one_line_and_writes_nothing(tmp_path, variable, value, expected):
+    (tmp_path / "sweep.yaml").write_text(HEAD + CARBON + TASKS + GOOD_TASK)
+    env = {variable: value} | ({} if variable == "WATTSWEEP_DATABASE_URL" else
+                               {"WATTSWEEP_DATABASE_URL": f"sqlite:///{tmp_path / 'wattsweep.db'}"})
+    result = wattsweep("run", "sweep.yaml", cwd=tmp_path, env=env)
+    assert_one_line_error(result, expected)
+    assert "hunter2" not in result.stderr
+    assert not (tmp_path / "wattsweep.db").exists()
+
+
+@pytest.mark.parametrize("interval", ["0", "-1", "nan", "inf"])
+def test_reconcile_interval_is_checked_before_anything_else(tmp_path, interval):
+    result = wattsweep("reconcile", "--watch", "--interval", interval, cwd=tmp_path)
+    assert_one_line_error(result, f"--interval {interval}: seconds between passes, from 0.1 to 86400")
     assert not (tmp_path / "wattsweep.db").exists()
 
 
@@ -187,6 +246,19 @@ CSV_CASES = {
     "ambiguous day and month": (csv_with("timestamp", "03/04/2024 10:00"), [],
                                 "line 2, column 1 (timestamp): '03/04/2024 10:00' is ambiguous"),
     "300-character --sweep": (csv_with(), ["--sweep", "s" * 300], "--sweep 'ssss"),
+    # Issue 23: rows no machine could have written.
+    "negative power": (csv_with("cpu_power", "-150"), [], "line 2, column 7 (cpu_power): negative cpu_power -150"),
+    "1,000 kWh in 12.5 s": (csv_with("gpu_energy", "1000"), [],
+                            "line 2, column 11 (gpu_energy): 1000 kWh in 12.5 s is 288,000,000 W on average"),
+    "total below its parts": (csv_with("energy_consumed", "0.001"), [],
+                              "line 2, column 13 (energy_consumed): 0.001 kWh is less than cpu_energy + gpu_energy "
+                              "+ ram_energy = 0.0013 kWh"),
+    "energy in no time": (csv_with("duration", "0"), [], "(energy_consumed): 0.0013 kWh in a window of 0 s"),
+    "a window ending in the future": (csv_with("timestamp", "2098-01-01T00:00:00"), [],
+                                      "line 2, column 1 (timestamp): 2098-01-01 00:00 UTC is in the future"),
+    "a megawatt GPU": (csv_with("gpu_power", "1000000"), [], "(gpu_power): 1e+06 W; no machine one tracker reads"),
+    "a column given twice": (csv_with(header=CSV_HEADER.replace("cpu_model", "duration")), [],
+                             "line 1: column 'duration' appears 2 times"),
 }
 
 

@@ -58,10 +58,34 @@ def test_ai_energy_score_smoke_preset_runs_all_eleven_tasks_rates_and_labels(tmp
         assert len({job.task for job in jobs}) == 11 and {job.status for job in jobs} == {"done"}
         assert sorted(j.reasoning for j in jobs if j.task == "reasoning") == ["off", "on"]
         queries = session.scalars(select(Measurement).where(Measurement.phase == "query")).all()
-        assert len(queries) == 12 and all(m.energy_kwh > 0 and m.latency_p95_s > 0 for m in queries)
+        assert len(queries) == 13 and all(m.energy_kwh > 0 and m.latency_p95_s > 0 for m in queries)
+        # The protocol's settings, as used: reasoning off exactly 10 tokens a query; sampling as asked, seeded;
+        # speech and captions greedy with one beam and exactly their length; a chat template where there is one.
+        job_of = {j.id: j for j in jobs}
+        tokens = {(job_of[m.job_id].task, job_of[m.job_id].model, job_of[m.job_id].reasoning): m.output_tokens
+                  for m in queries}
+        assert tokens[("reasoning", "tiny:gpt2", "off")] == 2 * 10
+        assert tokens[("automatic-speech-recognition", "tiny:whisper", None)] == 2 * 4
+        assert tokens[("image-to-text", "tiny:vit-gpt2", None)] == 2 * 4
+        decoding = {(j.task, j.model, j.reasoning): j.decoding for j in jobs}
+        assert decoding[("text-generation", "tiny:ministral3", None)] == {
+            "do_sample": True, "num_beams": 1, "temperature": 0.7, "top_p": 0.9, "top_k": 50, "seed": 1234,
+            "chat_template": True}
+        assert decoding[("text-generation", "tiny:gpt2", None)]["chat_template"] is False  # GPT-2 has none
+        assert decoding[("automatic-speech-recognition", "tiny:whisper", None)].items() >= {
+            "do_sample": False, "num_beams": 1}.items()
+        assert {j.temperature for j in jobs if j.task == "text-generation"} == {0.7}
     report = wattsweep("report", "--rating-energy", "headline", cwd=tmp_path)
     assert report.returncode == 0 and "AI Energy Score rating: headline energy" in report.stdout
     label = wattsweep("label", "ai-energy-score-smoke", "--model", "tiny:whisper", "--task",
                       "automatic-speech-recognition", "--rating-energy", "headline", cwd=tmp_path)
     assert label.returncode == 0, label.stderr
     assert (tmp_path / "tiny-whisper-automatic-speech-recognition-label.png").stat().st_size > 1000
+    # By GPU energy (AI Energy Score's rule, the default) a CPU run has nothing to rate: no 5 stars for 0 Wh.
+    by_gpu = wattsweep("label", "ai-energy-score-smoke", "--model", "tiny:whisper", "--task",
+                       "automatic-speech-recognition", "--out", str(tmp_path / "by-gpu"), cwd=tmp_path)
+    assert by_gpu.returncode == 0, by_gpu.stderr
+    assert "not rated (no GPU energy measured" in by_gpu.stdout
+    svg = (tmp_path / "by-gpu.svg").read_text()
+    assert "not rated: no GPU energy measured" in svg and "5 of 5 stars" not in svg
+    assert "protocol: AI Energy Score&#x27;s (preset ai-energy-score-smoke)" in svg

@@ -24,3 +24,20 @@ def error_text(error: BaseException, limit: int = 2000) -> str:
     message = " ".join(message.split())
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# What a CUDA context says once it is dead: every later call on it fails the same way, whatever the unit.
+_DEAD_CONTEXT_SIGNS = ("device-side assert triggered", "illegal memory access", "unspecified launch failure",
+                       "misaligned address", "an illegal instruction")
+
+
+def is_device_lost(error: BaseException) -> bool:
+    """Whether `error` left the accelerator's context unusable (only a fresh process gets a new one).
+
+    torch raises `torch.AcceleratorError` for a device-side error (an assert in `torch.multinomial` on NaN
+    probabilities, an illegal memory access); out of memory is not one: that context still works. Read by name,
+    so that this module stays light (no torch import)."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    if "OutOfMemoryError" in names or "out of memory" in str(error):
+        return False
+    return "AcceleratorError" in names or any(sign in str(error) for sign in _DEAD_CONTEXT_SIGNS)

@@ -38,6 +38,11 @@ def store_unit(session: Session, *, lease: Lease, claim: UnitClaim, reading: Any
     following = claim_next(session, lease=lease, job_id=claim.job_id, lease_timeout_s=lease_timeout_s,
                            may_take_over=may_take_over) if claim_next_unit else None
     job_status = None if following is not None else finish_if_complete(session, job_id=claim.job_id)
+    if getattr(units, "serving", None):  # a served unit's figures (worker/engines), stored with it
+        from db.results.serving import record_serving
+
+        record_serving(session, job_id=claim.job_id, run_id=claim.run_id, shard_id=claim.shard_id,
+                       figures=units.serving)
     if claim.n_shards == 1:
         record_run(session, run_id=claim.run_id, worker_id=lease.worker_id, reading=reading, units=units,
                    baseline_id=baseline_id, prefill=prefill, shard_id=claim.shard_id, prefill_units=prefill_units)

@@ -1,5 +1,5 @@
-"""Reading the result views (migrations 0014 and 0018, over 0007, 0009 and 0011; v_decode: 0016; their SQL is in
-migrations/views): their columns and types, and the queries reports make.
+"""Reading the result views (migrations 0014 and 0018, over 0007, 0009 and 0011; v_decode: 0016; v_serving and
+v_serving_cells: 0020; their SQL is in migrations/views): their columns and types, and the queries reports make.
 
 Energy is the headline everywhere (a window's own: pinned GPU + attributed CPU and RAM, db.results.stats.headline_kwh);
 the node-wide readings are the `node_*` columns. Every aggregate is computed by the database in a view; Python
@@ -52,6 +52,13 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "energy_basis": S, "host_id": S, "max_concurrent_windows": INT, "shards": INT, "node_energy_kwh": F,
         "node_cpu_energy_kwh": F, "node_ram_energy_kwh": F, "node_idle_energy_kwh": F, "node_emissions_kg": F,
         "node_kwh_per_1k_queries": F,
+        # 0024: every stored provenance column (issue 18)
+        "pue": F, "cpu_tdp_w": F, "gpu_uuid": S, "codecarbon_warnings": S, "country_iso_code": S, "region": S,
+        "cpu_count": INT, "ram_total_gb": F, "baseline_id": INT, "ended_at": T, "cpu_utilization_pct": F,
+        "gpu_utilization_pct": F, "ram_utilization_pct": F, "gpu_temperature_start_c": F,
+        "gpu_sm_clock_start_mhz": F, "gpu_power_limit_start_w": F, "gpu_throttle_start": INT,
+        "gpu_temperature_end_c": F, "gpu_sm_clock_end_mhz": F, "gpu_power_limit_end_w": F, "gpu_throttle_end": INT,
+        "float32_matmul_precision": S, "tf32_matmul": B, "tf32_cudnn": B,
     },
     "v_model_summary": {
         "sweep_id": INT, "sweep_name": S, "job_id": INT, "task": S, "model": S, "model_kind": S, "hardware_class": S,
@@ -98,6 +105,27 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "kwh_per_1k_max": F, "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "gpu_kwh_per_1k_mean": F,
         "node_kwh_per_1k_mean": F, "node_wide_runs": INT, "outlier_runs": INT, "unreliable_runs": INT,
         "estimated_components": S,
+    },
+    # 0020: served runs (worker/engines) and their cells
+    "v_serving": {
+        "sweep_id": INT, "job_id": INT, "task": S, "model": S, "hardware_class": S, "cell_key": S, "engine": S,
+        "engine_version": S, "max_new_tokens": INT, "concurrency": INT, "request_rate": F, "run_id": INT,
+        "dataset": S, "repetition": INT, "measurement_id": INT, "worker_id": S, "duration_s": F, "energy_kwh": F,
+        "requests": INT, "failed_requests": INT, "input_tokens": INT, "output_tokens": INT, "steady_started_at": T,
+        "steady_ended_at": T, "steady_duration_s": F, "steady_energy_kwh": F, "steady_output_tokens": F,
+        "steady_requests": F, "kwh_per_output_token": F, "kwh_per_request": F, "steady_share": F, "ttft_p50_s": F,
+        "ttft_p90_s": F, "ttft_p99_s": F, "itl_p50_s": F, "itl_p90_s": F, "itl_p99_s": F, "tpot_p50_s": F,
+        "e2e_p50_s": F, "e2e_p99_s": F, "throughput_output_tokens_per_s": F, "client_ttft_mean_s": F,
+        "engine_ttft_mean_s": F, "client_itl_mean_s": F, "engine_itl_mean_s": F, "client_e2e_mean_s": F,
+        "engine_e2e_mean_s": F, "preemptions": F, "kv_cache_peak": F, "engine_load_mean": F, "serving_flags": S,
+        "flags": S, "is_unreliable": B,
+    },
+    "v_serving_cells": {
+        "sweep_id": INT, "job_id": INT, "task": S, "model": S, "hardware_class": S, "cell_key": S, "engine": S,
+        "engine_version": S, "max_new_tokens": INT, "concurrency": INT, "request_rate": F, "runs": INT,
+        "steady_runs": INT, "kwh_per_output_token": F, "kwh_per_request": F, "itl_p99_s": F, "ttft_p50_s": F,
+        "e2e_p50_s": F, "throughput_output_tokens_per_s": F, "steady_share": F, "requests": INT,
+        "output_tokens": INT,
     },
 }
 
@@ -159,6 +187,20 @@ def run_rows(session: Session, *, sweep_id: int, batch_size: int = 5000) -> Iter
     result = session.execute(statement.execution_options(yield_per=batch_size), {"sweep_id": sweep_id})
     for partition in result.partitions(batch_size):
         yield [dict(row._mapping) for row in partition]
+
+
+def serving_rows(session: Session, *, sweep_id: int, batch_size: int = 5000) -> Iterator[list[dict[str, Any]]]:
+    """The served runs of a sweep (v_serving), in batches as run_rows."""
+    statement = _query("v_serving", "sweep_id = :sweep_id", "job_id, dataset, repetition")
+    result = session.execute(statement.execution_options(yield_per=batch_size), {"sweep_id": sweep_id})
+    for partition in result.partitions(batch_size):
+        yield [dict(row._mapping) for row in partition]
+
+
+def serving_cell_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
+    """Per served cell of a sweep: energy per output token and latency at each load (model, then load)."""
+    return _rows(session, _query("v_serving_cells", "sweep_id = :sweep_id",
+                                 "model, engine, concurrency, request_rate, job_id"), sweep_id=sweep_id)
 
 
 PROVENANCE_COLUMNS = ["worker_id", "hostname", "device", "cpu_model", "gpu_model", "gpu_count", "cpu_method",

@@ -21,13 +21,14 @@ from migrations.views import (
     model_kind_summary,
     model_summary,
     runs,
+    serving,
     sweep_progress,
 )
 
 # view name -> {revision that introduced the version: builder(dialect) -> CREATE VIEW statement}
 VERSIONS: dict[str, dict[str, Callable[[str], str]]] = {
     **runs.VERSIONS, **model_summary.VERSIONS, **group_summaries.VERSIONS, **sweep_progress.VERSIONS,
-    **model_kind_summary.VERSIONS, **cell_summary.VERSIONS, **decode.VERSIONS,
+    **model_kind_summary.VERSIONS, **cell_summary.VERSIONS, **decode.VERSIONS, **serving.VERSIONS,
 }
 
 

@@ -1,7 +1,7 @@
 """v_model_summary: one row per job (a model in one cell) with query windows: the run-level mean, median and
 spread, totals, load energy, and (0011 on) the cell's axes, latency and output lengths.
 
-0020: the same columns and figures as 0014, but every per-job subquery (median, datasets, latest load, the
+0021: the same columns and figures as 0014, but every per-job subquery (median, datasets, latest load, the
 latency and output means) carries its sweep and is joined on it, so that `WHERE sweep_id = ...` reaches each
 of them and the database aggregates that sweep's windows only: 0014 grouped every window of every sweep by job
 first (2.6-3.1 s for a 20-run sweep beside a million-run one), then filtered.
@@ -128,7 +128,7 @@ _COLUMNS_0014 = {("kwh_per_1k_std_pooled" if name == "kwh_per_1k_std" else name)
 }
 
 
-def _medians_0020(dialect: str) -> str:
+def _medians_0021(dialect: str) -> str:
     """0014's medians, grouped by the job's sweep too."""
     x = f"{HEADLINE_KWH} {PER_1K}"
     if dialect == "postgresql":
@@ -146,14 +146,14 @@ def _medians_0020(dialect: str) -> str:
     GROUP BY sweep_id, job_id"""
 
 
-# 0020: the latest load window of each job, found among its sweep's load windows (the (job_id, phase) index).
-_LATEST_LOAD_0020 = f"""(SELECT lj.sweep_id AS sweep_id, m.job_id AS job_id, {HEADLINE_KWH} AS energy_kwh,
+# 0021: the latest load window of each job, found among its sweep's load windows (the (job_id, phase) index).
+_LATEST_LOAD_0021 = f"""(SELECT lj.sweep_id AS sweep_id, m.job_id AS job_id, {HEADLINE_KWH} AS energy_kwh,
         m.duration_s AS duration_s
     FROM (SELECT j.sweep_id AS sweep_id, max(lm.id) AS id FROM measurements lm JOIN jobs j ON j.id = lm.job_id
           WHERE lm.phase = 'load' GROUP BY j.sweep_id, lm.job_id) lj
     JOIN measurements m ON m.id = lj.id)"""
 
-_PER_JOB_EXTRA_0020 = _PER_JOB_EXTRA_0014.replace(
+_PER_JOB_EXTRA_0021 = _PER_JOB_EXTRA_0014.replace(
     "(SELECT m.job_id AS job_id,", "(SELECT j.sweep_id AS sweep_id, m.job_id AS job_id,").replace(
     "FROM measurements m WHERE m.phase = 'query' GROUP BY m.job_id)",
     "FROM measurements m JOIN jobs j ON j.id = m.job_id WHERE m.phase = 'query' GROUP BY j.sweep_id, m.job_id)")
@@ -176,12 +176,12 @@ def _v0014(dialect: str) -> str:
     return create_view("v_model_summary", _COLUMNS_0014, body)
 
 
-def _v0020(dialect: str) -> str:
-    body = _body(per_job_0014(dialect), _medians_0020(dialect), _DATASETS_0007, _LATEST_LOAD_0020,
-                 _PER_JOB_EXTRA_0020, on_sweep=True)
+def _v0021(dialect: str) -> str:
+    body = _body(per_job_0014(dialect), _medians_0021(dialect), _DATASETS_0007, _LATEST_LOAD_0021,
+                 _PER_JOB_EXTRA_0021, on_sweep=True)
     body = body.replace("l ON l.job_id = jw.job_id", "l ON l.job_id = jw.job_id AND l.sweep_id = jw.sweep_id")
     body = body.replace("x ON x.job_id = jw.job_id", "x ON x.job_id = jw.job_id AND x.sweep_id = jw.sweep_id")
     return create_view("v_model_summary", _COLUMNS_0014, body)
 
 
-VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0020": _v0020}}
+VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0021": _v0021}}

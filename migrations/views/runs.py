@@ -92,8 +92,26 @@ def _columns_0014(dialect: str) -> dict[str, str]:
     }
 
 
+# 0024: every stored provenance column beside the figures (issue 18): the window's PUE, CPU TDP, GPU UUID and
+# state at its start and end, CodeCarbon's warnings, its carbon location, host size and baseline; the job's float32
+# numerics (matmul precision, TF32).
+PROVENANCE_0024 = {
+    **{name: f"m.{name}" for name in (
+        "pue", "cpu_tdp_w", "gpu_uuid", "codecarbon_warnings", "country_iso_code", "region", "cpu_count",
+        "ram_total_gb", "baseline_id", "ended_at", "cpu_utilization_pct", "gpu_utilization_pct", "ram_utilization_pct",
+        *(f"gpu_{name}_{when}{unit}" for when in ("start", "end") for name, unit in (
+            ("temperature", "_c"), ("sm_clock", "_mhz"), ("power_limit", "_w"), ("throttle", ""))))},
+    **{name: f"j.{name}" for name in ("float32_matmul_precision", "tf32_matmul", "tf32_cudnn")},
+}
+
+
+def _columns_0024(dialect: str) -> dict[str, str]:
+    return _columns_0014(dialect) | PROVENANCE_0024
+
+
 VERSIONS = {"v_runs": {
     "0007": lambda dialect: create_view("v_runs", _columns_0007(dialect), _body(NODE_LATEST_LOAD)),
     "0011": lambda dialect: create_view("v_runs", _columns_0011(dialect), _body(NODE_LATEST_LOAD)),
     "0014": lambda dialect: create_view("v_runs", _columns_0014(dialect), _body(LATEST_LOAD, f"{BASELINE}\n")),
+    "0024": lambda dialect: create_view("v_runs", _columns_0024(dialect), _body(LATEST_LOAD, f"{BASELINE}\n")),
 }}

@@ -5,6 +5,7 @@ Heavy imports stay inside the commands; the scheduler side never imports torch.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Annotated
@@ -100,6 +101,8 @@ def reconcile(
     from scheduler.dispatch import watch as watch_loop
     from worker.contract.broker import redis_client
 
+    if interval is not None and not (math.isfinite(interval) and 0.1 <= interval <= 86400):
+        fail(f"--interval {interval:g}: seconds between passes, from 0.1 to 86400")  # 0 or nan: a busy loop
     settings = settings_with_broker(database_url, broker_url)
     sessions = open_sessions(settings.database_url)
     celery, redis = celery_for(settings), redis_client(settings.broker_url)
@@ -115,7 +118,8 @@ def reconcile(
         report(reconcile_once(sessions, **options))
         return
     console.print(f"reconciling every {interval or settings.reconcile_interval_s:g} s (Ctrl+C to stop)")
-    watch_loop(sessions, interval_s=interval or settings.reconcile_interval_s, on_pass=report, **options)
+    watch_loop(sessions, interval_s=interval or settings.reconcile_interval_s, on_pass=report,
+               session_limits_s=(settings.session_idle_limit_s, settings.session_statement_limit_s), **options)
 
 
 @app.command()

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli.options import DatabaseOpt, console, fail, find_sweep_or_fail, open_sessions, safe_name
+from scheduler.cli.options import (
+    DatabaseOpt,
+    console,
+    fail,
+    find_sweep_or_fail,
+    open_sessions,
+    reference_or_fail,
+    safe_name,
+)
 
 app = typer.Typer()
 
@@ -22,7 +30,8 @@ def label(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File name without extension "
                                                                   "(default: <model>-<task>-label).")] = None,
     rate_against: Annotated[str | None, typer.Option(
-        "--rate-against", help="Stars against this sweep's models (default: the sweep itself).")] = None,
+        "--rate-against", help="Stars against this sweep's models, or an imported reference set (default: "
+                         "the sweep itself).")] = None,
     rating_energy: Annotated[str, typer.Option(
         "--rating-energy", help="gpu (as AI Energy Score) or headline.")] = "gpu",
     database_url: DatabaseOpt = None,
@@ -37,7 +46,7 @@ def label(
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
         if rate_against is not None:
-            find_sweep_or_fail(session, rate_against)
+            reference_or_fail(session, rate_against, rating_energy)
         data = gather(session, found, ReportOptions(rating_energy=rating_energy, rate_against=rate_against))
     measured = {(r["task"], r["model"]) for r in data.ratings}
     if (task, model) not in measured:
@@ -57,7 +66,8 @@ def label(
     when = data.progress.get("last_run_finished_at") or data.sweep["created_at"]
     label_data = LabelData(model=model, task=task, wh_per_1k=rating["wh_per_1k"], stars=rating["stars"],
                            energy_label=rating["energy_label"], date=str(when)[:10], hardware=hardware,
-                           reference=rating["reference"], size_class=rating["size_class"] or None)
+                           reference=rating["reference"], size_class=rating["size_class"] or None,
+                           protocol=data.rating["protocol"], unrated=rating.get("unrated"))
     stem = out or Path(f"{safe_name(model.removeprefix('hub:'))}-{task}-label")
     svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
     try:
@@ -65,7 +75,7 @@ def label(
         to_png(label_data, str(png))
     except OSError as error:
         fail(f"cannot write {svg} / {png}: {error.strerror}")
-    stars = f"{rating['stars']} stars" if rating["stars"] is not None else "unrated"
+    stars = f"{rating['stars']} stars" if rating["stars"] is not None else f"not rated ({rating.get('unrated')})"
     console.print(f"wrote {svg} and {png}: {model} on {task}, {rating['wh_per_1k']:.3g} Wh per 1,000 queries "
                   f"({rating['energy_label']}), {stars} against {rating['reference']}", highlight=False)
 

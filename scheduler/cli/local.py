@@ -62,7 +62,8 @@ def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -
     runtime.register()
     with sessions() as session:
         total = sweep_progress(session, sweep_id=sweep_id).runs_total
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
+    # plain text: a model name is not markup, and `tiny:llama` must not become an emoji (rich reads :llama: as one)
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("runs"),
                TimeRemainingColumn())
     try:
         with Progress(*columns, console=console, transient=False) as progress:

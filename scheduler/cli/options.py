@@ -101,6 +101,24 @@ def find_sweep_or_fail(session, sweep: str | None):
         fail(str(error))
 
 
+def reference_or_fail(session, name: str, energy: str = "gpu") -> None:
+    """`--rate-against NAME`: a reference set imported under NAME (`import aienergyscore`), or a sweep."""
+    from db.results.references import reference_names
+
+    if name in reference_names(session):
+        if energy != "gpu":
+            fail(f"--rate-against {name}: the leaderboard publishes GPU energy only; rate with --rating-energy gpu")
+        return
+    from db.queue.sweeps import SweepNotFound, find_sweep
+
+    try:
+        find_sweep(session, ref=name)
+    except SweepNotFound as error:
+        sets = reference_names(session)
+        fail(f"{error}" + (f"; reference sets: {', '.join(sets)}" if sets else
+                           "; no reference set imported (wattsweep import aienergyscore FILE)"))
+
+
 def masked(url: str) -> str:
     from db.settings import mask_url
 

@@ -23,6 +23,7 @@ from scheduler.cli.options import (
     find_sweep_or_fail,
     open_out,
     open_sessions,
+    reference_or_fail,
     safe_name,
 )
 
@@ -54,7 +55,8 @@ def report(
     grid_intensity: Annotated[float | None, typer.Option(
         "--grid-intensity", help="Recompute emissions from stored energy at this g CO2e/kWh.")] = None,
     rate_against: Annotated[str | None, typer.Option(
-        "--rate-against", help="Star ratings against this sweep's models (default: the sweep itself).")] = None,
+        "--rate-against", help="Star ratings against this sweep's models, or a reference set imported with "
+                         "`import aienergyscore` (default: the sweep itself).")] = None,
     rating_energy: Annotated[str, typer.Option(
         "--rating-energy", help="Stars by gpu energy (as AI Energy Score) or the headline energy.")] = "gpu",
     accounting: Annotated[str, typer.Option(
@@ -87,7 +89,7 @@ def report(
     sessions = open_sessions(database_url)
     if rate_against is not None:
         with sessions() as session:
-            find_sweep_or_fail(session, rate_against)
+            reference_or_fail(session, rate_against, rating_energy)
     if accounting == "study":
         _report_study(sessions, sweep, format, out)
         return
@@ -98,6 +100,7 @@ def report(
         def tables(to: Console) -> None:
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
             _print_stars(sessions, found, to, rating_energy, rate_against)
+            _print_serving(sessions, found, to)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -115,6 +118,14 @@ def report(
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)
+
+
+def _print_serving(sessions, found, to: Console) -> None:
+    from db.results.views import serving_cell_rows
+    from scheduler.report.serving import print_serving
+
+    with sessions() as session:
+        print_serving(serving_cell_rows(session, sweep_id=found.id), to)
 
 
 def _print_tables(found, out: Path | None, tables, width: int) -> None:
@@ -221,32 +232,97 @@ def import_codecarbon(
                       "totals are stored")
 
 
+@import_app.command("aienergyscore")
+def import_aienergyscore(
+    files: Annotated[list[Path], typer.Argument(help="The leaderboard's per-task CSV files (e.g. "
+                                                     "text_generation.csv: model, total_gpu_energy, class).")],
+    task: Annotated[str | None, typer.Option(help="The task of every file (default: each file's name).")] = None,
+    name: Annotated[str, typer.Option("--name", help="The reference set's name, for --rate-against.")]
+    = "aienergyscore",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Import AI Energy Score's published results as a reference set, in one transaction: a bad file imports
+    nothing. `report --rate-against NAME` then gives the stars the leaderboard would."""
+    from db.queue.sweeps import SweepNotFound, find_sweep
+    from db.results.references import store_reference
+    from scheduler.report.aies_reference import ReferenceFileError, read_reference, source_of
+
+    if not name.strip() or len(name) > 200:
+        fail("--name: give a name of 1 to 200 characters (nothing imported)")
+    rows = []
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as error:
+            fail(f"{path}: cannot read it ({getattr(error, 'strerror', None) or error}) (nothing imported)")
+        try:
+            parsed = read_reference(path, text, task)
+        except ReferenceFileError as error:
+            fail(f"{error} (nothing imported)")
+        rows += [{"task": r.task, "model": r.model, "size_class": r.size_class, "gpu_kwh_per_1k": r.gpu_kwh_per_1k,
+                  "published_stars": r.published_stars, "source": source_of(path, text)} for r in parsed]
+    sessions = open_sessions(database_url, migrate_sqlite=True)
+    with sessions.begin() as session:
+        try:
+            find_sweep(session, ref=name)
+            fail(f"--name {name}: a sweep has that name; give the reference set another (nothing imported)")
+        except SweepNotFound:
+            pass
+        stored = store_reference(session, name=name, rows=rows)
+    tasks = sorted({row["task"] for row in rows})
+    console.print(f"reference set [bold]{name}[/bold]: {stored} model(s) on {', '.join(tasks)}; rate a sweep "
+                  f"against it with `wattsweep report SWEEP --rate-against {name}`", highlight=False)
+
+
 @app.command()
 def export(
     sweep: SweepArg = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet.")] = "csv",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-runs.<format>).")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | aienergyscore (a submission for "
+                                        "one --model).")] = "csv",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default: <sweep>-<view>.<format>); for "
+                                             "aienergyscore a folder (<model>-<task>-aienergyscore).")] = None,
+    view: Annotated[str, typer.Option("--view", help="runs (v_runs) | serving (v_serving: served runs' figures).")]
+    = "runs",
+    model: Annotated[str | None, typer.Option("--model", help="aienergyscore: the model, as in the sweep.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="aienergyscore: the task, where the model has several.")]
+    = None,
+    cell: Annotated[str | None, typer.Option("--cell", help="aienergyscore: the cell, where there are several.")]
+    = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep."""
-    from db.results.views import run_rows
+    """Export the flat runs view (one row per run, with its measurement and worker) of a sweep, its served runs'
+    figures (`--view serving`: tokens, latencies, the steady part, energy per output token), or one model's
+    AI Energy Score submission (benchmark_report.json, GPU_ENERGY_WH.txt)."""
+    from db.results.views import run_rows, serving_rows
     from scheduler.report.export import ExportFileError, write_runs_csv, write_runs_parquet
 
-    if format not in ("csv", "parquet"):
-        fail(f"--format {format!r}: use csv or parquet")
+    if format not in ("csv", "parquet", "aienergyscore"):
+        fail(f"--format {format!r}: use csv, parquet or aienergyscore")
+    if view not in ("runs", "serving"):
+        fail(f"--view {view!r}: use runs or serving")
+    if format != "aienergyscore" and (model or task or cell):
+        fail("--model, --task and --cell go with --format aienergyscore")
+    if format == "aienergyscore" and not model:
+        fail("--format aienergyscore: name the model with --model (a submission is one model's)")
     sessions = open_sessions(database_url)
+    if format == "aienergyscore":
+        from scheduler.cli.submission import export_submission
+
+        export_submission(sessions, sweep, model, task, cell, out)
+        return
     with sessions() as session:
         found = find_sweep_or_fail(session, sweep)
-        out = out or Path(f"{safe_name(found.name)}-runs.{format}")
-        batches = run_rows(session, sweep_id=found.id)
+        out = out or Path(f"{safe_name(found.name)}-{view}.{format}")
+        batches = (run_rows if view == "runs" else serving_rows)(session, sweep_id=found.id)
+        name = "v_runs" if view == "runs" else "v_serving"
         if format == "parquet":
             try:
-                rows = write_runs_parquet(out, batches)
+                rows = write_runs_parquet(out, batches, name)
             except ExportFileError as error:
                 fail(str(error))
         else:
             with open_out(out) as handle:
-                rows = write_runs_csv(handle, batches)
+                rows = write_runs_csv(handle, batches, name)
     console.print(f"wrote {out}: {rows:,} run(s) of sweep {found.name} ({out.stat().st_size:,} bytes)")
 
 

@@ -93,6 +93,11 @@ def plan(
             combinations *= count
         console.print(f"axes of {task}: {' x '.join(f'{name} ({n})' for name, n in axes.items())} = "
                       f"{combinations} combinations per model", highlight=False)
+    multi = {ref: n for ref, n in spec.model_gpus.items() if n > 1}
+    if multi:
+        count = sum(1 for job in result.jobs if job.model in multi)
+        console.print(f"{count} jobs need a multi-GPU worker (one GPU per worker until GPU groups land): "
+                      + ", ".join(f"{ref} ({n} GPUs)" for ref, n in multi.items()), highlight=False)
     if jobs:
         for job in result.jobs:
             hours = "unknown" if job.hours is None else f"{job.hours:.3g} GPU-h, {job.kwh:.3g} kWh"

@@ -20,9 +20,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from scheduler.spec.schema import SweepSpec
+from scheduler.spec.schema import SweepSpec, task_defaults
 from worker.contract.catalog import PARAM_AXES, SWEEP_AXES
-from worker.contract.tasks import TASKS, ZERO_SHOT_TASKS
+from worker.contract.tasks import ZERO_SHOT_TASKS
 
 TASK_SPECIFIC = "task-specific"
 MULTI_PURPOSE = "multi-purpose"
@@ -72,7 +72,12 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
     jobs: list[PlannedJob] = []
     for task, task_spec in spec.tasks.items():
         settings = spec.settings_for(task)
-        blocks = [(TASK_SPECIFIC, task_spec.models, dict(task_spec.params), TASKS[task].default_params)]
+        params, defaults = dict(task_spec.params), task_defaults(task, task_spec)
+        if task_spec.engine is not None:  # served: the engine goes with every job, and a load is always set
+            params["engine"] = dict(task_spec.engine)
+            if params.get("concurrency") is None and params.get("request_rate") is None:
+                params["concurrency"] = 1
+        blocks = [(TASK_SPECIFIC, task_spec.models, params, defaults)]
         if task_spec.zero_shot:  # the prompt and lengths in force are stored with the job, defaults included
             defaults = ZERO_SHOT_TASKS[task].default_params
             given = {k: v for k, v in defaults.items() if v is not None} | dict(task_spec.zero_shot.params)
@@ -87,6 +92,8 @@ def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: st
            params: dict[str, Any], defaults: Any) -> list[PlannedJob]:
     """The jobs of one (task, model): one per combination of its axes."""
     params = dict(params)
+    # The model's own params win over the task's, for the names this task takes (an axis of them collapses).
+    params |= {name: value for name, value in spec.model_params.get(model, {}).items() if name in defaults}
     if spec.model_dtype.get(model):  # the model's own dtype wins over the task's (a dtype axis collapses)
         params["dtype"] = spec.model_dtype[model]
     axes = {"batch_size": settings.batch_size} | {name: params[name] for name in PARAM_AXES if name in params}
@@ -100,6 +107,8 @@ def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: st
         columns = {SWEEP_AXES[name]: job_params.get(name, defaults.get(name)) for name in PARAM_AXES
                    if name in defaults}
         columns["batch_size"] = values["batch_size"]
+        if job_params.get("engine"):
+            columns["engine"] = job_params["engine"]["name"]
         cells.append(PlannedJob(task, model, hardware_class, job_params, runs, kind, columns,
                                 cell_key(values, varying)))
     return cells

@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.models import Sweep, Worker
-from db.results.views import cell_rows, model_kind_rows, model_rows, progress_row, provenance_rows, task_rows
+from db.results.views import (
+    cell_rows,
+    model_kind_rows,
+    model_rows,
+    progress_row,
+    provenance_rows,
+    serving_cell_rows,
+    task_rows,
+)
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
 PHONE_CHARGE_KWH = 0.022
@@ -67,6 +75,7 @@ class ReportData:
     batch_curves: list[dict[str, Any]] = field(default_factory=list)  # per (task, model): energy by batch size
     cells: list[dict[str, Any]] = field(default_factory=list)  # v_cell_summary: repetitions per (model, dataset)
     energy: dict[str, Any] = field(default_factory=dict)  # what the figures are (headline) and where node-wide
+    serving: list[dict[str, Any]] = field(default_factory=list)  # v_serving_cells: served cells (report.serving)
 
     @property
     def empty(self) -> bool:
@@ -245,23 +254,37 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
     reference, reference_name = models, f"this sweep ({sweep.name})"
     if options.rate_against is not None:
         from db.queue.sweeps import find_sweep
+        from db.results.references import reference_rows
 
-        other = find_sweep(session, ref=options.rate_against)  # SweepNotFound: the CLI says which names exist
-        reference, reference_name = model_rows(session, sweep_id=other.id), f"sweep {other.name} (id {other.id})"
+        published = reference_rows(session, name=options.rate_against)
+        if published:  # an imported reference set: the leaderboard's own results, so the leaderboard's stars
+            reference, reference_name = published, f"AI Energy Score leaderboard ({options.rate_against})"
+        else:
+            other = find_sweep(session, ref=options.rate_against)  # SweepNotFound: the CLI lists the names
+            reference, reference_name = model_rows(session, sweep_id=other.id), f"sweep {other.name} (id {other.id})"
     ratings = [r.as_dict() for r in rate(models, reference, energy=options.rating_energy,
                                          reference_name=reference_name)]
     rating = {"energy": options.rating_energy, "energy_label": ENERGY_LABELS[options.rating_energy],
-              "reference": reference_name, "reference_cells": len(reference),
+              "reference": reference_name, "reference_cells": len(reference), "protocol": protocol_of(sweep),
               "rule": "5 equal-width bands of energy per 1,000 queries between the task's minimum and maximum over "
                       "the reference set; 5 stars = lowest band; text generation and reasoning per size class "
-                      "(<= 20B, <= 66B, more parameters)"}
+                      "(memory footprint, 1.2 GB per billion FP16 parameters: <= 24 GB, <= 80 GB, more; AI Energy "
+                      "Score's published class where it gives one)"}
     return ReportData(
         sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
         provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
         model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
         pareto=pareto_rows(models), batch_curves=batch_curves(models), cells=cells, energy=energy_note(tasks),
+        serving=serving_cell_rows(session, sweep_id=sweep.id),
     )
+
+
+def protocol_of(sweep: Any) -> str:
+    """Which protocol a sweep's figures follow, for labels: AI Energy Score's where the sweep is its preset."""
+    if sweep.name.startswith("ai-energy-score"):
+        return f"AI Energy Score's (preset {sweep.name})"
+    return f"sweep {sweep.name}'s own, not AI Energy Score's"
 
 
 def energy_note(tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`wattsweep export`'s files: the flat runs view (v_runs) as CSV or Parquet, written batch by batch.
+"""`wattsweep export`'s files: the flat runs view (v_runs), or the served runs' (v_serving), as CSV or Parquet,
+written batch by batch.
 
 The columns and their types come from db.results.views.VIEW_COLUMNS, so an
 empty sweep still gets a file with the full header or schema. Heavy imports
@@ -20,12 +21,12 @@ class ExportFileError(RuntimeError):
     """The output file could not be created (the message names it and why)."""
 
 
-def write_runs_csv(handle: IO[str], batches: Iterable[Batch]) -> int:
-    """v_runs rows as CSV into an open text file; returns the number of rows written."""
+def write_runs_csv(handle: IO[str], batches: Iterable[Batch], view: str = "v_runs") -> int:
+    """v_runs rows (or another view's: v_serving) as CSV into an open text file; returns the rows written."""
     import csv
 
     rows = 0
-    writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS["v_runs"]), lineterminator="\n")
+    writer = csv.DictWriter(handle, fieldnames=list(VIEW_COLUMNS[view]), lineterminator="\n")
     writer.writeheader()
     for batch in batches:
         writer.writerows(batch)
@@ -33,8 +34,9 @@ def write_runs_csv(handle: IO[str], batches: Iterable[Batch]) -> int:
     return rows
 
 
-def write_runs_parquet(out: Path, batches: Iterable[Batch]) -> int:
-    """v_runs rows as a Parquet file typed after the view's columns; returns the number of rows written."""
+def write_runs_parquet(out: Path, batches: Iterable[Batch], view: str = "v_runs") -> int:
+    """v_runs rows (or another view's: v_serving) as a Parquet file typed after the view's columns; returns the
+    number of rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from sqlalchemy import BigInteger, Boolean, DateTime, Float
@@ -50,7 +52,7 @@ def write_runs_parquet(out: Path, batches: Iterable[Batch]) -> int:
             return pa.timestamp("us", tz="UTC")
         return pa.string()
 
-    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS["v_runs"].items()])
+    schema = pa.schema([(name, arrow(t)) for name, t in VIEW_COLUMNS[view].items()])
     rows = 0
     try:
         writer = pq.ParquetWriter(str(out), schema)

@@ -19,6 +19,7 @@ from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_ch
 from scheduler.report.data import ReportData
 from scheduler.report.html_parts import Estimated, Table, fmt, render_template, svg, table
 from scheduler.report.provenance import provenance_section
+from scheduler.report.serving import serving_section
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -227,5 +228,6 @@ def render(data: ReportData) -> str:
             latency=latency_section(data), output_length=output_length_section(data), kinds=kinds_section(data),
             equivalents=equivalents_section(data), break_even=break_even_section(data),
             models=models_table(data), cells=cells_table(data), study=study_section(data),
+            serving=serving_section(data.serving),
         )
     return render_template("report.html.j2", **page)

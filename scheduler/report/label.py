@@ -28,6 +28,8 @@ class LabelData:
     hardware: str
     reference: str
     size_class: str | None = None
+    protocol: str = ""  # how it was measured: the sweep, and whether it followed AI Energy Score's protocol
+    unrated: str | None = None  # why there are no stars (e.g. no GPU energy measured on a CPU run)
 
 
 def star_points(cx: float, cy: float, outer: float, inner_share: float = 0.45) -> list[tuple[float, float]]:
@@ -63,7 +65,8 @@ def layout(data: LabelData) -> list[tuple]:
     for i in range(5):
         filled = data.stars is not None and i < data.stars
         shapes.append(("polygon", star_points(*star_centre(i), STAR_R), GOLD if filled else GREY))
-    stars = f"{data.stars} of 5 stars" if data.stars is not None else "not rated (size unknown)"
+    stars = f"{data.stars} of 5 stars" if data.stars is not None else _fit(f"not rated: {data.unrated or 'unknown'}",
+                                                                            60)
     shapes += [
         ("text", WIDTH / 2, 310, stars, 15, INK, False, "middle"),
         ("text", WIDTH / 2, 380, energy, 44, INK, True, "middle"),
@@ -72,7 +75,8 @@ def layout(data: LabelData) -> list[tuple]:
         ("rect", 20, 452, WIDTH - 40, 2, GREY),
         ("text", 20, 482, _fit(f"hardware: {data.hardware}", 50), 13, INK, False, "start"),
         ("text", 20, 506, f"date: {data.date}", 13, INK, False, "start"),
-        ("text", 20, 530, _fit(f"rated against: {data.reference}", 50), 13, INK, False, "start"),
+        ("text", 20, 530, _fit(f"rated against: {data.reference}", 60), 12, INK, False, "start"),
+        ("text", 20, 554, _fit(f"protocol: {data.protocol}", 60), 12, INK, False, "start"),
         ("text", 20, 576, "measured with wattsweep (CodeCarbon)", 11, "#555555", False, "start"),
     ]
     return shapes

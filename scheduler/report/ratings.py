@@ -4,14 +4,17 @@ The rule (AI Energy Score documentation, "What do the star ratings mean?"):
 the range of a task's energy per 1,000 queries over the models of a reference
 set is divided into five equal-width bands; a model in the lowest band gets 5
 stars, in the highest 1 star. Text generation is rated within size classes
-(its Table 2: class A at most 20B parameters, B at most 66B, C more); here
-reasoning is too. AI Energy Score rates by GPU energy alone (to compare GPUs
+(its Table 2, by memory footprint: scheduler.report.size_classes); here
+reasoning is too. A reference row may carry its own `size_class` (the
+leaderboard's published results do), which wins. AI Energy Score rates by GPU energy alone (to compare GPUs
 like for like); `energy="headline"` rates by the headline figure instead
 (GPU plus the window's attributed CPU and RAM energy).
 
 Details the documentation leaves open, decided here: bands are half-open,
 [low, low + w) is 5 stars, ..., [low + 4w, high] 1 star (a value on a
-boundary takes the dearer band's stars); a reference set whose
+boundary takes the dearer band's stars); GPU energy of 0 (a CPU run:
+no GPU measured) is not rated by the GPU rule, nor taken into a
+reference range; a reference set whose
 models all use the same energy gives every model 5 stars; a rated model
 outside the reference range is clipped (below it: 5 stars, above: 1); a
 classed task's model of unknown size cannot be rated (stars None).
@@ -24,20 +27,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-CLASSED_TASKS = frozenset({"text-generation", "reasoning"})
-SIZE_CLASSES = (("A", 20e9), ("B", 66e9), ("C", math.inf))  # at most 20B, at most 66B, more (parameters)
+from scheduler.report.size_classes import CLASSED_TASKS, size_class
+
 ENERGY_COLUMNS = {"gpu": "gpu_kwh_per_1k_mean", "headline": "kwh_per_1k_mean"}
 ENERGY_LABELS = {"gpu": "GPU energy only (as AI Energy Score rates)",
                  "headline": "headline energy (GPU + attributed CPU and RAM)"}
 
 
-def size_class(task: str, num_parameters: int | None) -> str | None:
-    """"A" / "B" / "C" for text generation and reasoning, "" for other tasks (one class), None if unknown."""
-    if task not in CLASSED_TASKS:
-        return ""
-    if not num_parameters:
-        return None
-    return next(name for name, limit in SIZE_CLASSES if num_parameters <= limit)
+def row_class(row: Mapping[str, Any]) -> str | None:
+    """A row's size class: its own (a published reference row's), else AI Energy Score's rule on its size."""
+    if row.get("size_class") is not None and row["task"] in CLASSED_TASKS:
+        return row["size_class"]
+    return size_class(row["task"], row.get("num_parameters"), row.get("model"), row.get("model_dtype"))
 
 
 def stars(value: float, low: float, high: float) -> int:
@@ -61,6 +62,7 @@ class Rating:
     reference_models: int  # models (cells) in the reference group
     energy: str  # "gpu" or "headline"
     reference: str  # the reference set's name
+    unrated: str | None = None  # why stars is None, in words
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"energy_label": ENERGY_LABELS[self.energy],
@@ -74,20 +76,38 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     groups: dict[tuple[str, str | None], list[float]] = {}
     for row in reference:
         value = row.get(column)
-        group = (row["task"], size_class(row["task"], row.get("num_parameters")))
-        if value is not None and group[1] is not None:
+        group = (row["task"], row_class(row))
+        if _measured(value, energy) and group[1] is not None:
             groups.setdefault(group, []).append(float(value))
     ratings = []
     for row in models:
-        klass = size_class(row["task"], row.get("num_parameters"))
+        klass = row_class(row)
         value = row.get(column)
         values = groups.get((row["task"], klass), [])
         low, high = (min(values), max(values)) if values else (None, None)
-        given = stars(float(value), low, high) if value is not None and values and klass is not None else None
+        unrated = _unrated(value, energy, klass, values)
+        given = stars(float(value), low, high) if unrated is None else None
         ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,
                               float(value) if value is not None else None, given, low, high, len(values), energy,
-                              reference_name))
+                              reference_name, unrated))
     return ratings
+
+
+def _measured(value: float | None, energy: str) -> bool:
+    """A figure the rule can rate: GPU energy of 0 is no GPU measured (a CPU run), not the most frugal model."""
+    return value is not None and (energy != "gpu" or float(value) > 0)
+
+
+def _unrated(value: float | None, energy: str, klass: str | None, values: list[float]) -> str | None:
+    if value is not None and energy == "gpu" and float(value) <= 0:
+        return "no GPU energy measured: rate the whole energy with --rating-energy headline"
+    if value is None:
+        return "no energy figure"
+    if klass is None:
+        return "size unknown"
+    if not values:
+        return "no reference figures for its task and class"
+    return None
 
 
 def pareto_front(points: Iterable[tuple[float, float, Any]]) -> list[Any]:

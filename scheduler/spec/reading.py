@@ -17,7 +17,9 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from yaml.constructor import ConstructorError
 
+from scheduler.spec import strict_yaml
 from scheduler.spec.schema import SweepSpec
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -55,19 +57,20 @@ def chat_template_problem(spec: SweepSpec) -> str | None:
     why this is not a validator of the pure schema; a hub: model not in the cache is checked by the worker when it
     loads (its job fails naming the model).
     """
-    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, template_kwargs
+    from worker.contract.reasoning_switch import ReasoningSwitchError, chat_template_of, switch_inputs
 
     for task, task_spec in spec.tasks.items():
-        levels = task_spec.params.get("reasoning")
-        if levels is None:
-            continue
         for i, ref in enumerate(task_spec.models):
+            levels = spec.model_params.get(ref, {}).get("reasoning", task_spec.params.get("reasoning"))
+            if levels is None:
+                continue
+            by = spec.model_params.get(ref, {}).get("reasoning_by") or task_spec.params.get("reasoning_by", "template")
             template = chat_template_of(ref)
-            if template is None:
+            if template is None and by == "template":
                 continue
             for level in levels if isinstance(levels, list) else [levels]:
                 try:
-                    template_kwargs(template, level, ref)
+                    switch_inputs(template, level, by, ref)
                 except ReasoningSwitchError as error:
                     return f"tasks.{task}.models.{i}: {error}"
     return None
@@ -92,7 +95,11 @@ def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) ->
         raise SpecError(f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at line {line} "
                         "(save the file as UTF-8)") from None
     try:
-        data = yaml.safe_load(text)
+        data = strict_yaml.load(text)
+    except ConstructorError as error:  # a duplicate key, a base-60 number (strict_yaml), an unknown tag
+        mark = error.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
+        raise SpecError(f"{path}: {where}: {error.problem}") from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"

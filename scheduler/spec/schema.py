@@ -43,7 +43,9 @@ MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
 MAX_PUE = 3.0  # the worst data centres surveyed are near 2.5
 MAX_TRAINING_KWH = 1e12
 MAX_UNIT_S = 7 * 86400.0
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# No control characters, nor the invisible ones that reorder or hide text (bidi overrides, zero-width, BOM): a
+# name shown in a report or a terminal must read as what it is.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*$"
 
 Queries = Annotated[int, Field(ge=1, le=MAX_QUERIES, strict=True)]
 Repetitions = Annotated[int, Field(ge=1, le=MAX_REPETITIONS, strict=True)]
@@ -158,6 +160,8 @@ class TaskSpec(RunSettings):
     datasets: list[str] = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     zero_shot: ZeroShotSpec | None = None
+    # Served by an engine (worker.contract.engines): {name: vllm, args: {...}} or {name: openai, base_url, model}
+    engine: dict[str, Any] | None = None
 
     _switches = field_validator("params", mode="before")(classmethod(lambda cls, v: _yaml_switches(v)))
 
@@ -167,7 +171,8 @@ DType = Literal["float32", "float16", "bfloat16"]
 
 class SweepSpec(_Strict):
     name: str = Field(min_length=1, max_length=200, pattern=NO_CONTROL)  # sweeps.name is VARCHAR(200)
-    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][\w.\-]*$")
+    # ASCII only: a class is a Redis key and an ACL user's key pattern (deploy/redis-start.sh)
+    hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
     # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
     # run as well: slower, for studies of idle drift).
@@ -177,6 +182,14 @@ class SweepSpec(_Strict):
     tasks: dict[str, TaskSpec] = Field(min_length=1)
     # Per model, over its tasks' params.dtype: e.g. {hub:google/flan-t5-xxl: bfloat16}.
     model_dtype: dict[str, DType] = Field(default_factory=dict)
+    # Per model, over its tasks' params (the names a task of the model declares): e.g. how a model's reasoning is
+    # switched ({hub:deepseek-ai/DeepSeek-R1: {reasoning_by: prefix}}), or a model's own decoding. One value each.
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _model_switches = field_validator("model_params", mode="before")(classmethod(
+        lambda cls, v: {ref: _yaml_switches(p) for ref, p in v.items()} if isinstance(v, dict) else v))
+    # GPUs a model needs (AI Energy Score's class C models: several H100s). Declared so that `plan` says which jobs
+    # need a multi-GPU worker; until GPU groups land, a worker holds one GPU and such a job fails to load there.
+    model_gpus: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=dict)
     # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
     # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
     training_energy_kwh: dict[str, Annotated[float, Field(gt=0, le=MAX_TRAINING_KWH, allow_inf_nan=False)]] = \
@@ -210,14 +223,32 @@ class SweepSpec(_Strict):
                     use = ", ".join("builtin:" + name for name in fits)
                     raise ValueError(f"tasks.{task}.datasets.{i}: builtin:{dataset.name} holds {kind} queries, "
                                      f"{task} reads {declared.input_kind}; use {use}")
-            _check_params(f"tasks.{task}.params", task, task_spec.params, declared.default_params)
+            _check_params(f"tasks.{task}.params", task, task_spec.params, task_defaults(task, task_spec))
+            if task_spec.engine is not None:
+                _check_engine(task, task_spec)
         models = self.all_models()
-        for field in ("model_dtype", "training_energy_kwh"):
+        self._check_model_params()
+        for field in ("model_dtype", "training_energy_kwh", "model_params", "model_gpus"):
             for ref in getattr(self, field):
                 if ref not in models:
                     raise ValueError(f"{field}: {ref!r} is not a model of this sweep; its models are written as "
                                      "in tasks (e.g. hub:org/name)")
         return self
+
+    def _check_model_params(self) -> None:
+        for ref, params in self.model_params.items():
+            tasks = [task for task, spec in self.tasks.items() if ref in spec.models]
+            for name, value in params.items():
+                where = f"model_params.{ref}.{name}"
+                declaring = [task for task in tasks if name in TASKS[task].default_params]
+                if not declaring:
+                    raise ValueError(f"{where}: no task of {ref} ({', '.join(tasks) or 'none'}) takes {name}")
+                if isinstance(value, list):
+                    raise ValueError(f"{where}: one value per model (an axis goes in tasks.<task>.params)")
+                for task in declaring:
+                    problem = params_problem({name: value}, TASKS[task].default_params, where.rsplit(".", 1)[0])
+                    if problem:
+                        raise ValueError(problem)
 
     def all_models(self) -> list[str]:
         """Every model reference of the sweep, task-specific and zero-shot, in file order, once each."""
@@ -230,6 +261,36 @@ class SweepSpec(_Strict):
         """The defaults with this task's overrides applied (batch_size may be a list: an axis)."""
         overrides = self.tasks[task].model_dump(include=set(RunSettings.model_fields), exclude_none=True)
         return self.defaults.model_copy(update=overrides)
+
+
+def task_defaults(task: str, task_spec: TaskSpec) -> dict[str, Any]:
+    """The params a task takes: its workload's, and the serving ones (load, steady part) when an engine serves it."""
+    from worker.contract.engines import SERVING_DEFAULTS
+
+    defaults = dict(TASKS[task].default_params)
+    return defaults | SERVING_DEFAULTS if task_spec.engine is not None else defaults
+
+
+def _check_engine(task: str, task_spec: TaskSpec) -> None:
+    from worker.contract.engines import ENGINE_TASKS, SERVING_AXES, engine_problem, serving_problem
+
+    where = f"tasks.{task}.engine"
+    if task not in ENGINE_TASKS:
+        raise ValueError(f"{where}: {task} is not served by engines; tasks that are: {', '.join(ENGINE_TASKS)}")
+    if problem := engine_problem(task_spec.engine):
+        raise ValueError(f"{where}.{problem}" if not problem.startswith("expected") else f"{where}: {problem}")
+    if task_spec.zero_shot is not None:
+        raise ValueError(f"{where}: a served task has no zero_shot models; list them under models")
+    params = task_spec.params
+    given = [name for name in SERVING_AXES if params.get(name) is not None]
+    if len(given) > 1:
+        raise ValueError(f"tasks.{task}.params: give concurrency (closed loop) or request_rate (open loop), not both")
+    for name in given:
+        for value in params[name] if isinstance(params[name], list) else [params[name]]:
+            if problem := serving_problem({**params, name: value}):
+                raise ValueError(f"tasks.{task}.params.{problem}")
+    if not given and (problem := serving_problem(params)):
+        raise ValueError(f"tasks.{task}.params.{problem}")
 
 
 def _check_zero_shot(task: str, task_spec: TaskSpec, roots: Sequence[Path] | None) -> None:
@@ -265,6 +326,11 @@ def _check_params(where: str, task: str, params: dict[str, Any], defaults: Any) 
     axes = ", ".join(["batch_size", *(name for name in PARAM_AXES if name in defaults)])
     for name, value in params.items():
         if name not in defaults:
+            from worker.contract.engines import ENGINE_TASKS, SERVING_DEFAULTS
+
+            if name in SERVING_DEFAULTS and task in ENGINE_TASKS:
+                raise ValueError(f"{where}.{name}: {name} is a serving parameter; serve the task with an engine "
+                                 f"(tasks.{task}.engine: {{name: vllm}})")
             if name in SWEEP_AXES:
                 raise ValueError(f"{where}.{name}: {name} does not apply to {task}; its axes are {axes}")
             raise ValueError(f"{where}: unknown parameter {name!r}; allowed are {', '.join(sorted(defaults))}")

@@ -265,22 +265,30 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
     for fault in faults:
         log(f"  planned: at {fault.at_fraction:.0%} {describe(fault)}")
     began = time.monotonic()
-    with PrivatePostgres(settings={"max_connections": "100"}) as pg, PrivateRedis() as broker:
+    queue = f"chaos-{uuid.uuid4().hex[:6]}"
+    acl = least_privilege_acl(folder, queue)
+    with PrivatePostgres(settings={"max_connections": "100"}) as pg, PrivateRedis(config={"aclfile": str(acl)}) \
+            as broker:
         admin = create_engine(pg.admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
             connection.execute(text('CREATE DATABASE "chaos"'))
         admin.dispose()
         url = pg.url("chaos")
         upgrade(url)
-        log(f"  private Postgres and Redis up, database migrated after {time.monotonic() - began:.0f} s")
-        queue = f"chaos-{uuid.uuid4().hex[:6]}"
+        scheduler_url, node_url = least_privilege_roles(url)
+        log(f"  private Postgres and Redis up, database migrated after {time.monotonic() - began:.0f} s; workers "
+            f"as a node role and worker-{queue}, the scheduler as wattsweep_app and wattsweep")
         base = {k: v for k, v in os.environ.items() if not k.startswith(("WATTSWEEP_", "FAKE", "LD_PRELOAD"))}
-        env = base | SETTINGS | {"WATTSWEEP_DATABASE_URL": url, "WATTSWEEP_BROKER_URL": broker.url(0),
+        scheduler_broker = f"redis://wattsweep:{ACL_PASSWORDS['REDIS_PASSWORD']}@{broker.host}:{broker.port}/0"
+        env = base | SETTINGS | {"WATTSWEEP_DATABASE_URL": scheduler_url, "WATTSWEEP_BROKER_URL": scheduler_broker,
                                  "WATTSWEEP_DATA_ROOTS": str(folder)}
+        worker_env = env | {"WATTSWEEP_DATABASE_URL": node_url,
+                            "WATTSWEEP_BROKER_URL": f"redis://worker-{queue}:{ACL_PASSWORDS['worker']}@"
+                                                    f"{broker.host}:{broker.port}/0"}
         wattsweep = [sys.executable, "-m", "scheduler"]
         clocks = [Clock(folder / f"clock-w{i}", use_libfaketime) for i in range(config.workers)]
         workers = [Supervised(f"w{i}", [*wattsweep, "worker", "--device", "cpu", "--queue", queue,
-                                        "--name", f"w{i}@chaos"], env | clocks[i].env(), folder)
+                                        "--name", f"w{i}@chaos"], worker_env | clocks[i].env(), folder)
                    for i in range(config.workers)]
         reconciler = Supervised("reconcile", [*wattsweep, "reconcile", "--watch", "--interval", "1"], env, folder)
         everyone = [*workers, reconciler]
@@ -388,6 +396,39 @@ def _holders(sessions) -> set[str]:
             return set(session.scalars(select(Shard.lease_worker_id).where(Shard.status == "running")))
     except Exception:  # noqa: BLE001 - the database may be down
         return set()
+
+
+ACL_PASSWORDS = {"REDIS_PASSWORD": "chaosscheduler1", "REDIS_FLOWER_PASSWORD": "chaosflower2", "worker": "chaosworker3"}
+
+
+def least_privilege_acl(folder: Path, queue: str) -> Path:
+    """Compose's Redis users (deploy/redis-start.sh renders deploy/redis-users.acl), with `queue`'s worker user."""
+    root = Path(__file__).resolve().parents[2]
+    acl = folder / "users.acl"
+    env = os.environ | {k: v for k, v in ACL_PASSWORDS.items() if k != "worker"} | {
+        "REDIS_WORKERS": f"{queue}:{ACL_PASSWORDS['worker']}", "REDIS_ACL_TEMPLATE": str(root / "deploy" /
+                                                                                         "redis-users.acl"),
+        "REDIS_ACL_FILE": str(acl), "REDIS_ACL_ONLY": "1"}
+    subprocess.run(["sh", str(root / "deploy" / "redis-start.sh")], env=env, check=True, capture_output=True,
+                   timeout=30)
+    return acl
+
+
+def least_privilege_roles(url: str) -> tuple[str, str]:
+    """The scheduler's URL (wattsweep_app) and a node role's (`wattsweep db add-node`'s), on the migrated `url`."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from db.nodes import create_node_role, node_role
+
+    role = node_role("chaos")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        create_node_role(connection, role)
+    admin.dispose()
+    as_role = [make_url(url).set(username=name, password=None).render_as_string(hide_password=False)
+               for name in ("wattsweep_app", role.role)]
+    return as_role[0], as_role[1]
 
 
 def _fire(fault: Fault, target: int, workers: list[Supervised], clocks: list[Clock], pg, broker) -> None:

@@ -1,7 +1,8 @@
 """The chaos run's short form (issue 11; bench/chaos.py is the long one): 4 real workers on a private Postgres
 and Redis, one fault of each kind (SIGKILL, SIGSTOP/SIGCONT, Redis restart, Postgres restart, a worker's clock
 offset) while a sweep of 60 units runs; then every unit is stored exactly once and every job is done or failed
-with a reason.
+with a reason. The workers run as a node's Postgres role and their class's Redis user, the reconciler as the
+scheduler's: the least privilege compose deploys.
 """
 
 from __future__ import annotations
@@ -36,3 +37,9 @@ def test_a_short_chaos_run_loses_and_duplicates_no_unit(tmp_path):
     assert result.faults == len(KINDS), f"the sweep outran its faults:\n{report}"
     assert (result.units, result.lost, result.duplicated) == (60, 0, 0), report
     assert (result.stuck_jobs, result.failed_without_reason, result.inconsistent) == (0, 0, 0), report
+    # Under the reduced roles and Redis users (issue 23): workers as a node role and their class's worker user,
+    # the reconciler as wattsweep_app and the scheduler's user. Nothing they did was refused.
+    for log in tmp_path.glob("*.log"):
+        text = log.read_text(errors="replace")
+        for refusal in ("NOPERM", "NoPermissionError", "permission denied", "row-level security"):
+            assert refusal not in text, f"{log.name}: {refusal}"

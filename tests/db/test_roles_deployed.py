@@ -13,12 +13,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from tests.services import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORDS = {"wattsweep_owner": "ownerpw1", "wattsweep_app": "apppw2", "wattsweep_reader": "readerpw3"}
+NODE, NODE_ROLE = "gpu-node-7", "wattsweep_node_gpu_node_7"  # its password: add-node's, set by the fixture
 pytestmark = pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql (postgresql-client)")
 
 SWEEP = """
@@ -42,10 +44,25 @@ def cluster(tmp_path_factory):
         env = os.environ | {"POSTGRES_USER": "postgres", "POSTGRES_DB": "wattsweep", "PGDATA": str(pg.data),
                             "PGHOST": pg.host, "PGPORT": str(pg.port),
                             "WATTSWEEP_ROLES_SQL": str(ROOT / "migrations" / "roles.sql")}
-        env |= {f"WATTSWEEP_{role.removeprefix('wattsweep_').upper()}_PASSWORD": pw for role, pw in PASSWORDS.items()}
+        env |= {f"WATTSWEEP_{role.removeprefix('wattsweep_').upper()}_PASSWORD": pw for role, pw in PASSWORDS.items()
+                if role != NODE_ROLE}
+        secret = tmp_path_factory.mktemp("secrets") / "postgres_app_password"  # as compose mounts its secrets
+        secret.write_text(env.pop("WATTSWEEP_APP_PASSWORD") + "\n")
+        env["WATTSWEEP_APP_PASSWORD_FILE"] = str(secret)
         result = subprocess.run(["bash", str(ROOT / "deploy" / "postgres-init.sh")], env=env, capture_output=True,
                                 text=True, timeout=120)
         assert result.returncode == 0, result.stderr
+        # A GPU node's own role, as the README makes it: `wattsweep db add-node --sql` piped into psql as the
+        # superuser (still reachable here: the server reads the new pg_hba.conf at its restart).
+        made = subprocess.run([sys.executable, "-m", "scheduler", "db", "add-node", NODE, "--sql", "--database-url",
+                               f"postgresql://postgres@{pg.host}:{pg.port}/wattsweep"], capture_output=True, text=True,
+                              timeout=120, env=env)
+        assert made.returncode == 0, made.stderr
+        node_line = next(line for line in made.stderr.splitlines() if line.startswith("WATTSWEEP_DATABASE_URL="))
+        PASSWORDS[NODE_ROLE] = make_url(node_line.split("=", 1)[1]).password
+        psql = subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-h", pg.host, "-p", str(pg.port), "-U", "postgres",
+                               "-d", "wattsweep"], input=made.stdout, capture_output=True, text=True, timeout=60)
+        assert psql.returncode == 0, psql.stderr
         pg.restart()  # the image restarts its server after the init scripts: pg_hba.conf is read again
         yield pg
 
@@ -96,7 +113,7 @@ def test_no_wattsweep_role_is_a_superuser_and_the_owner_owns_the_schema(migrated
     assert owners == {"wattsweep_owner"}
 
 
-@pytest.mark.parametrize("role", list(PASSWORDS))
+@pytest.mark.parametrize("role", [*PASSWORDS, NODE_ROLE])
 @pytest.mark.parametrize("database", ["postgres", "template1"])
 def test_wattsweep_roles_reach_the_wattsweep_database_only(migrated, role, database):
     engine = create_engine(url(migrated, role, database))
@@ -145,3 +162,23 @@ def test_application_does_rows_only(migrated, statement):
 def test_owner_is_no_superuser(migrated):
     assert "must be superuser" in error_of(url(migrated, "wattsweep_owner"), "COPY (SELECT 1) TO PROGRAM 'id'")
     assert "permission denied for function" in error_of(url(migrated, "wattsweep_owner"), "SELECT pg_advisory_lock(1)")
+
+
+# Finding 9: the superuser was reachable over the network by password.
+@pytest.mark.parametrize("database", ["wattsweep", "postgres"])
+def test_the_superuser_is_refused_over_the_network(migrated, database):
+    engine = create_engine(f"postgresql+psycopg://postgres@{migrated.host}:{migrated.port}/{database}")
+    with pytest.raises(OperationalError, match='pg_hba.conf rejects connection for host .*user "postgres"'):
+        engine.connect()
+    engine.dispose()
+
+
+def test_a_node_role_logs_in_with_its_password_and_does_a_workers_part_only(migrated):
+    node = url(migrated, NODE_ROLE)
+    engine = create_engine(node)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT session_user")).scalar() == NODE_ROLE
+        assert connection.execute(text("SELECT count(*) FROM runs")).scalar() == 1
+    engine.dispose()
+    assert "permission denied" in error_of(node, "DELETE FROM measurements")
+    assert "permission denied" in error_of(node, "UPDATE measurements SET energy_kwh = 0")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 
+from db.models import Job
 from db.results.views import VIEW_COLUMNS
 from tests.results_data import SeedModel, seed_sweep
 
@@ -37,6 +38,9 @@ def test_ready_queries_run(sessions):
         seed_sweep(session, name="my-sweep", hardware_class="a100", models=models)
         seed_sweep(session, name="on-h100", hardware_class="h100", worker_id="gpu0@node9", models=models[:2])
         session.execute(text("UPDATE jobs SET status = 'running' WHERE model = 'hub:t5-small'"))
+        # One model sampled, as a sweep with `temperature` stores it (the decoding query looks for it).
+        session.execute(update(Job).where(Job.model == "hub:bigscience/bloomz-560m").values(
+            decoding={"do_sample": True, "num_beams": 1, "temperature": 0.7, "top_p": 0.9, "top_k": 50, "seed": 1}))
         session.execute(text("UPDATE measurements SET is_outlier = :t, flags = 'short-window' "
                              "WHERE kwh_per_1k_queries > 0.025"), {"t": True})
     with sessions() as session:

@@ -21,10 +21,11 @@ FROZEN = {
     ("v_runs", "0007"): ("41d08258bb12dc3a", "56ced1f952e623f2"),
     ("v_runs", "0011"): ("b0e8316a1824c877", "db1845acb4701233"),
     ("v_runs", "0014"): ("e147b1aa2b00e73b", "4b41c4470d4e229d"),
+    ("v_runs", "0024"): ("69622798f06ba275", "a648de8be9562c8c"),
     ("v_model_summary", "0007"): ("6ce92ed43098d6eb", "94ce9f5a26fcfe05"),
     ("v_model_summary", "0011"): ("14e80abd1dcd87d3", "064f8735a2c59ccb"),
     ("v_model_summary", "0014"): ("0e6360256e7cccd9", "80b7b61fab1c85af"),
-    ("v_model_summary", "0020"): ("309f5326c6607efe", "e17a08bbdaab5e09"),
+    ("v_model_summary", "0021"): ("309f5326c6607efe", "e17a08bbdaab5e09"),
     ("v_task_summary", "0007"): ("8c3f884c9f4bd058", "3b8bccd26f5dee6b"),
     ("v_task_summary", "0014"): ("e49aea6861f772d8", "894032c1fb4b3da0"),
     ("v_hardware_summary", "0007"): ("1a70931c5321e3dc", "712b4e029d678c01"),
@@ -36,6 +37,8 @@ FROZEN = {
     ("v_cell_summary", "0014"): ("69b79f667c366454", "24308e315b615ae7"),
     ("v_cell_summary", "0018"): ("6769093c8285a8f8", "8e7fd466e812908b"),
     ("v_decode", "0016"): ("586138fe6e73a11b", "586138fe6e73a11b"),
+    ("v_serving", "0020"): ("910649506e982cc0", "910649506e982cc0"),
+    ("v_serving_cells", "0020"): ("de204c4f203ccf2b", "de204c4f203ccf2b"),
 }
 VERSIONS_DIR = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 

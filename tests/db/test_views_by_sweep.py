@@ -1,4 +1,4 @@
-"""Views that filter by sweep before they aggregate (0020) give the rows the older versions gave, sweep by sweep."""
+"""Views that filter by sweep before they aggregate (0021) give the rows the older versions gave, sweep by sweep."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_the_head_revision_has_the_by_sweep_model_summary(sessions):
         stored = session.execute(text(
             "SELECT pg_get_viewdef('v_model_summary'::regclass)" if dialect == "postgresql"
             else "SELECT sql FROM sqlite_master WHERE name = 'v_model_summary'")).scalar()
-    assert "x.sweep_id = jw.sweep_id" in stored and "l.sweep_id = jw.sweep_id" in stored  # 0020's joins
+    assert "x.sweep_id = jw.sweep_id" in stored and "l.sweep_id = jw.sweep_id" in stored  # 0021's joins
 
 
 def test_provenance_grouped_by_worker_first_gives_what_grouping_v_runs_gave(sessions):

@@ -97,3 +97,27 @@ def test_model_dtype_wins_over_a_dtype_axis():
                                     "params": {"dtype": ["float32", "float16"]}}}}
     [job] = expand(parse_sweep(spec))
     assert job.axes["dtype"] == "bfloat16" and job.params["dtype"] == "bfloat16"
+
+
+def test_decoding_and_chat_template_are_axes_stored_in_their_columns():
+    spec = {**SPEC, "defaults": {"queries": 1},
+            "tasks": {"text-generation": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                                          "params": {"temperature": [0, 0.7], "chat_template": [True, False],
+                                                     "top_p": 0.9, "seed": 3}}}}
+    jobs = expand(parse_sweep(spec))
+    assert [(j.axes["temperature"], j.axes["chat_template"]) for j in jobs] == [
+        (0, True), (0, False), (0.7, True), (0.7, False)]
+    assert jobs[2].cell_key == "temperature=0.7 chat_template=True"
+    assert jobs[2].params == {"temperature": 0.7, "chat_template": True, "top_p": 0.9, "seed": 3}
+
+
+def test_model_params_set_one_models_reasoning_switch_and_win_over_the_task():
+    spec = {**SPEC, "defaults": {"queries": 1},
+            "model_params": {"tiny:gpt2": {"reasoning_by": "system", "temperature": 0.6}},
+            "tasks": {"reasoning": {"models": ["tiny:gpt2"], "datasets": ["builtin:prompts"],
+                                    "params": {"reasoning": "off", "temperature": [0, 1]}},
+                      "text-generation": {"models": ["tiny:gpt2", "tiny:ministral3"], "datasets": ["builtin:prompts"]}}}
+    jobs = expand(parse_sweep(spec))
+    by_model = [(j.task, j.model, j.params.get("reasoning_by"), j.params.get("temperature")) for j in jobs]
+    assert by_model == [("reasoning", "tiny:gpt2", "system", 0.6), ("text-generation", "tiny:gpt2", None, 0.6),
+                        ("text-generation", "tiny:ministral3", None, None)]

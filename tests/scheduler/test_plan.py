@@ -136,3 +136,16 @@ def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_a
     assert [size for size, _ in past.runs[0]["shards"]] == [334, 333, 333]  # 12.5 s split to fit 5 s
     schedule = make_schedule(spec, workers=2, estimates=estimates)
     assert (schedule.jobs_measured, schedule.jobs_prior) == (1, 1)
+
+
+def test_plan_says_which_ai_energy_score_jobs_need_a_multi_gpu_worker(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {"PYTHONPATH": str(REPO_ROOT),
+                                                                                       "COLUMNS": "400"}
+    result = subprocess.run([sys.executable, "-m", "scheduler", "plan",
+                             str(REPO_ROOT / "presets" / "ai-energy-score.yaml")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    # 8 text-generation jobs, and 12 reasoning jobs (on and off, except the two Qwen3-Next models: on only)
+    assert "20 jobs need a multi-GPU worker (one GPU per worker until GPU groups land):" in out
+    assert "hub:deepseek-ai/DeepSeek-R1 (16 GPUs)" in out and "hub:zai-org/GLM-4.5-Air (4 GPUs)" in out

@@ -108,10 +108,35 @@ def test_ai_energy_score_preset_has_its_tasks_datasets_and_protocol():
         assert (settings.queries, settings.batch_size, settings.repetitions) == (1000, 1, 10), task
         [dataset] = spec.tasks[task].datasets
         assert dataset.startswith("hf:AIEnergyScore/") and ":train" in dataset, task
-    assert spec.tasks["text-generation"].params["dtype"] == "float16"  # AIES: FP16 for text generation only
-    assert spec.tasks["reasoning"].params == {"dtype": "bfloat16", "max_new_tokens": 8192, "reasoning": ["on", "off"]}
+    v2_sampling = {"temperature": 0.7, "top_p": 0.9, "top_k": 50}  # ai_energy_benchmarks backends/pytorch.py
+    generation = spec.tasks["text-generation"].params
+    assert "dtype" not in generation and generation["chat_template"] is True  # v2: as saved, chat template
+    assert generation.items() >= ({"max_new_tokens": 10} | v2_sampling).items()
+    assert spec.model_params["hub:openai-community/gpt2"] == {"dtype": "float16", "chat_template": False,
+                                                              "temperature": 0}  # v1: FP16, raw, greedy
+    assert spec.tasks["reasoning"].params.items() >= ({"max_new_tokens": 8192, "max_new_tokens_off": 10,
+                                                       "reasoning": ["on", "off"]} | v2_sampling).items()
+    for task in ("automatic-speech-recognition", "image-to-text"):  # energy_star: greedy, 1 beam, 100 tokens
+        assert spec.tasks[task].params.items() >= {"num_beams": 1, "max_new_tokens": 100}.items()
+    assert spec.tasks["automatic-speech-recognition"].params["fixed_length"] is True
+    assert spec.tasks["text-to-image"].params == {"dtype": "float32", "num_inference_steps": 30,
+                                                  "guidance_scale": None}
     jobs = expand(spec)
-    assert len(jobs) == 100 and sum(len(j.runs) for j in jobs) == 1000
+    assert len(jobs) == 128 and sum(len(j.runs) for j in jobs) == 1280
     assert {j.axes["reasoning"] for j in jobs if j.task == "reasoning"} == {"on", "off"}
+    models = {j.model for j in jobs}
+    issue_rows = {"google/gemma-3-4b-pt", "google/gemma-3-270m-it", "google/gemma-3-1b-it", "google/gemma-3-12b-it",
+                  "google/gemma-3-27b-it", "microsoft/Phi-4-reasoning-plus", "deepseek-ai/DeepSeek-R1",
+                  "deepseek-ai/DeepSeek-R1-0528", "deepseek-ai/DeepSeek-V3.2-Exp",
+                  "deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+                  "Qwen/Qwen3-Next-80B-A3B-Thinking", "Qwen/Qwen3-Next-80B-A3B-Instruct", "zai-org/GLM-4.5",
+                  "zai-org/GLM-4.6", "moonshotai/Kimi-K2-Instruct", "MiniMaxAI/MiniMax-M1-80k",
+                  "nvidia/Llama-3_3-Nemotron-Super-49B-v1_5", "openai/gpt-oss-20b", "Qwen/Qwen-Image",
+                  "black-forest-labs/FLUX.1-dev", "HiDream-ai/HiDream-I1-Full"}
+    assert {"hub:" + name for name in issue_rows} <= models
+    r1 = [j for j in jobs if j.model == "hub:deepseek-ai/DeepSeek-R1"]
+    assert sorted(j.params["reasoning"] for j in r1) == ["off", "on"] and {j.params["reasoning_by"] for j in r1} \
+        == {"prefix"}
+    assert spec.model_gpus["hub:deepseek-ai/DeepSeek-R1"] == 16
     smoke = load_sweep(PRESETS / "ai-energy-score-smoke.yaml")
     assert set(smoke.tasks) == AIES_TASKS and all(m.startswith("tiny:") for m in smoke.all_models())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.report.ratings import pareto_front, rate, size_class, stars
+from scheduler.report.ratings import pareto_front, rate, stars
+from scheduler.report.size_classes import footprint_gb, size_class
 
 
 def row(task, model, gpu, total=None, params=None, cell=""):
@@ -62,8 +63,19 @@ def test_energy_basis_and_reference_set_are_choices():
 
 
 def test_size_classes_follow_the_published_table():
-    assert [size_class("reasoning", n) for n in (20e9, 20e9 + 1, 66e9, 66e9 + 1)] == ["A", "B", "B", "C"]
+    # index.md Table 2 by memory footprint: 1.2 GB per billion FP16 parameters; A <= 24 GB, B <= 80 GB, C more
+    assert [size_class("reasoning", n) for n in (20e9, 20e9 + 1e6, 66e9, 66.7e9)] == ["A", "B", "B", "C"]
     assert size_class("image-classification", None) == ""
+
+
+def test_size_classes_are_memory_footprints_and_ai_energy_scores_own_data_wins():
+    assert footprint_gb(10_000_000_000) == pytest.approx(12.0)  # (10 x 2 / (32 / 16)) x 1.2
+    assert footprint_gb(10_000_000_000, "float32") == pytest.approx(24.0)
+    assert size_class("text-generation", 15_000_000_000, dtype="float32") == "B"  # 36 GB in FP32
+    # granite-4.0-h-small: 32B parameters, 38 GB by the formula (B), but class C in oct_2025_models.csv
+    assert size_class("text-generation", 32_200_000_000) == "B"
+    assert size_class("text-generation", 32_200_000_000, "hub:ibm-granite/granite-4.0-h-small") == "C"
+    assert size_class("reasoning", None, "hub:ibm-granite/granite-4.0-h-small@abc") == "C"
 
 
 def test_pareto_front_keeps_points_no_other_beats_on_both():

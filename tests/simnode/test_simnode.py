@@ -74,9 +74,9 @@ def test_devices_pci_order_differs_from_cuda_order_and_mig_slices_lead_to_their_
         slice_uuid = node.gpus[5]["mig"][2]["uuid"]
         code = (f"import pynvml, json; pynvml.nvmlInit(); s = pynvml.nvmlDeviceGetHandleByUUID({slice_uuid!r}); "
                 "p = pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(s); "
-                "print(json.dumps([pynvml.nvmlDeviceIsMigDeviceHandle(s), pynvml.nvmlDeviceGetIndex(s), "
+                "print(json.dumps([pynvml.nvmlDeviceIsMigDeviceHandle(s).value, pynvml.nvmlDeviceGetIndex(s), "
                 "pynvml.nvmlDeviceGetIndex(p), pynvml.nvmlDeviceGetMigMode(p)[0]]))")
         result = subprocess.run([sys.executable, "-c", code], env=os_env, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        assert json.loads(result.stdout) == [True, 2, 5, 1]  # the slice answers 2: its index inside GPU 5
+        assert json.loads(result.stdout) == [1, 2, 5, 1]  # the slice answers 2: its index inside GPU 5
     assert sorted(p.name for p in node.dev_dir.iterdir())[:2] == ["nvidia-uvm", "nvidia0"]

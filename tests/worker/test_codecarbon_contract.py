@@ -66,6 +66,18 @@ def made(tmp_path_factory):
     tracker.stop()
 
 
+def _fields_only(owner: str):
+    """An object of a dataclass whose fields have no class default, built without its __init__ (which asks NVML):
+    its class's names plus the fields the installed version declares."""
+    import dataclasses
+
+    cls = resolve(owner)
+    holder = cls.__new__(cls)
+    for declared in dataclasses.fields(cls):
+        object.__setattr__(holder, declared.name, None)
+    return holder
+
+
 @pytest.fixture(scope="module")
 def instances(made):
     """A real object per owner class whose instances carry the relied-on names."""
@@ -81,6 +93,7 @@ def instances(made):
         RAM: next(h for h in tracker.hardware() if type(h).__name__ == "RAM"),
         GPU: gpu,
         "codecarbon.core.gpu.AllGPUDevices": gpu.devices,
+        "codecarbon.core.gpu_nvidia.NvidiaGPUDevice": _fields_only("codecarbon.core.gpu_nvidia.NvidiaGPUDevice"),
         RAPL: resolve(RAPL)(rapl_dir=str(rapl_dir)),
         RAPL_FILE: resolve(RAPL_FILE)(name="package-0", path=str(domain / "energy_uj"),
                                       max_path=str(domain / "max_energy_range_uj")),

@@ -167,3 +167,71 @@ def test_per_run_baseline_measures_before_every_run(runtime):
 
     assert len(set(run_baselines({"baseline": "per-run"}))) == 3
     assert len(set(run_baselines({}))) == 1
+
+
+def test_a_dead_device_context_fails_its_unit_with_the_reason_and_the_worker_exits(runtime, monkeypatch):
+    """Issue 18, defect 4: a device-side error (torch.AcceleratorError, e.g. an assert in torch.multinomial on
+    NaN probabilities) makes the CUDA context unusable. The unit fails saying so, no later unit is claimed on
+    the dead context, and the worker process exits with EXIT_DEVICE_LOST for a fresh one (was: an ordinary
+    failure, the next units failing the same way, three jobs charged)."""
+    import torch
+
+    from db.models import Shard
+    from worker.process.celery_worker import EXIT_DEVICE_LOST, exit_if_device_lost
+    from worker.process.executor import UnitExecutor, make_loop
+
+    job_id = submit(runtime, {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"],
+                                            "repetitions": 3}})
+    executor = UnitExecutor(runtime)
+    loop = make_loop(runtime, executor, mode=None)
+    calls = []
+
+    def device_assert(pipeline, queries, batch_size, params):
+        calls.append(len(queries))
+        raise torch.AcceleratorError("CUDA error: device-side assert triggered")
+
+    executor_load = executor.load
+
+    def load(claim):
+        answer = executor_load(claim)
+        monkeypatch.setattr(executor.model.workload, "run", device_assert)
+        return answer
+
+    monkeypatch.setattr(executor, "load", load)
+    assert executor.drive(loop.serve(job_id, joins=1, only_job_id=job_id)) != "done"
+    assert len(calls) == 1  # the warm-up met the error; nothing ran after it on the dead context
+    with runtime.sessions() as session:
+        shards = session.scalars(select(Shard).where(Shard.job_id == job_id).order_by(Shard.id)).all()
+        failed = [s for s in shards if s.error]  # its attempt is spent; another worker may retry it
+        assert len(failed) == 1 and "device lost" in failed[0].error and "AcceleratorError" in failed[0].error
+        assert len(shards) == 3 and all(s.attempts == 0 for s in shards if not s.error)  # never claimed here
+        assert all(s.status != "running" and s.lease_token is None for s in shards)
+    assert loop.device_lost and loop.stopped_reason.startswith("device lost")
+    with pytest.raises(SystemExit) as exited:
+        exit_if_device_lost(loop)
+    assert exited.value.code == EXIT_DEVICE_LOST
+    executor.unload()
+
+
+def test_out_of_memory_is_not_a_dead_context():
+    import torch
+
+    from worker.errors import is_device_lost
+
+    assert is_device_lost(torch.AcceleratorError("CUDA error: an illegal memory access was encountered"))
+    assert not is_device_lost(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not is_device_lost(RuntimeError("the disk went away"))
+
+
+def test_the_jobs_float32_numerics_are_stored_with_what_was_loaded(runtime):
+    """Issue 18, defect 3: TF32 and the float32 matmul precision change what an FP32 model costs on a GPU; each job
+    stores them as the worker's torch had them at the load."""
+    import torch
+
+    job_id = submit(runtime, {"fill-mask": {"models": ["tiny:bert"], "datasets": ["builtin:texts"]}})
+    assert execute_job(job_id, runtime) == "done"
+    with runtime.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.float32_matmul_precision == torch.get_float32_matmul_precision()
+        assert job.tf32_matmul is bool(torch.backends.cuda.matmul.allow_tf32)
+        assert job.tf32_cudnn is bool(torch.backends.cudnn.allow_tf32)

@@ -186,12 +186,19 @@ def test_pull_downloads_torch_weights_of_one_commit_and_offline_nodes_then_resol
              "tokenizer.json": 20}
     fetched = []
 
+    def hub_error(kind, message, status):
+        """huggingface_hub 1.x and later: its errors carry the HTTP response (of whichever HTTP library it uses: 2.x
+        has its own httpx2), read for its headers and request only."""
+        import types
+
+        return kind(message, response=types.SimpleNamespace(status_code=status, headers={}, request=None))
+
     class FakeApi:
         def model_info(self, repo_id, *, revision=None, files_metadata=False):
             if repo_id == "meta-llama/Llama-2-7b-hf":
-                raise GatedRepoError("gated")
+                raise hub_error(GatedRepoError, "gated", 403)
             if revision == "v9":
-                raise RevisionNotFoundError("no v9")
+                raise hub_error(RevisionNotFoundError, "no v9", 404)
             siblings = [RepoSibling(rfilename=name, size=size) for name, size in files.items()]
             return type("Info", (), {"sha": COMMIT, "siblings": siblings})()
 

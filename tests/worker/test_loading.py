@@ -87,3 +87,67 @@ def test_dtype_casts_the_weights():
     assert load_for_task("tiny:bert", "fill-mask", "cpu", "bfloat16").model.dtype == torch.bfloat16
     with pytest.raises(ModelLoadError, match="unknown dtype 'float13'"):
         load_for_task("tiny:bert", "fill-mask", "cpu", "float13")
+
+
+@pytest.mark.parametrize(("family", "task"), [("bert", "text-classification"), ("gpt2", "text-generation"),
+                                              ("t5", "summarization"), ("bert", "question-answering"),
+                                              ("sentence-bert", "sentence-similarity"),
+                                              ("stable-diffusion", "text-to-image")])
+def test_a_model_loads_as_saved_without_a_dtype_and_says_so(tmp_path, family, task):
+    """A checkpoint saved in bfloat16 loads in bfloat16 when the sweep gives no dtype (transformers 4 made it
+    float32), runs, and the dtype stored with the job is the one loaded; a dtype given still wins."""
+    import torch
+
+    built = build_tiny(family, task)
+    parts = [built.model] if isinstance(built.model, torch.nn.Module) else [
+        part for part in built.model.components.values() if isinstance(part, torch.nn.Module)]
+    for part in parts:
+        part.to(torch.bfloat16)
+    built.save_pretrained(tmp_path)
+    workload = get_workload(task)
+    params = {"num_inference_steps": 2} if task == "text-to-image" else {}
+    loaded = workload.load(f"path:{tmp_path}", "cpu", params)
+    assert loaded.wattsweep_provenance["dtype"] == "bfloat16"
+    dataset = {"text": "reviews", "prompt": "prompts", "document": "news", "qa": "squad-like",
+               "pair": "sentence-pairs"}[workload.input_kind]
+    queries = load_queries(f"builtin:{dataset}", 2)
+    assert workload.run(loaded, queries, 2, params).queries == 2
+    as_float = workload.load(f"path:{tmp_path}", "cpu", {**params, "dtype": "float32"})
+    assert as_float.wattsweep_provenance["dtype"] == "float32"
+
+
+NEW_ARCHITECTURE_SWEEP = """
+name: this-years-model
+defaults: {queries: 2, repetitions: 1, batch_size: 2, warmup: 0}
+carbon: {grid_intensity_g_per_kwh: 300}
+tasks:
+  text-generation:
+    models: [tiny:ministral3, path:MODEL]
+    datasets: [builtin:prompts]
+    params: {max_new_tokens: 3}
+  summarization:
+    datasets: [builtin:news]
+    zero_shot: {models: [tiny:ministral3], params: {max_new_tokens: 2}}
+"""
+
+
+def test_an_architecture_only_transformers_5_has_runs_end_to_end(tmp_path):
+    """Ministral 3 (model type `ministral3`, which transformers 4.57 does not know) as a tiny model, saved and
+    loaded back as path:, and prompted zero-shot: a whole `wattsweep run` into SQLite, every job done."""
+    import importlib.util
+    import sqlite3
+
+    assert importlib.util.find_spec("transformers.models.ministral3") is not None
+    build_tiny("ministral3", "text-generation").save_pretrained(tmp_path / "model")
+    (tmp_path / "sweep.yaml").write_text(NEW_ARCHITECTURE_SWEEP.replace("MODEL", str(tmp_path / "model")))
+    env = {k: v for k, v in os.environ.items() if k != "WATTSWEEP_DATABASE_URL"} | {"HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "scheduler", "run", "sweep.yaml"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "wattsweep.db") as db:
+        jobs = db.execute("SELECT task, model, model_kind, status, model_dtype FROM jobs ORDER BY id").fetchall()
+        tokens = db.execute("SELECT output_tokens FROM measurements WHERE phase = 'query' ORDER BY id").fetchall()
+    assert jobs == [("text-generation", "tiny:ministral3", "task-specific", "done", "float32"),
+                    ("text-generation", f"path:{tmp_path / 'model'}", "task-specific", "done", "float32"),
+                    ("summarization", "tiny:ministral3", "multi-purpose", "done", "float32")]
+    assert tokens == [(2 * 3,), (2 * 3,), (2 * 2,)]

@@ -64,7 +64,12 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
                                         "fill-mask")),
     "gpt2": TinyFamily("GPT-2 decoder (with a chat template for reasoning)", ("text-generation", "reasoning"),
                        generator_task="text-generation"),
+    # hidden 256 and 4 heads: vLLM's CPU attention rejects a head size of 16 (the engine tests serve this one)
+    "llama": TinyFamily("Llama decoder (head size 64, as engines need)", ("text-generation",)),
     "t5": TinyFamily("T5 encoder-decoder", ("summarization",), generator_task="summarization"),
+    # An architecture only transformers 5 has (transformers 4.57 cannot load it): this year's models run.
+    "ministral3": TinyFamily("Ministral 3 decoder (transformers 5 only)", ("text-generation",),
+                             generator_task="text-generation"),
     "vit": TinyFamily("ViT image classifier", ("image-classification",)),
     "yolos": TinyFamily("YOLOS detector (ViT backbone, no timm)", ("object-detection",)),
     "vit-gpt2": TinyFamily("VisionEncoderDecoder: ViT encoder + GPT-2 decoder", ("image-to-text",)),
@@ -77,6 +82,9 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
 # worker.contract.reasoning_switch). The gpt2 one reads both reasoning switches, so tests can set every level, like
 # a real template it ends the prompt differently for each.
 TINY_CHAT_TEMPLATES: dict[str, str] = {
+    # An instruct model's plain template (Ministral 3 ships one), for text generation's `chat_template: true`.
+    "ministral3": ("{%- for message in messages %}[{{ message['role'] }}] {{ message['content'] }}\n{% endfor -%}"
+                   "{%- if add_generation_prompt %}[assistant]{% endif -%}"),
     "gpt2": ("{%- for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor -%}"
              "{%- if add_generation_prompt %}assistant"
              "{%- if enable_thinking is defined and not enable_thinking %} answers{% else %} thinks{% endif -%}"
@@ -89,7 +97,8 @@ TINY_CHAT_TEMPLATES: dict[str, str] = {
 SWEEP_AXES: dict[str, str] = {
     "batch_size": "batch_size", "dtype": "dtype", "max_new_tokens": "max_new_tokens",
     "num_inference_steps": "num_inference_steps", "height": "height_px", "width": "width_px",
-    "reasoning": "reasoning",
+    "reasoning": "reasoning", "temperature": "temperature", "chat_template": "chat_template",
+    "concurrency": "concurrency", "request_rate": "request_rate",  # served tasks' load (worker.contract.engines)
 }
 PARAM_AXES = tuple(name for name in SWEEP_AXES if name != "batch_size")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -103,8 +112,17 @@ def axis_problem(name: str, value: object) -> str | None:
     if name == "reasoning":
         return None if value in REASONING_LEVELS else \
             f"{value!r} is not a reasoning level; use {', '.join(REASONING_LEVELS)}"
+    if name == "temperature":  # 0 or null: greedy
+        ok = value is None or (not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 100)
+        return None if ok else f"temperature must be a number from 0 (greedy) to 100, got {value!r}"
+    if name == "chat_template":
+        return None if isinstance(value, bool) else f"chat_template must be true or false, got {value!r}"
     if name in ("height", "width") and value is None:
         return None  # the model's own default size
+    if name == "request_rate":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            return f"request_rate must be a positive number of requests per second, got {value!r}"
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         return f"{name} must be a positive whole number, got {value!r}"
     return None

@@ -17,7 +17,7 @@ PERSISTENT = 2  # kombu's delivery mode for a message that survives a broker res
 RUN_JOB = "wattsweep.run_job"  # the one task; messages carry a job id only
 # Redis keys kombu and Celery use themselves: a queue by one of these names would corrupt them.
 RESERVED_QUEUE_NAMES = frozenset({"unacked", "unacked_index", "unacked_mutex", "celery", "celeryev"})
-_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+_QUEUE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$", re.ASCII)  # a Redis key and an ACL key pattern: ASCII only
 
 
 def queue_name_problem(name: str) -> str | None:

@@ -46,6 +46,15 @@ def _flag(value: Any) -> str | None:
     return None if isinstance(value, bool) else "expected true or false"
 
 
+def _optional(rule: Rule) -> Rule:
+    """`rule`, or None (the model's own setting: greedy decoding where no temperature is given)."""
+    return lambda value: None if value is None else rule(value)
+
+
+def _choice(*allowed: str) -> Rule:
+    return lambda value: None if value in allowed else f"expected one of {', '.join(allowed)}"
+
+
 def _dtype(value: Any) -> str | None:
     return None if value is None or value in DTYPES else f"expected one of {', '.join(DTYPES)} (or null: as saved)"
 
@@ -67,14 +76,23 @@ def _size_px(value: Any) -> str | None:
 
 RULES: dict[str, Rule] = {
     "dtype": _dtype,
-    "top_k": _whole(1, 1_000),
+    # fill-mask: predictions returned; generation: sampling's top-k cutoff (null: the model's own)
+    "top_k": _optional(_whole(1, 1_000)),
+    # Decoding (generation tasks): greedy unless temperature > 0; a temperature below 0 means nothing.
+    "temperature": _optional(_number(0, 100)),
+    "top_p": _optional(_number(0, 1)),
+    "seed": _optional(_whole(0, 2**32 - 1)),
+    "num_beams": _optional(_whole(1, 64)),
+    "chat_template": _flag,
+    "max_new_tokens_off": _optional(_whole(1, 100_000)),
+    "reasoning_by": _choice("template", "system", "prefix", "default"),
     "max_new_tokens": _whole(1, 100_000),
     "max_input_words": _whole(1, 1_000_000, optional=True),
     "measure_prefill": _flag,
     "fixed_length": _flag,
     "resize_px": _size_px,
     "num_inference_steps": _whole(1, 10_000),
-    "guidance_scale": _number(0, 1_000),
+    "guidance_scale": _optional(_number(0, 1_000)),  # null: the pipeline's own
     "height": _whole(8, 16_384, optional=True, multiple_of=8),
     "width": _whole(8, 16_384, optional=True, multiple_of=8),
     "prompt_template": _text,

@@ -8,6 +8,14 @@ template has no switch for is an error naming the model and the levels it does
 take: measuring a model with a switch silently ignored would report reasoning
 energy for a run that did not reason (or the reverse).
 
+Some models are switched otherwise (AI Energy Score's oct_2025_models.csv): by a
+system prompt (Nemotron Super 49B v1.5: `/no_think`; Qwen3 and SmolLM3 read
+`/think` and `/no_think` too), or by a prefix of the answer (DeepSeek-R1:
+"Prepend input with <think>"). `reasoning_by` picks the way: `template`
+(default), `system`, `prefix`, or `default` for a model with one mode (the level
+is recorded, nothing is switched: gemma-3-it, Qwen3-Next); `switch_inputs` turns (level, way) into what the
+workload puts around each prompt.
+
 Light (standard library only): the scheduler reads templates of tiny:, path: and
 locally cached hub: models to refuse a bad sweep before anything is written.
 """
@@ -85,3 +93,23 @@ def _template_in(folder: Path) -> str | None:
     if isinstance(template, list):  # named templates: [{"name": ..., "template": ...}]
         template = " ".join(t.get("template", "") for t in template if isinstance(t, dict))
     return template if isinstance(template, str) else ""
+
+
+# reasoning_by -> level -> text. "prefix" off adds nothing: AI Energy Score runs DeepSeek-R1 "off" as its default.
+SYSTEM_SWITCH: dict[str, str] = {"on": "/think", "off": "/no_think"}
+PREFIX_SWITCH: dict[str, str] = {"on": "<think>\n", "off": ""}
+
+
+def switch_inputs(template: str | None, level: str | None, by: str, model: str) -> dict[str, object]:
+    """What sets `level` the way `by` says: {"template_kwargs": ..., "system": ..., "answer_prefix": ...}."""
+    inputs: dict[str, object] = {"template_kwargs": {}, "system": None, "answer_prefix": ""}
+    if level is None:
+        return inputs
+    if by == "template":
+        return inputs | {"template_kwargs": template_kwargs(template, level, model)}
+    if by == "default":  # a model with one mode (AI Energy Score's "default"): the level is a record, not a switch
+        return inputs
+    table = SYSTEM_SWITCH if by == "system" else PREFIX_SWITCH
+    if level not in table:
+        raise ReasoningSwitchError(f"{model}: reasoning_by {by} switches reasoning on or off, not {level}")
+    return inputs | ({"system": table[level]} if by == "system" else {"answer_prefix": table[level]})

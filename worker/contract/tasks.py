@@ -20,6 +20,11 @@ from worker.contract.params import template_problem
 COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
 
 
+# Decoding of the generation tasks: greedy (do_sample off, whatever the model's generation config says) unless
+# `temperature` > 0 asks for sampling; top_p / top_k None = the model's own; `seed` seeds each run's sampling.
+DECODING_PARAMS: dict[str, Any] = {"temperature": None, "top_p": None, "top_k": None, "seed": None}
+
+
 def with_common(**task_params: Any) -> dict[str, Any]:
     """A task's default params: its own settings plus the ones every task accepts."""
     return {**COMMON_PARAMS, **task_params}
@@ -72,16 +77,23 @@ def _task(task: str, input_kind: str, default_params: dict[str, Any],
 
 _DECLARATIONS = [
     # 256: the speech pipeline's own default; speech of different lengths makes different amounts of text.
-    _task("automatic-speech-recognition", "audio", with_common(max_new_tokens=256, fixed_length=False)),
+    # num_beams None: the pipeline's own (Whisper: 5); AI Energy Score (optimum-benchmark energy_star): 1.
+    _task("automatic-speech-recognition", "audio", with_common(max_new_tokens=256, fixed_length=False, num_beams=None,
+                                                               **DECODING_PARAMS)),
     _task("fill-mask", "text", with_common(top_k=1)),
     # resize_px: N or [width, height] to resize inputs first (None: as they come).
     _task("image-classification", "image", with_common(resize_px=None)),
-    _task("image-to-text", "image", with_common(max_new_tokens=10, measure_prefill=False, resize_px=None)),
+    _task("image-to-text", "image", with_common(max_new_tokens=10, measure_prefill=False, resize_px=None,
+                                                num_beams=None, **DECODING_PARAMS)),
     _task("object-detection", "image", with_common(resize_px=None)),
     # The study's extractive-QA prompt for multi-purpose models, with 65 new tokens (end-of-sequence disabled).
     _task("question-answering", "qa", with_common(),
           zero_shot=('{question}? Find the answer to the question in the following text: "{context}". Answer:', 65)),
-    _task("reasoning", "prompt", with_common(max_new_tokens=8192, fixed_length=False, reasoning=None)),
+    # reasoning_by: how the level is set (worker.contract.reasoning_switch): the chat template's argument, a
+    # system prompt (/think, /no_think), an answer prefix (<think>), or `default` (one mode: nothing switched);
+    # max_new_tokens_off: with reasoning off, exactly that many tokens (AI Energy Score: 10), not max_new_tokens.
+    _task("reasoning", "prompt", with_common(max_new_tokens=8192, fixed_length=False, reasoning=None,
+                                             reasoning_by="template", max_new_tokens_off=None, **DECODING_PARAMS)),
     _task("sentence-similarity", "pair", with_common()),
     # The study's summarization prompt for multi-purpose models, with its summary length of 15 new tokens.
     _task("summarization", "document", with_common(max_new_tokens=10, measure_prefill=False),
@@ -89,7 +101,10 @@ _DECLARATIONS = [
     # The study prompted multi-purpose models for sentiment with this question and read 1 new token.
     _task("text-classification", "text", with_common(),
           zero_shot=("what is the binary sentiment of the following sentence? {text}", 1)),
-    _task("text-generation", "prompt", with_common(max_new_tokens=10, measure_prefill=False, max_input_words=None)),
+    # chat_template: each prompt as a user message through the model's chat template where it has one (AI
+    # Energy Score v2); false: raw text, as the study.
+    _task("text-generation", "prompt", with_common(max_new_tokens=10, measure_prefill=False, max_input_words=None,
+                                                   chat_template=False, **DECODING_PARAMS)),
     # height/width None: the model's own default size; max_input_words: the study cut prompts to 50 words.
     _task("text-to-image", "prompt", with_common(num_inference_steps=20, guidance_scale=7.5, height=None, width=None,
                                                  max_input_words=None)),

@@ -81,7 +81,10 @@ RELIED_ON = (
     Relied("codecarbon.core.cpu.TDP", "_get_cpu_power_from_registry", "the TDP table's look-up by CPU model"),
     Relied(GPU, "_get_gpu_ids", "the physical indices a GPU object meters: must be exactly the pinned GPU"),
     Relied(GPU, "devices", "its AllGPUDevices"),
-    Relied("codecarbon.core.gpu.AllGPUDevices", "devices", "the GPU devices, asked for their energy counter"),
+    Relied("codecarbon.core.gpu.AllGPUDevices", "devices", "the GPU devices, asked for their energy counter; "
+           "cut to the worker's own, or it polls every GPU's utilisation (NVML refuses on MIG-enabled ones)"),
+    Relied("codecarbon.core.gpu.AllGPUDevices", "device_count", "kept equal to the devices left"),
+    Relied("codecarbon.core.gpu_nvidia.NvidiaGPUDevice", "gpu_index", "its physical NVML index: which are ours"),
     Relied("codecarbon.core.gpu_nvidia.NvidiaGPUDevice", "_get_total_energy_consumption",
            "answers when NVML has an energy counter (nvml-energy-counter), else power is sampled"),
     Relied(RAM, "_force_ram_power", "a forced RAM power makes ram_method constant"),
@@ -214,8 +217,18 @@ class CodeCarbonTracker:
         gpus = [h for h in self._tracker._hardware if type(h).__name__ == "GPU"]
         return sorted({i for g in gpus for i in g._get_gpu_ids()})
 
+    def keep_only_gpus(self, gpu_ids: list[int]) -> None:
+        """Its GPU objects hold only these physical GPUs' devices. CodeCarbon keeps a device for every GPU on the
+        node and polls each one's utilisation every second, whatever gpu_ids says: NVML refuses that on a
+        MIG-enabled GPU, so one such GPU anywhere on the node would put a warning into every worker's windows."""
+        for gpu in (h for h in self._tracker._hardware if type(h).__name__ == "GPU"):
+            devices = gpu.devices
+            devices.devices = [d for d in devices.devices if getattr(d, "gpu_index", None) in gpu_ids]
+            devices.device_count = len(devices.devices)
+
     def gpu_energy_counter(self) -> bool | None:
-        """Whether its (last) GPU object reads NVML's energy counter; None when it has no GPU object."""
+        """Whether its (last) GPU object reads NVML's energy counter on the GPUs it meters; None when it has no
+        GPU object. Another GPU of the node without a counter says nothing about this worker's."""
         answer = None
         for gpu in (h for h in self._tracker._hardware if type(h).__name__ == "GPU"):
             answer = _has_energy_counter(gpu)
@@ -272,6 +285,8 @@ def cpu_listed(model: str | None) -> bool:
 def _has_energy_counter(gpu: Any) -> bool:
     devices = getattr(getattr(gpu, "devices", None), "devices", []) or []
     try:
+        metered = set(gpu._get_gpu_ids())
+        devices = [d for d in devices if getattr(d, "gpu_index", None) in metered]
         return bool(devices) and all(d._get_total_energy_consumption() is not None for d in devices)
     except Exception:
         return False

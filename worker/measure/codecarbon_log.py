@@ -26,6 +26,9 @@ KNOWN = [
                 re.I), "cpu-generic-tdp"),
     (re.compile(r"didn't run for a long period", re.I), "codecarbon-scheduler-late"),
     (re.compile(r"GPU .* not found or invalid|out of range \[0", re.I), "gpu-id-ignored"),
+    # NVML refuses utilisation on a MIG-enabled GPU: said each second for a worker on a MIG slice (its own GPU);
+    # the energy is unaffected (the window is flagged gpu-shared-mig anyway), only the utilisation is missing.
+    (re.compile(r"Failed to retrieve gpu utilization", re.I), "gpu-utilization-unavailable"),
 ]
 # Said at every tracker's creation or set-up, about choices the meter makes on purpose and records otherwise.
 EXPECTED = [

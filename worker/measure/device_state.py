@@ -174,7 +174,7 @@ def physical_handle(nvml: Any, gpu_index: int | None, mig_uuid: str | None = Non
 def _is_mig_handle(nvml: Any, handle: Any) -> bool:
     check = getattr(nvml, "nvmlDeviceIsMigDeviceHandle", None)
     try:
-        return bool(check(handle)) if check else False
+        return bool(getattr(answer := check(handle), "value", answer)) if check else False  # a c_uint
     except Exception:
         return False
 

@@ -42,8 +42,8 @@ MIN_COUNTER_UPDATES = 5  # fewer GPU counter steps than this in a window: mostly
 MAX_GPU_QUANTISATION = 0.02  # one update at each end, as a share of the window: above this, flagged
 CPU_LOAD_SAMPLE_S = 1.0  # CodeCarbon samples CPU load once a second in a task (its monitor thread)
 MIN_LOAD_SAMPLES = 2
-# Flags that make a window's figure untrustworthy (the others say how it was made).
-UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open")  # + worker.measure.host_energy's flags
+# Flags that make a window's figure untrustworthy (the others say how it was made); + worker.measure.host_energy's.
+UNRELIABLE = ("short-window", "gpu-shared-mig", "previous-window-open", "gpu-energy-zero")
 
 
 class MeterError(RuntimeError):
@@ -137,6 +137,8 @@ class Meter:
             self._tracker.prepare_hardware()  # set-up happens here, not inside the first window
         if not self._measures_gpu:
             self._tracker.remove_gpus()
+        elif gpu_ids is not None:
+            self._tracker.keep_only_gpus(list(gpu_ids))  # the worker's own GPU(s) only (MIG noise, counters)
         self._setup_flags = [f for f in codecarbon_log.flags_of(setup.take()) if f != "codecarbon-warning"]
         self._extra_flags = list(extra_flags) + (["gpu-shared-mig"] if mig_uuid else [])
         self._device: DeviceStateReader | None = None
@@ -344,4 +346,8 @@ def window_flags(data, *, cpu_method: str = "rapl", gpu_method: str = "none") ->
         flags.append("short-window")
     if gpu_method == "nvml-energy-counter" and duration < 2 * GPU_COUNTER_UPDATE_S / MAX_GPU_QUANTISATION:
         flags.append("gpu-counter-coarse")
+    if gpu_method != "none" and not data.gpu_energy > 0 and duration > 0:
+        # A metered GPU draws power: zero means nothing was read (no energy counter, and CodeCarbon has no power
+        # sampling to fall back on: codecarbon issue 1316), not a measurement.
+        flags.append("gpu-energy-zero")
     return flags

@@ -43,3 +43,13 @@ def model_provenance(model: Any, revision: str | None = None) -> dict[str, Any]:
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()})
     return {"revision": revision, "dtype": "+".join(dtypes) or None,
             "num_parameters": sum(t.numel() for t in tensors) or None}
+
+
+def float32_numerics() -> dict[str, Any]:
+    """How torch computes float32 matmuls in this process now: its matmul precision and whether TF32 is allowed
+    (matmuls, cuDNN). Stored with each job: TF32 changes both the speed and the energy of an FP32 model."""
+    import torch
+
+    return {"float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32)}

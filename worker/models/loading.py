@@ -61,18 +61,21 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
             from diffusers import AutoPipelineForText2Image
 
         pipe = AutoPipelineForText2Image.from_pretrained(where, torch_dtype=dtype, **options)
+        if dtype is None:
+            _diffusers_as_saved(pipe)
         return LoadedModel(pipe)
     if TASK_MODEL_CLASSES[task] == "sentence-transformers":  # the library labs use for embeddings
         from sentence_transformers import SentenceTransformer
 
         model = SentenceTransformer(where, revision=revision, trust_remote_code=False, device="cpu",
-                                    model_kwargs={"dtype": dtype} if dtype is not None else None)
+                                    model_kwargs={"dtype": dtype if dtype is not None else "auto"})
         return LoadedModel(model, model.tokenizer)
 
     import transformers
 
     model_class = getattr(transformers, TASK_MODEL_CLASSES[task])
-    model = model_class.from_pretrained(where, dtype=dtype, **options)
+    # No dtype: "auto", the checkpoint's own (as saved; transformers 4 made float32 of it), stored as loaded.
+    model = model_class.from_pretrained(where, dtype=dtype if dtype is not None else "auto", **options)
     tokenizer = transformers.AutoTokenizer.from_pretrained(where, **options) if task in TOKENIZER_TASKS else None
     processor = features = None
     if task in IMAGE_PROCESSOR_TASKS:  # the slow (PIL) processor: the same pre-processing on every worker
@@ -80,6 +83,36 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
     if task == "automatic-speech-recognition":
         features = transformers.AutoFeatureExtractor.from_pretrained(where, **options)
     return LoadedModel(model, tokenizer, processor, feature_extractor=features)
+
+
+SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64"}
+
+
+def saved_dtype(folder: str | Path) -> Any:
+    """The floating dtype a folder's safetensors weights were saved in (the first floating tensor's), or None."""
+    import torch
+    from safetensors import safe_open
+
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as weights:
+            for key in weights.keys():
+                name = SAFETENSORS_DTYPES.get(weights.get_slice(key).get_dtype())
+                if name:
+                    return getattr(torch, name)
+    return None
+
+
+def _diffusers_as_saved(pipe: Any) -> None:
+    """Each diffusers model of `pipe` in the dtype its weights were saved in, as transformers 5 loads its own
+    (diffusers makes float32 of what it is given no dtype for)."""
+    import torch
+
+    for component in pipe.components.values():
+        folder = getattr(getattr(component, "config", None), "_name_or_path", None)
+        if isinstance(component, torch.nn.Module) and folder and Path(str(folder)).is_dir():
+            dtype = saved_dtype(folder)
+            if dtype is not None and dtype != component.dtype:
+                component.to(dtype)
 
 
 def _one_line(exc: BaseException) -> str:

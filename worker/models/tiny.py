@@ -20,13 +20,20 @@ from worker.contract.words import VOCABULARY
 from worker.models.loaded_model import LoadedModel
 
 SEED = 0
+WEIGHT_STD = 0.02  # every drawn weight ~ N(0, 0.02), as BERT and GPT-2 initialise theirs
 IMAGE_SIZE_PX = 32  # tiny vision models read 32x32 images (processors resize the 64x64 builtin images)
 LABELS = ("circle", "square", "triangle", "stripe", "dot", "cloud", "tree", "car", "cat", "boat")
 NER_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 
 
-def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str | None = None, **extra):
-    """A lower-casing WordPiece tokenizer; `specials` maps a role (pad_token, ...) to its token, ids in order."""
+def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str | None = None,
+               inputs: tuple[str, ...] = ("input_ids", "attention_mask"), **extra):
+    """A lower-casing WordPiece tokenizer; `specials` maps a role (pad_token, ...) to its token, ids in order.
+
+    `inputs` are what it hands the model, as the real tokenizer of the family declares them: token type ids for
+    BERT only (transformers 4 gave every tokenizer built like this one token type ids, which GPT-2 adds to its
+    embeddings; transformers 5 gives none, which BERT reads as one segment).
+    """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -45,13 +52,15 @@ def _tokenizer(specials: dict[str, str], template: str | None = None, pair: str 
         backend.post_processor = processors.TemplateProcessing(
             single=template, pair=pair, special_tokens=[(token, vocab[token]) for token in used]
         )
-    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=512, **specials, **extra)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=512, model_input_names=list(inputs),
+                                   **specials, **extra)
 
 
 def _bert_tokenizer():
     specials = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]",
                 "mask_token": "[MASK]"}
-    return _tokenizer(specials, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1")
+    return _tokenizer(specials, "[CLS] $A [SEP]", "[CLS] $A [SEP] $B:1 [SEP]:1",
+                      inputs=("input_ids", "token_type_ids", "attention_mask"))
 
 
 def _gpt2_tokenizer():
@@ -106,6 +115,30 @@ def _build_gpt2(task: str) -> LoadedModel:
     # A chat model: its template reads the reasoning switches, and its context holds the default 8,192 new tokens.
     tokenizer.chat_template = TINY_CHAT_TEMPLATES["gpt2"]
     return LoadedModel(GPT2LMHeadModel(_gpt2_config(len(tokenizer), n_positions=8192 + 512)), tokenizer)
+
+
+def _build_ministral3(task: str) -> LoadedModel:
+    """Ministral 3 (Mistral, December 2025): an architecture only transformers 5 has (its YaRN rope included)."""
+    from transformers import Ministral3Config, Ministral3ForCausalLM
+
+    tokenizer = _gpt2_tokenizer()
+    config = Ministral3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=4096,
+                              bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    tokenizer.chat_template = TINY_CHAT_TEMPLATES["ministral3"]  # an instruct model: prompts can be chats
+    return LoadedModel(Ministral3ForCausalLM(config), tokenizer)
+
+
+def _build_llama(task: str) -> LoadedModel:
+    """A Llama small enough to serve on two CPU cores in seconds, shaped as vLLM's kernels need (head size 64)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _tokenizer({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+                           padding_side="left")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
+                         bos_token_id=0, eos_token_id=1, pad_token_id=3, tie_word_embeddings=True)
+    return LoadedModel(LlamaForCausalLM(config), tokenizer)
 
 
 def _build_t5(task: str) -> LoadedModel:
@@ -195,7 +228,7 @@ def _build_whisper(task: str) -> LoadedModel:
         WhisperForConditionalGeneration,
         WhisperTokenizer,
     )
-    from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # where transformers 4 and 5 both keep it
 
     with tempfile.TemporaryDirectory(prefix="wattsweep-tiny-whisper-") as folder:
         vocab, merges = Path(folder) / "vocab.json", Path(folder) / "merges.txt"
@@ -240,9 +273,10 @@ def _build_sentence_bert(task: str) -> LoadedModel:
     return LoadedModel(model, model.tokenizer)
 
 
-_BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "t5": _build_t5, "vit": _build_vit, "yolos": _build_yolos,
+_BUILDERS = {"bert": _build_bert, "gpt2": _build_gpt2, "llama": _build_llama, "t5": _build_t5, "vit": _build_vit,
+             "yolos": _build_yolos,
              "vit-gpt2": _build_vit_gpt2, "stable-diffusion": _build_stable_diffusion, "whisper": _build_whisper,
-             "sentence-bert": _build_sentence_bert}
+             "sentence-bert": _build_sentence_bert, "ministral3": _build_ministral3}
 
 
 def build_tiny(family: str, task: str) -> LoadedModel:
@@ -256,8 +290,38 @@ def build_tiny(family: str, task: str) -> LoadedModel:
     with torch.random.fork_rng(devices=[]):  # seed the build without disturbing the caller's random state
         torch.manual_seed(SEED)
         loaded = _BUILDERS[family](task)
-    parts = loaded.model.components.values() if family == "stable-diffusion" else [loaded.model]
-    for part in parts:  # built models start in training mode: dropout on
-        if isinstance(part, torch.nn.Module):
-            part.eval()
+    parts = ([loaded.model.components[name] for name in ("text_encoder", "unet", "vae")]
+             if family == "stable-diffusion" else [loaded.model])
+    modules = [part for part in parts if isinstance(part, torch.nn.Module)]
+    _draw_weights(modules)
+    for module in modules:  # built models start in training mode: dropout on
+        module.eval()
     return loaded
+
+
+def _draw_weights(modules: list) -> None:
+    """Draw the weights ourselves, so that a tiny model is the same whatever library version built it.
+
+    Libraries change how they initialise (transformers 5 draws T5's and BERT's MLM head differently, diffusers
+    0.42 consumes the random stream differently) and rename and reorder parameters (transformers 5's ViT), so each
+    weight is drawn from a generator seeded by its shape and its place among the weights of that shape: the same
+    values however the modules are named or ordered. Constant vectors (norm scales, zero biases) keep their value.
+    Outputs recorded on one stack can then be compared with another's (tests/stack_outputs.py).
+    """
+    import zlib
+
+    import torch
+
+    seen: dict[tuple[int, ...], int] = {}
+    with torch.no_grad():
+        for module in modules:
+            for parameter in module.parameters():  # tied weights come once
+                if not parameter.is_floating_point():
+                    continue
+                if parameter.ndim <= 1 and bool((parameter == parameter.flatten()[0]).all()):
+                    continue
+                shape = tuple(parameter.shape)
+                place = seen.get(shape, 0)
+                seen[shape] = place + 1
+                generator = torch.Generator().manual_seed(zlib.crc32(repr((SEED, shape, place)).encode()))
+                parameter.copy_(torch.randn(shape, generator=generator, dtype=torch.float32) * WEIGHT_STD)

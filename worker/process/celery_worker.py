@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 
 HOST_BUSY_WAIT_S = 5.0
+EXIT_DEVICE_LOST = 3  # the accelerator's context is dead: restart the process (compose, Slurm) for a fresh one
 
 
 class WorkerStartError(RuntimeError):
@@ -90,6 +91,7 @@ class WorkerContext:
         if self.loop.stopped_reason is not None:
             self.stop_consuming(self.loop.stopped_reason)
         log.info("job %s: %s", job_id, status)
+        exit_if_device_lost(self.loop)
         return status
 
     def send_again(self, job_id: int) -> None:
@@ -120,6 +122,20 @@ class WorkerContext:
             self.consumer.cancel_task_queue(self.runtime.hardware_class)
 
 
+def exit_if_device_lost(loop) -> None:
+    """A dead CUDA context fails every later unit, and the process would keep its GPU while taking no work: end
+    the worker instead, exit status EXIT_DEVICE_LOST, so that compose or Slurm restarts it with a fresh context.
+    The unit that met the error is already failed with the reason; the job's message goes back to the broker
+    unacknowledged (late acks), and the database decides what is left to run."""
+    if not loop.device_lost:
+        return
+    from celery.exceptions import WorkerShutdown
+
+    log.error("%s: the worker exits (status %d) to get a fresh device context", loop.stopped_reason,
+              EXIT_DEVICE_LOST)
+    raise WorkerShutdown(EXIT_DEVICE_LOST)  # SystemExit: through the solo pool to Worker.start, which stops
+
+
 def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
     """Step one, before anything imports torch."""
     from worker.contract.celery_app import queue_name_problem
@@ -137,6 +153,21 @@ def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
     return pinning
 
 
+def check_meter(pinning: Pinning) -> None:
+    """Build and close the meter this worker's jobs will use, once, at start: an NVML, driver or CodeCarbon problem
+    is one line and exit status 2 here, instead of three failed jobs later (the meter was first made by the first
+    job). About a second: CodeCarbon's start-up. The carbon setting does not matter to the hardware."""
+    from worker.measure.meter import Meter, MeterError
+
+    try:
+        Meter(grid_intensity_g_per_kwh=100.0, gpu_ids=list(pinning.gpu_ids or []), mig_uuid=pinning.mig_uuid).close()
+    except MeterError as error:
+        raise WorkerStartError(f"the energy meter cannot start on {pinning.device}: {error}") from None
+    except Exception as error:  # CodeCarbon or NVML raising past the meter: still one line
+        raise WorkerStartError(f"the energy meter cannot start on {pinning.device}: {type(error).__name__}: "
+                               f"{error}") from None
+
+
 def serve(options: WorkerOptions) -> int:
     """Run the worker until it is told to stop; returns the exit code."""
     from db.settings import get_settings
@@ -148,12 +179,13 @@ def serve(options: WorkerOptions) -> int:
         host_id = host_identity(settings.host_id)
     except HostIdentityError as error:
         raise WorkerStartError(str(error)) from None
-    sessions = _check_database(settings.database_url)
-    _check_broker(settings.broker_url)
     try:
         gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
+    check_meter(pinning)  # NVML, the driver, CodeCarbon: now, not as the first jobs' failures
+    sessions = _check_database(settings.database_url)
+    _check_broker(settings.broker_url)
 
     from worker.process.runtime import WorkerRuntime
 
@@ -166,9 +198,9 @@ def serve(options: WorkerOptions) -> int:
     _register(runtime, gpu, settings.heartbeat_interval_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _preload_libraries()
-    if gpu is not None and not settings.simulated_gpu:  # torch must compute on the GPU that NVML meters
+    if gpu is not None:  # torch must compute on the GPU that NVML meters (the simulated node too: issue 18)
         try:
-            check_torch_device(pinning, gpu["uuid"], torch_device_uuid())
+            check_torch_device(pinning, gpu["uuid"], torch_device_uuid(simulated=settings.simulated_gpu))
         except PinningError as error:
             _unregister(runtime)
             raise WorkerStartError(str(error)) from None

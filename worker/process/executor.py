@@ -24,7 +24,8 @@ from sqlalchemy import select
 
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
-from worker.errors import DatasetLoadError, ModelLoadError, error_text
+from worker.engines.process import EngineError  # light: the standard library only
+from worker.errors import DatasetLoadError, ModelLoadError, error_text, is_device_lost
 from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
 
@@ -81,6 +82,7 @@ class UnitExecutor:
         self.progress = progress or Progress()
         self.model: _Model | None = None
         self._queries: tuple[str, int, list] | None = None  # the last dataset read: shards of a run reuse it
+        self._spare_engine = None  # the last job's engine, kept until the next load (worker.engines.served)
 
     @property
     def lease(self) -> Lease:
@@ -112,9 +114,9 @@ class UnitExecutor:
                     if isinstance(request, Load):
                         self.unload()
                         answer = Failed(f"model failed to load: {error_text(error)}",
-                                        final=self.runtime.load_failure_is_final)
+                                        final=self.runtime.load_failure_is_final, device_lost=is_device_lost(error))
                     else:
-                        answer = Failed(error_text(error))
+                        answer = _unit_failed(error)
         except StopIteration as finished:
             return finished.value
 
@@ -138,7 +140,7 @@ class UnitExecutor:
         from db.models import Job
         from worker.workloads import get_workload
 
-        self.unload()
+        self.unload(keep_engine=True)
 
         def read(session) -> dict:
             job = session.get(Job, claim.job_id)
@@ -156,36 +158,78 @@ class UnitExecutor:
         except KeyError as error:
             return Failed(str(error), final=True)
         params = {**workload.default_params, **spec["params"]}
+        if params.get("engine"):  # served by an engine (worker.engines): the serving params' defaults too
+            from worker.contract.engines import SERVING_DEFAULTS
+
+            params = {**workload.default_params, **SERVING_DEFAULTS, **spec["params"]}
         current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"],
                          per_run_baseline=spec["per_run_baseline"])
         meter = self.runtime.meter_for(**spec["carbon"])
         baseline_id = self.runtime.ensure_baseline(meter)
         self.progress.touch(f"loading {spec['model']}", spec["load_s"])
         try:
-            with meter.window("load") as window:
-                current.pipeline = workload.load(spec["model"], self.runtime.device, params)
+            with meter.window("load") as window:  # an engine's load lasts until it answers its health check
+                current.pipeline = self._load_pipeline(workload, spec, params, claim.job_id)
+        except EngineError as error:  # the engine's own error line, at once: another attempt would fail alike
+            return Failed(f"engine failed to start: {error}", final=True)
         except ModelLoadError as error:
             message = f"model failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
-        except Exception as error:  # a failed load must not stop the worker
+        except Exception as error:  # a failed load must not stop the worker (a dead device context does)
             log.exception("job %s: model failed to load", claim.job_id)
             return Failed(f"model failed to load: {error_text(error)}",
-                          final=self.runtime.load_failure_is_final)
+                          final=self.runtime.load_failure_is_final, device_lost=is_device_lost(error))
         self.progress.touch(f"loaded {spec['model']}")
         self.model = current
-        provenance = getattr(current.pipeline, "wattsweep_provenance", None)
+        from worker.models.loaded_model import float32_numerics
+
+        provenance = {**(getattr(current.pipeline, "wattsweep_provenance", None) or {}), **float32_numerics()}
 
         def store(claim: UnitClaim) -> bool:
             return self.transact(lambda s: _store_load(s, self.lease, claim, window.reading, provenance, baseline_id))
 
         return Loaded(store=store)
 
-    def unload(self) -> None:
+    def _load_pipeline(self, workload, spec: dict, params: dict, job_id: int):
+        """The job's pipeline; for a served job whose model and engine args are the last job's (a load axis such
+        as concurrency makes one job per level), the last job's engine if it still runs: no second start."""
+        spare, self._spare_engine = self._spare_engine, None
+        if spare is not None and params.get("engine"):
+            from worker.engines.served import served_key
+
+            if spare.key == served_key(spec["model"], params) and spare.alive():
+                log.info("job %s: the engine serving %s already runs (previous job): kept", job_id, spec["model"])
+                return spare
+        if spare is not None:
+            spare.stop()
+        if not params.get("engine"):
+            return workload.load(spec["model"], self.runtime.device, params)
+        from worker.engines.served import start
+
+        return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id)
+
+    def unload(self, *, keep_engine: bool = False) -> None:
+        """Drop the job's model; a served job's engine is stopped, or with `keep_engine` kept for the next load."""
+        spare, self._spare_engine = self._spare_engine, None
+        if spare is not None:
+            spare.stop()
         if self.model is None:
             return
+        pipeline = self.model.pipeline
+        if getattr(pipeline, "stop", None) is not None:  # a served model (worker.engines.served.ServedModel)
+            if keep_engine and pipeline.alive():
+                self._spare_engine = pipeline
+            else:
+                pipeline.stop()
         self.model = None
         self._queries = None
+        # The worker freezes what survives each job (worker.process.celery_worker) while the model is still loaded,
+        # and a model in a reference cycle (a sentence-transformers model refers to itself through its model card
+        # data) can only be freed by the collector: a frozen one never is. So thaw, collect, and freeze again
+        # what is left (the libraries). Outside every window: unload runs before the next `load` window begins.
+        gc.unfreeze()
         gc.collect()
+        gc.freeze()
         if self.runtime.device.startswith("cuda"):
             import torch
 
@@ -208,6 +252,13 @@ class UnitExecutor:
             measured = queries[first:first + claim.n_queries]
             self.progress.touch("idle baseline", expected)
             baseline_id = self.runtime.ensure_baseline(meter, for_run=True, per_run=model.per_run_baseline)
+            if model.params.get("engine"):  # the engine's load generator, its window and steady part
+                from worker.engines.unit import measure
+
+                self.progress.touch("serving", expected)
+                reading, units = measure(model.pipeline, meter, measured, queries[:claim.warmup], model.params)
+                self.progress.touch("measured")
+                return Measured(reading, units, None, baseline_id, None)
             if claim.warmup:
                 self.progress.touch("warm-up", expected)
                 model.workload.run(model.pipeline, queries[:claim.warmup], claim.batch_size, model.params)
@@ -226,9 +277,9 @@ class UnitExecutor:
         except DatasetLoadError as error:
             message = f"dataset failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message))
-        except Exception as error:  # a failed unit must not stop the worker
+        except Exception as error:  # a failed unit must not stop the worker (a dead device context does)
             log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
-            return Failed(error_text(error))  # the message, never SQL or its parameters
+            return _unit_failed(error)
         self.progress.touch("measured")
         return Measured(window.reading, units, prefill, baseline_id, prefill_units)
 
@@ -240,6 +291,14 @@ class UnitExecutor:
         queries = load_queries(claim.dataset, n, input_kind)
         self._queries = (claim.dataset, n, queries)
         return queries
+
+
+def _unit_failed(error: Exception) -> Failed:
+    """A unit's failure, its message (never SQL or its parameters) saying when the device's context is dead."""
+    if is_device_lost(error):
+        return Failed(f"device lost (the process exits for a fresh CUDA context): {error_text(error)}",
+                      device_lost=True)
+    return Failed(error_text(error))
 
 
 def _chunks(queries: list, batch_size: int) -> list[list]:
@@ -285,6 +344,10 @@ def _store_load(session, lease: Lease, claim: UnitClaim, reading, provenance, ba
         leave(session, lease=lease, job_id=claim.job_id, handed_back=True)
         return False
     record_provenance(session, job_id=claim.job_id, provenance=provenance)
+    if (provenance or {}).get("engine"):  # a served job: its engine, version, command line and log
+        from db.results.serving import record_engine
+
+        record_engine(session, job_id=claim.job_id, provenance=provenance)
     record_load(session, job_id=claim.job_id, worker_id=lease.worker_id, reading=reading, baseline_id=baseline_id)
     return True
 

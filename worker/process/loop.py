@@ -71,6 +71,7 @@ class Failed:
     error: str
     unavailable: bool = False  # the model or dataset is not on this node: hand back, never count it
     final: bool = False  # (loads) fail the job at once: local mode, where no other node could have it
+    device_lost: bool = False  # the accelerator's context is dead: this unit fails, the process takes no more
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class WorkLoop:
         self.loaded_job_id: int | None = None  # the job whose model this process holds
         self.joined_job_id: int | None = None  # the job the database counts this worker on
         self.consecutive_failures = 0
-        self.stopped_reason: str | None = None  # set once it stops taking work (failure streak)
+        self.stopped_reason: str | None = None  # set once it stops taking work (failure streak, device lost)
+        self.device_lost = False  # the process must exit: its accelerator context is dead
         self.loads = 0
         self.clock = hooks.clock
         self.recruit_every_s = recruit_every_s
@@ -230,6 +232,9 @@ class WorkLoop:
                 return None, "unavailable"
             status = self.transact(lambda s: fail(s, lease=self.lease, shard_id=claim.shard_id, error=result.error))
             self._count_failure(result.error)
+            if result.device_lost:  # every later unit would fail on the same dead context: claim nothing more
+                self.device_lost = True
+                self.stopped_reason = f"device lost: {result.error}"[:2000]
             log.warning("job %s unit %s failed (%s): %s", claim.job_id, claim.shard_id, status, result.error)
             return None, "failed-unit"
         from db.queue.unit_store import store_unit
@@ -270,6 +275,9 @@ class WorkLoop:
         status = self.transact(lambda s: fail_load(s, lease=self.lease, job_id=claim.job_id, shard_id=claim.shard_id,
                                                    error=failed.error, final=failed.final))
         self._count_failure(failed.error)
+        if failed.device_lost:
+            self.device_lost = True
+            self.stopped_reason = f"device lost: {failed.error}"[:2000]
         self.on_event("finished", claim.job_id, f"{status}: {failed.error}")
         if status in ("queued", "running"):
             self._send(claim.job_id)  # another attempt, on whichever worker takes it

@@ -105,7 +105,7 @@ def physical_index(entry: str, nvml: Any = None) -> int:
 def _is_mig(nvml: Any, handle: Any) -> bool:
     check = getattr(nvml, "nvmlDeviceIsMigDeviceHandle", None)
     try:
-        return bool(check(handle)) if check else False
+        return bool(getattr(answer := check(handle), "value", answer)) if check else False  # a c_uint
     except Exception:
         return False
 
@@ -129,8 +129,15 @@ def check_torch_device(pinning: Pinning, metered_uuid: str, torch_uuid: Any) -> 
                            "was not applied before CUDA started; refusing to run")
 
 
-def torch_device_uuid() -> Any:
-    """The UUID of the device torch computes on (cuda:0, the one visible GPU); starts CUDA."""
+def torch_device_uuid(*, simulated: bool = False) -> Any:
+    """The UUID of the device torch computes on (cuda:0, the one visible GPU); starts CUDA.
+
+    `simulated`: the simulated GPU node of the tests has no CUDA; its `simnode_cuda` module (on that node's path
+    only) applies CUDA's numbering rules to the node's GPUs, so the check runs there as on a real node."""
+    if simulated:
+        import importlib
+
+        return importlib.import_module("simnode_cuda").device_uuid(0)
     import torch
 
     return torch.cuda.get_device_properties(0).uuid

@@ -103,6 +103,10 @@ class BatchTimer:
             self._first_seen = True
             _ACTIVE_TIMER.reset(token)
 
+    @property
+    def waiting_for_first_token(self) -> bool:
+        return not self._first_seen
+
     def first_token(self) -> None:
         if not self._first_seen:
             self._first_seen = True
@@ -163,6 +167,20 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
     return result
 
 
+def synchronize_device_of(tensor: Any) -> None:
+    """Wait until the device holding `tensor` has finished its queued work (nothing to wait for on the CPU)."""
+    device = getattr(tensor, "device", None)
+    kind = getattr(device, "type", "cpu")
+    if kind == "cpu":
+        return
+    import torch
+
+    if kind == "cuda":
+        torch.cuda.synchronize(device)
+    elif hasattr(torch, kind) and hasattr(getattr(torch, kind), "synchronize"):  # xpu, mps, ...
+        getattr(torch, kind).synchronize()
+
+
 class TokenCounter:
     """A logits processor that counts generated tokens: `generate` calls it once per step.
 
@@ -178,7 +196,10 @@ class TokenCounter:
         self._timer = _ACTIVE_TIMER.get()  # the batch being timed, told when the first new token is out
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self._timer is not None:
+        if self._timer is not None and self._timer.waiting_for_first_token:
+            # On an accelerator the prefill's kernels are only queued when this runs: wait for them, or the
+            # time to first token is the launch time. Once per batch, so decoding is not slowed.
+            synchronize_device_of(scores)
             self._timer.first_token()
         self.tokens += int(scores.shape[0]) // self.num_beams
         return scores
@@ -187,16 +208,46 @@ class TokenCounter:
 def fixed_length_generation(pipeline: Any, params: Mapping[str, Any]) -> tuple[dict[str, Any], TokenCounter]:
     """generate() kwargs that always emit exactly max_new_tokens (EOS is masked until then), and their counter.
 
-    Decoding otherwise stays the pipeline's default, as in the study: e.g. the
-    summarization pipeline searches 4 beams unless the model's config says otherwise.
+    Beams stay the pipeline's default unless the sweep's `num_beams` says otherwise, as in the study: e.g. the
+    summarization pipeline searches 4 beams; sampling is off unless the sweep's `temperature` turns it on
+    (worker.workloads._decoding), whatever the model's generation config says.
     """
     from transformers import LogitsProcessorList
 
-    config = getattr(pipeline, "generation_config", None) or pipeline.model.generation_config
-    counter = TokenCounter(int(getattr(config, "num_beams", None) or 1))
+    from worker.workloads._decoding import decoding_kwargs
+
+    decoding = decoding_kwargs(params)  # greedy unless the sweep asks for sampling (issue 18, defect 5)
+    counter = TokenCounter(decoding.get("num_beams") or num_beams(pipeline))
     length = int(params["max_new_tokens"])
-    kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter])}
+    kwargs = {"max_new_tokens": length, "min_new_tokens": length, "logits_processor": LogitsProcessorList([counter]),
+              **decoding}
     return kwargs, counter
+
+
+def num_beams(pipeline: Any) -> int:
+    """The beams `generate` will search for this pipeline (or our generator: its own `generation_config`).
+
+    A transformers 5 pipeline keeps no config of its own: the model's setting wins, and where the model sets
+    nothing the pipeline's class default applies (Whisper's speech recognition: 5 beams), as `generate` is told.
+    """
+    from transformers import GenerationConfig
+
+    own = getattr(pipeline, "generation_config", None)
+    if own is not None:
+        return int(own.num_beams or 1)
+    beams = pipeline.model.generation_config.num_beams
+    if beams is not None and beams != GenerationConfig().num_beams:
+        return int(beams)
+    default = getattr(type(pipeline), "_default_generation_config", None)
+    return int(getattr(default, "num_beams", None) or beams or 1)
+
+
+def set_pad_token(pipeline: Any, tokenizer: Any) -> None:
+    """Batched generation needs a pad token: the tokenizer's, told to the model's generation config (and to a
+    transformers 4 pipeline's own copy)."""
+    for config in (pipeline.model.generation_config, getattr(pipeline, "generation_config", None)):
+        if config is not None and config.pad_token_id is None:
+            config.pad_token_id = tokenizer.pad_token_id
 
 
 def generated(counter: TokenCounter, generate: Mapping[str, Any], n_queries: int) -> dict[str, int | None]:
@@ -223,6 +274,9 @@ class PipelineWorkload:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         settings = merged(self.task, self.default_params, params)
+        from worker.workloads._decoding import seed_run
+
+        seed_run(settings)  # sampled decoding repeats run after run
         with quiet():
             return run_batches(lambda batch: self.call(pipeline, batch, batch_size, settings), list(queries),
                                batch_size)

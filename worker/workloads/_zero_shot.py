@@ -9,8 +9,10 @@ such models under `tasks.<task>.zero_shot.models`, and may override
 `zero_shot.params`.
 
 The model is loaded as the generator it is (seq2seq like Flan-T5, or causal
-like BLOOMz: read from its config) and run by the matching transformers
-pipeline with greedy decoding (the models' default, as in the study). Output
+like BLOOMz: read from its config) and run with greedy decoding (the models'
+default, as in the study): a causal model by the text-generation pipeline, a
+seq2seq one by its own `generate` with the inputs the text2text pipeline of
+transformers 4 gave it (transformers 5 has none; worker.workloads._generate). Output
 length is fixed (min_new_tokens = max_new_tokens) like every generation task
 here, so that models do equal work; `fixed_length: false` lets a model stop at
 its end-of-sequence token instead, as the study's "up to N new tokens" did.
@@ -33,6 +35,7 @@ from worker.workloads._shared import (
     one_or_many,
     quiet,
     run_batches,
+    set_pad_token,
 )
 from worker.workloads.base import WorkDone
 
@@ -64,23 +67,21 @@ class ZeroShot:
     def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
         from transformers import pipeline
 
-        from worker.models.loading import load_for_task
+        from worker.workloads._generate import SEQ2SEQ_TEXT_DEFAULTS, load_generator
 
         settings = merged(self.task, self.default_params, params)
+        generator = load_generator(model, self.task, device, settings["dtype"], task_key="text2text-generation",
+                                   defaults=SEQ2SEQ_TEXT_DEFAULTS, generative=True)
+        if generator.model.config.is_encoder_decoder:  # transformers 5 has no text2text pipeline: generate itself
+            return generator
+        tokenizer = generator.tokenizer  # batched causal generation pads on the left, with EOS where there is no pad
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
         with quiet():
-            loaded = load_for_task(model, self.task, device, settings["dtype"], generative=True)
-            seq2seq = bool(getattr(loaded.model.config, "is_encoder_decoder", False))
-            tokenizer = loaded.tokenizer
-            if not seq2seq:  # batched causal generation pads on the left, with EOS where there is no pad token
-                if tokenizer.pad_token is None:
-                    tokenizer.pad_token = tokenizer.eos_token
-                tokenizer.padding_side = "left"
-            result = pipeline("text2text-generation" if seq2seq else "text-generation", model=loaded.model,
-                              tokenizer=tokenizer, device=device)
-        for config in (result.model.generation_config, result.generation_config):
-            if config.pad_token_id is None:
-                config.pad_token_id = tokenizer.pad_token_id
-        result.wattsweep_provenance = loaded.provenance
+            result = pipeline("text-generation", model=generator.model, tokenizer=tokenizer, device=device)
+        set_pad_token(result, tokenizer)
+        result.wattsweep_provenance = generator.wattsweep_provenance
         return result
 
     def run(self, pipeline: Any, queries: Sequence[Any], batch_size: int, params: Mapping[str, Any]) -> WorkDone:
@@ -98,7 +99,10 @@ class ZeroShot:
             if not settings["fixed_length"]:
                 generate.pop("min_new_tokens")
             if pipeline.model.config.is_encoder_decoder:
-                pipeline(one_or_many(batch), batch_size=batch_size, truncation=True, **generate)
+                from worker.workloads._generate import encode_texts
+                from worker.workloads._generate import generate as generate_with
+
+                generate_with(pipeline, encode_texts(pipeline, batch), generate)
             else:
                 pipeline(one_or_many(batch), batch_size=batch_size, return_full_text=False,
                          handle_long_generation="hole", **generate)

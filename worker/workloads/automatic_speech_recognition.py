@@ -5,7 +5,8 @@ Decoding is the pipeline's default, as AI Energy Score ran it (beam search with
 5 beams for Whisper in this transformers version), and a model stops at its
 end of transcript: speech of different lengths makes different amounts of
 text, so output length is not fixed here (`fixed_length: true` fixes it at
-`max_new_tokens`). Work units: seconds of audio heard and tokens generated
+`max_new_tokens`; AI Energy Score's energy_star runs it as text generation:
+greedy, `num_beams: 1`, exactly 100 tokens). Work units: seconds of audio heard and tokens generated
 (counted per step, once per query, not per beam). Audio is resampled to the
 feature extractor's rate first (worker.data.audio), so the pipeline needs no
 torchaudio.
@@ -13,10 +14,19 @@ torchaudio.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
-from worker.workloads._shared import PipelineWorkload, fixed_length_generation, generated, one_or_many
+from worker.workloads._decoding import record_decoding
+from worker.workloads._shared import (
+    PipelineWorkload,
+    fixed_length_generation,
+    generated,
+    merged,
+    num_beams,
+    one_or_many,
+)
 from worker.workloads.base import WorkDone
 
 DECLARED = TASKS["automatic-speech-recognition"]  # name, input kind, default params: worker.contract.tasks
@@ -24,6 +34,14 @@ DECLARED = TASKS["automatic-speech-recognition"]  # name, input kind, default pa
 
 class AutomaticSpeechRecognition(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
+
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        pipeline = super().load(model, device, params)
+        settings = merged(self.task, self.default_params, params)
+        record_decoding(pipeline, pipeline.model.generation_config, settings,
+                        num_beams=settings["num_beams"] or num_beams(pipeline),
+                        max_new_tokens=settings["max_new_tokens"], fixed_length=settings["fixed_length"])
+        return pipeline
 
     def call(self, pipeline: Any, queries: list[dict], batch_size: int, params: dict[str, Any]) -> WorkDone:
         from worker.data.audio import duration_s, resample

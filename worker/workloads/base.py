@@ -59,6 +59,7 @@ class WorkDone:
     output_lengths: tuple[int, ...] | None = None  # generated tokens per query, where lengths vary (reasoning)
     # queries x max_new_tokens where the length is fixed (min_new_tokens = max_new_tokens); None where it may vary
     expected_output_tokens: int | None = None
+    serving: dict | None = None  # a served run's figures (worker.engines.figures); never added across runs
 
     def resolved(self) -> WorkDone:
         """These units with every deferred count counted."""

@@ -1,15 +1,22 @@
-"""image-to-text: a fixed-length caption per image (the study: captioning models, 10 new tokens)."""
+"""image-to-text: a fixed-length caption per image (the study: captioning models, 10 new tokens).
+
+transformers 5 has no image-to-text pipeline: the model's own `generate` runs on the image processor's pixels,
+with the settings the pipeline used (worker.workloads._generate).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
+from worker.workloads._decoding import record_decoding
+from worker.workloads._generate import IMAGE_TO_TEXT_DEFAULTS, encode_images, generate, load_generator
 from worker.workloads._shared import (
     PipelineWorkload,
     fixed_length_generation,
     generated,
-    one_or_many,
+    merged,
     resize_images,
 )
 from worker.workloads.base import WorkDone
@@ -20,12 +27,17 @@ DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.co
 class ImageToText(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
-        generate, counter = fixed_length_generation(pipeline, params)
-        # This pipeline takes generation settings only inside generate_kwargs.
-        pipeline(one_or_many(resize_images(queries, params["resize_px"])), batch_size=batch_size,
-                 generate_kwargs=generate)
-        return WorkDone(len(queries), images=len(queries), **generated(counter, generate, len(queries)))
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        settings = merged(self.task, self.default_params, params)
+        generator = load_generator(model, self.task, device, settings["dtype"], task_key="image-to-text",
+                                   defaults=IMAGE_TO_TEXT_DEFAULTS)
+        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
+        return generator
+
+    def call(self, generator: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
+        length, counter = fixed_length_generation(generator, params)
+        generate(generator, encode_images(generator, resize_images(queries, params["resize_px"])), length)
+        return WorkDone(len(queries), images=len(queries), **generated(counter, length, len(queries)))
 
 
 WORKLOAD = ImageToText()

@@ -4,20 +4,25 @@ The study capped summaries at 15 tokens; here the length is fixed instead
 (min_new_tokens = max_new_tokens, 10 by default) so that models do equal work.
 Decoding is the pipeline's default, as in the study: beam search with 4 beams
 unless the model's generation config says otherwise (tokens are counted once,
-not once per beam).
+not once per beam). transformers 5 has no summarization pipeline: the model's
+own `generate` runs with the inputs and settings the pipeline used
+(worker.workloads._generate).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
+from worker.workloads._decoding import record_decoding
+from worker.workloads._generate import SEQ2SEQ_TEXT_DEFAULTS, encode_texts, generate, load_generator
 from worker.workloads._shared import (
     PipelineWorkload,
     count_tokens,
     fixed_length_generation,
     generated,
-    one_or_many,
+    merged,
 )
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkDone
@@ -28,11 +33,18 @@ DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot
 class Summarization(PipelineWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def call(self, pipeline: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
-        generate, counter = fixed_length_generation(pipeline, params)
-        pipeline(one_or_many(queries), batch_size=batch_size, truncation=True, **generate)
-        return WorkDone(len(queries), input_tokens=count_tokens(pipeline.tokenizer, queries),
-                         **generated(counter, generate, len(queries)))
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        settings = merged(self.task, self.default_params, params)
+        generator = load_generator(model, self.task, device, settings["dtype"], task_key="summarization",
+                                   defaults=SEQ2SEQ_TEXT_DEFAULTS)
+        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
+        return generator
+
+    def call(self, generator: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
+        length, counter = fixed_length_generation(generator, params)
+        generate(generator, encode_texts(generator, queries), length)
+        return WorkDone(len(queries), input_tokens=count_tokens(generator.tokenizer, queries),
+                         **generated(counter, length, len(queries)))
 
 
 WORKLOAD = Summarization()

@@ -36,9 +36,12 @@ class TextToImage:
         queries = cut_words(queries, settings["max_input_words"])
 
         def one_batch(batch: list[str]) -> WorkDone:
+            # guidance_scale None: the pipeline's own (turbo and LCM models expect little or none; AI Energy Score
+            # passes none); diffusers takes it only where given.
+            scale = settings["guidance_scale"]
+            guidance = {} if scale is None else {"guidance_scale": float(scale)}
             result = pipeline(prompt=batch, num_inference_steps=int(settings["num_inference_steps"]),
-                              guidance_scale=float(settings["guidance_scale"]), height=settings["height"],
-                              width=settings["width"])
+                              height=settings["height"], width=settings["width"], **guidance)
             return WorkDone(len(batch), input_tokens=count_tokens(pipeline.tokenizer, batch),
                              images=len(result.images))
 

@@ -13,10 +13,16 @@ MIG: a MIG-enabled GPU lists its slices; a slice handle answers
 nvmlDeviceGetIndex with its index inside the parent (as real NVML does, the
 trap wattsweep must avoid), has no energy counter of its own, and leads to
 its parent through nvmlDeviceGetDeviceHandleFromMigDeviceHandle.
+
+It refuses what the real NVML refuses, so that the code's fallbacks run here as they would on a GPU node:
+utilisation of a MIG-enabled GPU (or of a slice) raises NVMLError_NotSupported, and a GPU whose profile sets
+`"energy_counter": false` (older boards) has no total-energy counter. Its answers have the real types:
+nvmlDeviceIsMigDeviceHandle returns a ctypes c_uint, not a bool.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import time
@@ -205,7 +211,7 @@ def nvmlDeviceGetMemoryInfo(handle: _Handle, version=None) -> c_nvmlMemory_t:
 def nvmlDeviceGetTotalEnergyConsumption(handle: _Handle) -> int:
     """mJ since the driver loaded; advances in steps of the counter's update period, as the real one."""
     gpu = _gpu(handle)
-    if handle.mig is not None:
+    if handle.mig is not None or gpu.get("energy_counter") is False:
         raise NVMLError_NotSupported()  # a slice has no counter: only the whole GPU is metered
     profile = _profile()
     step = profile.nvml_update_s
@@ -249,8 +255,8 @@ nvmlDeviceGetCurrentClocksThrottleReasons = nvmlDeviceGetCurrentClocksEventReaso
 
 
 def nvmlDeviceGetUtilizationRates(handle: _Handle) -> _Utilization:
-    if handle.mig is not None:
-        raise NVMLError_NotSupported()
+    if handle.mig is not None or _gpu(handle).get("mig"):
+        raise NVMLError_NotSupported()  # real NVML: no utilisation on a MIG-enabled GPU, nor of its slices
     return _Utilization(int(_now(handle, "utilization_pct")), 0)
 
 
@@ -272,9 +278,9 @@ def nvmlDeviceGetMigMode(handle: _Handle) -> tuple[int, int]:
     return mode, mode
 
 
-def nvmlDeviceIsMigDeviceHandle(handle: _Handle) -> bool:
+def nvmlDeviceIsMigDeviceHandle(handle: _Handle) -> ctypes.c_uint:
     _gpu(handle)
-    return handle.mig is not None
+    return ctypes.c_uint(int(handle.mig is not None))  # the real binding returns its out-parameter, a c_uint
 
 
 def nvmlDeviceGetMaxMigDeviceCount(handle: _Handle) -> int:

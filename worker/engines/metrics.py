@@ -1,0 +1,61 @@
+"""Reading an engine's Prometheus metrics: its load gauges while a run is measured, its latency histograms
+before and after, through prometheus_client's own text parser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from worker.engines.base import MetricNames
+
+
+def parse(text: str) -> dict[str, float]:
+    """Sample name -> value summed over label sets (a histogram's `_sum` and `_count` included)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_bucket") or sample.name.endswith("_created"):
+                continue
+            values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    return values
+
+
+def first(values: dict[str, float], names: tuple[str, ...], suffix: str = "") -> float | None:
+    for name in names:
+        if name + suffix in values:
+            return values[name + suffix]
+    return None
+
+
+def load_of(values: dict[str, float], names: MetricNames) -> tuple[float | None, float | None]:
+    """(running, waiting) requests as the engine counts them; None where it does not say."""
+    return (values.get(names.running) if names.running else None,
+            values.get(names.waiting) if names.waiting else None)
+
+
+@dataclass(frozen=True)
+class HistogramMeans:
+    """The engine's own mean TTFT, inter-token and end-to-end latency over a run (differences of sum / count)."""
+
+    ttft_s: float | None
+    itl_s: float | None
+    e2e_s: float | None
+    preemptions: float | None
+
+
+def run_means(before: dict[str, float], after: dict[str, float], names: MetricNames) -> HistogramMeans:
+    def mean(histogram: tuple[str, ...]) -> float | None:
+        total = _delta(before, after, histogram, "_sum")
+        count = _delta(before, after, histogram, "_count")
+        return total / count if total is not None and count else None
+
+    preemptions = None
+    if names.preemptions:
+        preemptions = _delta(before, after, (names.preemptions,), "_total")
+    return HistogramMeans(mean(names.ttft), mean(names.itl), mean(names.e2e), preemptions)
+
+
+def _delta(before: dict[str, float], after: dict[str, float], names: tuple[str, ...], suffix: str) -> float | None:
+    end = first(after, names, suffix)
+    return None if end is None else end - (first(before, names, suffix) or 0.0)
