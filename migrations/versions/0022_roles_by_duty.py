@@ -52,9 +52,12 @@ WORKER_RIGHTS = {
     "jobs": ("", {"UPDATE": ["status", "attempts", "lease_worker_id", "lease_heartbeat_at", "started_at",
                              "finished_at", "last_error", "load_failures", "model_revision", "model_dtype",
                              "num_parameters", "engine_version", "engine_log"]}),
-    "runs": ("", {"UPDATE": ["status", "worker_id", "error", "finished_at"]}),
-    "shards": ("", {"UPDATE": ["status", "attempts", "lease_worker_id", "lease_token", "lease_heartbeat_at",
-                               "progress_at", "stalled_at", "worker_id", "error", "finished_at"]}),
+    # A worker that claims a long unit near the sweep's end keeps its first batches and leaves the rest as a new
+    # pending shard of the same run (db/queue/splitting.py, 0021): n_shards, a shard's size, and the new shard.
+    "runs": ("", {"UPDATE": ["status", "worker_id", "error", "finished_at", "n_shards"]}),
+    "shards": ("INSERT", {"UPDATE": ["status", "attempts", "lease_worker_id", "lease_token", "lease_heartbeat_at",
+                                     "progress_at", "stalled_at", "worker_id", "error", "finished_at", "n_queries",
+                                     "expected_s"]}),
     # Attribution revises stored windows' shares, their headline per 1,000 queries and the cells' outlier flags;
     # the raw CodeCarbon fields are written once, at INSERT.
     "measurements": ("INSERT", {"UPDATE": ["cpu_energy_attributed_kwh", "ram_energy_attributed_kwh",

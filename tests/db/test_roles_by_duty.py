@@ -121,6 +121,29 @@ def test_a_node_does_what_a_worker_does(seeded, make_node):
         assert connection.execute(text("DELETE FROM unavailable")).rowcount == 1
 
 
+
+def test_a_node_splits_a_long_unit_it_claims(seeded, make_node):
+    """Near a sweep's end a worker keeps a long unit's first batches and leaves the rest as a new pending shard
+    (db/queue/splitting.py): the node role may insert that shard and shrink its own, through the real code."""
+    from db.queue.splitting import split_claimed
+
+    admin = create_engine(seeded, poolclass=NullPool)
+    with admin.begin() as connection:  # the scheduler's plan: one unit, the whole run, leased by this worker
+        run_id, job_id = connection.execute(text("SELECT id, job_id FROM runs ORDER BY id LIMIT 1")).one()
+        connection.execute(text("UPDATE runs SET n_shards = 1 WHERE id = :r"), {"r": run_id})
+        shard_id = connection.execute(text(
+            "INSERT INTO shards (job_id, run_id, shard_index, query_start, n_queries, expected_s, status, attempts) "
+            "VALUES (:j, :r, 0, 0, 10000, 10000.0, 'running', 1) RETURNING id"), {"j": job_id, "r": run_id}).scalar()
+    admin.dispose()
+    node = make_node()
+    with node.begin() as connection:
+        start = 0
+        split = split_claimed(connection, shard_id=shard_id, run_id=run_id, job_id=job_id, hardware_class="a100",
+                              query_start=start, n_queries=10_000, expected_s=10_000.0, batch_size=1, warmup=0,
+                              lease_timeout_s=120)
+        assert split is not None and split.n_queries < 10_000
+        assert connection.execute(text("SELECT count(*) FROM shards WHERE run_id = :r"), {"r": run_id}).scalar() == 2
+
 def test_a_node_updates_only_its_own_worker_rows(seeded, make_node):
     mine, theirs = make_node(), make_node()
     with sessionmaker(theirs).begin() as session:
