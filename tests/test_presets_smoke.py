@@ -88,4 +88,4 @@ def test_ai_energy_score_smoke_preset_runs_all_eleven_tasks_rates_and_labels(tmp
     assert "not rated (no GPU energy measured" in by_gpu.stdout
     svg = (tmp_path / "by-gpu.svg").read_text()
     assert "not rated: no GPU energy measured" in svg and "5 of 5 stars" not in svg
-    assert "protocol: AI Energy Score&#x27;s (preset ai-energy-score-smoke)" in svg
+    assert "protocol: AI Energy Score&#x27;s (sweep ai-energy-score-smoke)" in svg

@@ -281,9 +281,10 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
 
 
 def protocol_of(sweep: Any) -> str:
-    """Which protocol a sweep's figures follow, for labels: AI Energy Score's where the sweep is its preset."""
-    if sweep.name.startswith("ai-energy-score"):
-        return f"AI Energy Score's (preset {sweep.name})"
+    """Which protocol a sweep's figures follow, for labels: AI Energy Score's where the sweep file says so
+    (`protocol: aienergyscore`, as its presets do), never guessed from a name."""
+    if (sweep.spec or {}).get("protocol") == "aienergyscore":
+        return f"AI Energy Score's (sweep {sweep.name})"
     return f"sweep {sweep.name}'s own, not AI Energy Score's"
 
 

@@ -177,6 +177,9 @@ class SweepSpec(_Strict):
     # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
     # run as well: slower, for studies of idle drift).
     baseline: Literal["auto", "per-run"] = "auto"
+    # The published protocol the sweep's settings follow, which labels and submissions name: `aienergyscore` for
+    # AI Energy Score's presets (their settings, commented point by point); none: the sweep's own settings.
+    protocol: Literal["aienergyscore"] | None = None
     defaults: Defaults = Defaults()
     carbon: Carbon
     tasks: dict[str, TaskSpec] = Field(min_length=1)

@@ -20,7 +20,8 @@ def measured(tmp_path):
     url = f"sqlite:///{tmp_path / 'wattsweep.db'}"
     upgrade(url)
     with session_factory(url).begin() as session:  # 1,000 queries a run; GPU = 0.7 x: 0.7, 1.4, 2.1 Wh a run
-        seed_sweep(session, name="ai-energy-score", hardware_class="h100", models=[
+        seed_sweep(session, name="ai-energy-score", hardware_class="h100",
+                   spec_extra={"protocol": "aienergyscore"}, models=[
             SeedModel("text-generation", "hub:lab/model-7b", [0.001, 0.002, 0.003], num_parameters=7_000_000_000),
             SeedModel("fill-mask", "hub:lab/model-7b", [0.001])])
     return url
