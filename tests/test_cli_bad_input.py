@@ -14,8 +14,8 @@ from tests.helpers import CARBON, GOOD_TASK, HEAD, TASKS, wattsweep
 CASES = {
     "unknown task": (HEAD + CARBON + "tasks:\n  translate:\n    models: [tiny:bert]\n    datasets: [builtin:texts]\n",
                      "unknown task 'translate'; allowed are"),
-    "unknown tiny family": (HEAD + CARBON + TASKS + GOOD_TASK.replace("[tiny:bert]", "[tiny:llama]"),
-                            "unknown tiny model family 'llama': allowed are"),
+    "unknown tiny family": (HEAD + CARBON + TASKS + GOOD_TASK.replace("[tiny:bert]", "[tiny:falcon]"),
+                            "unknown tiny model family 'falcon': allowed are"),
     "malformed model": (HEAD + CARBON + TASKS + GOOD_TASK.replace("tiny:bert", "bert"),
                         "malformed model reference 'bert'"),
     "malformed dataset": (HEAD + CARBON + TASKS + GOOD_TASK.replace("builtin:texts", "texts"),

@@ -61,7 +61,7 @@ def test_zero_shot_models_become_multi_purpose_jobs_with_their_own_params():
          "summarization, text-classification"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:bert"]},
          "tasks.summarization.zero_shot.models.0: tiny:bert does not generate text, so it cannot be prompted; "
-         "use tiny:gpt2, tiny:t5"),
+         "use tiny:gpt2, tiny:ministral3, tiny:t5"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"prompt": "x"}},
          "tasks.summarization.zero_shot.params: unknown parameter 'prompt'; allowed are dtype, fixed_length, "
          "max_input_words, max_new_tokens, prompt_template"),

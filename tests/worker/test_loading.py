@@ -65,7 +65,7 @@ def test_tiny_family_without_the_task_names_the_families_that_have_it():
     [
         ("path:/no/such/folder", "fill-mask", "folder '/no/such/folder' is outside the data roots"),
         (f"path:{tempfile.gettempdir()}/no/such", "fill-mask", f"folder '{tempfile.gettempdir()}/no/such' does not"),
-        ("tiny:llama", "fill-mask", "unknown tiny model family 'llama'"),
+        ("tiny:falcon", "fill-mask", "unknown tiny model family 'falcon'"),
         ("hub:not a name", "fill-mask", "malformed hub model"),
         ("tiny:bert", "translation", "unknown task 'translation'"),
     ],
