@@ -221,6 +221,7 @@ class UnitExecutor:
                 self._spare_engine = pipeline
             else:
                 pipeline.stop()
+        del pipeline  # no reference may outlive the collect below, or the model is frozen again with the heap
         self.model = None
         self._queries = None
         # The worker freezes what survives each job (worker.process.celery_worker) while the model is still loaded,
