@@ -20,6 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.workloads._decoding import record_decoding
+from worker.workloads._shared import PipelineWorkload, merged
+
 # What the dropped pipelines used where a model's generation config sets nothing (transformers 4.57's
 # `_default_generation_config` of each; max_new_tokens is always ours).
 SEQ2SEQ_TEXT_DEFAULTS: dict[str, Any] = {"num_beams": 4}
@@ -77,6 +80,21 @@ def load_generator(model_ref: str, task: str, device: str, dtype: Any, *, task_k
     config, prefix = pipeline_generation_config(model, loaded.tokenizer, task_key, defaults)
     return Generator(model, loaded.tokenizer, config, device, prefix, loaded.image_processor, loaded.provenance)
 
+
+
+class GenerateWorkload(PipelineWorkload):
+    """A task whose transformers 4 pipeline is gone: its model's own `generate`, with that pipeline's settings
+    (`task_key`, `generation_defaults`), and what decoding will use recorded with the job."""
+
+    task_key: str
+    generation_defaults: Mapping[str, Any]
+
+    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
+        settings = merged(self.task, self.default_params, params)
+        generator = load_generator(model, self.task, device, settings["dtype"], task_key=self.task_key,
+                                   defaults=self.generation_defaults)
+        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
+        return generator
 
 def encode_texts(generator: Generator, texts: Sequence[str]) -> Any:
     """A batch of texts as the text2text pipeline fed them to `generate`: prefixed, padded, truncated."""

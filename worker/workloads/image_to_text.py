@@ -6,17 +6,13 @@ with the settings the pipeline used (worker.workloads._generate).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
-from worker.workloads._decoding import record_decoding
-from worker.workloads._generate import IMAGE_TO_TEXT_DEFAULTS, encode_images, generate, load_generator
+from worker.workloads._generate import IMAGE_TO_TEXT_DEFAULTS, GenerateWorkload, encode_images, generate
 from worker.workloads._shared import (
-    PipelineWorkload,
     fixed_length_generation,
     generated,
-    merged,
     resize_images,
 )
 from worker.workloads.base import WorkDone
@@ -24,15 +20,10 @@ from worker.workloads.base import WorkDone
 DECLARED = TASKS["image-to-text"]  # name, input kind, default params: worker.contract.tasks
 
 
-class ImageToText(PipelineWorkload):
+class ImageToText(GenerateWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        settings = merged(self.task, self.default_params, params)
-        generator = load_generator(model, self.task, device, settings["dtype"], task_key="image-to-text",
-                                   defaults=IMAGE_TO_TEXT_DEFAULTS)
-        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
-        return generator
+    task_key, generation_defaults = "image-to-text", IMAGE_TO_TEXT_DEFAULTS  # the dropped pipeline's settings
 
     def call(self, generator: Any, queries: list[Any], batch_size: int, params: dict[str, Any]) -> WorkDone:
         length, counter = fixed_length_generation(generator, params)

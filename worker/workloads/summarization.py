@@ -11,18 +11,14 @@ own `generate` runs with the inputs and settings the pipeline used
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from worker.contract.tasks import TASKS
-from worker.workloads._decoding import record_decoding
-from worker.workloads._generate import SEQ2SEQ_TEXT_DEFAULTS, encode_texts, generate, load_generator
+from worker.workloads._generate import SEQ2SEQ_TEXT_DEFAULTS, GenerateWorkload, encode_texts, generate
 from worker.workloads._shared import (
-    PipelineWorkload,
     count_tokens,
     fixed_length_generation,
     generated,
-    merged,
 )
 from worker.workloads._zero_shot import ZeroShot
 from worker.workloads.base import WorkDone
@@ -30,15 +26,10 @@ from worker.workloads.base import WorkDone
 DECLARED = TASKS["summarization"]  # name, input kind, default params, zero-shot form: worker.contract.tasks
 
 
-class Summarization(PipelineWorkload):
+class Summarization(GenerateWorkload):
     task, input_kind, default_params = DECLARED.task, DECLARED.input_kind, DECLARED.default_params
 
-    def load(self, model: str, device: str, params: Mapping[str, Any]) -> Any:
-        settings = merged(self.task, self.default_params, params)
-        generator = load_generator(model, self.task, device, settings["dtype"], task_key="summarization",
-                                   defaults=SEQ2SEQ_TEXT_DEFAULTS)
-        record_decoding(generator, generator.generation_config, settings, max_new_tokens=settings["max_new_tokens"])
-        return generator
+    task_key, generation_defaults = "summarization", SEQ2SEQ_TEXT_DEFAULTS  # the dropped pipeline's settings
 
     def call(self, generator: Any, queries: list[str], batch_size: int, params: dict[str, Any]) -> WorkDone:
         length, counter = fixed_length_generation(generator, params)
