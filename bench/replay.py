@@ -37,7 +37,6 @@ import argparse
 import heapq
 import os
 import sys
-import tempfile
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -52,7 +51,7 @@ from bench.replay_trace import (  # noqa: E402  (the path above first)
     build_sweep,
     lower_bound_s,
     read_trace,
-    store_trace_as_measurements,
+    trace_database,
     units_for_bound,
 )
 
@@ -63,21 +62,14 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
              max_unit_s: float) -> dict:
     from sqlalchemy import func, select
 
-    from db.migrate import upgrade
     from db.models import Job, Run, Shard, Worker
     from db.queue.leases import Lease
     from db.queue.reconcile import sweep_dispatches
-    from db.session import session_factory
     from tests.factories import make_reading
     from worker.process.loop import Execute, Load, Loaded, LoopHooks, Measured, WorkLoop
     from worker.workloads.base import WorkDone
 
-    folder = tempfile.mkdtemp(prefix="wattsweep-replay-")
-    url = f"sqlite:///{folder}/replay.db"
-    upgrade(url)
-    sessions = session_factory(url)
-    with sessions.begin() as session:
-        store_trace_as_measurements(session, trace, queries)
+    sessions = trace_database(trace, queries, "replay")
     with sessions.begin() as session:
         sweep_id, _ = build_sweep(session, trace, queries=queries, max_unit_s=max_unit_s)
         messages = deque(d.job_id for d in sweep_dispatches(session, sweep_id=sweep_id))

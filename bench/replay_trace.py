@@ -97,17 +97,23 @@ def lower_bound_s(units_s: list[float], n: int, join: tuple[int, float] | None) 
     return bound(units_s, n, join, divisible=True)
 
 
-def units_for_bound(trace, queries: int, max_unit_s: float, compress: float | None) -> list[float]:
-    """The unit durations the lower bound is taken over, before the sweep exists (for --join's T)."""
+def trace_database(trace: list[TraceRun], queries: int, name: str):
+    """A new SQLite database in a temp folder, migrated, holding `trace` as earlier measurements: its sessions."""
     from db.migrate import upgrade
     from db.session import session_factory
 
-    folder = tempfile.mkdtemp(prefix="wattsweep-replay-bound-")
-    url = f"sqlite:///{folder}/bound.db"
+    folder = tempfile.mkdtemp(prefix=f"wattsweep-{name}-")
+    url = f"sqlite:///{folder}/{name}.db"
     upgrade(url)
     sessions = session_factory(url)
     with sessions.begin() as session:
         store_trace_as_measurements(session, trace, queries)
+    return sessions
+
+
+def units_for_bound(trace, queries: int, max_unit_s: float, compress: float | None) -> list[float]:
+    """The unit durations the lower bound is taken over, before the sweep exists (for --join's T)."""
+    with trace_database(trace, queries, "replay-bound").begin() as session:
         _, jobs = build_sweep(session, trace, queries=queries, max_unit_s=max_unit_s, compress=compress)
     traced = {(r.task, r.model, r.dataset, r.repetition): r.duration_s for r in trace}
     if compress:
