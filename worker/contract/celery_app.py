@@ -29,6 +29,17 @@ def queue_name_problem(name: str) -> str | None:
     return None
 
 
+def job_queue(hardware_class: str, gpus: int = 1) -> str:
+    """The queue of jobs that need `gpus` GPUs of a hardware class, and of the workers that hold that many.
+
+    One GPU: the class itself (`h100`), as before device groups. A group of N: `h100-x4`. A job needing N GPUs
+    goes only to workers holding exactly N, so that no GPU of a group sits idle under a smaller job.
+    """
+    if gpus < 1:
+        raise ValueError(f"a job needs at least one GPU, not {gpus}")
+    return hardware_class if gpus == 1 else f"{hardware_class}-x{gpus}"
+
+
 def make_app(broker_url: str | None = None, visibility_timeout_s: float | None = None) -> Celery:
     from db.settings import get_settings
 
