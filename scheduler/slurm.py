@@ -2,12 +2,14 @@
 
 What the script does on each allocated node, and why:
 
-- One `srun` step with one task per GPU (or per CPU worker). The step holds
-  all of the node's allocated GPUs; task i passes `--gpu i`, which the
-  worker's pinning reads as entry i of the CUDA_VISIBLE_DEVICES Slurm gave
-  the step (an index, or a UUID) and translates to the physical NVML index
-  CodeCarbon meters. So every task owns exactly one of the GPUs Slurm
-  allocated, whatever their numbers on the node.
+- One `srun` step with one task per worker: per GPU, per group of
+  `--gpus-per-worker` GPUs, or per CPU worker. Slurm gives each task its own
+  GPUs (`--gpus-per-task`, which binds them: the task's CUDA_VISIBLE_DEVICES
+  lists only its group, 21.08 and newer), and the worker takes all of them
+  (`--gpu 0`, or `--gpus 0,...,N-1`): its pinning reads those entries (indexes
+  or UUIDs) and translates them to the physical NVML indexes CodeCarbon
+  meters. So every task owns exactly the GPUs Slurm bound to it, whatever
+  their numbers on the node, and the groups on a node are disjoint.
 - Worker names carry the Slurm job id and restart count: two allocations on
   one node, or a requeued job that starts again seconds later, never meet a
   "live twin" of the same name.
@@ -48,8 +50,9 @@ class SlurmOptionError(ValueError):
 class SlurmOptions:
     queue: str  # the hardware class = the Celery queue the workers consume
     wattsweep: str  # the command that runs wattsweep on the compute nodes
-    device: str = "gpu"  # "gpu": one worker per allocated GPU; "cpu": workers_per_node CPU workers
+    device: str = "gpu"  # "gpu": one worker per allocated GPU or group; "cpu": workers_per_node CPU workers
     gpus_per_node: int | None = None
+    gpus_per_worker: int = 1  # a worker's group of GPUs; divides gpus_per_node
     gpu_type: str | None = None  # a GRES type the site defines (gpu:a100:4), where GPU models are mixed
     workers_per_node: int | None = None
     nodes: int = 1
@@ -101,6 +104,7 @@ def check(options: SlurmOptions) -> None:
     if options.device not in ("gpu", "cpu"):
         raise SlurmOptionError(f"--device {options.device!r}: use 'gpu' (one worker per GPU) or 'cpu'")
     _positive("--nodes", options.nodes)
+    _positive("--gpus-per-worker", options.gpus_per_worker)
     for name, value in (("--gpus-per-node", options.gpus_per_node), ("--workers-per-node", options.workers_per_node),
                         ("--cpus-per-worker", options.cpus_per_worker)):
         if value is not None:
@@ -111,10 +115,16 @@ def check(options: SlurmOptions) -> None:
         if options.gpus_per_node is None:
             raise SlurmOptionError("--gpus-per-node is required for GPU workers (or use --device cpu)")
         if options.workers_per_node is not None:
-            raise SlurmOptionError("--workers-per-node is for --device cpu; GPU nodes run one worker per GPU")
+            raise SlurmOptionError("--workers-per-node is for --device cpu; GPU nodes run one worker per "
+                                   "--gpus-per-worker GPUs")
+        if options.gpus_per_node % options.gpus_per_worker:
+            raise SlurmOptionError(f"--gpus-per-worker {options.gpus_per_worker} must divide --gpus-per-node "
+                                   f"{options.gpus_per_node}: each node's GPUs are split into whole groups")
     else:
         if options.gpus_per_node is not None:
             raise SlurmOptionError("--gpus-per-node is for GPU workers; CPU nodes take --workers-per-node N")
+        if options.gpus_per_worker != 1:
+            raise SlurmOptionError("--gpus-per-worker is for GPU workers (with --gpus-per-node), not --device cpu")
         if options.workers_per_node is None:
             raise SlurmOptionError("--workers-per-node N is required with --device cpu")
     if options.array is not None:
@@ -166,12 +176,15 @@ def render(options: SlurmOptions) -> str:
 
 
 def _workers_per_node(options: SlurmOptions) -> int:
-    return options.gpus_per_node if options.device == "gpu" else options.workers_per_node
+    return options.gpus_per_node // options.gpus_per_worker if options.device == "gpu" else options.workers_per_node
 
 
 def _header(options: SlurmOptions) -> list[str]:
     per_node = _workers_per_node(options)
-    what = f"{per_node} GPU worker(s)" if options.device == "gpu" else f"{per_node} CPU worker(s)"
+    if options.device == "cpu":
+        what = f"{per_node} CPU worker(s)"
+    else:
+        what = f"{per_node} GPU worker(s) of {options.gpus_per_worker} GPU(s)"
     where = f"array {options.array}, one node each" if options.array else f"{options.nodes} node(s)"
     lines = [
         "#!/bin/bash",
@@ -204,7 +217,19 @@ def _header(options: SlurmOptions) -> list[str]:
 
 
 def _gres(options: SlurmOptions) -> str:
-    return f"gpu:{options.gpu_type}:{options.gpus_per_node}" if options.gpu_type else f"gpu:{options.gpus_per_node}"
+    return f"gpu:{_typed(options, options.gpus_per_node)}"
+
+
+def _typed(options: SlurmOptions, count: int) -> str:
+    """A GPU count in Slurm's [TYPE:]N form."""
+    return f"{options.gpu_type}:{count}" if options.gpu_type else str(count)
+
+
+def _gpu_option(gpus_per_worker: int) -> str:
+    """The worker's GPUs, as indexes into the CUDA_VISIBLE_DEVICES Slurm bound to its task: all of them."""
+    if gpus_per_worker == 1:
+        return "--gpu 0"
+    return "--gpus " + ",".join(str(i) for i in range(gpus_per_worker))
 
 
 def _environment(options: SlurmOptions) -> list[str]:
@@ -229,13 +254,13 @@ def _body(options: SlurmOptions) -> list[str]:
     # e.g. gpu2-slurm4711.0@node7: task, allocation and restart make the name unique on the node
     name = (f'"{kind}${{SLURM_LOCALID}}-slurm${{SLURM_JOB_ID}}.${{SLURM_RESTART_COUNT:-0}}'
             '@${SLURMD_NODENAME:-$(hostname -s)}"')
-    device = '--gpu "$SLURM_LOCALID"' if options.device == "gpu" else "--device cpu"
+    device = _gpu_option(options.gpus_per_worker) if options.device == "gpu" else "--device cpu"
     worker = f"exec {options.wattsweep} worker --queue {shlex.quote(options.queue)} {device} --name {name}"
     srun = f"srun --ntasks-per-node={per_node} --kill-on-bad-exit=0"
     if options.cpus_per_worker:
         srun += f" --cpus-per-task={options.cpus_per_worker}"  # Slurm 22.05's srun no longer takes it from sbatch
     if options.device == "gpu":
-        srun += f" --gres={_gres(options)}"  # the step holds the node's allocated GPUs; task i takes entry i
+        srun += f" --gpus-per-task={_typed(options, options.gpus_per_worker)}"  # each task bound to its own group
     lines = [
         f"wattsweep=({options.wattsweep})",
         f"worker={shlex.quote(worker)}",

@@ -50,9 +50,12 @@ def _pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
 def slurm(
     queue: Annotated[str, typer.Option("--queue", "--hardware-class",
                                        help="Queue the workers consume = the hardware class of their numbers.")],
-    device: Annotated[str, typer.Option(help="'gpu': one worker per allocated GPU; 'cpu': CPU workers.")] = "gpu",
-    gpus_per_node: Annotated[int | None, typer.Option(help="GPUs to allocate per node (GRES gpu), one worker each.")]
-    = None,
+    device: Annotated[str, typer.Option(help="'gpu': one worker per allocated GPU (or group); 'cpu': CPU "
+                                             "workers.")] = "gpu",
+    gpus_per_node: Annotated[int | None, typer.Option(help="GPUs to allocate per node (GRES gpu), split among the "
+                                                           "workers by --gpus-per-worker.")] = None,
+    gpus_per_worker: Annotated[int, typer.Option(help="GPUs per worker: a group Slurm binds to one srun task, for "
+                                                      "jobs that need N GPUs; divides --gpus-per-node.")] = 1,
     gpu_type: Annotated[str | None, typer.Option(help="GRES GPU type where the site defines them (gpu:TYPE:N), "
                                                       "e.g. a100.")] = None,
     workers_per_node: Annotated[int | None, typer.Option(help="With --device cpu: CPU workers per node.")] = None,
@@ -88,13 +91,15 @@ def slurm(
     database_url: DatabaseOpt = None,
     broker_url: BrokerOpt = None,
 ) -> None:
-    """Write a Slurm batch script that runs one `wattsweep worker` per allocated GPU (or CPU workers).
+    """Write a Slurm batch script that runs one `wattsweep worker` per allocated GPU or group (or CPU workers).
 
     The workers read WATTSWEEP_DATABASE_URL and WATTSWEEP_BROKER_URL from the
     environment sbatch passes them; the script never contains them. Example, on
     a login node with both exported (README: "Running on a Slurm cluster"):
 
     wattsweep slurm --queue a100 --gpus-per-node 8 --time 12:00:00 --until-done my-sweep --submit
+
+    (add --gpus-per-worker 4 for two workers of four GPUs each, for jobs with `gpus: 4`)
     """
     from scheduler.slurm import SlurmOptionError, SlurmOptions, render
     from worker.contract.celery_app import queue_name_problem
@@ -103,8 +108,9 @@ def slurm(
         fail(f"--queue: {problem}")
     options = SlurmOptions(
         queue=queue, wattsweep=wattsweep or default_wattsweep(), device=device, gpus_per_node=gpus_per_node,
-        gpu_type=gpu_type, workers_per_node=workers_per_node, nodes=nodes, array=array, time=time, partition=partition,
-        account=account, job_name=job_name, cpus_per_worker=cpus_per_worker, grace_s=grace, requeue=requeue,
+        gpus_per_worker=gpus_per_worker, gpu_type=gpu_type, workers_per_node=workers_per_node, nodes=nodes,
+        array=array, time=time, partition=partition, account=account, job_name=job_name,
+        cpus_per_worker=cpus_per_worker, grace_s=grace, requeue=requeue,
         hf_home=hf_home, hub_offline=not online, until_done=until_done, env=_pairs(env or []),
         setup=tuple(setup or ()), sbatch=tuple(sbatch or ()))
     try:

@@ -39,8 +39,9 @@ def test_gpu_script_asks_for_gres_one_task_per_gpu_and_a_signal_before_the_limit
         "--job-name=wattsweep-a100", "--nodes=2", "--ntasks-per-node=4", "--gres=gpu:4", "--time=12:00:00",
         "--partition=gpu", "--account=lab", "--signal=B:TERM@900", "--requeue", "--open-mode=append",
         "--output=%x-%j.out", "--export=ALL", "--mem=64G"]
-    assert "srun --ntasks-per-node=4 --kill-on-bad-exit=0 --gres=gpu:4" in script
-    assert '--gpu "$SLURM_LOCALID"' in script  # task i takes entry i of the step's CUDA_VISIBLE_DEVICES
+    # Slurm binds one GPU to each task; the worker takes the one entry of its task's CUDA_VISIBLE_DEVICES.
+    assert "srun --ntasks-per-node=4 --kill-on-bad-exit=0 --gpus-per-task=1 bash" in script
+    assert "worker --queue a100 --gpu 0 --name" in script
     assert "export HF_HOME=/shared/hf" in script and "export HF_HUB_OFFLINE=1" in script
     assert "export HF_DATASETS_CACHE=/shared/hf/datasets" in script
     assert 'scancel --signal=TERM "$SLURM_JOB_ID"' in script and "trap 'stop SIGTERM' TERM" in script
@@ -59,9 +60,20 @@ def test_cpu_script_runs_workers_per_node_without_gres():
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
-def test_a_gpu_type_goes_into_both_gres_requests():
-    script = render(gpu(gpu_type="a100", gpus_per_node=8))
-    assert "#SBATCH --gres=gpu:a100:8" in script and "--gres=gpu:a100:8 bash" in script
+def test_a_gpu_type_goes_into_the_node_and_the_task_requests():
+    script = render(gpu(gpu_type="a100", gpus_per_node=8, gpus_per_worker=2))
+    assert "#SBATCH --gres=gpu:a100:8" in script and "--gpus-per-task=a100:2 bash" in script
+
+
+def test_gpu_groups_are_one_task_each_bound_to_its_gpus_by_slurm():
+    script = render(gpu(gpus_per_node=8, gpus_per_worker=4, nodes=2, cpus_per_worker=16))
+    lines = sbatch_lines(script)
+    assert "--ntasks-per-node=2" in lines and "--gres=gpu:8" in lines and "--cpus-per-task=16" in lines
+    assert "2 GPU worker(s) of 4 GPU(s) per node" in script
+    assert "srun --ntasks-per-node=2 --kill-on-bad-exit=0 --cpus-per-task=16 --gpus-per-task=4 bash" in script
+    # The worker takes every GPU Slurm bound to its task: entries 0-3 of its own CUDA_VISIBLE_DEVICES.
+    assert "worker --queue a100 --gpus 0,1,2,3 --name" in script and "--gpu 0" not in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
 def test_array_script_is_one_node_per_task_and_until_done_watches_the_sweep():
@@ -84,6 +96,13 @@ BAD = {
     "unknown device": (dict(device="tpu"), "--device 'tpu': use 'gpu'"),
     "gpu type with a colon": (dict(gpu_type="a100:2"), "--gpu-type 'a100:2': a GRES type name"),
     "workers per node on GPUs": (dict(workers_per_node=2), "--workers-per-node is for --device cpu"),
+    "groups that do not divide": (dict(gpus_per_node=8, gpus_per_worker=3),
+                                  "--gpus-per-worker 3 must divide --gpus-per-node 8"),
+    "group larger than the node": (dict(gpus_per_node=4, gpus_per_worker=8),
+                                   "--gpus-per-worker 8 must divide --gpus-per-node 4"),
+    "zero GPUs per worker": (dict(gpus_per_worker=0), "--gpus-per-worker 0: must be 1 or more"),
+    "groups of CPU workers": (dict(device="cpu", gpus_per_node=None, workers_per_node=2, gpus_per_worker=2),
+                              "--gpus-per-worker is for GPU workers"),
     "nodes and array": (dict(nodes=2, array="0-3"), "give --nodes or --array, not both"),
     "bad array": (dict(array="0-3x"), "--array '0-3x': use Slurm's syntax"),
     "bad time": (dict(time="soon"), "--time 'soon': use a Slurm time limit"),
@@ -133,6 +152,7 @@ def test_the_urls_are_read_at_run_time_never_written(tmp_path):
     (["--gpus-per-node", "2", "--submit"], URLS | {"PATH": "/nonexistent"}, "--submit: sbatch is not on PATH"),
     (["--device", "cpu"], URLS, "--workers-per-node N is required with --device cpu"),
     (["--gpus-per-node", "2", "--env", "NOEQUALS"], URLS, "--env 'NOEQUALS': expected NAME=VALUE"),
+    (["--gpus-per-node", "8", "--gpus-per-worker", "3"], URLS, "--gpus-per-worker 3 must divide --gpus-per-node 8"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, env, message, tmp_path):
     result = cli("--queue", "a100", *args, "--out", str(tmp_path / "s.sbatch"), env=env, cwd=tmp_path)
