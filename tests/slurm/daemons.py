@@ -46,7 +46,7 @@ def slurm_missing() -> str | None:
 
 
 class SlurmCluster:
-    def __init__(self, folder: Path, *, cpus: int = 8, gpus: int = 4) -> None:
+    def __init__(self, folder: Path, *, cpus: int = 8, gpus: int = 8) -> None:  # an 8-GPU node, as labs have
         self.folder = folder
         self.cpus, self.gpus = cpus, gpus
         self.name = f"ws{uuid.uuid4().hex[:8]}"

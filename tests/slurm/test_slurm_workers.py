@@ -128,8 +128,9 @@ def test_gres_allocation_pins_each_srun_task_to_the_gpu_slurm_gave_it(slurm_clus
         slurm.scancel(job_id)
         slurm.scancel(holder)
         wait_gone(slurm, job_id, timeout_s=KILL_WAIT_S + 60)
-    # Slurm gave the step GPUs 1 and 2 (CUDA_VISIBLE_DEVICES=1,2); task i took entry i: physical GPU 1 + i,
-    # and metered that GPU through NVML (PCI order, which differs from CUDA's default order on this node).
+    # Slurm gave the job GPUs 1 and 2 and bound one to each task (CUDA_VISIBLE_DEVICES=1, then 2); each worker
+    # took its task's one entry: physical GPU 1 + i, and metered that GPU through NVML (PCI order, which differs
+    # from CUDA's default order on this node).
     assert [(w.id, w.device) for w in workers] == [
         (f"gpu{i}-slurm{job_id}.0@{slurm.node}", f"cuda:{1 + i}") for i in range(2)]
     assert [w.inventory["gpu"]["uuid"] for w in workers] == [node.gpus[1]["uuid"], node.gpus[2]["uuid"]]
@@ -164,3 +165,30 @@ def test_the_time_limit_signal_reaches_every_worker_before_the_limit(slurm_clust
     for task in (0, 1):
         name = f"cpu{task}-slurm{job_id}.0@{slurm.node}"
         assert f"started {name}" in output and f"SIGTERM reached {name}" in output
+
+
+PROBE = """#!/bin/bash
+# Stands in for `wattsweep worker`: records what its srun task was given, then exits.
+echo "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES args=$*" > "$(dirname "$0")/task$SLURM_LOCALID"
+"""
+
+
+def test_gpu_groups_are_disjoint_tasks_each_given_its_gpus_by_slurm(slurm_cluster, slurm):
+    # --gpus-per-node 8 --gpus-per-worker 4: two srun tasks, and Slurm (not the script) gives each its four GPUs.
+    assert slurm.gpus == 8
+    cluster = slurm_cluster
+    probe = cluster.folder / "probe" / "worker"
+    probe.parent.mkdir()
+    probe.write_text(PROBE)
+    probe.chmod(0o755)
+    job_id = submit_workers(cluster, "--gpus-per-node", "8", "--gpus-per-worker", "4", "--wattsweep", str(probe))
+    wait_gone(slurm, job_id, timeout_s=60)
+    assert slurm.job_state(job_id) == "COMPLETED", slurm_output(cluster, job_id)
+    records = {path.name: path.read_text().split() for path in probe.parent.glob("task*")}
+    assert sorted(records) == ["task0", "task1"], slurm_output(cluster, job_id)
+    groups = [records[task][0].removeprefix("CUDA_VISIBLE_DEVICES=").split(",") for task in ("task0", "task1")]
+    assert all(len(group) == 4 for group in groups), groups
+    assert sorted(int(gpu) for group in groups for gpu in group) == list(range(8))  # disjoint, covering 0-7
+    for task in ("task0", "task1"):  # each worker takes all four GPUs of its own task
+        assert records[task][1:5] == ["args=worker", "--queue", cluster.queue, "--gpus"]
+        assert records[task][5] == "0,1,2,3"
