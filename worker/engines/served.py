@@ -88,8 +88,10 @@ def model_location(model_ref: str, task: str) -> tuple[str, list[str]]:
     return str(folder), []
 
 
-def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job_id: int) -> ServedModel:
-    """The job's engine, healthy (started here), or checked to answer (already running); EngineError otherwise."""
+def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job_id: int, gpus: int = 1
+          ) -> ServedModel:
+    """The job's engine, healthy (started here), or checked to answer (already running); EngineError otherwise.
+    `gpus`: the worker's GPUs (a group), which the engine spans (vLLM: its tensor parallel size)."""
     from worker.engines import get_engine
 
     spec = dict(params["engine"])
@@ -100,7 +102,7 @@ def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job
         return served
     where, extra = model_location(model_ref, task)
     port = free_port()
-    command = [*engine.command(Path(where), port, spec.get("args") or {}), *extra]
+    command = [*engine.command(Path(where), port, spec.get("args") or {}, gpus=gpus), *extra]
     served = ServedModel(engine, spec, engine.endpoint(spec, port=port), start_command=command,
                          key=served_key(model_ref, params))
     stamp = time.strftime("%Y%m%dT%H%M%S")
