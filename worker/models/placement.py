@@ -21,8 +21,6 @@ from typing import Any
 
 from worker.errors import CannotLoadHere
 
-GB = 1e9  # messages say GB as nvidia-smi's users read sizes of weights: decimal
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -97,10 +95,19 @@ def check_fits(weights_bytes: int | None, placement: Placement) -> None:
         return
     if weights_bytes > sum(free):
         count = len(free)
-        raise CannotLoadHere(f"the weights need {weights_bytes / GB:.1f} GB, this worker's {count} GPU"
-                             f"{'s' if count > 1 else ''} {'have' if count > 1 else 'has'} {sum(free) / GB:.1f} GB "
-                             "free: run it on a worker with more GPUs (`gpus:` in the sweep file, `wattsweep worker "
-                             "--gpus`) or a quantized checkpoint")
+        gpus = f"{count} GPU{'s have' if count > 1 else ' has'}"
+        raise CannotLoadHere(f"the weights need {readable_size(weights_bytes)}, this worker's {gpus} "
+                             f"{readable_size(sum(free))} free: run the model on a worker with more GPUs (`gpus:` in "
+                             "the sweep file), or a quantized checkpoint of it")
+
+
+def readable_size(n_bytes: int) -> str:
+    """470 GB, 79 GB, 1.5 GB, 310 MB, 12 kB: decimal units, as model cards give sizes."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= size:
+            value = n_bytes / size
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+    return f"{n_bytes} bytes"
 
 
 def nvml_free_bytes(gpu_ids: list[int]) -> Callable[[], list[int]]:

@@ -54,7 +54,8 @@ def describe(config: Mapping[str, Any] | None) -> dict[str, Any]:
     """{"method": "gptq", "bits": 4} of a quantization config (as saved, or a loaded model's to_dict()); {} for none."""
     if not config:
         return {}
-    method = str(config.get("quant_method") or "").lower()
+    method = config.get("quant_method") or ""
+    method = str(getattr(method, "value", method)).lower()  # a loaded config holds transformers' enum
     if not method and (config.get("load_in_4bit") or config.get("load_in_8bit")):
         method = "bitsandbytes"
     if method == "bitsandbytes":
