@@ -17,8 +17,8 @@ from db.models import Job
 
 
 def record_provenance(session: Session, *, job_id: int, provenance: dict[str, Any] | None) -> None:
-    """Store revision, dtype, num_parameters, quantization, decoding and torch's float32 numerics (keys of `provenance`; missing
-    or None ones are left alone; False is stored: TF32 off is a fact)."""
+    """Store revision, dtype, num_parameters, quantization, decoding and torch's float32 numerics (keys of
+    `provenance`; missing or None ones are left alone; False is stored: TF32 off is a fact)."""
     columns = {"revision": Job.model_revision, "dtype": Job.model_dtype, "num_parameters": Job.num_parameters,
                "decoding": Job.decoding, "float32_matmul_precision": Job.float32_matmul_precision,
                "tf32_matmul": Job.tf32_matmul, "tf32_cudnn": Job.tf32_cudnn,
