@@ -227,3 +227,32 @@ def test_a_torchao_checkpoint_runs_as_saved_and_the_job_records_its_quantization
         jobs = db.execute("SELECT status, quantization_method, quantization_bits, model_dtype FROM jobs "
                           "ORDER BY id").fetchall()
     assert jobs == [("done", None, None, "float32"), ("done", "torchao", 8, "float32")]
+
+
+def test_on_the_simulated_node_the_free_memory_is_nvmls_for_the_workers_gpus(tmp_path):
+    """The simulated node has no CUDA: a worker there reads its GPUs' free memory through (the fake) NVML, for its
+    physical indexes, and the fit check compares the weights with their sum."""
+    from tests.simnode import SimNode
+    from tests.simnode.fakelib import simnode_profile
+
+    node = SimNode(tmp_path / "node", gpus=4)  # GPUs 0-1: 40 GB, 2-3: 80 GB (NVML: 512 MiB used on each)
+    simnode_profile.save(str(node.profile_path), node.data)
+    code = ("import json\n"
+            "from worker.process.runtime import WorkerRuntime\n"
+            "from worker.models.placement import check_fits\n"
+            "runtime = WorkerRuntime(worker_id='g@h', device='cpu', hardware_class='sim', sessions=None,\n"
+            "                        gpu_ids=[1, 2], simulated_gpu=True)\n"
+            "placement = runtime.placement()\n"
+            "try:\n"
+            "    check_fits(200 * 10**9, placement)\n"
+            "    refused = ''\n"
+            "except Exception as error:\n"
+            "    refused = str(error)\n"
+            "print(json.dumps({'gpus': placement.gpus, 'free': placement.free_memory(), 'refused': refused}))\n")
+    env = node.env({**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    used = 512 * 2**20
+    assert found["gpus"] == 2 and found["free"] == [40 * GIB - used, 80 * GIB - used]
+    assert found["refused"].startswith("the weights need 200 GB, this worker's 2 GPUs have 128 GB free")
