@@ -256,3 +256,21 @@ def test_on_the_simulated_node_the_free_memory_is_nvmls_for_the_workers_gpus(tmp
     used = 512 * 2**20
     assert found["gpus"] == 2 and found["free"] == [40 * GIB - used, 80 * GIB - used]
     assert found["refused"].startswith("the weights need 200 GB, this worker's 2 GPUs have 128 GB free")
+
+
+def test_what_each_quantization_needs_is_decided_before_loading(monkeypatch):
+    import importlib.util
+
+    from worker.models import quantization
+
+    fp8 = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+    monkeypatch.setattr(quantization, "_capability", lambda placement: (8, 0))  # an A100
+    with pytest.raises(CannotLoadHere, match=r"^fp8 needs a CUDA GPU with compute capability 8.9 or newer "
+                                             r"\(this worker's GPU has 8.0\)"):
+        quantization.check_runnable(fp8, Placement("cuda:0", 1))
+    monkeypatch.setattr(quantization, "_capability", lambda placement: (9, 0))  # an H100
+    quantization.check_runnable(fp8, Placement("cuda:0", 1))
+    quantization.check_runnable({**fp8, "dequantize": True}, Placement("cpu"))  # asked for dequantized weights
+    if not (importlib.util.find_spec("triton") and importlib.util.find_spec("kernels")):
+        with pytest.raises(CannotLoadHere, match="^mxfp4 needs the "):  # on the CPU too, through triton
+            quantization.check_runnable({"quant_method": "mxfp4"}, Placement("cpu"))

@@ -20,19 +20,20 @@ from typing import Any
 from worker.errors import CannotLoadHere
 from worker.models.placement import Placement
 
-# method -> (import names of the packages it needs, the CUDA compute capability it needs or None)
-REQUIREMENTS: dict[str, tuple[tuple[str, ...], tuple[int, int] | None]] = {
-    "fp8": ((), (8, 9)),  # without it transformers dequantizes to bf16: not the model as deployed
-    "fbgemm_fp8": (("fbgemm_gpu",), (9, 0)),
-    "mxfp4": (("triton", "kernels"), (7, 5)),  # likewise dequantized to bf16 without its kernels
-    "gptq": (("gptqmodel", "optimum"), None),
-    "awq": (("gptqmodel",), None),
-    "bitsandbytes": (("bitsandbytes",), None),
-    "compressed-tensors": (("compressed_tensors",), None),
-    "torchao": (("torchao",), None),
-    "quanto": (("optimum.quanto",), None),
-    "hqq": (("hqq",), None),
-    "auto-round": (("auto_round",), None),
+# method -> (import names of the packages it needs, the CUDA compute capability it needs on a GPU, whether it
+# needs a GPU at all). Without theirs, transformers dequantizes FP8 and MXFP4 to bf16: not the model as deployed.
+REQUIREMENTS: dict[str, tuple[tuple[str, ...], tuple[int, int] | None, bool]] = {
+    "fp8": ((), (8, 9), True),
+    "fbgemm_fp8": (("fbgemm_gpu",), (9, 0), True),
+    "mxfp4": (("triton", "kernels"), (7, 5), False),  # transformers runs it on the CPU too, with triton's kernels
+    "gptq": (("gptqmodel", "optimum"), None, False),
+    "awq": (("gptqmodel",), None, False),
+    "bitsandbytes": (("bitsandbytes",), None, False),
+    "compressed-tensors": (("compressed_tensors",), None, False),
+    "torchao": (("torchao",), None, False),
+    "quanto": (("optimum.quanto",), None, False),
+    "hqq": (("hqq",), None, False),
+    "auto-round": (("auto_round",), None, False),
 }
 PACKAGE_NAMES = {"compressed_tensors": "compressed-tensors", "optimum.quanto": "optimum-quanto",
                  "fbgemm_gpu": "fbgemm-gpu", "auto_round": "auto-round"}  # import name -> what pip installs
@@ -95,8 +96,8 @@ def check_runnable(config: Mapping[str, Any] | None, placement: Placement) -> No
     if not config or config.get("dequantize"):  # a config that asks for dequantized weights gets them
         return
     method = describe(config)["method"]
-    packages, capability = REQUIREMENTS.get(method, ((), None))
-    if capability is not None:
+    packages, capability, cuda_only = REQUIREMENTS.get(method, ((), None, False))
+    if capability is not None and (cuda_only or placement.on_cuda):
         have = _capability(placement)
         if have is None or have < capability:
             where = f"this worker's GPU has {have[0]}.{have[1]}" if have else "this worker has no CUDA GPU"
