@@ -11,10 +11,14 @@ calibrated to the budget, never open-ended):
   power     10 s idle, 10 s of BF16 matmuls: loaded power far above idle; the counter's delta against CodeCarbon's
             figure (within 2%) and against power sampled at 20 Hz (within 5%)
   ttft      time to first token of a real-size (GPT-2 small) model, with and without the synchronisation
-  memory    the GPU filled to 2 GB free, then a model that does not fit: the one-line error; a clean load after
+  memory    the GPU filled to 2 GB free, then a model that does not fit: refused before loading, one line with
+            both sizes; a clean load after
   freeze    a sentence-transformers model loaded, frozen (as the worker does after a job) and unloaded, twice:
             memory back to its baseline
   cells     one cell per task, each window >= 5 s: done, `nvml-energy-counter`, gpu_count 1, the model on CUDA
+  group     only on a machine with 2 or more GPUs (SKIP otherwise): a model loaded over a group of two
+            (device_map="auto", each GPU's free memory its max_memory) has layers on both and generates; a model
+            larger than both GPUs' free memory is refused naming both sizes
 
     python bench/gpu_check.py --gpu 0      # on a GPU node
     python bench/gpu_check.py --cpu        # CI: the CPU-applicable checks (ttft, freeze, cells); others SKIP
@@ -38,9 +42,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SETTLE_TIMEOUT_S = 20.0  # the baseline waits at most this for the GPU to settle (the default is 120 s)
-BUDGET_S = {"device": 15, "counter": 5, "power": 40, "ttft": 45, "memory": 60, "freeze": 30, "cells": 200}
+BUDGET_S = {"device": 15, "counter": 5, "power": 40, "ttft": 45, "memory": 60, "freeze": 30, "cells": 200, "group": 25}
 WINDOW_MIN_S = 5.0  # each cell's query window on the GPU
-GPU_ONLY = {"device", "counter", "power", "memory"}
+GPU_ONLY = {"device", "counter", "power", "memory", "group"}
 
 
 class Checks:
@@ -256,8 +260,8 @@ def part_memory(checks: Checks, folder: Path) -> None:
         checks.check("memory", "a model that does not fit is refused", False, "it loaded")
     except ModelLoadError as error:
         message = str(error)
-        checks.check("memory", "a model that does not fit: one-line error", "does not fit" in message
-                     and "\n" not in message, message[:200])
+        checks.check("memory", "a model that does not fit: refused before loading, one line with both sizes",
+                     "the weights need" in message and "GB free" in message and "\n" not in message, message[:200])
     finally:
         del filler
         gc.collect()  # the half-moved model of the failed load
@@ -299,6 +303,69 @@ def part_freeze(checks: Checks, device: str) -> None:
                          + (f", {left / 2**20:.1f} MiB above baseline" if device.startswith("cuda") else ""))
         finally:
             gc.unfreeze()
+
+
+GROUP_CHILD = """
+import json, sys
+from pathlib import Path
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+from worker.errors import CannotLoadHere
+from worker.models.placement import Placement, placed
+from worker.models.tiny import build_tiny
+from worker.workloads import get_workload
+
+folder = Path(sys.argv[1])
+GPT2LMHeadModel(GPT2Config()).save_pretrained(folder)  # GPT-2 small: 0.5 GB in float32, 12 layers to spread
+build_tiny("gpt2", "text-generation").tokenizer.save_pretrained(folder)
+workload = get_workload("text-generation")
+params = {**workload.default_params, "max_new_tokens": 5}
+with placed(Placement("cuda:0", 2)):  # as a worker on a group of two: cuda:0 and cuda:1 in this process
+    pipe = workload.load(f"path:{folder}", "cuda:0", params)
+devices = sorted({str(device) for device in (getattr(pipe.model, "hf_device_map", None) or {}).values()})
+units = workload.run(pipe, ["the cat sat on the mat"] * 2, 2, params).resolved()
+allocated = [torch.cuda.memory_allocated(index) for index in range(2)]
+try:
+    with placed(Placement("cuda:0", 2, lambda: [2**20, 2**20])):
+        workload.load(f"path:{folder}", "cuda:0", params)
+    refused = ""
+except CannotLoadHere as error:
+    refused = str(error)
+print(json.dumps({"devices": devices, "tokens": units.output_tokens, "allocated": allocated, "refused": refused}))
+"""
+
+
+def gpu_count() -> int:
+    """The machine's GPUs, from NVML (this process is pinned to one, so CUDA sees one)."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def part_group(checks: Checks, folder: Path) -> None:
+    """A model over a group of the machine's first two GPUs, in a child process that sees both (as a worker given
+    `--gpus 0,1` does): accelerate's device map puts its layers on both, and it generates."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "0,1",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", GROUP_CHILD, str(folder / "group-gpt2")], env=env,
+                            capture_output=True, text=True, timeout=BUDGET_S["group"] * 2)
+    if not checks.check("group", "the child on two GPUs ran", result.returncode == 0,
+                        " ".join(result.stderr.split())[-300:]):
+        return
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    checks.check("group", "device_map auto puts the layers on both GPUs", len(found["devices"]) == 2
+                 and all(size > 0 for size in found["allocated"]),
+                 f"devices {found['devices']}, allocated {[round(a / 2**20) for a in found['allocated']]} MiB")
+    checks.check("group", "the spread model generates", found["tokens"] == 2 * 5, f"{found['tokens']} tokens")
+    checks.check("group", "too large for both GPUs: refused with both sizes", "2 GPUs have" in found["refused"],
+                 found["refused"][:200])
 
 
 # --- cells
@@ -470,6 +537,12 @@ def main() -> int:
         checks.part("memory", lambda: part_memory(checks, folder))
         checks.part("freeze", lambda: part_freeze(checks, device))
         checks.part("cells", lambda: part_cells(checks, pinning, folder, args.cpu))
+        gpus = 0 if args.cpu else gpu_count()
+        if args.cpu or gpus >= 2:
+            checks.part("group", lambda: part_group(checks, folder))
+        else:
+            print(f"== group (budget {BUDGET_S['group']} s)", flush=True)
+            checks.skip("group", f"needs 2 or more GPUs, this machine has {gpus}")
     print(checks.summary(), flush=True)
     return 1 if checks.counts["FAIL"] else 0
 

@@ -91,6 +91,10 @@ class Job(Base):
     model_kind: Mapped[str] = mapped_column(String(20), default="task-specific", server_default="task-specific")
     model_revision: Mapped[str | None] = mapped_column(String(64))  # Hub commit loaded; None for tiny:/path:
     model_dtype: Mapped[str | None] = mapped_column(String(20))  # dtype of the loaded weights
+    # The quantization the model was loaded with (migration 0026), as its checkpoint's quantization_config says and
+    # transformers applied it: method (fp8, gptq, bitsandbytes, torchao, ...) and the weights' bits; NULL: none.
+    quantization_method: Mapped[str | None] = mapped_column(String(40))
+    quantization_bits: Mapped[int | None] = mapped_column(Integer)
     # torch's float32 numerics when the model was loaded (migration 0024): torch.get_float32_matmul_precision()
     # (highest | high | medium), and whether float32 matmuls and cuDNN convolutions may use TF32 on Ampere or
     # newer GPUs. The same FP32 model measures differently with TF32 on.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_CHECKS = 2 + 3 + 14  # ttft (stamp, budget), freeze (two rounds, budget), cells (13 tasks, budget)
-GPU_ONLY_PARTS = 4  # device, counter, power, memory
+GPU_ONLY_PARTS = 5  # device, counter, power, memory, group
 
 
 def test_the_gpu_check_in_cpu_mode_passes_every_cpu_applicable_check(tmp_path):
@@ -23,5 +23,6 @@ def test_the_gpu_check_in_cpu_mode_passes_every_cpu_applicable_check(tmp_path):
     assert re.fullmatch(rf"gpu_check: {CPU_CHECKS} PASS, 0 FAIL, {GPU_ONLY_PARTS} SKIP in \d+ s", summary), (
         "\n".join(line for line in lines if line.startswith(("FAIL", "gpu_check"))) or result.stderr[-3000:])
     assert result.returncode == 0
-    assert all(f"SKIP {part}: needs a GPU" in result.stdout for part in ("device", "counter", "power", "memory"))
+    assert all(f"SKIP {part}: needs a GPU" in result.stdout
+               for part in ("device", "counter", "power", "memory", "group"))
     assert re.search(r"== cells \(budget \d+ s\)", result.stdout)  # each part prints its budget

@@ -10,6 +10,11 @@ class ModelLoadError(RuntimeError):
     """A model reference that cannot be loaded for a task; the message names the fix."""
 
 
+class CannotLoadHere(ModelLoadError):
+    """A model this worker can never run, whatever the attempt: weights larger than its GPUs' free memory, or a
+    quantization its hardware or installed packages cannot run. The job fails once, not on every worker in turn."""
+
+
 class DatasetLoadError(RuntimeError):
     """A dataset that cannot be read; the message says what is wrong and how to fix it."""
 

@@ -36,3 +36,17 @@ def test_openai_endpoint_reads_its_key_from_the_named_variable(monkeypatch):
                                            "api_key_env": "MY_KEY"})
     assert (endpoint.base_url, endpoint.model, endpoint.api_key) == ("http://h:1/v1", "m", "secret")
     assert "secret" not in repr(endpoint)
+
+
+def test_vllm_spans_the_workers_group_unless_the_sweep_sets_a_parallel_size():
+    def options(args, gpus):
+        command = ENGINES["vllm"].command(Path("/models/m"), 8123, args, gpus=gpus)
+        return command[command.index("--disable-uvicorn-access-log") + 1:]
+
+    assert options({}, 1) == []  # one GPU: vLLM's own default
+    assert options({}, 4) == ["--tensor-parallel-size", "4"]
+    # expert parallelism is vLLM's own switch, passed through beside the group's tensor parallelism
+    assert options({"enable_expert_parallel": True}, 8) == ["--enable-expert-parallel", "--tensor-parallel-size", "8"]
+    assert options({"tensor_parallel_size": 2, "pipeline_parallel_size": 2}, 4) == [
+        "--tensor-parallel-size", "2", "--pipeline-parallel-size", "2"]
+    assert options({"pipeline_parallel_size": 4}, 4) == ["--pipeline-parallel-size", "4"]

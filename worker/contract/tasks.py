@@ -62,17 +62,18 @@ class TaskDeclaration:
     input_kind: str  # the kind of query it reads: see worker.contract.catalog.INPUT_KINDS
     default_params: Mapping[str, Any]  # e.g. {"dtype": None, "max_new_tokens": 10}; sweep params override
     zero_shot: ZeroShotForm | None = None
+    multi_gpu: bool = True  # its model can be spread over a group of GPUs (False: one GPU only; checked at submit)
 
 
 def _task(task: str, input_kind: str, default_params: dict[str, Any],
-          zero_shot: tuple[str, int] | None = None) -> TaskDeclaration:
+          zero_shot: tuple[str, int] | None = None, *, multi_gpu: bool = True) -> TaskDeclaration:
     """A declaration; `zero_shot` = (prompt template, new tokens) where a multi-purpose model can be prompted."""
     form = None
     if zero_shot is not None:
         template, max_new_tokens = zero_shot
         form = ZeroShotForm(task, input_kind, with_common(prompt_template=template, max_new_tokens=max_new_tokens,
                                                           max_input_words=None, fixed_length=True))
-    return TaskDeclaration(task, input_kind, default_params, form)
+    return TaskDeclaration(task, input_kind, default_params, form, multi_gpu)
 
 
 _DECLARATIONS = [
@@ -94,7 +95,8 @@ _DECLARATIONS = [
     # max_new_tokens_off: with reasoning off, exactly that many tokens (AI Energy Score: 10), not max_new_tokens.
     _task("reasoning", "prompt", with_common(max_new_tokens=8192, fixed_length=False, reasoning=None,
                                              reasoning_by="template", max_new_tokens_off=None, **DECODING_PARAMS)),
-    _task("sentence-similarity", "pair", with_common()),
+    # sentence-transformers places a model on one device: no device map across a group.
+    _task("sentence-similarity", "pair", with_common(), multi_gpu=False),
     # The study's summarization prompt for multi-purpose models, with its summary length of 15 new tokens.
     _task("summarization", "document", with_common(max_new_tokens=10, measure_prefill=False),
           zero_shot=("Summarize the following text: {text}. Summary:", 15)),

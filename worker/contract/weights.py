@@ -38,10 +38,60 @@ def safetensors_data_bytes(path: Path) -> int:
     return max(ends, default=0)
 
 
+INDEX_SUFFIX = ".safetensors.index.json"  # a sharded checkpoint's map of tensor -> shard file
+
+
 def checkpoint_bytes(directory: Path) -> int | None:
-    """Bytes of weights in a checkpoint directory (every *.safetensors file in it, subfolders included, as a
-    diffusers pipeline keeps one per component), or None where it holds no safetensors file."""
-    files = sorted(Path(directory).rglob("*.safetensors"))
+    """Bytes of the weights a load of this checkpoint directory reads, or None where it holds no safetensors file.
+
+    Counted as the loaders read them: a diffusers pipeline (model_index.json) per component folder, anything else
+    from its own folder. In one folder a sharded checkpoint's index names its shards; otherwise each weights file
+    counts once, a variant (`diffusion_pytorch_model.fp16.safetensors`) only where the full file is absent, as
+    diffusers loads the full one unless told a variant. Other copies (a `consolidated.safetensors` beside
+    sharded `model-*` files, an `original/` folder) are not loaded, so not counted.
+    """
+    directory = Path(directory)
+    index = directory / "model_index.json"
+    if index.is_file():
+        folders = [directory / name for name in _pipeline_components(index)]
+    else:
+        folders = [directory]
+    sizes = [size for folder in folders if (size := _folder_bytes(folder)) is not None]
+    return sum(sizes) if sizes else None
+
+
+def _pipeline_components(index: Path) -> list[str]:
+    """The component folders a diffusers model_index.json names (entries are [library, class] pairs)."""
+    try:
+        entries = json.loads(index.read_text())
+    except (OSError, ValueError) as error:
+        raise WeightsHeaderError(f"{index}: cannot read it ({error})") from error
+    return sorted(name for name, value in entries.items() if isinstance(value, list) and not name.startswith("_"))
+
+
+STANDARD_NAMES = ("model.safetensors", "diffusion_pytorch_model.safetensors")  # what the loaders look for first
+
+
+def _folder_bytes(folder: Path) -> int | None:
+    files = sorted(folder.glob("*.safetensors"))
     if not files:
         return None
-    return sum(safetensors_data_bytes(path) for path in files)
+    indexes = sorted(folder.glob(f"*{INDEX_SUFFIX}"))  # a variant's index (`...index.fp16.json`) does not match
+    if indexes:
+        shards: set[str] = set()
+        for index in indexes:
+            try:
+                shards.update((json.loads(index.read_text()).get("weight_map") or {}).values())
+            except (OSError, ValueError, AttributeError) as error:
+                raise WeightsHeaderError(f"{index}: cannot read its weight map ({error})") from error
+        return sum(safetensors_data_bytes(folder / name) for name in sorted(shards))
+    standard = [path for path in files if path.name in STANDARD_NAMES]
+    full = {path.name for path in files}
+    kept = standard or [path for path in files  # a variant only where its full file is absent
+                        if path.name.count(".") == 1 or f"{_stem(path)}.safetensors" not in full]
+    return sum(safetensors_data_bytes(path) for path in kept)
+
+
+def _stem(path: Path) -> str:
+    """`diffusion_pytorch_model.fp16.safetensors` -> `diffusion_pytorch_model`: the file a variant stands for."""
+    return path.name.split(".", 1)[0]

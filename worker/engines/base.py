@@ -44,8 +44,9 @@ class Engine(Protocol):
     name: str
     metrics: MetricNames
 
-    def command(self, model_dir: Path, port: int, args: Mapping[str, Any]) -> list[str] | None:
-        """The command line that serves `model_dir` on 127.0.0.1:`port`; None: the engine is not started here."""
+    def command(self, model_dir: Path, port: int, args: Mapping[str, Any], *, gpus: int = 1) -> list[str] | None:
+        """The command line that serves `model_dir` on 127.0.0.1:`port` over the worker's `gpus` (all visible to
+        the engine through the inherited pinning); None: the engine is not started here."""
 
     def endpoint(self, spec: Mapping[str, Any], *, port: int | None = None, served: str | None = None) -> Endpoint:
         """Where the engine answers: on `port` as `served` (started here), or as `spec` says (already running)."""

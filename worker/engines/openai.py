@@ -20,7 +20,7 @@ class OpenAICompatible:
     name = "openai"
     metrics = MetricNames()
 
-    def command(self, model_dir: Path, port: int, args: Mapping[str, Any]) -> None:
+    def command(self, model_dir: Path, port: int, args: Mapping[str, Any], *, gpus: int = 1) -> None:
         return None
 
     def endpoint(self, spec: Mapping[str, Any], *, port: int | None = None, served: str | None = None) -> Endpoint:

@@ -33,6 +33,7 @@ class ServedModel:
     start_command: list[str] | None = None
     version: str | None = None
     restarts: int = 0
+    quantization: dict[str, Any] = field(default_factory=dict)  # the checkpoint's method and bits, read by the engine
     key: tuple[str, str] = ("", "")  # (model, engine spec): a later job with the same key may use this engine
     _restart: Any = field(default=None, repr=False)
 
@@ -41,7 +42,9 @@ class ServedModel:
         """What the job records: the engine, its version, its full command line (or endpoint), its log."""
         return {"engine": self.engine.name, "engine_version": self.version,
                 "engine_args": self.start_command or {k: v for k, v in self.spec.items() if k != "api_key_env"},
-                "engine_log": str(self.process.log_path) if self.process else None}
+                "engine_log": str(self.process.log_path) if self.process else None,
+                "quantization_method": self.quantization.get("method"),
+                "quantization_bits": self.quantization.get("bits")}
 
     def alive(self) -> bool:
         return self.process is None or self.process.alive()
@@ -88,8 +91,10 @@ def model_location(model_ref: str, task: str) -> tuple[str, list[str]]:
     return str(folder), []
 
 
-def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job_id: int) -> ServedModel:
-    """The job's engine, healthy (started here), or checked to answer (already running); EngineError otherwise."""
+def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job_id: int, gpus: int = 1
+          ) -> ServedModel:
+    """The job's engine, healthy (started here), or checked to answer (already running); EngineError otherwise.
+    `gpus`: the worker's GPUs (a group), which the engine spans (vLLM: its tensor parallel size)."""
     from worker.engines import get_engine
 
     spec = dict(params["engine"])
@@ -100,9 +105,11 @@ def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job
         return served
     where, extra = model_location(model_ref, task)
     port = free_port()
-    command = [*engine.command(Path(where), port, spec.get("args") or {}), *extra]
+    command = [*engine.command(Path(where), port, spec.get("args") or {}, gpus=gpus), *extra]
+    from worker.models.quantization import describe, saved_quantization
+
     served = ServedModel(engine, spec, engine.endpoint(spec, port=port), start_command=command,
-                         key=served_key(model_ref, params))
+                         key=served_key(model_ref, params), quantization=describe(saved_quantization(where)))
     stamp = time.strftime("%Y%m%dT%H%M%S")
     process = EngineProcess(command, log_path=log_dir() / f"job{job_id}-{engine.name}-{stamp}-{os.getpid()}.log",
                             env={**os.environ, **engine.environment(device)})

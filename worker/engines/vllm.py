@@ -4,7 +4,11 @@ The command is `WATTSWEEP_VLLM_COMMAND` (default `python -m vllm.entrypoints.ope
 can live in its own virtual environment or container: it pins its own torch and transformers. The job's engine
 args follow it as options (`max_num_seqs: 256` -> `--max-num-seqs 256`, `enable_prefix_caching: false` ->
 `--no-enable-prefix-caching`). The worker's GPU pinning (CUDA_VISIBLE_DEVICES) is inherited, so the engine runs
-on the device the meter reads.
+on the devices the meter reads. On a worker holding a group of GPUs the engine spans the group:
+`--tensor-parallel-size` is the group's size unless the engine args set a parallel size themselves
+(tensor_parallel_size, pipeline_parallel_size or data_parallel_size: their product must then be the group's size).
+Expert parallelism for mixture-of-experts models is vLLM's own switch, passed through like any engine arg
+(`enable_expert_parallel: true`: the experts are spread over the tensor-parallel ranks).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from worker.contract.engines import engine_args_command_line
 from worker.engines.base import Endpoint, MetricNames
 
 SERVED_NAME = "wattsweep-model"  # the `model` name requests use, whatever the folder is called
+PARALLEL_ARGS = ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")  # set: the sweep decided
 
 
 class VLLM:
@@ -32,8 +37,11 @@ class VLLM:
         e2e=("vllm:e2e_request_latency_seconds",),
     )
 
-    def command(self, model_dir: Path, port: int, args: Mapping[str, Any]) -> list[str]:
+    def command(self, model_dir: Path, port: int, args: Mapping[str, Any], *, gpus: int = 1) -> list[str]:
         from db.settings import get_settings
+
+        if gpus > 1 and not any(args.get(name) for name in PARALLEL_ARGS):
+            args = {**args, "tensor_parallel_size": gpus}
 
         return [*shlex.split(get_settings().vllm_command), "--model", str(model_dir),
                 "--served-model-name", SERVED_NAME, "--host", "127.0.0.1", "--port", str(port),

@@ -34,15 +34,31 @@ class LoadedModel:
 
 
 def model_provenance(model: Any, revision: str | None = None) -> dict[str, Any]:
-    """revision, dtype ("float32", ...) and num_parameters of a loaded model or diffusers pipeline."""
+    """revision, dtype ("float32", ...), num_parameters and quantization (method, bits) of a loaded model or
+    diffusers pipeline."""
     import torch
 
     modules = [model] if isinstance(model, torch.nn.Module) else [
         part for part in getattr(model, "components", {}).values() if isinstance(part, torch.nn.Module)]
     tensors = [t for module in modules for t in module.parameters()]
     dtypes = sorted({str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point()})
+    quantization = next((found for module in modules if (found := loaded_quantization(module))), {})
     return {"revision": revision, "dtype": "+".join(dtypes) or None,
-            "num_parameters": sum(t.numel() for t in tensors) or None}
+            "num_parameters": sum(t.numel() for t in tensors) or None,
+            "quantization_method": quantization.get("method"), "quantization_bits": quantization.get("bits")}
+
+
+def loaded_quantization(module: Any) -> dict[str, Any]:
+    """{"method", "bits"} of the quantization a loaded model runs (transformers keeps it in its config); {} for none.
+
+    Read from the loaded model, not the folder: what transformers actually applied (a checkpoint it dequantized
+    has no quantization_config left)."""
+    from worker.models.quantization import describe
+
+    config = getattr(getattr(module, "config", None), "quantization_config", None)
+    if config is not None and not isinstance(config, dict):
+        config = config.to_dict() if hasattr(config, "to_dict") else None
+    return describe(config)
 
 
 def float32_numerics() -> dict[str, Any]:

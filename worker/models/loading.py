@@ -22,6 +22,8 @@ from worker.contract.catalog import TASK_MODEL_CLASSES, TINY_FAMILIES
 from worker.contract.refs import OutsideDataRoots, ReferenceError, check_data_path, parse_model_ref
 from worker.errors import ModelLoadError
 from worker.models.loaded_model import LoadedModel, model_provenance
+from worker.models.placement import Placement, check_fits, current_placement
+from worker.models.quantization import check_runnable, saved_quantization
 
 TOKENIZER_TASKS = frozenset(
     {"text-classification", "token-classification", "question-answering", "fill-mask", "text-generation",
@@ -50,8 +52,9 @@ def generative_task(where: str, revision: str | None = None) -> str:
     return "summarization" if getattr(config, "is_encoder_decoder", False) else "text-generation"
 
 
-def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) -> LoadedModel:
-    """Load with the Auto classes; weights in safetensors are preferred, pickles are a fallback."""
+def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any, placement: Placement) -> LoadedModel:
+    """Load with the Auto classes straight onto the placement's devices; weights in safetensors are preferred,
+    pickles are a fallback. A quantized checkpoint loads as its config.json's `quantization_config` says."""
     options: dict[str, Any] = {"revision": revision, "trust_remote_code": False}
     if TASK_MODEL_CLASSES[task] == "diffusers":
         import warnings
@@ -60,14 +63,15 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
             warnings.simplefilter("ignore")  # diffusers warns about CUDA autocast at import on CPU-only hosts
             from diffusers import AutoPipelineForText2Image
 
-        pipe = AutoPipelineForText2Image.from_pretrained(where, torch_dtype=dtype, **options)
+        pipe = AutoPipelineForText2Image.from_pretrained(where, torch_dtype=dtype, **_diffusers_placement(placement),
+                                                         **options)
         if dtype is None:
             _diffusers_as_saved(pipe)
         return LoadedModel(pipe)
     if TASK_MODEL_CLASSES[task] == "sentence-transformers":  # the library labs use for embeddings
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(where, revision=revision, trust_remote_code=False, device="cpu",
+        model = SentenceTransformer(where, revision=revision, trust_remote_code=False, device=placement.device,
                                     model_kwargs={"dtype": dtype if dtype is not None else "auto"})
         return LoadedModel(model, model.tokenizer)
 
@@ -75,7 +79,8 @@ def _from_pretrained(where: str, task: str, revision: str | None, dtype: Any) ->
 
     model_class = getattr(transformers, TASK_MODEL_CLASSES[task])
     # No dtype: "auto", the checkpoint's own (as saved; transformers 4 made float32 of it), stored as loaded.
-    model = model_class.from_pretrained(where, dtype=dtype if dtype is not None else "auto", **options)
+    model = model_class.from_pretrained(where, dtype=dtype if dtype is not None else "auto",
+                                        **placement.device_map_options(), **options)
     tokenizer = transformers.AutoTokenizer.from_pretrained(where, **options) if task in TOKENIZER_TASKS else None
     processor = features = None
     if task in IMAGE_PROCESSOR_TASKS:  # the slow (PIL) processor: the same pre-processing on every worker
@@ -133,6 +138,8 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, 
     except ReferenceError as exc:
         raise ModelLoadError(str(exc)) from exc
     dtype = torch_dtype(dtype)
+    placement = current_placement(device)
+    device_mapped = False
 
     if ref.kind == "tiny":
         from worker.models.tiny import build_tiny
@@ -169,11 +176,15 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, 
             except HubModelError as exc:
                 raise ModelLoadError(str(exc)) from exc
             where, revision = resolved.where, resolved.revision
+        if Path(where).is_dir():  # before any weight is read: a model this worker can never run fails at once
+            check_runnable(saved_quantization(where), placement)
+            check_fits(_weights_bytes(where, dtype), placement)
         try:
             if generative:
                 task = generative_task(where, revision)
-            loaded = _from_pretrained(where, task, revision, dtype)
+            loaded = _from_pretrained(where, task, revision, dtype, placement)
             loaded.revision = revision
+            device_mapped = TASK_MODEL_CLASSES[task] != "sentence-transformers" and placement.on_cuda
         except OSError as exc:  # missing files; huggingface_hub's network and not-found errors are OSErrors too
             hint = ("Hub models need Hub access or the model in the local Hugging Face cache (HF_HOME); "
                     "with HF_HUB_OFFLINE=1 only the cache is read: is the cached snapshot complete? "
@@ -182,14 +193,54 @@ def load_for_task(model_ref: str, task: str, device: str, dtype: Any = None, *, 
             raise ModelLoadError(f"model {model_ref!r} is not available ({_one_line(exc)}). {hint}.") from exc
         except (ValueError, KeyError, TypeError, ImportError) as exc:  # wrong kind of model, a missing package
             raise ModelLoadError(f"model {model_ref!r} could not be loaded for {task}: {_one_line(exc)}") from exc
+        except RuntimeError as exc:  # torch.OutOfMemoryError is one: loading straight to the devices ran out
+            if not _out_of_memory(exc):
+                raise
+            raise _does_not_fit(model_ref, placement) from exc
+
+    if not device_mapped:  # tiny: models are built on the CPU; a CPU worker's model is where it should be
+        try:
+            loaded.model.to(device)
+        except RuntimeError as exc:
+            if not _out_of_memory(exc):
+                raise
+            raise _does_not_fit(model_ref, placement, loaded.model) from exc
+    return loaded
+
+
+def _out_of_memory(exc: RuntimeError) -> bool:
+    return "out of memory" in str(exc).lower()  # torch.OutOfMemoryError, or CUDA's own message
+
+
+def _does_not_fit(model_ref: str, placement: Placement, model: Any = None) -> ModelLoadError:
+    """One line for a model that ran out of device memory while loading."""
+    size = (model_provenance(model).get("num_parameters") or 0) if model is not None else 0
+    what = f"model {model_ref!r}" + (f" ({size / 1e9:.1f}B parameters)" if size else "")
+    gpus = f"{placement.gpus} GPUs" if placement.spans_gpus else placement.device
+    return ModelLoadError(f"{what} does not fit on {gpus}: use a worker with more GPU memory (`gpus:` in the sweep "
+                          "file), or params {dtype: float16} (or bfloat16) to halve it")
+
+
+def _weights_bytes(folder: str, dtype: Any) -> int | None:
+    """Bytes the weights will take once loaded: their size as saved, scaled to `dtype` where the sweep casts them
+    (unquantized weights only; None where unknown)."""
+    from worker.contract.weights import WeightsHeaderError, checkpoint_bytes
 
     try:
-        loaded.model.to(device)
-    except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
-        if "out of memory" not in str(exc).lower():
-            raise
-        size = model_provenance(loaded.model).get("num_parameters") or 0
-        raise ModelLoadError(
-            f"model {model_ref!r} ({size / 1e9:.1f}B parameters) does not fit on {device}: use a device with more "
-            "memory, or params {dtype: float16} (or bfloat16) to halve it") from exc
-    return loaded
+        size = checkpoint_bytes(Path(folder))
+        saved = saved_dtype(folder) if size and dtype is not None and not saved_quantization(folder) else None
+    except (WeightsHeaderError, OSError, ValueError):  # an incomplete or odd folder: from_pretrained will say
+        return None
+    if saved is not None and saved.itemsize:
+        return size * dtype.itemsize // saved.itemsize
+    return size
+
+
+def _diffusers_placement(placement: Placement) -> dict[str, Any]:
+    """A diffusers pipeline's options for the placement: one GPU holds it all; a group shares its components out
+    ("balanced", diffusers' pipeline-level device map, within each GPU's free memory)."""
+    if placement.spans_gpus:
+        return {"device_map": "balanced", "max_memory": dict(enumerate(placement.free_memory() or []))}
+    if placement.on_cuda:
+        return {"device_map": "cuda"}
+    return {}

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from db.queue.leases import Lease, LeaseLost, UnitClaim
 from db.retry import run_in_transaction
 from worker.engines.process import EngineError  # light: the standard library only
-from worker.errors import DatasetLoadError, ModelLoadError, error_text, is_device_lost
+from worker.errors import CannotLoadHere, DatasetLoadError, ModelLoadError, error_text, is_device_lost
 from worker.process.loop import Execute, Failed, Load, Loaded, LoopHooks, Measured, Stop, WorkLoop
 from worker.process.runtime import WorkerRuntime
 
@@ -172,6 +172,9 @@ class UnitExecutor:
                 current.pipeline = self._load_pipeline(workload, spec, params, claim.job_id)
         except EngineError as error:  # the engine's own error line, at once: another attempt would fail alike
             return Failed(f"engine failed to start: {error}", final=True)
+        except CannotLoadHere as error:  # too large for this worker's GPUs, or a quantization it cannot run: the
+            # job's queue holds only workers like this one, so every attempt would fail alike
+            return Failed(f"model failed to load: {error}", final=True)
         except ModelLoadError as error:
             message = f"model failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message), final=self.runtime.load_failure_is_final)
@@ -202,11 +205,16 @@ class UnitExecutor:
                 return spare
         if spare is not None:
             spare.stop()
+        from worker.models.placement import placed
+
+        placement = self.runtime.placement()
         if not params.get("engine"):
-            return workload.load(spec["model"], self.runtime.device, params)
+            with placed(placement):  # the worker's GPUs: a group's model is spread over them
+                return workload.load(spec["model"], self.runtime.device, params)
         from worker.engines.served import start
 
-        return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id)
+        return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id,
+                     gpus=placement.gpus if placement.on_cuda else 1)
 
     def unload(self, *, keep_engine: bool = False) -> None:
         """Drop the job's model; a served job's engine is stopped, or with `keep_engine` kept for the next load."""

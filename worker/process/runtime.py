@@ -49,6 +49,14 @@ class WorkerRuntime:
                                    host_id=self.host_id, device=self.device, hardware_class=self.hardware_class,
                                    inventory=collect_inventory(gpu), twin_window_s=twin_window_s)
 
+    def placement(self):
+        """Where this worker's models load: its torch device and its GPUs (a group: cuda:0..n-1 here), whose free
+        memory a load checks first. The simulated node (no CUDA) reads its GPUs' memory through NVML."""
+        from worker.models.placement import Placement, nvml_free_bytes
+
+        gpus = list(self.gpu_ids or [])
+        return Placement(self.device, len(gpus), nvml_free_bytes(gpus) if self.simulated_gpu and gpus else None)
+
     def meter_for(self, *, country_iso_code: str | None, region: str | None, grid_intensity_g_per_kwh: float | None,
                   pue: float = 1.0):
         """One meter per carbon setting, reused across jobs (CodeCarbon's start-up costs a second)."""

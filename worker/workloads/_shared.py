@@ -162,9 +162,15 @@ def hf_pipeline(task: str, model: str, device: str, params: Mapping[str, Any]) -
         loaded = load_for_task(model, task, device, params.get("dtype"))
         result = pipeline(task, model=loaded.model, tokenizer=loaded.tokenizer,
                           image_processor=loaded.image_processor, feature_extractor=loaded.feature_extractor,
-                          device=device)
+                          device=pipeline_device(loaded.model, device))
     result.wattsweep_provenance = loaded.provenance  # Hub commit, dtype, parameters: stored with the job
     return result
+
+
+def pipeline_device(model: Any, device: str) -> str | None:
+    """The `device` a transformers pipeline is given: none for a model spread over a group of GPUs (accelerate's
+    hooks move each input to its layer's GPU; the pipeline refuses a device for such a model), else `device`."""
+    return None if getattr(model, "hf_device_map", None) else device
 
 
 def synchronize_device_of(tensor: Any) -> None:

@@ -33,6 +33,7 @@ from worker.workloads._shared import (
     generated,
     merged,
     one_or_many,
+    pipeline_device,
     quiet,
     run_batches,
     set_pad_token,
@@ -79,7 +80,8 @@ class ZeroShot:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
         with quiet():
-            result = pipeline("text-generation", model=generator.model, tokenizer=tokenizer, device=device)
+            result = pipeline("text-generation", model=generator.model, tokenizer=tokenizer,
+                              device=pipeline_device(generator.model, device))
         set_pad_token(result, tokenizer)
         result.wattsweep_provenance = generator.wattsweep_provenance
         return result
