@@ -18,7 +18,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_quantization"
+revision = "0026"
 down_revision = "0025"
 branch_labels = None
 depends_on = None
