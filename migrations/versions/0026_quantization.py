@@ -10,7 +10,7 @@ the same model in bf16 and in fp8, as two checkpoints of one sweep, can be compa
 Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read. The lead re-chains down_revision at
 merge.
 
-Revision ID: 0026_quantization
+Revision ID: 0026
 Revises: 0025
 Create Date: 2026-12-06
 """
