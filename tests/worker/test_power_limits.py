@@ -176,3 +176,24 @@ def test_a_local_run_fails_a_limited_cell_with_one_line(tmp_path, sqlite_url):
 class _Reading:  # stands in for the meter's Reading (a frozen dataclass) with the two fields stamped
     power_limit_set_w: float | None = None
     power_limit_read_w: float | None = None
+
+
+def test_workers_may_record_and_restore_limits_and_nothing_more(postgres_url):
+    """Rights by duty (0022): the worker role (every node's) inserts a row and stamps it restored; it deletes none
+    and cannot rewrite which limit was found."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_url)
+    with engine.connect() as connection:
+        def may(privilege: str, column: str | None = None, role: str = "wattsweep_worker") -> bool:
+            if column is None:
+                return connection.execute(text(f"SELECT has_table_privilege('{role}', 'power_limits_set', "
+                                               f"'{privilege}')")).scalar()
+            return connection.execute(text(f"SELECT has_column_privilege('{role}', 'power_limits_set', '{column}', "
+                                           f"'{privilege}')")).scalar()
+
+        assert may("INSERT") and may("UPDATE", "restored_at") and may("UPDATE", "set_w")
+        assert may("SELECT")
+        assert not may("DELETE") and not may("UPDATE", "previous_w") and not may("UPDATE", "gpu_uuid")
+        assert may("INSERT", role="wattsweep_app") and not may("DELETE", role="wattsweep_app")
+    engine.dispose()
