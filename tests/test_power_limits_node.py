@@ -8,6 +8,7 @@ outlives the worker that set it, as on a real GPU. Each test uses its own queue.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -123,6 +124,12 @@ def test_each_cell_sets_reads_back_stores_and_restores_its_limit(node_cluster, t
     report = cluster.wattsweep("report", str(sweep_id))
     assert report.returncode == 0, report.stderr
     assert "Power limits" in report.stdout and "300" in report.stdout and "450" in report.stdout, report.stdout
+    as_json = cluster.wattsweep("report", str(sweep_id), "--format", "json")
+    [group] = json.loads(as_json.stdout)["power_limits"]
+    assert [(p["power_limit_w"], p["power_limit_read_w"]) for p in group["points"]] == [(300.0, 300.0), (450.0, 450.0)]
+    assert all(p["wh_per_query"] > 0 and p["latency_p95_s"] > 0 for p in group["points"])
+    html = cluster.wattsweep("report", str(sweep_id), "--format", "html", "--out", "report.html")
+    assert html.returncode == 0 and "against the GPU power limit" in (cluster.folder / "report.html").read_text()
     stop(worker)
 
 
