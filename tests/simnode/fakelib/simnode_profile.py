@@ -70,16 +70,21 @@ class Profile:
         """Integral of `key`[index] (watts) from the first segment to epoch second `t` (GPU power capped by the
         limits set)."""
         segments = self.segments
-        starts = {segment["at"] for segment in segments}
-        if key == "gpu_w":
-            starts |= {at for at, _ in self.caps.get(index) or [] if at > segments[0]["at"]}
-        points = sorted(starts)
+        caps = self.caps.get(index) if key == "gpu_w" else None
         total = 0.0
-        for i, start in enumerate(points):
+        for i, segment in enumerate(segments):
+            start = segment["at"]
             if start >= t:
                 break
-            end = points[i + 1] if i + 1 < len(points) else t
-            total += self.value(key, index, start) * (min(end, t) - start)
+            end = min(segments[i + 1]["at"] if i + 1 < len(segments) else t, t)
+            watts = float(segment[key][index])
+            if not caps:
+                total += watts * (end - start)
+                continue
+            edges = [start, *(at for at, _ in caps if start < at < end), end]  # the limit changes inside it
+            for a, b in zip(edges, edges[1:], strict=False):
+                cap = self.cap_at(index, a)
+                total += (watts if cap is None else min(watts, cap)) * (b - a)
         return total
 
     def energy_between_j(self, key: str, index: int, t0: float, t1: float) -> float:
