@@ -113,6 +113,7 @@ class Job(Base):
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
     temperature: Mapped[float | None] = mapped_column(Float)  # asked for: None or 0 = greedy (migration 0025)
     chat_template: Mapped[bool | None] = mapped_column(Boolean)  # text generation: prompts through the template
+    power_limit_w: Mapped[float | None] = mapped_column(Float)  # the GPUs' limit asked for (None: as found; 0026)
     # What generation used, as the worker resolved it (do_sample, temperature, top_p, top_k, num_beams, seed,
     # chat template applied, reasoning switch): written after the load window, beside model_dtype.
     decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -312,6 +313,10 @@ class Measurement(Base):
     gpu_sm_clock_end_mhz: Mapped[float | None] = mapped_column(Float)
     gpu_power_limit_end_w: Mapped[float | None] = mapped_column(Float)
     gpu_throttle_end: Mapped[int | None] = mapped_column(Integer)
+    # The job's power_limit_w axis (migration 0026): the limit set on the worker's GPUs through NVML for this window,
+    # and what NVML answered when read back right after setting (the lowest of a group's GPUs). NULL: none set.
+    power_limit_set_w: Mapped[float | None] = mapped_column(Float)
+    power_limit_read_w: Mapped[float | None] = mapped_column(Float)
 
 
 class IdleBaseline(Base):
@@ -364,6 +369,27 @@ class Worker(Base):
     token: Mapped[str | None] = mapped_column(String(64))  # the live process's token: one process per worker id
     stopped_reason: Mapped[str | None] = mapped_column(Text)  # why it stopped taking work (alive but not consuming)
     baseline_since: Mapped[datetime | None]  # measuring its idle baseline since (server clock); else NULL
+
+
+class PowerLimitSet(Base):
+    """A power limit a worker set on one GPU (migration 0026), so that it can be put back even after the process died.
+
+    Written before NVML is asked to set it; `restored_at` once the previous limit is back. A worker that starts on
+    a host finds the rows of its GPUs without `restored_at` (a SIGKILL, a lost node) and restores `previous_w`.
+    """
+
+    __tablename__ = "power_limits_set"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[str] = mapped_column(String(100))  # the kernel (boot id): where the GPU is
+    gpu_uuid: Mapped[str] = mapped_column(String(100))
+    previous_w: Mapped[float] = mapped_column(Float)  # the limit found before the first set: what goes back
+    set_w: Mapped[float] = mapped_column(Float)  # the limit in force now (the last cell's)
+    worker_id: Mapped[str] = mapped_column(String(200))
+    set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    restored_at: Mapped[datetime | None]
+
+    __table_args__ = (Index(None, "host_id", "gpu_uuid"),)
 
 
 class ReferenceResult(Base):

@@ -14,7 +14,7 @@ from db.models import Job, Run, Shard, Sweep, utcnow
 
 # The jobs columns of the sweep axes (worker.contract.catalog.SWEEP_AXES values; db does not import worker).
 AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning",
-                "temperature", "chat_template",
+                "temperature", "chat_template", "power_limit_w",
                 "concurrency", "request_rate", "engine")  # engine: a served task's engine name (not an axis)
 
 

@@ -101,6 +101,7 @@ def report(
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
             _print_stars(sessions, found, to, rating_energy, rate_against)
             _print_serving(sessions, found, to)
+            _print_power_limits(sessions, found, to)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -118,6 +119,15 @@ def report(
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)
+
+
+def _print_power_limits(sessions, found, to: Console) -> None:
+    from db.results.views import model_rows
+    from scheduler.report.power_limits import limits_by_job, power_limit_groups, print_power_limits
+
+    with sessions() as session:
+        print_power_limits(power_limit_groups(model_rows(session, sweep_id=found.id),
+                                              limits_by_job(session, sweep_id=found.id)), to)
 
 
 def _print_serving(sessions, found, to: Console) -> None:

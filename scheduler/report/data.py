@@ -76,6 +76,7 @@ class ReportData:
     cells: list[dict[str, Any]] = field(default_factory=list)  # v_cell_summary: repetitions per (model, dataset)
     energy: dict[str, Any] = field(default_factory=dict)  # what the figures are (headline) and where node-wide
     serving: list[dict[str, Any]] = field(default_factory=list)  # v_serving_cells: served cells (report.serving)
+    power_limits: list[dict[str, Any]] = field(default_factory=list)  # cells by GPU power limit (report.power_limits)
 
     @property
     def empty(self) -> bool:
@@ -249,6 +250,7 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         "source_files": (sweep.spec or {}).get("source_files"),
         "training_energy_unmatched": sorted(set(declared) - {name for _, name in training.values()}),
     }
+    from scheduler.report.power_limits import limits_by_job, power_limit_groups
     from scheduler.report.ratings import ENERGY_LABELS, rate
 
     reference, reference_name = models, f"this sweep ({sweep.name})"
@@ -277,6 +279,7 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
         pareto=pareto_rows(models), batch_curves=batch_curves(models), cells=cells, energy=energy_note(tasks),
         serving=serving_cell_rows(session, sweep_id=sweep.id),
+        power_limits=power_limit_groups(models, limits_by_job(session, sweep_id=sweep.id)),
     )
 
 

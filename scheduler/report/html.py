@@ -18,6 +18,7 @@ from scheduler.report.aies import batch_section, latency_section, output_length_
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
 from scheduler.report.data import ReportData
 from scheduler.report.html_parts import Estimated, Table, fmt, render_template, svg, table
+from scheduler.report.power_limits import power_limit_section
 from scheduler.report.provenance import provenance_section
 from scheduler.report.serving import serving_section
 
@@ -228,6 +229,6 @@ def render(data: ReportData) -> str:
             latency=latency_section(data), output_length=output_length_section(data), kinds=kinds_section(data),
             equivalents=equivalents_section(data), break_even=break_even_section(data),
             models=models_table(data), cells=cells_table(data), study=study_section(data),
-            serving=serving_section(data.serving),
+            serving=serving_section(data.serving), power_limits=power_limit_section(data.power_limits),
         )
     return render_template("report.html.j2", **page)

@@ -39,7 +39,7 @@ def to_json(data: ReportData) -> str:
         "models": data.models, "cells": data.cells,
         "model_kinds": data.model_kinds, "kind_comparison": data.kind_comparison, "equivalents": data.equivalents,
         "ratings": data.ratings, "rating": data.rating, "pareto": data.pareto, "batch_curves": data.batch_curves,
-        "serving": data.serving,
+        "serving": data.serving, "power_limits": data.power_limits,
         "break_even": data.break_even, "provenance": data.provenance,
         "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
     }

@@ -79,7 +79,7 @@ def test_each_axis_combination_is_its_own_job_with_its_values_in_columns():
         assert {r.batch_size for r in job.runs} == {job.axes["batch_size"]} and len(job.runs) == 2
         assert job.axes["dtype"] == "float32" and "num_inference_steps" not in job.axes  # not an axis of the task
     [mask] = [j for j in jobs if j.task == "fill-mask"]  # the task's own scalar batch size overrides the axis
-    assert mask.cell_key == "" and mask.axes == {"batch_size": 4, "dtype": None}
+    assert mask.cell_key == "" and mask.axes == {"batch_size": 4, "dtype": None, "power_limit_w": None}
     assert {r.batch_size for r in mask.runs} == {4}
 
 
@@ -88,7 +88,7 @@ def test_a_sweep_without_lists_keeps_one_job_per_model_and_default_axis_values()
     assert all(j.cell_key == "" for j in jobs)
     image = jobs[2]
     assert image.axes == {"batch_size": 2, "dtype": None, "num_inference_steps": 2, "height_px": None,
-                          "width_px": None}
+                          "width_px": None, "power_limit_w": None}
 
 
 def test_model_dtype_wins_over_a_dtype_axis():

@@ -64,7 +64,7 @@ def test_zero_shot_models_become_multi_purpose_jobs_with_their_own_params():
          "use tiny:gpt2, tiny:ministral3, tiny:t5"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"prompt": "x"}},
          "tasks.summarization.zero_shot.params: unknown parameter 'prompt'; allowed are dtype, fixed_length, "
-         "max_input_words, max_new_tokens, prompt_template"),
+         "max_input_words, max_new_tokens, power_limit_w, prompt_template"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"prompt_template": "Sum {txt}"}},
          "tasks.summarization.zero_shot.params: prompt_template uses {txt}; it may use {text}"),
         ("tasks.summarization.zero_shot", {"models": ["tiny:gpt2"], "params": {"max_new_tokens": 0}},

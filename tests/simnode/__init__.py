@@ -19,6 +19,7 @@ Use from another test::
         t = node.set_power(gpu_w={3: 250.0}, package_w=[120.0, 90.0])   # from t (epoch s) on
         ...
         node.gpu_energy_j(3, t0, t1)                           # what GPU 3 drew: the truth to compare with
+        node.power_limit_w(3), node.power_limit_sets(3)        # limits set through NVML (they cap gpu_w)
         node.gpu_counter_reads(3)                              # (t, mJ) of each read of GPU 3's counter
         node.host_energy_j(t0, t1)                             # CPU packages; node.dram_energy_j likewise
 
@@ -59,7 +60,8 @@ from tests.simnode.fakelib import simnode_profile  # noqa: E402 - not on this pr
 
 # Two models on one node, slower ones on the lower PCI buses: CUDA's default order (fastest first) differs from
 # NVML's (PCI bus order), which is the trap CUDA_DEVICE_ORDER=PCI_BUS_ID avoids.
-MODELS = [("NVIDIA A100-SXM4-40GB", 40, 400.0, 1410), ("NVIDIA H100 80GB HBM3", 80, 700.0, 1980)]
+# (name, memory GB, max power limit W, max SM clock MHz, min power limit W): nvidia-smi -q's figures.
+MODELS = [("NVIDIA A100-SXM4-40GB", 40, 400.0, 1410, 100.0), ("NVIDIA H100 80GB HBM3", 80, 700.0, 1980, 200.0)]
 CHANGE_LEAD_S = 0.3  # a profile change takes effect this far in the future: no process has read past it yet
 
 
@@ -79,7 +81,8 @@ class SimNode:
 
     def __init__(self, folder: str | Path, *, gpus: int = 8, mig: Mapping[int, int] | None = None,
                  nvml_update_s: float = 0.1, rapl_range_uj: int = 2**32, package_w: list[float] | None = None,
-                 dram_w: list[float] | None = None, gpu_w: list[float] | None = None, seed: str = "node0") -> None:
+                 dram_w: list[float] | None = None, gpu_w: list[float] | None = None, seed: str = "node0",
+                 power_limit_permission: bool = True) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.profile_path = self.folder / "profile.json"
@@ -88,11 +91,12 @@ class SimNode:
         self._daemon: subprocess.Popen | None = None
         devices = []
         for index in range(gpus):
-            name, memory_gb, limit_w, clock = MODELS[0] if index < gpus // 2 else MODELS[1]
+            name, memory_gb, limit_w, clock, min_limit_w = MODELS[0] if index < gpus // 2 else MODELS[1]
             device = {
                 "name": name, "uuid": f"GPU-{uuid.uuid5(uuid.NAMESPACE_URL, f'simnode/{seed}/gpu{index}')}",
                 "pci_bus_id": f"00000000:{0x07 + 0x10 * index:02X}:00.0", "memory_bytes": memory_gb * 2**30,
-                "energy_offset_mj": 10**9 * (index + 1), "max_power_w": limit_w, "max_sm_clock_mhz": clock,
+                "energy_offset_mj": 10**9 * (index + 1), "max_power_w": limit_w, "min_power_w": min_limit_w,
+                "max_sm_clock_mhz": clock,
                 "mig": [],
             }
             for slice_index in range((mig or {}).get(index, 0)):
@@ -117,6 +121,8 @@ class SimNode:
             "gpus": devices, "nvml_update_s": nvml_update_s, "driver": "550.54.15", "cuda_driver": 12040,
             "rapl": {"max_energy_range_uj": rapl_range_uj, "max_power_uw": 350 * 10**6},
             "segments": [first],
+            # False plays a worker without the right to set power limits (not root, no SYS_ADMIN): NVML refuses.
+            "power_limit_permission": power_limit_permission,
         }
 
     # -- life cycle ---------------------------------------------------------------------------------------------
@@ -209,7 +215,15 @@ class SimNode:
         return at
 
     def _profile(self) -> simnode_profile.Profile:
-        return simnode_profile.Profile(self.data)
+        return simnode_profile.Profile(self.data, simnode_profile.read_caps(str(self.profile_path)))
+
+    def power_limit_w(self, index: int, t: float | None = None) -> float:
+        """GPU `index`'s power limit at epoch second `t` (default now): a limit set through NVML, or the profile's."""
+        return self._profile().value("power_limit_w", index, time.time() if t is None else t)
+
+    def power_limit_sets(self, index: int) -> list[tuple[float, float]]:
+        """(epoch second, watts) of every limit set on GPU `index` through the fake NVML, oldest first."""
+        return simnode_profile.read_caps(str(self.profile_path)).get(index, [])
 
     def gpu_energy_j(self, index: int, t0: float, t1: float) -> float:
         return self._profile().energy_between_j("gpu_w", index, t0, t1)

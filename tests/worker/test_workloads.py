@@ -108,7 +108,7 @@ def test_summarization_counts_emitted_tokens_not_beams():
 def test_unknown_parameter_is_an_error_not_ignored():
     workload = get_workload("fill-mask")
     pipeline = workload.load("tiny:bert", "cpu", {})
-    with pytest.raises(ValueError, match="max_new_token.*allowed are dtype, top_k"):
+    with pytest.raises(ValueError, match="max_new_token.*allowed are dtype, power_limit_w, top_k"):
         workload.run(pipeline, load_queries("builtin:texts", 1), 1, {"max_new_token": 3})
 
 

@@ -99,6 +99,7 @@ SWEEP_AXES: dict[str, str] = {
     "num_inference_steps": "num_inference_steps", "height": "height_px", "width": "width_px",
     "reasoning": "reasoning", "temperature": "temperature", "chat_template": "chat_template",
     "concurrency": "concurrency", "request_rate": "request_rate",  # served tasks' load (worker.contract.engines)
+    "power_limit_w": "power_limit_w",  # every task: the GPUs' power limit for the cell (worker.measure.power_limit)
 }
 PARAM_AXES = tuple(name for name in SWEEP_AXES if name != "batch_size")
 DTYPES = ("float32", "float16", "bfloat16")
@@ -119,6 +120,9 @@ def axis_problem(name: str, value: object) -> str | None:
         return None if isinstance(value, bool) else f"chat_template must be true or false, got {value!r}"
     if name in ("height", "width") and value is None:
         return None  # the model's own default size
+    if name == "power_limit_w":  # null: the GPUs' limit as the worker finds it
+        ok = value is None or (not isinstance(value, bool) and isinstance(value, int | float) and 1 <= value <= 10_000)
+        return None if ok else f"power_limit_w must be a number of watts from 1 to 10000 (or null), got {value!r}"
     if name == "request_rate":
         if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
             return f"request_rate must be a positive number of requests per second, got {value!r}"

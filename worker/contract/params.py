@@ -96,6 +96,7 @@ RULES: dict[str, Rule] = {
     "height": _whole(8, 16_384, optional=True, multiple_of=8),
     "width": _whole(8, 16_384, optional=True, multiple_of=8),
     "prompt_template": _text,
+    "power_limit_w": _optional(_number(1, 10_000)),  # watts; each GPU's own [min, max] is checked by the worker
 }
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from worker.contract.params import template_problem
 
-COMMON_PARAMS: dict[str, Any] = {"dtype": None}  # every task: cast weights ("float16", "bfloat16"); None = as saved
+# Every task: cast weights ("float16", "bfloat16"; None = as saved), and the GPUs' power limit in watts for the
+# cell (None = as the worker finds it; set through NVML around the job by worker.process.power_limits).
+COMMON_PARAMS: dict[str, Any] = {"dtype": None, "power_limit_w": None}
 
 
 # Decoding of the generation tasks: greedy (do_sample off, whatever the model's generation config says) unless

@@ -95,6 +95,10 @@ class Reading:
     gpu_power_limit_end_w: float | None = None
     gpu_throttle_end: int | None = None
     host_samples: dict | None = None  # the host's CPU and RAM energy over the window (worker/measure/host_energy.py)
+    # The cell's power_limit_w, set on the worker's GPUs for the window, and what NVML read back right after
+    # setting it (worker.process.power_limits stamps them; None: no limit set).
+    power_limit_set_w: float | None = None
+    power_limit_read_w: float | None = None
 
 
 class Window:

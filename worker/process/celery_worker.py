@@ -197,6 +197,7 @@ def serve(options: WorkerOptions) -> int:
                             load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
     _register(runtime, gpu, settings.heartbeat_interval_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
+    _restore_power_limits(runtime)
     _preload_libraries()
     if gpu is not None:  # torch must compute on the GPU that NVML meters (the simulated node too: issue 18)
         try:
@@ -294,6 +295,18 @@ def _register(runtime, gpu, heartbeat_interval_s: float) -> None:
         age_s = heartbeat_age_s(session, worker_id=runtime.worker_id) or 0.0
     raise WorkerStartError(f"worker {runtime.worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker "
                            f"per device; if it has just stopped, start again in {window_s:.0f} s")
+
+
+def _restore_power_limits(runtime) -> None:
+    """A power limit a dead worker set on this worker's GPUs and never put back (SIGKILL, a lost node): back now,
+    before the first job measures on a GPU capped by someone else's cell."""
+    from worker.process.power_limits import PowerLimitError
+
+    try:
+        for line in runtime.power_limits().restore_left_over():
+            log.warning("%s", line)
+    except PowerLimitError as error:  # no permission now, say: this worker's own cells would fail alike
+        log.warning("could not put back a power limit left by an earlier worker: %s", error)
 
 
 def _unregister(runtime) -> None:

@@ -119,6 +119,8 @@ class UnitExecutor:
                         answer = _unit_failed(error)
         except StopIteration as finished:
             return finished.value
+        finally:  # the worker left the job (or stops): its GPUs' power limit goes back (power_limit_w)
+            self.runtime.power_limits().restore()
 
     def event(self, kind: str, job_id: int, detail: str) -> None:
         if self.on_event is None:
@@ -165,7 +167,9 @@ class UnitExecutor:
         current = _Model(claim.job_id, spec["task"], spec["model"], workload, params, spec["carbon"],
                          per_run_baseline=spec["per_run_baseline"])
         meter = self.runtime.meter_for(**spec["carbon"])
-        baseline_id = self.runtime.ensure_baseline(meter)
+        baseline_id = self.runtime.ensure_baseline(meter)  # idle: before the cell's power limit
+        if failed := self._power_limit(params):  # the load is measured under the cell's limit too
+            return failed
         self.progress.touch(f"loading {spec['model']}", spec["load_s"])
         try:
             with meter.window("load") as window:  # an engine's load lasts until it answers its health check
@@ -188,10 +192,23 @@ class UnitExecutor:
 
         provenance = {**(getattr(current.pipeline, "wattsweep_provenance", None) or {}), **float32_numerics()}
 
+        reading = self.runtime.power_limits().stamp(window.reading)
+
         def store(claim: UnitClaim) -> bool:
-            return self.transact(lambda s: _store_load(s, self.lease, claim, window.reading, provenance, baseline_id))
+            return self.transact(lambda s: _store_load(s, self.lease, claim, reading, provenance, baseline_id))
 
         return Loaded(store=store)
+
+    def _power_limit(self, params: dict) -> Failed | None:
+        """The cell's power_limit_w on the worker's GPUs (or the limit found, for a cell without one); a limit that
+        cannot be set fails the job at once, one line: out of the GPU's range, no permission, no GPU."""
+        from worker.process.power_limits import PowerLimitError
+
+        try:
+            self.runtime.power_limits().apply(params.get("power_limit_w"))
+        except PowerLimitError as error:
+            return Failed(str(error), final=True)
+        return None
 
     def _load_pipeline(self, workload, spec: dict, params: dict, job_id: int):
         """The job's pipeline; for a served job whose model and engine args are the last job's (a load axis such
@@ -254,6 +271,9 @@ class UnitExecutor:
             return Failed(f"unit {claim.shard_id} of job {claim.job_id} reached a worker without its model")
         meter = self.runtime.meter_for(**model.carbon)
         expected = claim.expected_s
+        if failed := self._power_limit(model.params):  # back to a loaded job by affinity: its limit again
+            return failed
+        power = self.runtime.power_limits()
         try:
             self.progress.touch(f"reading {claim.dataset}", expected)
             queries = self._read(claim, load_queries, model.workload.input_kind)
@@ -267,7 +287,7 @@ class UnitExecutor:
                 self.progress.touch("serving", expected)
                 reading, units = measure(model.pipeline, meter, measured, queries[:claim.warmup], model.params)
                 self.progress.touch("measured")
-                return Measured(reading, units, None, baseline_id, None)
+                return Measured(power.stamp(reading), units, None, baseline_id, None)
             if claim.warmup:
                 self.progress.touch("warm-up", expected)
                 model.workload.run(model.pipeline, queries[:claim.warmup], claim.batch_size, model.params)
@@ -282,7 +302,7 @@ class UnitExecutor:
                 with meter.window("prefill") as prefill_window:
                     prefill_units = model.workload.run(model.pipeline, measured, claim.batch_size,
                                                        {**model.params, "max_new_tokens": 1})
-                prefill, prefill_units = prefill_window.reading, prefill_units.resolved()  # its own units
+                prefill, prefill_units = power.stamp(prefill_window.reading), prefill_units.resolved()  # own units
         except DatasetLoadError as error:
             message = f"dataset failed to load: {error}"
             return Failed(message, unavailable=_unavailable(message))
@@ -290,7 +310,7 @@ class UnitExecutor:
             log.exception("job %s unit %s failed", claim.job_id, claim.shard_id)
             return _unit_failed(error)
         self.progress.touch("measured")
-        return Measured(window.reading, units, prefill, baseline_id, prefill_units)
+        return Measured(power.stamp(window.reading), units, prefill, baseline_id, prefill_units)
 
     def _read(self, claim: UnitClaim, load_queries, input_kind: str) -> list:
         """The run's queries (warm-up first), read once for all its shards and repetitions."""

@@ -35,6 +35,7 @@ class WorkerRuntime:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)  # this process: leases name it
     _meters: dict[tuple, Meter] = field(default_factory=dict)
     _baseline: dict[str, Any] | None = None  # the baseline in use: id, at (monotonic), temperature_c, used
+    _power: Any = None  # worker.process.power_limits.PowerLimiter, made on first use
 
     def register(self, gpu: dict[str, Any] | None = None, twin_window_s: float | None = None) -> bool:
         """Insert or refresh this worker's row with its inventory and this process's token, atomically.
@@ -112,7 +113,23 @@ class WorkerRuntime:
 
         return BaselinePolicy.from_settings(window_s=self.baseline_window_s, max_age_s=self.baseline_max_age_s)
 
+    def power_limits(self):
+        """The limiter of this worker's GPUs' power limit (the `power_limit_w` axis): one per process."""
+        if self._power is None:
+            from worker.process.power_limits import PowerLimiter
+
+            def transact(work):
+                from db.retry import run_in_transaction
+
+                return run_in_transaction(self.sessions, work, retry_for_s=get_settings().db_retry_s)
+
+            self._power = PowerLimiter(gpu_ids=self.gpu_ids, mig_uuid=self.mig_uuid, host_id=self.host_id,
+                                       worker_id=self.worker_id, transact=transact)
+        return self._power
+
     def close(self) -> None:
+        if self._power is not None:  # the limit found goes back before anything else stops
+            self._power.close()
         for meter in self._meters.values():
             meter.close()
         self._meters.clear()

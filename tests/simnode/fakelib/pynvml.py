@@ -14,6 +14,10 @@ nvmlDeviceGetIndex with its index inside the parent (as real NVML does, the
 trap wattsweep must avoid), has no energy counter of its own, and leads to
 its parent through nvmlDeviceGetDeviceHandleFromMigDeviceHandle.
 
+Power limits can be set (nvmlDeviceSetPowerManagementLimit), within each GPU's min and max and only where the
+profile grants the permission; a set limit caps the GPU's power and its energy counter, and lives in a file of the
+node (simnode_profile.set_limit), so it outlives the process that set it, as on a real GPU.
+
 It refuses what the real NVML refuses, so that the code's fallbacks run here as they would on a GPU node:
 utilisation of a MIG-enabled GPU (or of a slice) raises NVMLError_NotSupported, and a GPU whose profile sets
 `"energy_counter": false` (older boards) has no total-energy counter. Its answers have the real types:
@@ -34,6 +38,7 @@ NVML_TEMPERATURE_GPU = 0
 NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM, NVML_CLOCK_MEM, NVML_CLOCK_VIDEO = 0, 1, 2, 3
 NVML_DEVICE_MIG_DISABLE, NVML_DEVICE_MIG_ENABLE = 0, 1
 NVML_ERROR_UNINITIALIZED, NVML_ERROR_INVALID_ARGUMENT, NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_NOT_FOUND = 1, 2, 3, 6
+NVML_ERROR_NO_PERMISSION = 4
 
 nvmlClocksEventReasonGpuIdle = nvmlClocksThrottleReasonGpuIdle = 0x1
 nvmlClocksEventReasonApplicationsClocksSetting = nvmlClocksThrottleReasonApplicationsClocksSetting = 0x2
@@ -72,6 +77,11 @@ class NVMLError_NotSupported(NVMLError):  # noqa: N801
 class NVMLError_NotFound(NVMLError):  # noqa: N801
     def __init__(self, message: str = "Not Found") -> None:
         super().__init__(NVML_ERROR_NOT_FOUND, message)
+
+
+class NVMLError_NoPermission(NVMLError):  # noqa: N801
+    def __init__(self, message: str = "Insufficient Permissions") -> None:
+        super().__init__(NVML_ERROR_NO_PERMISSION, message)
 
 
 @dataclass(frozen=True)
@@ -229,10 +239,31 @@ def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:
 
 
 def nvmlDeviceGetEnforcedPowerLimit(handle: _Handle) -> int:
-    return int(1000 * _now(handle, "power_limit_w"))
+    return int(1000 * _now(handle, "power_limit_w"))  # a limit set through nvmlDeviceSetPowerManagementLimit wins
 
 
 nvmlDeviceGetPowerManagementLimit = nvmlDeviceGetEnforcedPowerLimit
+
+
+def nvmlDeviceGetPowerManagementLimitConstraints(handle: _Handle) -> list[int]:
+    """[min, max] in mW, as the real binding returns them."""
+    gpu = _gpu(handle)
+    return [int(1000 * gpu.get("min_power_w", 100.0)), int(1000 * gpu["max_power_w"])]
+
+
+def nvmlDeviceSetPowerManagementLimit(handle: _Handle, limit_mw: int) -> None:
+    """As the real call: root only (the profile's `power_limit_permission: false` plays a process without it),
+    a value outside the GPU's [min, max] refused with INVALID_ARGUMENT, and not on a MIG slice. The limit is
+    recorded in the node's limits file, read alike by every process (and the next one): it outlives its setter."""
+    _gpu(handle)
+    if handle.mig is not None:
+        raise NVMLError_InvalidArgument()
+    if _profile().data.get("power_limit_permission", True) is False:
+        raise NVMLError_NoPermission()
+    low, high = nvmlDeviceGetPowerManagementLimitConstraints(handle)
+    if not low <= int(limit_mw) <= high:
+        raise NVMLError_InvalidArgument()
+    simnode_profile.set_limit(handle.index, time.time(), int(limit_mw) / 1000)
 
 
 def nvmlDeviceGetTemperature(handle: _Handle, sensor: int) -> int:
