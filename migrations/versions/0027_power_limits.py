@@ -10,16 +10,16 @@
 Plain ADD COLUMNs: SQLite cannot rebuild a table the result views read. The lead re-chains down_revision at
 merge.
 
-Revision ID: 0026_power_limits
-Revises: 0025
+Revision ID: 0027
+Revises: 0026
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_power_limits"
-down_revision = "0025"
+revision = "0027"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 
