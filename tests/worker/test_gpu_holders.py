@@ -15,6 +15,7 @@ from db.session import session_factory
 from worker.process.runtime import GpusHeld, WorkerRuntime
 
 TWIN_WINDOW_S = 30.0
+WINDOWS = {"twin_window_s": TWIN_WINDOW_S, "gpu_window_s": TWIN_WINDOW_S}  # as `wattsweep worker` registers
 
 
 def runtime(sessions, name: str, gpu_ids: list[int] | None, host_id: str = "boot:kernel-1") -> WorkerRuntime:
@@ -25,7 +26,7 @@ def runtime(sessions, name: str, gpu_ids: list[int] | None, host_id: str = "boot
 
 def register(sessions, name: str, gpu_ids: list[int] | None, host_id: str = "boot:kernel-1") -> WorkerRuntime:
     worker = runtime(sessions, name, gpu_ids, host_id)
-    assert worker.register(gpus=[{"index": i} for i in gpu_ids or []], twin_window_s=TWIN_WINDOW_S)
+    assert worker.register(gpus=[{"index": i} for i in gpu_ids or []], **WINDOWS)
     return worker
 
 
@@ -33,9 +34,9 @@ def test_a_worker_whose_gpus_a_live_worker_on_the_host_holds_is_refused_naming_i
     sessions = session_factory(database_url)
     single = register(sessions, "gpu1@ctr1", [1])
     with pytest.raises(GpusHeld, match=r"GPU 1 of this host is held by worker gpu1@ctr1 \(heartbeat \d+ s ago\)"):
-        runtime(sessions, "gpu0-3@ctrg", [0, 1, 2, 3]).register(twin_window_s=TWIN_WINDOW_S)
+        runtime(sessions, "gpu0-3@ctrg", [0, 1, 2, 3]).register(**WINDOWS)
     with pytest.raises(GpusHeld, match="held by worker gpu1@ctr1"):  # single GPUs too
-        runtime(sessions, "gpu1@other-name", [1]).register(twin_window_s=TWIN_WINDOW_S)
+        runtime(sessions, "gpu1@other-name", [1]).register(**WINDOWS)
     with sessions() as session:  # the refused ones wrote nothing
         assert session.scalars(select(Worker.id)).all() == ["gpu1@ctr1"]
         assert session.get(Worker, "gpu1@ctr1").gpu_indexes == [1]
@@ -43,9 +44,9 @@ def test_a_worker_whose_gpus_a_live_worker_on_the_host_holds_is_refused_naming_i
     register(sessions, "gpu0-3@ctr9", [0, 1, 2, 3], host_id="boot:kernel-2")  # another host's GPU 1
     register(sessions, "gpus4.6@ctrg", [4, 6])  # other GPUs of this host
     register(sessions, "cpu7@ctrc", None)  # a CPU worker holds no GPU
-    assert single.register(twin_window_s=TWIN_WINDOW_S)  # a worker is never refused for its own GPUs
+    assert single.register(**WINDOWS)  # never refused for its own GPUs
     with pytest.raises(GpusHeld, match="held by worker gpus4.6@ctrg"):
-        runtime(sessions, "gpu5-6@ctrx", [5, 6]).register(twin_window_s=TWIN_WINDOW_S)
+        runtime(sessions, "gpu5-6@ctrx", [5, 6]).register(**WINDOWS)
 
 
 def test_a_gpu_is_free_again_once_its_worker_exits_or_stops_beating(database_url):
@@ -61,6 +62,6 @@ def test_a_gpu_is_free_again_once_its_worker_exits_or_stops_beating(database_url
                         .values(heartbeat_at=seconds_ago(2 * TWIN_WINDOW_S)))
     register(sessions, "gpu2-3@ctrh", [2, 3])
     with pytest.raises(GpusHeld, match="held by worker gpu2-3@ctrh"):
-        runtime(sessions, "gpu3@ctr3", [3]).register(twin_window_s=TWIN_WINDOW_S)
-    local = runtime(sessions, "local1@ctr3", [3])  # local mode (no twin window): one process, no check
+        runtime(sessions, "gpu3@ctr3", [3]).register(**WINDOWS)
+    local = runtime(sessions, "local1@ctr3", [3])  # local mode (no windows): one process, no check
     assert local.register()

@@ -194,8 +194,8 @@ def test_a_group_is_seen_by_cuda_in_pci_order_and_metered_by_its_physical_indexe
     assert (named.worker_id, named.gpu_ids) == ("pair@rack2", [0, 1])
     import re
 
-    for pinning in (pinning, spread):  # the default name must be a valid --name (and Celery node name)
-        assert re.match(r"^[\w.\-]+@[\w.\-]+$", pinning.worker_id)
+    for each in (pinning, spread):  # the default name must be a valid --name (and Celery node name)
+        assert re.match(r"^[\w.\-]+@[\w.\-]+$", each.worker_id)
 
 
 def test_a_long_group_fits_the_workers_device_column():

@@ -197,7 +197,7 @@ def serve(options: WorkerOptions) -> int:
                             sessions=sessions, gpu_ids=pinning.gpu_ids, mig_uuid=pinning.mig_uuid,
                             simulated_gpu=settings.simulated_gpu and pinning.gpu_index is not None,
                             load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
-    _register(runtime, gpus, settings.heartbeat_interval_s)
+    _register(runtime, gpus, settings.heartbeat_interval_s, settings.lease_timeout_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _preload_libraries()
     if gpus:  # torch's cuda:i must be the GPU that NVML meters as gpu_ids[i] (the simulated node too: issue 18)
@@ -288,15 +288,16 @@ def runtime_lease(runtime):
     return Lease(runtime.worker_id, runtime.token)
 
 
-def _register(runtime, gpus, heartbeat_interval_s: float) -> None:
+def _register(runtime, gpus, heartbeat_interval_s: float, lease_timeout_s: float) -> None:
     """Atomically: this process owns the worker id and its GPUs, unless another live one holds the id or one of
-    the GPUs on this host (then refuse to start, naming it)."""
+    the GPUs on this host (then refuse to start, naming it). A GPU's holder counts as live while its heartbeat
+    would keep a lease live: a late beat on a loaded node must not let a second worker onto its GPUs."""
     from db.queue.live import heartbeat_age_s
     from worker.process.runtime import GpusHeld
 
     window_s = 2 * heartbeat_interval_s
     try:
-        if runtime.register(gpus=gpus, twin_window_s=window_s):
+        if runtime.register(gpus=gpus, twin_window_s=window_s, gpu_window_s=lease_timeout_s):
             return
     except GpusHeld as error:
         raise WorkerStartError(str(error)) from None

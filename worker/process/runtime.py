@@ -58,19 +58,20 @@ class WorkerRuntime:
 
         return job_queue(self.hardware_class, self.gpus)
 
-    def register(self, gpus: list[dict[str, Any]] | None = None, twin_window_s: float | None = None) -> bool:
+    def register(self, gpus: list[dict[str, Any]] | None = None, twin_window_s: float | None = None,
+                 gpu_window_s: float | None = None) -> bool:
         """Insert or refresh this worker's row with its inventory and this process's token, atomically.
 
         False (nothing written) when another live process holds the worker id: its heartbeat is newer than
         `twin_window_s` (None: take the id over, as local mode does with its per-process ids). With
-        `twin_window_s`, GpusHeld when a live worker on this host, beating within it, holds one of its GPUs.
+        `gpu_window_s`, GpusHeld when a live worker on this host, beating within it, holds one of its GPUs.
         """
         from db.queue.live import gpu_holder, register_worker
 
         with self.sessions.begin() as session:
-            if self.gpu_ids and twin_window_s is not None:
+            if self.gpu_ids and gpu_window_s is not None:
                 holder = gpu_holder(session, host_id=self.host_id, gpu_indexes=list(self.gpu_ids),
-                                    worker_id=self.worker_id, alive_within_s=twin_window_s)
+                                    worker_id=self.worker_id, alive_within_s=gpu_window_s)
                 if holder is not None:
                     raise GpusHeld(holder)
             return register_worker(session, worker_id=self.worker_id, token=self.token, hostname=self.hostname,
