@@ -92,9 +92,11 @@ def drained(tmp_path_factory, tiny_bert_dir):  # noqa: F811
                                                 SINGLE_CLASS], hostname="ctrx"),
                                      cwd=cluster.folder, env=cluster.env, capture_output=True, text=True, timeout=300)
             changer.start()
-            models = cluster.model_copies(tiny_bert_dir, 6)
-            submit(cluster, "singles", models[:4], SINGLE_CLASS)
-            group_jobs = submit(cluster, "group", models[4:], GROUP_CLASS)  # sent to `grp`, which nobody consumes
+            models = cluster.model_copies(tiny_bert_dir, 10)
+            # Two jobs for each worker, the group's sent right after the singles' (a submit takes seconds): the
+            # group's windows overlap the singles'.
+            group_jobs = submit(cluster, "group", models[8:], GROUP_CLASS)  # sent to `grp`, which nobody consumes
+            submit(cluster, "singles", models[:8], SINGLE_CLASS)
             send_job_ids(make_app(cluster.broker_url), [Dispatch(job, job_queue(GROUP_CLASS, len(GROUP)))
                                                         for job in group_jobs])
             cluster.wait_for(cluster.finished, "the node to drain both sweeps", timeout_s=400, logs=workers)
@@ -173,7 +175,9 @@ def test_attributed_cpu_and_ram_add_up_to_what_the_host_drew_a_group_window_coun
     # What was tested: the group's windows overlapped the one-GPU workers' (a group window would have counted
     # four times had it been one window per GPU), under a host power that changed.
     group_windows = [w for w in windows if w.worker_id == "gpu0-3@ctrg"]
-    assert max(w.max_concurrent_windows for w in group_windows) >= 2
+    timeline = "; ".join(f"{w.worker_id} {w.phase} {w.started_at:%H:%M:%S.%f}-{w.ended_at:%H:%M:%S.%f}"
+                         f" k={w.max_concurrent_windows}" for w in windows)
+    assert max(w.max_concurrent_windows for w in group_windows) >= 2, timeline
     assert len(drained.node.data["segments"]) >= 3
 
 
