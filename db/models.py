@@ -302,6 +302,8 @@ class Measurement(Base):
     # Provenance of the window (migration 0015): the metered GPU, its state at the window's ends, what
     # CodeCarbon assumed (TDP of a CPU estimate, PUE) and what it warned about (verbatim; flags name them).
     gpu_uuid: Mapped[str | None] = mapped_column(String(100))
+    # Each metered GPU's own energy: [{"index", "uuid", "kwh"}] (0026); gpu_energy_kwh is their sum.
+    gpu_energies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cpu_tdp_w: Mapped[float | None] = mapped_column(Float)
     pue: Mapped[float | None] = mapped_column(Float)
     codecarbon_warnings: Mapped[str | None] = mapped_column(Text)
@@ -360,7 +362,9 @@ class Worker(Base):
     hostname: Mapped[str] = mapped_column(String(200))  # display name (NODE_NAME, or the hostname)
     # The kernel it runs on (boot id, or WATTSWEEP_HOST_ID): containers of one node share it, hostnames differ.
     host_id: Mapped[str | None] = mapped_column(String(100), index=True)
-    device: Mapped[str] = mapped_column(String(20))  # cpu | cuda:N (physical index)
+    device: Mapped[str] = mapped_column(String(20))  # cpu | cuda:N | a group: cuda:0-3 (physical indexes)
+    # Physical (NVML) indexes of the GPUs it holds, for the one-worker-per-GPU check of a host (0026); NULL: none.
+    gpu_indexes: Mapped[list[int] | None] = mapped_column(JSON)
     hardware_class: Mapped[str] = mapped_column(String(100))
     inventory: Mapped[dict[str, Any]]  # CPU, RAM, GPU, driver, CUDA, OS, library versions
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

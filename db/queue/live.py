@@ -119,7 +119,7 @@ RELEASED = ""  # the token of a worker id whose process exited cleanly: free at 
 
 def register_worker(session: Session, *, worker_id: str, token: str, hostname: str, device: str,
                     hardware_class: str, inventory: dict, twin_window_s: float | None,
-                    host_id: str | None = None) -> bool:
+                    host_id: str | None = None, gpu_indexes: list[int] | None = None) -> bool:
     """Insert or take over the worker's row for this process (its token), in one statement.
 
     Refused (False, nothing written) while another process holding the id beats within `twin_window_s`: two
@@ -128,13 +128,43 @@ def register_worker(session: Session, *, worker_id: str, token: str, hostname: s
     insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(Worker)
     values = dict(id=worker_id, hostname=hostname, host_id=host_id, device=device, hardware_class=hardware_class,
                   inventory=inventory, token=token, started_at=server_now(), heartbeat_at=server_now(),
-                  current_job_id=None, stopped_reason=None)
+                  current_job_id=None, stopped_reason=None, gpu_indexes=gpu_indexes or None)
     statement = insert.values(**values)
     takeover = {key: statement.excluded[key] for key in values if key != "id"}
     condition = None if twin_window_s is None else (
         (Worker.token == RELEASED) | (Worker.token == token) | (Worker.heartbeat_at < seconds_ago(twin_window_s)))
     statement = statement.on_conflict_do_update(index_elements=[Worker.id], set_=takeover, where=condition)
     return session.execute(statement.returning(Worker.id)).first() is not None
+
+
+@dataclass(frozen=True)
+class GpuHolder:
+    worker_id: str
+    gpu_indexes: list[int]  # the GPUs both workers asked for
+    heartbeat_age_s: float
+
+
+def gpu_holder(session: Session, *, host_id: str, gpu_indexes: list[int], worker_id: str,
+               alive_within_s: float) -> GpuHolder | None:
+    """Another live worker on this host (one kernel) that holds one of these physical GPUs, or None.
+
+    Live: its process has not exited cleanly (token not released) and it beat within `alive_within_s`; a worker
+    that stopped taking work still holds its GPUs. Holds the host's lock until the transaction ends, so that this
+    check and the registration that follows it are one step between workers starting at once (Postgres).
+    """
+    from db.results.attribution import lock_host
+
+    lock_host(session, host_id)
+    rows = session.execute(
+        select(Worker.id, Worker.gpu_indexes, age_s(Worker.heartbeat_at)).where(
+            Worker.host_id == host_id, Worker.id != worker_id, Worker.gpu_indexes.is_not(None),
+            Worker.token.is_not(None), Worker.token != RELEASED, Worker.heartbeat_at >= seconds_ago(alive_within_s))
+        .order_by(Worker.id))
+    for other, held, beat_age in rows:
+        shared = sorted(set(held or ()) & set(gpu_indexes))
+        if shared:
+            return GpuHolder(other, shared, float(beat_age or 0.0))
+    return None
 
 
 def unregister_worker(session: Session, *, worker_id: str, token: str) -> None:

@@ -43,8 +43,11 @@ class JoinResult:
 
 def job_facts(session: Session, *, hardware_class: str, lease: Lease, lease_timeout_s: float, mode: str | None,
               sweep_id: int | None = None, only_job_id: int | None = None, may_take_over: bool = True,
-              exclude_exclusive: bool = False) -> list[JobFacts]:
-    """Per job of this hardware class with claimable units: their expected work, its longest unit, its workers."""
+              exclude_exclusive: bool = False, gpus: int = 1) -> list[JobFacts]:
+    """Per job of this hardware class with claimable units: their expected work, its longest unit, its workers.
+
+    `gpus`: the size of the asking worker's group (device groups, issue 21); jobs are filtered by the GPUs they
+    need once jobs say so (jobs.gpus)."""
     declined = select(Unavailable.job_id).where(Unavailable.worker_id == lease.worker_id,
                                                 Unavailable.token == lease.token)
     query = (
@@ -102,13 +105,13 @@ def _host_state(session: Session, *, lease: Lease, lease_timeout_s: float) -> tu
 
 def join_job(session: Session, *, lease: Lease, hardware_class: str, lease_timeout_s: float, mode: str | None,
              hint: int | None = None, sweep_id: int | None = None, only_job_id: int | None = None,
-             may_take_over: bool = True) -> JoinResult:
+             may_take_over: bool = True, gpus: int = 1) -> JoinResult:
     """Choose a job by db.queue.policy, claim its longest unit, and record that this worker has joined it."""
     if session.get_bind().dialect.name == "postgresql":  # joins of one queue one at a time: staffing stays true
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-join:{hardware_class}"))))
     exclusive_beside, busy_beside = _host_state(session, lease=lease, lease_timeout_s=lease_timeout_s)
     facts_args = dict(hardware_class=hardware_class, lease=lease, lease_timeout_s=lease_timeout_s, mode=mode,
-                      sweep_id=sweep_id, only_job_id=only_job_id, may_take_over=may_take_over)
+                      sweep_id=sweep_id, only_job_id=only_job_id, may_take_over=may_take_over, gpus=gpus)
     facts = [] if exclusive_beside else job_facts(session, exclude_exclusive=busy_beside, **facts_args)
     host_busy = (exclusive_beside or busy_beside) and (
         exclusive_beside or len(job_facts(session, **facts_args)) > len(facts))
@@ -135,10 +138,10 @@ def join_job(session: Session, *, lease: Lease, hardware_class: str, lease_timeo
 
 
 def recruit(session: Session, *, lease: Lease, hardware_class: str, lease_timeout_s: float,
-            mode: str | None = "distributed") -> int | None:
+            mode: str | None = "distributed", gpus: int = 1) -> int | None:
     """A job with workers on it that is worth one more (db.queue.policy.recruit_target), or None."""
     facts = job_facts(session, hardware_class=hardware_class, lease=Lease("", ""), lease_timeout_s=lease_timeout_s,
-                      mode=mode)
+                      mode=mode, gpus=gpus)
     target = recruit_target(facts)
     return target.job_id if target else None
 

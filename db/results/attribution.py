@@ -20,7 +20,9 @@ window's stored CPU and RAM energy was spread in time; that energy is what
 is shared (a window alone keeps exactly its own, whatever the samples'
 rounding). A window stored without samples counts as one interval: its
 energy spread evenly over its duration.
-GPU energy is per device and is never shared.
+GPU energy is per device and is never shared. A worker on a group of GPUs
+stores one window for the group (its GPUs' energies inside it), so for this
+sharing it is one window, like any other worker's.
 
 A host is one kernel (`host_id`). A window stored later that overlaps
 stored ones changes their k, so those are attributed again.

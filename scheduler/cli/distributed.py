@@ -66,14 +66,17 @@ def worker(
     queue: Annotated[str, typer.Option(help="Queue to consume = the hardware class this worker's numbers belong to.")],
     gpu: Annotated[int | None, typer.Option(help="Physical GPU index (as nvidia-smi numbers it) this worker owns.")]
     = None,
+    gpus: Annotated[str | None, typer.Option(
+        help="A group of GPUs this worker owns, e.g. 0,1,2,3 (instead of --gpu): it takes the jobs that need that "
+             "many GPUs (queue CLASS-xN).")] = None,
     device: Annotated[str | None, typer.Option(help="'cpu' for a CPU worker (instead of --gpu).")] = None,
-    name: Annotated[str | None, typer.Option(help="Worker name NAME@HOST; default gpuN@host or cpu<pid>@host.")]
-    = None,
+    name: Annotated[str | None, typer.Option(
+        help="Worker name NAME@HOST; default gpuN@host, gpu0-3@host for a group, or cpu<pid>@host.")] = None,
     database_url: DatabaseOpt = None,
     broker_url: BrokerOpt = None,
     loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
-    """Run jobs from one queue on one pinned device (one worker per GPU), until SIGTERM."""
+    """Run jobs from one queue on pinned devices (one worker per GPU, or per group of GPUs), until SIGTERM."""
     from worker.process.celery_worker import WorkerOptions, WorkerStartError, serve
 
     if loglevel.upper() not in LOG_LEVELS:
@@ -83,7 +86,8 @@ def worker(
     if broker_url:
         os.environ["WATTSWEEP_BROKER_URL"] = broker_url
     try:
-        code = serve(WorkerOptions(queue=queue, gpu=gpu, device=device, name=name, loglevel=loglevel.upper()))
+        code = serve(WorkerOptions(queue=queue, gpu=gpu, gpus=gpus, device=device, name=name,
+                                   loglevel=loglevel.upper()))
     except WorkerStartError as error:
         fail(str(error))
     raise typer.Exit(code)

@@ -66,7 +66,9 @@ def workers_table(session: Session, *, alive_within_s: float, include_gone: bool
     for view in list_workers(session, alive_within_s=alive_within_s, include_gone=include_gone):
         w = view.worker
         gpu = (w.inventory or {}).get("gpu")
-        hardware = (f"{gpu['name']}, {gpu['memory_gb']:g} GB, driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu
+        count = len((w.inventory or {}).get("gpus") or [gpu])  # a group of GPUs: its size
+        hardware = (f"{f'{count} x ' if count > 1 else ''}{gpu['name']}, {gpu['memory_gb']:g} GB, "
+                    f"driver {gpu['driver']}, CUDA {gpu['cuda']}" if gpu
                     else f"{(w.inventory or {}).get('cpu_model') or 'cpu'}")
         beat = (f"{duration(view.heartbeat_age_s)} ago" if view.heartbeat_age_s is not None else "never") + \
             ("" if view.alive else " [red](gone)[/red]")

@@ -9,6 +9,7 @@ from tests.simnode.inprocess import fake_nvml
 from worker.measure.device_state import (
     DeviceStateError,
     DeviceStateReader,
+    group_state,
     no_state_columns,
     throttle_reason_names,
 )
@@ -49,3 +50,24 @@ def test_unknown_devices_are_one_line_errors(tmp_path, monkeypatch):
         DeviceStateReader(mig_uuid="MIG-nope", nvml=nvml)
     assert nvml._initialized == 0
     assert throttle_reason_names(0) == [] and throttle_reason_names(0x1 | 0x1000) == ["gpu-idle", "0x1000"]
+
+
+def test_a_groups_state_is_its_worst_gpu_and_its_whole_budget(tmp_path, monkeypatch):
+    """One worker on GPUs 0-3: the hottest GPU, the slowest clock, every throttle reason, the sum of the limits."""
+    node = SimNode(tmp_path, gpus=4)
+    node.set_power(at=node.data["segments"][0]["at"] + 0.5, temperature_c={1: 80.0}, sm_clock_mhz={3: 900},
+                   power_limit_w={2: 250.0}, throttle_reasons={0: 0x4, 1: 0x40, 2: 0x0, 3: 0x0})
+    nvml = fake_nvml(node, monkeypatch)
+    readers = [DeviceStateReader(index, nvml=nvml) for index in range(4)]
+    states = [reader.read() for reader in readers]
+    for reader in readers:
+        reader.close()
+    group = group_state(states)
+    assert (group.temperature_c, group.sm_clock_mhz) == (80.0, 900.0)
+    assert group.power_limit_w == sum(s.power_limit_w for s in states) == 400 + 400 + 250 + 700  # 2 A100, 2 H100
+    assert group.throttle_reasons == 0x44 and group.slowed_down
+    assert group.energy_mj == sum(state.energy_mj for state in states)
+    assert group_state(states[2:3]) is states[2]  # one GPU: its own state
+    from dataclasses import replace
+
+    assert group_state([states[0], replace(states[1], energy_mj=None)]).energy_mj is None  # not a partial sum

@@ -174,3 +174,105 @@ def test_torch_must_compute_on_the_gpu_nvml_meters():
     assert mig.gpu_ids == [5]
     check_torch_device(mig, "GPU-parent-uuid", "aaaa-bbbb")  # CUDA may name the slice
     check_torch_device(mig, "GPU-parent-uuid", "parent-uuid")  # or its parent
+
+
+# --- device groups (issue 21): --gpus N,M,...
+
+
+def test_a_group_is_seen_by_cuda_in_pci_order_and_metered_by_its_physical_indexes():
+    pinning = plan_pinning(gpu=None, gpus="3,1,2,0", device=None, hostname="node7", pid=1)
+    assert pinning.worker_id == "gpu0-3@node7"
+    assert pinning.gpu_ids == [0, 1, 2, 3]  # what CodeCarbon meters; torch's cuda:i is gpu_ids[i]
+    assert pinning.device == "cuda:0"
+    assert pinning.env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "0,1,2,3"}
+    assert pinning.physical_device == "cuda:0-3"
+    spread = plan_pinning(gpu=None, gpus="5,0,2", device=None, hostname="n", pid=1)
+    assert (spread.worker_id, spread.env["CUDA_VISIBLE_DEVICES"], spread.physical_device) == \
+        ("gpus0.2.5@n", "0,2,5", "cuda:0,2,5")
+    assert plan_pinning(gpu=None, gpus="4", device=None, hostname="n", pid=1).worker_id == "gpu4@n"  # a group of one
+    named = plan_pinning(gpu=None, gpus="0,1", device=None, hostname="n", pid=1, name="pair@rack2")
+    assert (named.worker_id, named.gpu_ids) == ("pair@rack2", [0, 1])
+    import re
+
+    for each in (pinning, spread):  # the default name must be a valid --name (and Celery node name)
+        assert re.match(r"^[\w.\-]+@[\w.\-]+$", each.worker_id)
+
+
+def test_a_long_group_fits_the_workers_device_column():
+    every_other = plan_pinning(gpu=None, gpus=",".join(str(i) for i in range(0, 32, 2)), device=None,
+                               hostname="n", pid=1)
+    assert every_other.physical_device == "cuda:16-gpus"  # workers.gpu_indexes holds them all
+    assert plan_pinning(gpu=None, gpus="8,9,10,11,12,13,14,15", device=None, hostname="n",
+                        pid=1).physical_device == "cuda:8-15"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(gpu=0, gpus="1,2"), "exactly one of --gpu N .*--gpus"),
+    (dict(gpus="0,1", device="cpu"), "exactly one of"),
+    (dict(gpus="0,1,1"), "GPU 1 is named twice"),
+    (dict(gpus="0,-1"), "'-1' is not a GPU index"),
+    (dict(gpus="0,,2"), "'' is not a GPU index"),
+    (dict(gpus="a,b"), "'a' is not a GPU index"),
+    (dict(gpus=""), "is not a GPU index"),
+    (dict(gpus="0,2", inherited_visible="4,5"), r"--gpus 2: CUDA_VISIBLE_DEVICES=4,5 gives this process 2 GPU"),
+])
+def test_bad_groups_are_one_line_errors(options, message):
+    with pytest.raises(PinningError, match=message) as raised:
+        plan_pinning(**({"gpu": None, "device": None, "hostname": "h", "pid": 1} | options))
+    assert "\n" not in str(raised.value)
+
+
+def test_a_group_inside_an_inherited_allocation_is_translated_to_physical_gpus():
+    """Slurm gave GPUs 6,2,7,3 (by index or UUID): --gpus 0,1 means its first two, in PCI order for CUDA."""
+    pinning = plan_pinning(gpu=None, gpus="0,1", device=None, hostname="n", pid=1, inherited_visible="6,2,7,3")
+    assert (pinning.gpu_ids, pinning.env["CUDA_VISIBLE_DEVICES"], pinning.worker_id) == ([2, 6], "2,6", "gpus2.6@n")
+    nvml = FakeNvml(count=4)
+    by_uuid = plan_pinning(gpu=None, gpus="1,0", device=None, hostname="n", pid=1,
+                           inherited_visible="GPU-0003,GPU-0001", nvml=nvml)
+    assert (by_uuid.gpu_ids, by_uuid.env["CUDA_VISIBLE_DEVICES"]) == ([1, 3], "GPU-0001,GPU-0003")
+    with pytest.raises(PinningError, match="names one GPU twice"):
+        plan_pinning(gpu=None, gpus="0,1", device=None, hostname="n", pid=1, inherited_visible="3,3")
+
+
+def test_a_mig_slice_in_a_group_is_refused(tmp_path, monkeypatch):
+    from tests.simnode import SimNode
+    from tests.simnode.inprocess import fake_nvml
+
+    node = SimNode(tmp_path, gpus=8, mig={5: 3})
+    nvml = fake_nvml(node, monkeypatch)
+    slice_uuid = node.gpus[5]["mig"][0]["uuid"]
+    with pytest.raises(PinningError, match=f"{slice_uuid} is a MIG slice; a group takes whole GPUs only"):
+        plan_pinning(gpu=None, gpus="0,1", device=None, hostname="n", pid=1,
+                     inherited_visible=f"{node.gpus[1]['uuid']},{slice_uuid}", nvml=nvml)
+
+
+def test_torch_must_compute_on_every_gpu_of_the_group():
+    from worker.process.pinning import check_torch_device
+
+    pinning = plan_pinning(gpu=None, gpus="4,6", device=None, hostname="n", pid=1)
+    check_torch_device(pinning, "GPU-aaaa", "aaaa", 0)
+    check_torch_device(pinning, "GPU-bbbb", "bbbb", 1)
+    with pytest.raises(PinningError, match=r"cuda:1 is GPU aaaa but NVML meters GPU 6 \(GPU-bbbb\): "
+                                           r"CUDA_VISIBLE_DEVICES='4,6'"):
+        check_torch_device(pinning, "GPU-bbbb", "aaaa", 1)
+
+
+def test_a_group_on_the_simulated_node_passes_the_uuid_check_only_in_pci_order(tmp_path, monkeypatch):
+    """The node's CUDA numbers fastest-first unless told PCI_BUS_ID: the group's env makes cuda:i = gpu_ids[i]."""
+    from tests.simnode import SimNode
+    from tests.simnode.fakelib import simnode_profile
+    from worker.process.pinning import check_torch_device
+
+    node = SimNode(tmp_path, gpus=8)
+    simnode_profile.save(str(node.profile_path), node.data)
+    monkeypatch.setenv(simnode_profile.ENV, str(node.profile_path))
+    monkeypatch.setitem(sys.modules, "simnode_profile", simnode_profile)  # what the fake imports by name
+    from tests.simnode.fakelib import simnode_cuda
+    pinning = plan_pinning(gpu=None, gpus="5,3", device=None, hostname="n", pid=1)
+    for key, value in pinning.env.items():
+        monkeypatch.setenv(key, value)
+    for ordinal, index in enumerate(pinning.gpu_ids):
+        check_torch_device(pinning, node.gpus[index]["uuid"], simnode_cuda.device_uuid(ordinal), ordinal)
+    monkeypatch.delenv("CUDA_DEVICE_ORDER")  # CUDA's default order: cuda:0 is another GPU than NVML's 3
+    with pytest.raises(PinningError, match="NVML meters GPU 3"):
+        check_torch_device(pinning, node.gpus[3]["uuid"], simnode_cuda.device_uuid(0), 0)

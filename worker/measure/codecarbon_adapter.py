@@ -87,6 +87,9 @@ RELIED_ON = (
     Relied("codecarbon.core.gpu_nvidia.NvidiaGPUDevice", "gpu_index", "its physical NVML index: which are ours"),
     Relied("codecarbon.core.gpu_nvidia.NvidiaGPUDevice", "_get_total_energy_consumption",
            "answers when NVML has an energy counter (nvml-energy-counter), else power is sampled"),
+    Relied("codecarbon.core.gpu_nvidia.NvidiaGPUDevice", "last_energy",
+           "its energy counter at CodeCarbon's last reading of it (None without one): each GPU's own energy in a "
+           "window is the difference between the readings that opened and closed it"),
     Relied(RAM, "_force_ram_power", "a forced RAM power makes ram_method constant"),
 )
 
@@ -226,9 +229,23 @@ class CodeCarbonTracker:
             devices.devices = [d for d in devices.devices if getattr(d, "gpu_index", None) in gpu_ids]
             devices.device_count = len(devices.devices)
 
+    def gpu_counters_kwh(self) -> dict[int, float | None]:
+        """Each metered GPU's energy counter (kWh) as CodeCarbon last read it, by physical index; None for a GPU
+        without a counter. Read right after start_task and stop_task, these are the window's opening and closing
+        reads: their differences add up to the window's GPU energy (before the PUE)."""
+        counters: dict[int, float | None] = {}
+        for gpu in (h for h in self._tracker._hardware if type(h).__name__ == "GPU"):
+            metered = set(gpu._get_gpu_ids())
+            for device in gpu.devices.devices:
+                if getattr(device, "gpu_index", None) in metered:
+                    last = getattr(device, "last_energy", None)
+                    counters[device.gpu_index] = float(last.kWh) if last is not None else None
+        return counters
+
     def gpu_energy_counter(self) -> bool | None:
-        """Whether its (last) GPU object reads NVML's energy counter on the GPUs it meters; None when it has no
-        GPU object. Another GPU of the node without a counter says nothing about this worker's."""
+        """Whether its (last) GPU object reads NVML's energy counter on every GPU it meters (a group: on each of the
+        worker's GPUs); None when it has no GPU object. Another GPU of the node without a counter says nothing
+        about this worker's."""
         answer = None
         for gpu in (h for h in self._tracker._hardware if type(h).__name__ == "GPU"):
             answer = _has_energy_counter(gpu)

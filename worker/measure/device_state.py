@@ -14,6 +14,8 @@ for a missing reading, only for a device that cannot be opened.
 
 from __future__ import annotations
 
+import functools
+import operator
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +65,35 @@ class DeviceState:
     def slowed_down(self) -> bool:
         """Power cap, hardware or thermal slowdown: the clocks were held below what the work asked for."""
         return bool((self.throttle_reasons or 0) & SLOWDOWN_MASK)
+
+
+def group_state(states: list[DeviceState]) -> DeviceState:
+    """One state for a group of GPUs (one worker on several), in the columns a single GPU fills.
+
+    The group's figure depends on its worst device: the hottest GPU's temperature, the slowest SM clock (a
+    tensor-parallel step waits for the slowest GPU), every throttle reason of any GPU; and on its whole budget:
+    the sum of the power limits, of the powers and of the energy counters (None if any GPU lacks one).
+    """
+    if len(states) == 1:
+        return states[0]
+
+    def known(name: str) -> list[Any]:
+        return [value for state in states if (value := getattr(state, name)) is not None]
+
+    def whole(name: str) -> Any:
+        values = known(name)
+        return sum(values) if len(values) == len(states) else None
+
+    temperatures, clocks, reasons = known("temperature_c"), known("sm_clock_mhz"), known("throttle_reasons")
+    return DeviceState(
+        read_at=max(state.read_at for state in states),
+        temperature_c=max(temperatures) if temperatures else None,
+        sm_clock_mhz=min(clocks) if clocks else None,
+        power_limit_w=whole("power_limit_w"),
+        throttle_reasons=functools.reduce(operator.or_, reasons) if reasons else None,
+        power_w=whole("power_w"),
+        energy_mj=whole("energy_mj"),
+    )
 
 
 def no_state_columns(when: str) -> dict[str, Any]:

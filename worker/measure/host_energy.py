@@ -97,13 +97,16 @@ class HostEnergySampler:
         self.last_samples: dict[str, list[float]] | None = None
         self.last_started_s: float | None = None  # when the window's first and last readings were taken
         self.last_stopped_s: float | None = None
+        # Each metered GPU's energy counter (kWh) at those two readings, taken under the lock: no reading between.
+        self.gpu_started_kwh: dict[int, float | None] = {}
+        self.gpu_stopped_kwh: dict[int, float | None] = {}
 
     # -- the tracker's task calls, for the meter -----------------------------------------------------------------
 
     def start_task(self, name: str) -> None:
         """CodeCarbon's start_task, then sample the host until `stop_task`."""
         with self._lock:
-            self._window, self.last_started_s = None, None
+            self._window, self.last_started_s, self.gpu_started_kwh = None, None, {}
             self._tracker.start_task(name)
             if self._tracker.active_task is None:
                 return  # the meter says why
@@ -112,6 +115,7 @@ class HostEnergySampler:
             started_s = self._read_at()
             self._window = _Open(started_s, started_s, *self._totals())
             self.last_started_s = started_s
+            self.gpu_started_kwh, self.gpu_stopped_kwh = self._tracker.gpu_counters_kwh(), {}
         self._opened.set()
         if self._thread is None:
             self._thread = threading.Thread(target=self._sample_while_open, name="wattsweep-host-energy",
@@ -126,6 +130,7 @@ class HostEnergySampler:
             self.last_samples, self.last_flags, self.last_stopped_s = None, [], None
             data = self._tracker.stop_task(name)
             self.last_stopped_s = self._read_at() if data is not None else None
+            self.gpu_stopped_kwh = self._tracker.gpu_counters_kwh() if data is not None else {}
             if window is not None:
                 self._record(window, self.last_stopped_s)
             self.last_samples = ({"t_s": window.t_s, "cpu_j": window.cpu_j, "ram_j": window.ram_j}

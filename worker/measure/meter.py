@@ -10,8 +10,11 @@ reached through one door, worker.measure.codecarbon_adapter, which lists every i
 What a reading describes is this worker's device, not CodeCarbon's view of
 the machine: a pinned worker stores gpu_count 1 and its GPU's own name and
 UUID (read from NVML, a MIG slice through its parent GPU, flagged
-`gpu-shared-mig`), the device's temperature, clock, power limit and
-throttle reasons at the window's start and end (worker.measure.device_state), and
+`gpu-shared-mig`), a group of GPUs its size, and each GPU's own energy and
+UUID beside their sum (`gpu_energies`: the difference of each GPU's counter
+between CodeCarbon's readings that opened and closed the window), the
+device's temperature, clock, power limit and throttle reasons at the
+window's start and end (worker.measure.device_state; a group's combined), and
 powers as the window's energy over its duration (CodeCarbon's are averages
 since the tracker was made). A CPU worker meters no GPU: CodeCarbon's
 hardware cache turns `gpu_ids=[]` into "every GPU" for a second tracker, so
@@ -34,7 +37,13 @@ from typing import Any
 
 from worker.measure import codecarbon_log
 from worker.measure.codecarbon_adapter import CodeCarbonTracker
-from worker.measure.device_state import DeviceState, DeviceStateError, DeviceStateReader, no_state_columns
+from worker.measure.device_state import (
+    DeviceState,
+    DeviceStateError,
+    DeviceStateReader,
+    group_state,
+    no_state_columns,
+)
 
 log = logging.getLogger(__name__)
 GPU_COUNTER_UPDATE_S = 0.1  # NVML's total-energy counter advances about every 100 ms
@@ -68,8 +77,8 @@ class Reading:
     ram_utilization_pct: float | None
     cpu_model: str | None
     cpu_count: int | None
-    gpu_model: str | None  # the metered GPU's own name (a pinned worker: one GPU)
-    gpu_count: int | None
+    gpu_model: str | None  # the metered GPU's own name (a group: its GPUs' names, distinct, joined by " + ")
+    gpu_count: int | None  # a pinned worker: its group's size
     ram_total_gb: float | None
     cpu_method: str  # rapl | cpu-load-estimate | constant
     gpu_method: str  # nvml-energy-counter | power-sampling | none
@@ -99,6 +108,7 @@ class Reading:
     # setting it (worker.process.power_limits stamps them; None: no limit set).
     power_limit_set_w: float | None = None
     power_limit_read_w: float | None = None
+    gpu_energies: list[dict] | None = None  # each pinned GPU's own energy: [{index, uuid, kwh}], PCI order
 
 
 class Window:
@@ -124,13 +134,15 @@ class Meter:
         if (country_iso_code is None) == (grid_intensity_g_per_kwh is None):
             # CodeCarbon would otherwise fall back to Canada without saying so.
             raise MeterError("give exactly one of country_iso_code or grid_intensity_g_per_kwh")
+        if mig_uuid and len(gpu_ids or []) > 1:
+            raise MeterError(f"MIG slice {mig_uuid}: a group of GPUs takes whole GPUs only")
         if not (isinstance(pue, int | float) and math.isfinite(pue) and 1.0 <= pue <= 3.0):
             raise MeterError(f"pue {pue!r}: a data centre's PUE is between 1.0 and 3.0")
         self._intensity_source = (
             "explicit" if grid_intensity_g_per_kwh is not None else ("region" if region else "country mix")
         )
         self._measures_gpu = gpu_ids != []
-        self._pinned = self._measures_gpu and gpu_ids is not None and len(gpu_ids) == 1
+        self._pinned = self._measures_gpu and bool(gpu_ids)  # its own GPU, or its group
         self._output_dir = tempfile.TemporaryDirectory(prefix="wattsweep-codecarbon-")
         self._pue = float(pue)
         with codecarbon_log.captured() as setup:
@@ -145,15 +157,17 @@ class Meter:
             self._tracker.keep_only_gpus(list(gpu_ids))  # the worker's own GPU(s) only (MIG noise, counters)
         self._setup_flags = [f for f in codecarbon_log.flags_of(setup.take()) if f != "codecarbon-warning"]
         self._extra_flags = list(extra_flags) + (["gpu-shared-mig"] if mig_uuid else [])
-        self._device: DeviceStateReader | None = None
-        self._gpu: dict[str, Any] | None = None
+        self._devices: list[DeviceStateReader] = []
+        self._gpus: list[dict[str, Any]] = []
         if self._pinned:
-            try:
-                self._device = DeviceStateReader(None if mig_uuid else gpu_ids[0], mig_uuid=mig_uuid, nvml=nvml)
-            except DeviceStateError as error:
-                raise MeterError(f"GPU {gpu_ids[0]}: {error}") from None
-            self._gpu = self._device.describe()
-            self._check_gpu_metered(self._device.gpu_index)
+            for index in sorted(gpu_ids):
+                try:
+                    self._devices.append(DeviceStateReader(None if mig_uuid else index, mig_uuid=mig_uuid, nvml=nvml))
+                except DeviceStateError as error:
+                    self._close_devices()
+                    raise MeterError(f"GPU {index}: {error}") from None
+            self._gpus = [device.describe() for device in self._devices]
+            self._check_gpu_metered([device.gpu_index for device in self._devices])
         self._tdp_w, generic_tdp = self._tracker.cpu_tdp()
         if generic_tdp and "cpu-generic-tdp" not in self._setup_flags:
             self._setup_flags.append("cpu-generic-tdp")
@@ -177,7 +191,7 @@ class Meter:
             self._close_task()  # a window that never ended must not become this one
             self._window_flags.append("previous-window-open")
         self._capture = codecarbon_log.install()
-        self._start_state = self._device.read() if self._device else None
+        self._start_state = self.device_state()
         self._started_at = datetime.now(timezone.utc)
         task = f"{name}-{uuid.uuid4().hex[:12]}"
         self._host_energy.start_task(task)
@@ -193,10 +207,10 @@ class Meter:
         try:
             self._synchronize()  # the window ends when the device is done, not when Python is
             data = self._host_energy.stop_task(self._task)
-            end_state = self._device.read() if self._device else None
+            end_state = self.device_state()
             if data is None:
                 raise MeterError(f"CodeCarbon returned no data for window {name!r}")
-            return self._host_energy.annotate(self._reading(data, end_state))
+            return self._host_energy.annotate(self._reading(data, end_state, self._gpu_energies()))
         finally:
             self._close_task()
 
@@ -213,13 +227,19 @@ class Meter:
         window.reading = self.end_window(name)
 
     def device_state(self) -> DeviceState | None:
-        """The pinned GPU's state now (None on CPU workers), e.g. for an idle baseline."""
-        return self._device.read() if self._device else None
+        """The pinned GPU's state now, a group's combined (worker.measure.device_state.group_state); None on CPU
+        workers. E.g. for an idle baseline."""
+        return group_state([device.read() for device in self._devices]) if self._devices else None
 
     @property
     def gpu(self) -> dict[str, Any] | None:
-        """The metered GPU's NVML index, name and UUID (a MIG slice: its parent's); None unless pinned."""
-        return self._gpu
+        """The (first) metered GPU's NVML index, name and UUID (a MIG slice: its parent's); None unless pinned."""
+        return self._gpus[0] if self._gpus else None
+
+    @property
+    def gpus(self) -> list[dict[str, Any]]:
+        """Every metered GPU's NVML index, name and UUID, in PCI order; [] unless pinned."""
+        return list(self._gpus)
 
     def close(self) -> None:
         try:
@@ -227,8 +247,7 @@ class Meter:
             self._close_task()
             self._tracker.stop()
         finally:
-            if self._device:
-                self._device.close()
+            self._close_devices()
             self._output_dir.cleanup()
 
     # --- internals
@@ -242,18 +261,38 @@ class Meter:
             codecarbon_log.uninstall(self._capture)
             self._capture = None
 
-    def _check_gpu_metered(self, index: int) -> None:
-        """CodeCarbon meters exactly the pinned GPU, by its physical index."""
+    def _close_devices(self) -> None:
+        for device in self._devices:
+            device.close()
+        self._devices = []
+
+    def _check_gpu_metered(self, indexes: list[int]) -> None:
+        """CodeCarbon meters exactly the pinned GPU(s), by physical index."""
         metered = self._tracker.metered_gpu_ids()
-        if metered != [index]:
-            raise MeterError(f"CodeCarbon meters GPU(s) {metered or 'none'}, not the pinned GPU {index}: "
+        if metered != sorted(indexes):
+            pinned = ", ".join(map(str, sorted(indexes)))
+            raise MeterError(f"CodeCarbon meters GPU(s) {metered or 'none'}, not the pinned GPU(s) {pinned}: "
                              "is NVML visible to this process?")
+
+    def _gpu_energies(self) -> list[dict[str, Any]] | None:
+        """Each pinned GPU's energy in the window just stopped: its counter at CodeCarbon's closing reading minus
+        its opening one, times the PUE as CodeCarbon applies it to their sum; kwh None for a GPU whose counter
+        CodeCarbon could not read at both (power sampled instead)."""
+        if not self._gpus:
+            return None
+        began, ended = self._host_energy.gpu_started_kwh, self._host_energy.gpu_stopped_kwh
+        energies = []
+        for gpu in self._gpus:
+            start, stop = began.get(gpu["index"]), ended.get(gpu["index"])
+            kwh = (stop - start) * self._pue if start is not None and stop is not None and stop >= start else None
+            energies.append({"index": gpu["index"], "uuid": gpu["uuid"], "kwh": kwh})
+        return energies
 
     def _assert_no_gpu(self, data) -> None:
         if "GPU" in self._tracker.hardware_kinds() or data.gpu_energy:
             raise MeterError("a CPU worker's meter read a GPU: CodeCarbon's hardware cache gave it every GPU")
 
-    def _reading(self, data, end_state: DeviceState | None) -> Reading:
+    def _reading(self, data, end_state: DeviceState | None, gpu_energies: list[dict] | None = None) -> Reading:
         energies = (data.energy_consumed, data.cpu_energy, data.gpu_energy, data.ram_energy, data.duration)
         if any(value is None or not math.isfinite(value) for value in energies):
             raise MeterError(f"CodeCarbon returned an impossible reading: energy {data.energy_consumed!r} kWh")
@@ -276,7 +315,7 @@ class Meter:
 
         states = ((self._start_state.columns("start") if self._start_state else no_state_columns("start"))
                   | (end_state.columns("end") if end_state else no_state_columns("end")))
-        gpu = self._gpu
+        gpus = self._gpus
         return Reading(
             started_at=self._started_at,
             ended_at=datetime.now(timezone.utc),
@@ -294,8 +333,9 @@ class Meter:
             ram_utilization_pct=data.ram_utilization_percent,
             cpu_model=data.cpu_model or None,
             cpu_count=int(data.cpu_count) if data.cpu_count else None,
-            gpu_model=gpu["name"] if gpu else ((data.gpu_model or None) if self._measures_gpu else None),
-            gpu_count=1 if gpu else (int(data.gpu_count or 0) if self._measures_gpu else 0),
+            gpu_model=(" + ".join(dict.fromkeys(g["name"] for g in gpus)) if gpus
+                       else ((data.gpu_model or None) if self._measures_gpu else None)),
+            gpu_count=len(gpus) if gpus else (int(data.gpu_count or 0) if self._measures_gpu else 0),
             ram_total_gb=data.ram_total_size,
             cpu_method=cpu_method,
             gpu_method=gpu_method,
@@ -308,7 +348,8 @@ class Meter:
             carbon_intensity_source=self._intensity_source,
             is_unreliable=any(flag in UNRELIABLE for flag in flags),
             flags=",".join(flags)[:300] or None,
-            gpu_uuid=gpu["uuid"] if gpu else None,
+            gpu_uuid=gpus[0]["uuid"] if len(gpus) == 1 else None,  # a group's: in gpu_energies
+            gpu_energies=gpu_energies,
             cpu_tdp_w=self._tdp_w,
             pue=self._pue,
             codecarbon_warnings=codecarbon_log.kept_text(messages),

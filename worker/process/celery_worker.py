@@ -1,6 +1,6 @@
 """`wattsweep worker`: pin the process, check the services, register, and consume one queue.
 
-Pool: solo. The worker is one process that owns one GPU, so there is nothing
+Pool: solo. The worker is one process that owns one GPU (or one group), so there is nothing
 to fork: the process that sets CUDA_VISIBLE_DEVICES and reads NVML is the one
 that later creates the CUDA context (no CUDA call in a parent that forks), the
 model cache and the CodeCarbon tracker live across jobs, and SIGTERM/SIGKILL
@@ -45,6 +45,7 @@ class WorkerStartError(RuntimeError):
 class WorkerOptions:
     queue: str
     gpu: int | None = None
+    gpus: str | None = None  # a group: "0,1,2,3"
     device: str | None = None
     name: str | None = None
     loglevel: str = "INFO"
@@ -102,7 +103,7 @@ class WorkerContext:
         from worker.contract.celery_app import SendFailed, send_job_ids
 
         try:
-            send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class)])
+            send_job_ids(self.app, [Dispatch(job_id, self.runtime.queue)])
         except SendFailed as error:
             log.warning("could not send job %s to the broker (%s); reconcile will", job_id, error)
             return
@@ -119,7 +120,7 @@ class WorkerContext:
             s, worker_id=self.runtime.worker_id, token=self.runtime.token, reason=reason),
             retry_for_s=self.retry_for_s)
         if self.consumer is not None:
-            self.consumer.cancel_task_queue(self.runtime.hardware_class)
+            self.consumer.cancel_task_queue(self.runtime.queue)
 
 
 def exit_if_device_lost(loop) -> None:
@@ -144,7 +145,8 @@ def pin(options: WorkerOptions, node_name: str | None = None) -> Pinning:
     if problem := queue_name_problem(options.queue):
         raise WorkerStartError(f"--queue: {problem}")
     try:
-        pinning = plan_pinning(gpu=options.gpu, device=options.device, hostname=display_name(node_name),
+        pinning = plan_pinning(gpu=options.gpu, gpus=options.gpus, device=options.device,
+                               hostname=display_name(node_name),
                                pid=os.getpid(), name=options.name,
                                inherited_visible=os.environ.get("CUDA_VISIBLE_DEVICES"))
         apply_pinning(pinning)
@@ -180,7 +182,7 @@ def serve(options: WorkerOptions) -> int:
     except HostIdentityError as error:
         raise WorkerStartError(str(error)) from None
     try:
-        gpu = read_gpu(pinning.gpu_index) if pinning.gpu_index is not None else None
+        gpus = [read_gpu(index) for index in pinning.gpu_indexes]
     except PinningError as error:
         raise WorkerStartError(str(error)) from None
     check_meter(pinning)  # NVML, the driver, CodeCarbon: now, not as the first jobs' failures
@@ -195,13 +197,15 @@ def serve(options: WorkerOptions) -> int:
                             sessions=sessions, gpu_ids=pinning.gpu_ids, mig_uuid=pinning.mig_uuid,
                             simulated_gpu=settings.simulated_gpu and pinning.gpu_index is not None,
                             load_failure_is_final=False, host_id=host_id, hostname=display_name(settings.node_name))
-    _register(runtime, gpu, settings.heartbeat_interval_s)
+    _register(runtime, gpus, settings.heartbeat_interval_s, settings.lease_timeout_s)
     _configure_logging(options.loglevel)  # after the checks: a start-up error stays one line
     _restore_power_limits(runtime)
     _preload_libraries()
-    if gpu is not None:  # torch must compute on the GPU that NVML meters (the simulated node too: issue 18)
+    if gpus:  # torch's cuda:i must be the GPU that NVML meters as gpu_ids[i] (the simulated node too: issue 18)
         try:
-            check_torch_device(pinning, gpu["uuid"], torch_device_uuid(simulated=settings.simulated_gpu))
+            for ordinal, gpu in enumerate(gpus):
+                check_torch_device(pinning, gpu["uuid"], torch_device_uuid(ordinal, simulated=settings.simulated_gpu),
+                                   ordinal)
         except PinningError as error:
             _unregister(runtime)
             raise WorkerStartError(str(error)) from None
@@ -214,11 +218,11 @@ def serve(options: WorkerOptions) -> int:
     from worker.process.executor import Progress
     from worker.process.heartbeat import HeartbeatThread
 
-    if pinning.gpu_index is not None:
+    if gpus:
         from db.queue.live import set_worker_device
 
         with sessions.begin() as session:
-            set_worker_device(session, worker_id=pinning.worker_id, device=f"cuda:{pinning.gpu_index}")
+            set_worker_device(session, worker_id=pinning.worker_id, device=pinning.physical_device)
     progress = Progress()
     heartbeat = HeartbeatThread(sessions, runtime_lease(runtime), settings.heartbeat_interval_s,
                                 lease_timeout_s=settings.lease_timeout_s, progress=progress,
@@ -227,7 +231,7 @@ def serve(options: WorkerOptions) -> int:
     app = make_app(settings.broker_url)
     broker = redis_client(settings.broker_url)
     context = WorkerContext(runtime, heartbeat, app, settings.db_retry_s,
-                            queue_length=lambda: queue_length_or_busy(broker, options.queue),
+                            queue_length=lambda: queue_length_or_busy(broker, runtime.queue),
                             lease_timeout_s=settings.lease_timeout_s,
                             max_consecutive_failures=settings.max_consecutive_failures, progress=progress)
     tasks.install(app, context)
@@ -251,9 +255,10 @@ def serve(options: WorkerOptions) -> int:
 
     signals.worker_shutting_down.connect(on_shutdown, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
-    log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, options.queue,
-             f", GPU {gpu['name']} #{gpu['index']}" if gpu else "")
-    worker = app.Worker(hostname=pinning.worker_id, queues=[options.queue], pool="solo", concurrency=1,
+    log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, runtime.queue,
+             "".join(f", GPU {gpu['name']} #{gpu['index']}" for gpu in gpus))
+    # A group of N consumes its class's queue for N GPUs (h100-x4): only jobs needing N GPUs come to it.
+    worker = app.Worker(hostname=pinning.worker_id, queues=[runtime.queue], pool="solo", concurrency=1,
                         loglevel=options.loglevel, without_mingle=True, without_gossip=True)
     try:
         worker.start()
@@ -284,13 +289,19 @@ def runtime_lease(runtime):
     return Lease(runtime.worker_id, runtime.token)
 
 
-def _register(runtime, gpu, heartbeat_interval_s: float) -> None:
-    """Atomically: this process owns the worker id, unless another live one does (then refuse to start)."""
+def _register(runtime, gpus, heartbeat_interval_s: float, lease_timeout_s: float) -> None:
+    """Atomically: this process owns the worker id and its GPUs, unless another live one holds the id or one of
+    the GPUs on this host (then refuse to start, naming it). A GPU's holder counts as live while its heartbeat
+    would keep a lease live: a late beat on a loaded node must not let a second worker onto its GPUs."""
     from db.queue.live import heartbeat_age_s
+    from worker.process.runtime import GpusHeld
 
     window_s = 2 * heartbeat_interval_s
-    if runtime.register(gpu=gpu, twin_window_s=window_s):
-        return
+    try:
+        if runtime.register(gpus=gpus, twin_window_s=window_s, gpu_window_s=lease_timeout_s):
+            return
+    except GpusHeld as error:
+        raise WorkerStartError(str(error)) from None
     with runtime.sessions() as session:
         age_s = heartbeat_age_s(session, worker_id=runtime.worker_id) or 0.0
     raise WorkerStartError(f"worker {runtime.worker_id} is already running (heartbeat {age_s:.0f} s ago): one worker "

@@ -37,8 +37,8 @@ def _version(package: str) -> str | None:
         return None
 
 
-def collect_inventory(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Host facts without importing torch (versions come from package metadata)."""
+def collect_inventory(gpus: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Host facts without importing torch (versions come from package metadata); `gpus`: the worker's, by NVML."""
     return {
         "cpu_model": _cpu_model(),
         "cpu_count": os.cpu_count(),
@@ -46,7 +46,8 @@ def collect_inventory(gpu: dict[str, Any] | None = None) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in LIBRARIES},
-        "gpu": gpu,  # name, memory_gb, driver, cuda, index, uuid; None on CPU workers
+        "gpu": gpus[0] if gpus else None,  # name, memory_gb, driver, cuda, index, uuid; None on CPU workers
+        "gpus": gpus or [],  # a group's every GPU, in PCI order (one-GPU workers: that one)
     }
 
 

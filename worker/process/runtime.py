@@ -15,13 +15,23 @@ from worker.measure.meter import Meter
 from worker.process.inventory import collect_inventory, display_name, host_identity
 
 
+class GpusHeld(RuntimeError):
+    """A live worker on this host holds one of this worker's GPUs: one worker per GPU (two would skew both meters)."""
+
+    def __init__(self, holder) -> None:  # db.queue.live.GpuHolder
+        gpus = ", ".join(map(str, holder.gpu_indexes))
+        super().__init__(f"GPU {gpus} of this host is held by worker {holder.worker_id} (heartbeat "
+                         f"{holder.heartbeat_age_s:.0f} s ago): one worker per GPU; stop it or pick other GPUs")
+        self.holder = holder
+
+
 @dataclass
 class WorkerRuntime:
     worker_id: str  # e.g. gpu0@node7
     device: str  # torch device string inside this process: cpu | cuda:0
     hardware_class: str
     sessions: sessionmaker[Session]
-    gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one)
+    gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one; a group: several)
     mig_uuid: str | None = None  # the MIG slice of gpu_ids[0] this worker computes on
     simulated_gpu: bool = False  # tests: the simulated GPU node (torch on the CPU, the GPU metered via NVML)
     # Local: one machine, so a model that fails to load fails its job at once. Distributed: another node may
@@ -37,18 +47,38 @@ class WorkerRuntime:
     _baseline: dict[str, Any] | None = None  # the baseline in use: id, at (monotonic), temperature_c, used
     _power: Any = None  # worker.process.power_limits.PowerLimiter, made on first use
 
-    def register(self, gpu: dict[str, Any] | None = None, twin_window_s: float | None = None) -> bool:
+    @property
+    def gpus(self) -> int:
+        """The size of its group: what the jobs it takes need (a one-GPU or CPU worker: 1)."""
+        return len(self.gpu_ids) if self.gpu_ids else 1
+
+    @property
+    def queue(self) -> str:
+        """The queue it consumes and sends its jobs back to: its class's, for its group's size (h100, h100-x4)."""
+        from worker.contract.celery_app import job_queue
+
+        return job_queue(self.hardware_class, self.gpus)
+
+    def register(self, gpus: list[dict[str, Any]] | None = None, twin_window_s: float | None = None,
+                 gpu_window_s: float | None = None) -> bool:
         """Insert or refresh this worker's row with its inventory and this process's token, atomically.
 
         False (nothing written) when another live process holds the worker id: its heartbeat is newer than
-        `twin_window_s` (None: take the id over, as local mode does with its per-process ids).
+        `twin_window_s` (None: take the id over, as local mode does with its per-process ids). With
+        `gpu_window_s`, GpusHeld when a live worker on this host, beating within it, holds one of its GPUs.
         """
-        from db.queue.live import register_worker
+        from db.queue.live import gpu_holder, register_worker
 
         with self.sessions.begin() as session:
+            if self.gpu_ids and gpu_window_s is not None:
+                holder = gpu_holder(session, host_id=self.host_id, gpu_indexes=list(self.gpu_ids),
+                                    worker_id=self.worker_id, alive_within_s=gpu_window_s)
+                if holder is not None:
+                    raise GpusHeld(holder)
             return register_worker(session, worker_id=self.worker_id, token=self.token, hostname=self.hostname,
                                    host_id=self.host_id, device=self.device, hardware_class=self.hardware_class,
-                                   inventory=collect_inventory(gpu), twin_window_s=twin_window_s)
+                                   inventory=collect_inventory(gpus), twin_window_s=twin_window_s,
+                                   gpu_indexes=list(self.gpu_ids or []))
 
     def placement(self):
         """Where this worker's models load: its torch device and its GPUs (a group: cuda:0..n-1 here), whose free
