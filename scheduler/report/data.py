@@ -38,6 +38,9 @@ HEADLINE = ("each window's own energy: its pinned GPU plus its attributed share 
             "(node-wide readings are the node_* fields)")
 NODE_WIDE_NOTE = ("{runs} of {total} run(s) have no attributed share (imported CodeCarbon logs, or rows stored before "
                   "attribution): their figures are the node-wide readings")
+EXCLUDED_RULE = ("runs whose GPU energy is 0 (no energy counter and no power reading, flagged gpu-energy-zero) hold no "
+                 "measurement: no figure includes them, and excluded_runs counts them")
+EXCLUDED_NOTE = "{runs} run(s) excluded: their GPU energy is 0 (flagged gpu-energy-zero), which is no measurement"
 
 
 class TrainingEnergyError(ValueError):
@@ -293,4 +296,5 @@ def energy_note(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     runs = sum(t["runs"] or 0 for t in tasks)
     node_wide = sum(t["node_wide_runs"] or 0 for t in tasks)
     return {"accounting": "headline", "definition": HEADLINE, "runs": runs, "node_wide_runs": node_wide,
-            "note": NODE_WIDE_NOTE.format(runs=node_wide, total=runs) if node_wide else None}
+            "note": NODE_WIDE_NOTE.format(runs=node_wide, total=runs) if node_wide else None,
+            "excluded_runs": sum(t["excluded_runs"] or 0 for t in tasks), "excluded": EXCLUDED_RULE}

@@ -55,16 +55,20 @@ def print_report(out: Console, session: Session, *, sweep_id: int, grid_intensit
             cv = f"{100 * s.cv:.1f}%" if s.cv is not None else "-"
             flags = ", ".join(f for f in (f"{c.outliers} outlier(s)" if c.outliers else "",
                                           f"{c.unreliable} unreliable" if c.unreliable else "") if f) or ""
-            flags = ", ".join(f for f in (flags, f"{c.node_wide_runs} node-wide" if c.node_wide_runs else "") if f)
+            flags = ", ".join(f for f in (flags, f"{c.node_wide_runs} node-wide" if c.node_wide_runs else "",
+                                          f"{c.excluded} excluded" if c.excluded else "") if f)
             table.add_row(c.task, c.model, c.dataset, str(s.n), _g3(s.mean), _g3(s.std), ci, cv,
                           _g3(c.net_kwh_per_1k_mean), _g3(c.g_co2e_per_1k_mean), flags)
         out.print(table)
-    from scheduler.report.data import HEADLINE, NODE_WIDE_NOTE
+    from scheduler.report.data import EXCLUDED_NOTE, HEADLINE, NODE_WIDE_NOTE
 
     note = f"energy: {HEADLINE}"
     runs, node_wide = sum(t["runs"] for t in tasks), sum(t["node_wide_runs"] or 0 for t in tasks)
     if node_wide:
         note += "; " + NODE_WIDE_NOTE.format(runs=node_wide, total=runs)
+    excluded = sum(t["excluded_runs"] or 0 for t in tasks)
+    if excluded:
+        note += "; " + EXCLUDED_NOTE.format(runs=excluded)
     note += "; estimated: components CodeCarbon modelled rather than measured on this host (RAM always is)"
     if intensity is not None:
         note += f"; g CO2e recomputed at {intensity:g} g/kWh"
