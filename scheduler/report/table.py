@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from db.results.stats import cell_stats
+from db.results.stats import CellStats, cell_stats
 from db.results.views import task_rows
 
 
@@ -26,11 +26,19 @@ def _table(title: str, headers: list[str], text_columns: set[str]) -> Table:
     return table
 
 
-def print_report(out: Console, session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: float | None = None,
-                 cells: bool = True) -> bool:
-    """Print the tables; False when the sweep has no measurements yet."""
-    tasks = sorted(task_rows(session, sweep_id=sweep_id), key=lambda r: (r["kwh_per_1k_mean"] is None,
-                                                                          r["kwh_per_1k_mean"] or 0.0, r["task"]))
+def read_report(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: float | None = None,
+                cells: bool = True) -> tuple[list[dict], list[CellStats] | None]:
+    """What the tables show: the per-task rows and (with `cells`) the per-cell statistics. Read before printing,
+    so that the caller's transaction ends before a big sweep's tables take their time to render."""
+    return (task_rows(session, sweep_id=sweep_id),
+            cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity_g_per_kwh) if cells
+            else None)
+
+
+def print_report(out: Console, tasks: list[dict], cells: list[CellStats] | None,
+                 grid_intensity_g_per_kwh: float | None = None) -> bool:
+    """Print the tables from read_report's rows; False when the sweep has no measurements yet."""
+    tasks = sorted(tasks, key=lambda r: (r["kwh_per_1k_mean"] is None, r["kwh_per_1k_mean"] or 0.0, r["task"]))
     tasks = [t for t in tasks if t["runs"]]
     if not tasks:
         out.print("no measurements stored for this sweep yet")
@@ -45,11 +53,11 @@ def print_report(out: Console, session: Session, *, sweep_id: int, grid_intensit
                       _g3(t["kwh_per_1k_std_pooled"]), _g3(t["net_kwh_per_1k_mean"]), _g3(grams),
                       t["estimated_components"])
     out.print(table)
-    if cells:
+    if cells is not None:
         table = _table("Repetitions per model and dataset: mean, std, 95% confidence interval (Student t), CV",
                        ["task", "model", "dataset", "runs", "kWh/1k", "std", "95% CI", "CV", "net of idle",
                         "g CO2e/1k", "flags"], {"task", "model", "dataset", "flags"})
-        for c in cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=intensity):
+        for c in cells:
             s = c.kwh_per_1k
             ci = f"{s.ci95_low:.3g} – {s.ci95_high:.3g}" if s.ci95_low is not None else "-"
             cv = f"{100 * s.cv:.1f}%" if s.cv is not None else "-"
