@@ -43,7 +43,21 @@ def to_json(data: ReportData) -> str:
         "break_even": data.break_even, "provenance": data.provenance,
         "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
     }
-    return json.dumps(document, default=_plain, indent=2) + "\n"
+    return _dumps(document) + "\n"
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """`document` indented, except that each row of a list of rows (tasks, models, cells, ...) is one line: Python
+    indents JSON in pure Python, and the C encoder writes a 10,000-model sweep's rows about ten times faster."""
+    def rows(value: list) -> str:
+        lines = ",\n    ".join(json.dumps(row, default=_plain) for row in value)
+        return f"[\n    {lines}\n  ]" if value else "[]"
+
+    parts = [f"  {json.dumps(key)}: " + (rows(value) if isinstance(value, list) and value
+                                          and all(isinstance(row, dict) for row in value)
+                                          else json.dumps(value, default=_plain, indent=2).replace("\n", "\n  "))
+             for key, value in document.items()]
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 def to_html(data: ReportData) -> str:
