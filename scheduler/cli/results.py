@@ -110,9 +110,10 @@ def report(
         TrainingEnergyError,
         build_report,
         parse_training_energy,
+        read_level,
         read_report,
     )
-    from scheduler.report.render import render
+    from scheduler.report.render import csv_rows, render
 
     try:
         options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
@@ -121,8 +122,8 @@ def report(
         fail(str(error))
     with sessions() as session:  # read, and end the transaction before the arithmetic and the rendering
         found = find_sweep_or_fail(session, sweep)
-        rows = read_report(session, found, options)
-    text = render(build_report(rows, options), format, level)
+        rows = read_level(session, found, level, options) if format == "csv" else read_report(session, found, options)
+    text = csv_rows(rows, level) if format == "csv" else render(build_report(rows, options), format, level)
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)

@@ -299,6 +299,16 @@ def star_ratings(sweep: Any, models: list[dict[str, Any]], reference: list[dict[
     return ratings, rating
 
 
+def read_level(session: Session, sweep: Sweep, level: str, options: ReportOptions) -> list[dict[str, Any]]:
+    """One view's rows (task, model or cell: `--format csv --level`), with emissions at the override intensity:
+    a CSV shows one level, so it reads only that view."""
+    rows = {"task": task_rows, "model": model_rows, "cell": cell_rows}[level](session, sweep_id=sweep.id)
+    if options.grid_intensity_g_per_kwh is not None:  # as build_report
+        for row in rows:
+            row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
+    return rows
+
+
 def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
     """read_report then build_report: for callers that keep their session open anyway (small sweeps, tests)."""
     return build_report(read_report(session, sweep, options), options)

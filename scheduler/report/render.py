@@ -19,7 +19,11 @@ LEVELS = {"task": "v_task_summary", "model": "v_model_summary", "cell": "v_cell_
 
 def to_csv(data: ReportData, level: str = "task") -> str:
     """Every column of the level's view, one row per task (default), model or cell (with its 95% CI)."""
-    rows = {"task": data.tasks, "model": data.models, "cell": data.cells}[level]
+    return csv_rows({"task": data.tasks, "model": data.models, "cell": data.cells}[level], level)
+
+
+def csv_rows(rows: list[dict[str, Any]], level: str) -> str:
+    """The CSV of the level's view's rows (`wattsweep report --format csv` reads only those: see read_level)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(VIEW_COLUMNS[LEVELS[level]]), lineterminator="\n")
     writer.writeheader()

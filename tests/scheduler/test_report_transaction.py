@@ -32,3 +32,20 @@ def test_the_report_holds_no_connection_while_it_renders(sessions, database_url,
     result = wattsweep_cli(database_url, "report", "s", *(["--format", fmt] if fmt != "table" else []))
     assert result.exit_code == 0, result.output
     assert held and set(held) == {0}  # rendered with every connection back in the pool: no transaction open
+
+
+def test_a_csv_reads_its_level_only_and_gives_the_json_reports_rows(sessions, database_url):
+    import csv
+    import io
+    import json
+
+    with sessions.begin() as session:
+        seed_sweep(session, name="s", models=[SeedModel("text-classification", "hub:org/a", [0.002, 0.003]),
+                                              SeedModel("fill-mask", "hub:org/b", [0.02, 0.03])])
+    for intensity in ([], ["--grid-intensity", "500"]):
+        document = json.loads(wattsweep_cli(database_url, "report", "s", "-f", "json", *intensity).output)
+        for level, key in (("task", "tasks"), ("model", "models"), ("cell", "cells")):
+            rows = list(csv.DictReader(io.StringIO(
+                wattsweep_cli(database_url, "report", "s", "-f", "csv", "--level", level, *intensity).output)))
+            assert [(r["task"], float(r["g_co2e_per_1k_mean"])) for r in rows] == \
+                [(r["task"], pytest.approx(r["g_co2e_per_1k_mean"])) for r in document[key]]
