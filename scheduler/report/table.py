@@ -13,6 +13,17 @@ from sqlalchemy.orm import Session
 from db.results.stats import CellStats, cell_stats
 from db.results.views import task_rows
 
+# Rows a terminal table shows: rich lays out every row (10,000 cells took 40-50 s), and no one reads that many in a
+# terminal; above it, a line names the format that lists them all.
+TERMINAL_ROWS = 1000
+
+
+def _too_many(out: Console, rows: int, what: str, where: str) -> bool:
+    if rows <= TERMINAL_ROWS:
+        return False
+    out.print(f"{rows:,} {what}: more than a terminal table shows ({TERMINAL_ROWS:,}); {where} lists them all")
+    return True
+
 
 def _g3(value: float | None) -> str:
     return f"{value:.3g}" if value is not None else "-"
@@ -53,7 +64,8 @@ def print_report(out: Console, tasks: list[dict], cells: list[CellStats] | None,
                       _g3(t["kwh_per_1k_std_pooled"]), _g3(t["net_kwh_per_1k_mean"]), _g3(grams),
                       t["estimated_components"])
     out.print(table)
-    if cells is not None:
+    if cells is not None and not _too_many(out, len(cells), "cells (model x dataset)",
+                                           "`wattsweep report SWEEP --format csv --level cell`"):
         table = _table("Repetitions per model and dataset: mean, std, 95% confidence interval (Student t), CV",
                        ["task", "model", "dataset", "runs", "kWh/1k", "std", "95% CI", "CV", "net of idle",
                         "g CO2e/1k", "flags"], {"task", "model", "dataset", "flags"})
@@ -90,7 +102,7 @@ def star_text(stars: int | None) -> str:
 
 def print_ratings(out: Console, ratings: list[dict], rating: dict) -> None:
     """The AI Energy Score stars per cell, with the energy they rate by and the reference set beside them."""
-    if not ratings:
+    if not ratings or _too_many(out, len(ratings), "rated cells", "`wattsweep report SWEEP --format json` (ratings)"):
         return
     table = _table(f"AI Energy Score rating: {rating['energy_label']}; reference: {rating['reference']}",
                    ["task", "model", "class", "Wh/1k rated", "stars", "band of reference (Wh/1k)"],

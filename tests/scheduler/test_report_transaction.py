@@ -49,3 +49,17 @@ def test_a_csv_reads_its_level_only_and_gives_the_json_reports_rows(sessions, da
                 wattsweep_cli(database_url, "report", "s", "-f", "csv", "--level", level, *intensity).output)))
             assert [(r["task"], float(r["g_co2e_per_1k_mean"])) for r in rows] == \
                 [(r["task"], pytest.approx(r["g_co2e_per_1k_mean"])) for r in document[key]]
+
+
+def test_a_terminal_table_of_more_rows_than_a_terminal_shows_names_the_format_that_lists_them(
+        sessions, database_url, monkeypatch):
+    import scheduler.report.table as table_module
+
+    monkeypatch.setattr(table_module, "TERMINAL_ROWS", 2)
+    with sessions.begin() as session:
+        seed_sweep(session, name="s", models=[SeedModel("text-classification", f"hub:org/m{i}", [0.002, 0.003])
+                                              for i in range(3)])
+    output = " ".join(wattsweep_cli(database_url, "report", "s").output.split())
+    assert "3 cells (model x dataset): more than a terminal table shows (2)" in output and "--level cell" in output
+    assert "3 rated cells: more than a terminal table shows (2)" in output
+    assert "kWh per 1,000 queries by task" in output  # the task table is always there
