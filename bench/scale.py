@@ -9,9 +9,11 @@ database holds.
    database of its own: 10,000 jobs and 100,000 runs, then the same jobs with 100 repetitions, 1,000,000 runs
    (`--no-million` skips the second; the big sweep is then the first);
 2. the big sweep measured: every run done with one query window and every job a load window, in SQL that
-   writes the rows bench/reports.py's million-run seed writes (one worker, one idle baseline, attributed CPU
-   and RAM on every window: the views' headline, idle and node-wide arithmetic all run);
-3. a 20-run sweep beside it, each unit stored through the real storage path (db.queue.unit_store.store_unit);
+   writes what the real storage path writes for that shape (one worker, one idle baseline, attributed CPU and
+   RAM on every window: the views' headline, idle and node-wide arithmetic all run; checked column by column
+   against the real path by tests/db/test_scale_bench_mirrors_storage.py);
+3. a 20-run sweep beside it, each job joined, its load window and each unit stored through the real storage
+   path (db.queue.staffing.join_job, db.results.store.record_load, db.queue.unit_store.store_unit);
 4. for both: `wattsweep report` in each format and level, `wattsweep status`, and the per-task view
    (SELECT * FROM v_task_summary WHERE sweep_id = ...), each run twice (first, then warm).
 
@@ -37,26 +39,41 @@ from bench.distributed import free_redis, fresh_database  # noqa: E402  (scratch
 QUERY_WINDOWS = """
 UPDATE runs SET status = 'done', worker_id = 'gpu0@bench', finished_at = now()
     WHERE job_id IN (SELECT id FROM jobs WHERE sweep_id = :sweep);
-UPDATE shards SET status = 'done', worker_id = 'gpu0@bench', finished_at = now(), attempts = 1
+UPDATE shards SET status = 'done', worker_id = 'gpu0@bench', lease_worker_id = 'gpu0@bench', progress_at = now(),
+    finished_at = now(), attempts = 1
     WHERE job_id IN (SELECT id FROM jobs WHERE sweep_id = :sweep);
-UPDATE jobs SET status = 'done', attempts = 1, finished_at = now() WHERE sweep_id = :sweep;
-INSERT INTO measurements (job_id, run_id, phase, worker_id, hostname, started_at, ended_at, duration_s, energy_kwh,
-    cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh, emissions_kg, cpu_method, gpu_method, ram_method, tracking_mode,
-    codecarbon_version, carbon_intensity_source, carbon_intensity_g_per_kwh, n_queries, kwh_per_1k_queries,
-    idle_energy_kwh, cpu_model, gpu_model, gpu_count, cpu_energy_attributed_kwh, ram_energy_attributed_kwh,
-    baseline_id, is_outlier, is_unreliable, latency_p50_s, latency_p95_s, throughput_queries_per_s)
-SELECT r.job_id, r.id, 'query', 'gpu0@bench', 'bench', now(), now(), 60, e, e * 0.2, e * 0.7, e * 0.1, e * 0.2976,
-    'rapl', 'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine', '3.3.2', 'explicit', 297.6, r.n_queries,
-    e * 0.775 * 1000.0 / r.n_queries, e * 0.1, 'Xeon', 'A100', 1, e * 0.05, e * 0.025, 1, false, false, 0.05, 0.08,
-    r.n_queries / 60.0
-FROM (SELECT r.id, r.job_id, r.n_queries, 0.001 * (1 + r.job_id % 10) * (1 + random()) AS e
-      FROM runs r JOIN jobs j ON j.id = r.job_id WHERE j.sweep_id = :sweep) r;
-INSERT INTO measurements (job_id, run_id, phase, worker_id, hostname, started_at, ended_at, duration_s, energy_kwh,
-    cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh, emissions_kg, cpu_method, gpu_method, ram_method, tracking_mode,
-    codecarbon_version, carbon_intensity_source)
-SELECT id, NULL, 'load', 'gpu0@bench', 'bench', now(), now(), 5, 0.0001, 0, 0.0001, 0, 0.00003, 'rapl',
-    'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine', '3.3.2', 'explicit' FROM jobs WHERE sweep_id = :sweep;
+UPDATE jobs SET status = 'done', attempts = 1, started_at = now(), finished_at = now() WHERE sweep_id = :sweep;
+INSERT INTO measurements (job_id, run_id, shard_id, phase, worker_id, hostname, host_id, started_at, ended_at,
+    duration_s, energy_kwh, cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh, cpu_power_w, gpu_power_w, ram_power_w,
+    emissions_kg, cpu_utilization_pct, ram_utilization_pct, cpu_method, gpu_method, ram_method, tracking_mode,
+    codecarbon_version, carbon_intensity_source, carbon_intensity_g_per_kwh, pue, n_queries, batch_size,
+    kwh_per_1k_queries, baseline_id, idle_energy_kwh, idle_cpu_energy_kwh, idle_gpu_energy_kwh, idle_ram_energy_kwh,
+    cpu_model, cpu_count, gpu_model, gpu_count, ram_total_gb, cpu_energy_attributed_kwh, ram_energy_attributed_kwh,
+    max_concurrent_windows, is_outlier, is_unreliable, latency_p50_s, latency_p95_s, throughput_queries_per_s)
+SELECT r.job_id, r.id, r.shard_id, 'query', 'gpu0@bench', 'bench', 'bench', now(), now() + interval '60 s',
+    60, e, e * 0.2, e * 0.7, e * 0.1, e * 12000, e * 42000, e * 6000,
+    e * 0.2976, 50, 10, 'rapl', 'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine',
+    '3.3.2', 'explicit', 297.6, 1.0, r.n_queries, r.batch_size,
+    e * 1000.0 / r.n_queries, 1, 0.00225, 0.001, 0.055 / 60, 0.02 / 60,
+    'Xeon', 2, 'A100', 1, 24, e * 0.2, e * 0.1,
+    1, false, false, 0.05, 0.08, r.n_queries / 60.0
+FROM (SELECT r.id, r.job_id, r.n_queries, r.batch_size, sh.id AS shard_id,
+             0.001 * (1 + r.job_id % 10) * (1 + random()) AS e
+      FROM runs r JOIN jobs j ON j.id = r.job_id JOIN shards sh ON sh.run_id = r.id WHERE j.sweep_id = :sweep) r;
+INSERT INTO measurements (job_id, run_id, phase, worker_id, hostname, host_id, started_at, ended_at, duration_s,
+    energy_kwh, cpu_energy_kwh, gpu_energy_kwh, ram_energy_kwh, cpu_power_w, gpu_power_w, ram_power_w, emissions_kg,
+    cpu_utilization_pct, ram_utilization_pct, cpu_method, gpu_method, ram_method, tracking_mode, codecarbon_version,
+    carbon_intensity_source, carbon_intensity_g_per_kwh, pue, baseline_id, idle_energy_kwh, idle_cpu_energy_kwh,
+    idle_gpu_energy_kwh, idle_ram_energy_kwh, cpu_model, cpu_count, gpu_model, gpu_count, ram_total_gb,
+    cpu_energy_attributed_kwh, ram_energy_attributed_kwh, max_concurrent_windows, is_outlier, is_unreliable)
+SELECT id, NULL, 'load', 'gpu0@bench', 'bench', 'bench', now(), now() + interval '5 s', 5,
+    0.0001, 0.00002, 0.00007, 0.00001, 14.4, 50.4, 7.2, 0.00002976,
+    50, 10, 'rapl', 'nvml-energy-counter', 'codecarbon-dimm-estimate', 'machine', '3.3.2',
+    'explicit', 297.6, 1.0, 1, 0.0001875, 0.3 / 3600, 0.275 / 3600, 0.1 / 3600, 'Xeon', 2, 'A100', 1, 24,
+    0.00002, 0.00001, 1, false, false
+FROM jobs WHERE sweep_id = :sweep;
 """
+BASELINE_ID = 1  # the bench worker's idle baseline (WORKER)
 WORKER = """
 INSERT INTO workers (id, hostname, host_id, device, hardware_class, inventory, started_at, heartbeat_at)
 VALUES ('gpu0@bench', 'bench', 'bench', 'cuda:0', 'bench', '{"versions": {"torch": "2.4.1"}}', now(), now());
@@ -98,30 +115,53 @@ def measure_in_sql(engine, sweep_id: int) -> float:
     return time.perf_counter() - start
 
 
+def bench_reading(energy_kwh: float, duration_s: float, started_at: datetime):
+    """A GPU node's reading as the fast path's SQL writes it: RAPL CPU, the GPU's energy counter, an A100."""
+    from tests.factories import make_reading
+
+    return make_reading(energy_kwh, duration_s, started_at=started_at, cpu_energy_kwh=energy_kwh * 0.2,
+                        gpu_energy_kwh=energy_kwh * 0.7, ram_energy_kwh=energy_kwh * 0.1,
+                        emissions_kg=energy_kwh * 0.2976, cpu_method="rapl", gpu_method="nvml-energy-counter",
+                        cpu_model="Xeon", gpu_model="A100", gpu_count=1, codecarbon_version="3.3.2",
+                        carbon_intensity_g_per_kwh=297.6)
+
+
+def _timing():
+    from worker.workloads.base import BatchTiming
+
+    return BatchTiming(batch_s=(0.05,) * 50 + (0.08,) * 50, batch_queries=(1,) * 100)
+
+
 def measure_for_real(sessions, sweep_id: int) -> None:
-    """Every unit of the sweep claimed and stored as a worker stores it (one worker, consecutive windows)."""
+    """Every unit of the sweep stored as a worker stores it (one worker, consecutive windows): it joins each job
+    (db.queue.staffing), stores the model's load window, then each unit under its lease (db.queue.unit_store)."""
     from sqlalchemy import select
 
     from db.models import Job
-    from db.queue.leases import Lease, claim_next
+    from db.queue.leases import Lease
+    from db.queue.staffing import join_job
     from db.queue.unit_store import store_unit
-    from tests.factories import make_reading
+    from db.results.store import record_load
     from worker.workloads.base import WorkDone
 
     lease = Lease("gpu0@bench", "bench-token")
     start = datetime.now(UTC) - timedelta(days=1)
+    timing = _timing()  # 100 queries of batch 1: p50 0.05 s, p95 0.08 s, as the fast path's
     with sessions() as session:
         job_ids = session.scalars(select(Job.id).where(Job.sweep_id == sweep_id).order_by(Job.id)).all()
     for job_id in job_ids:
-        while True:
+        with sessions.begin() as session:
+            claim = join_job(session, lease=lease, hardware_class="bench", lease_timeout_s=600, mode=None,
+                             only_job_id=job_id).claim
+            record_load(session, job_id=job_id, worker_id=lease.worker_id,
+                        reading=bench_reading(0.0001, 5.0, start), baseline_id=BASELINE_ID)
+            start += timedelta(seconds=10)  # windows one after another, 5 s apart: no two overlap
+        while claim is not None:  # each store leases the job's next unit (affinity), as a worker's does
             with sessions.begin() as session:
-                claim = claim_next(session, lease=lease, job_id=job_id, lease_timeout_s=600)
-                if claim is None:
-                    break
-                start += timedelta(seconds=70)
-                store_unit(session, lease=lease, claim=claim, claim_next_unit=False,
-                           reading=make_reading(0.002 * claim.n_queries / 100, 60.0, started_at=start),
-                           units=WorkDone(queries=claim.n_queries))
+                claim = store_unit(session, lease=lease, claim=claim, baseline_id=BASELINE_ID, lease_timeout_s=600,
+                                   reading=bench_reading(0.002 * claim.n_queries / 100, 60.0, start),
+                                   units=WorkDone(queries=claim.n_queries, timing=timing)).next
+                start += timedelta(seconds=65)
 
 
 def timed(function) -> tuple[float, float]:

@@ -113,7 +113,7 @@ class Job(Base):
     reasoning: Mapped[str | None] = mapped_column(String(10))  # on | off | low | medium | high
     temperature: Mapped[float | None] = mapped_column(Float)  # asked for: None or 0 = greedy (migration 0025)
     chat_template: Mapped[bool | None] = mapped_column(Boolean)  # text generation: prompts through the template
-    power_limit_w: Mapped[float | None] = mapped_column(Float)  # the GPUs' limit asked for (None: as found; 0026)
+    power_limit_w: Mapped[float | None] = mapped_column(Float)  # the GPUs' limit asked for (None: as found; 0027)
     # What generation used, as the worker resolved it (do_sample, temperature, top_p, top_k, num_beams, seed,
     # chat template applied, reasoning switch): written after the load window, beside model_dtype.
     decoding: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -302,7 +302,7 @@ class Measurement(Base):
     # Provenance of the window (migration 0015): the metered GPU, its state at the window's ends, what
     # CodeCarbon assumed (TDP of a CPU estimate, PUE) and what it warned about (verbatim; flags name them).
     gpu_uuid: Mapped[str | None] = mapped_column(String(100))
-    # Each metered GPU's own energy: [{"index", "uuid", "kwh"}] (0026); gpu_energy_kwh is their sum.
+    # Each metered GPU's own energy: [{"index", "uuid", "kwh"}] (0028); gpu_energy_kwh is their sum.
     gpu_energies: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     cpu_tdp_w: Mapped[float | None] = mapped_column(Float)
     pue: Mapped[float | None] = mapped_column(Float)
@@ -315,7 +315,7 @@ class Measurement(Base):
     gpu_sm_clock_end_mhz: Mapped[float | None] = mapped_column(Float)
     gpu_power_limit_end_w: Mapped[float | None] = mapped_column(Float)
     gpu_throttle_end: Mapped[int | None] = mapped_column(Integer)
-    # The job's power_limit_w axis (migration 0026): the limit set on the worker's GPUs through NVML for this window,
+    # The job's power_limit_w axis (migration 0027): the limit set on the worker's GPUs through NVML for this window,
     # and what NVML answered when read back right after setting (the lowest of a group's GPUs). NULL: none set.
     power_limit_set_w: Mapped[float | None] = mapped_column(Float)
     power_limit_read_w: Mapped[float | None] = mapped_column(Float)
@@ -363,7 +363,7 @@ class Worker(Base):
     # The kernel it runs on (boot id, or WATTSWEEP_HOST_ID): containers of one node share it, hostnames differ.
     host_id: Mapped[str | None] = mapped_column(String(100), index=True)
     device: Mapped[str] = mapped_column(String(20))  # cpu | cuda:N | a group: cuda:0-3 (physical indexes)
-    # Physical (NVML) indexes of the GPUs it holds, for the one-worker-per-GPU check of a host (0026); NULL: none.
+    # Physical (NVML) indexes of the GPUs it holds, for the one-worker-per-GPU check of a host (0028); NULL: none.
     gpu_indexes: Mapped[list[int] | None] = mapped_column(JSON)
     hardware_class: Mapped[str] = mapped_column(String(100))
     inventory: Mapped[dict[str, Any]]  # CPU, RAM, GPU, driver, CUDA, OS, library versions
@@ -376,7 +376,7 @@ class Worker(Base):
 
 
 class PowerLimitSet(Base):
-    """A power limit a worker set on one GPU (migration 0026), so that it can be put back even after the process died.
+    """A power limit a worker set on one GPU (migration 0027), so that it can be put back even after the process died.
 
     Written before NVML is asked to set it; `restored_at` once the previous limit is back. A worker that starts on
     a host finds the rows of its GPUs without `restored_at` (a SIGKILL, a lost node) and restores `previous_w`.

@@ -10,12 +10,17 @@ stall others and a cluster of workers cannot exhaust the server:
   two hours;
 - `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout`
   (sent as startup options): a frozen worker that holds its host's lock inside
-  a transaction is disconnected by the server, which releases the lock.
+  a transaction is disconnected by the server, which releases the lock;
+- `jit` off: the result views' queries are large expressions over many rows, so
+  Postgres's cost model asks for JIT compilation, whose LLVM optimisation and
+  emission then take most of the query's time (v_model_summary over a
+  100,000-run sweep: 6.4-9.9 s with JIT, of which 5.4-8.5 s compiling; 1.4-1.6 s
+  without) and never pay back within one query.
 
 Behind PgBouncer in transaction mode (`WATTSWEEP_PGBOUNCER=1`) startup options
 cannot be used (PgBouncer refuses them) and server-side prepared statements
 would land on another server connection: neither is sent, and the timeouts
-come from the roles' own settings (migration 0013).
+come from the roles' own settings (migrations/roles.sql, run by migration 0013).
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ def postgres_connect_args(settings: Settings) -> dict:
         return args
     timeouts = {"statement_timeout": settings.statement_timeout_s, "lock_timeout": settings.lock_timeout_s,
                 "idle_in_transaction_session_timeout": settings.idle_in_transaction_timeout_s}
-    args["options"] = " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
+    args["options"] = " ".join([*(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items()),
+                                "-c jit=off"])
     return args
 
 

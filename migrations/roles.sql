@@ -72,10 +72,12 @@ BEGIN
         ('wattsweep_app', 'statement_timeout', '5min'),
         ('wattsweep_app', 'lock_timeout', '30s'),
         ('wattsweep_app', 'idle_in_transaction_session_timeout', '1min'),
+        ('wattsweep_app', 'jit', 'off'),  -- the result views: compiling costs more than it saves (db/session.py)
         ('wattsweep_reader', 'default_transaction_read_only', 'on'),
         ('wattsweep_reader', 'statement_timeout', '2min'),
         ('wattsweep_reader', 'idle_in_transaction_session_timeout', '5min'),
-        ('wattsweep_reader', 'temp_file_limit', '1GB')
+        ('wattsweep_reader', 'temp_file_limit', '1GB'),
+        ('wattsweep_reader', 'jit', 'off')
     ) AS v(role, setting, value) LOOP
         IF NOT EXISTS (
             SELECT 1 FROM pg_db_role_setting d JOIN pg_roles r ON r.oid = d.setrole

@@ -1,4 +1,4 @@
-"""The power limits workers set and have not yet put back (table power_limits_set, migration 0026).
+"""The power limits workers set and have not yet put back (table power_limits_set, migration 0027).
 
 A worker writes a row before it changes a GPU's limit and stamps `restored_at` once the previous limit is back, so
 that a limit outlives no worker unnoticed: a worker that starts on the host after a SIGKILL finds the rows of its

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, select, update
+from sqlalchemy import and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Measurement, Run
@@ -54,6 +54,20 @@ def headline_kwh_column():
                                       else_=m.cpu_energy_attributed_kwh)
         + case((m.ram_energy_attributed_kwh.is_(None), m.ram_energy_kwh), else_=m.ram_energy_attributed_kwh),
     )
+
+
+# A window whose GPU energy is 0 holds no measurement (no energy counter and no power reading: codecarbon issue
+# 1316): it is kept out of every figure, outlier detection included (the views: migrations.views.expressions.kept).
+NO_GPU_READING = "gpu-energy-zero"
+
+
+def has_gpu_reading(window: Any) -> bool:
+    return NO_GPU_READING not in (window.flags or "").split(",")
+
+
+def has_gpu_reading_column():
+    """`has_gpu_reading` as a SQL condition over the measurements table."""
+    return or_(Measurement.flags.is_(None), Measurement.flags.not_like(f"%{NO_GPU_READING}%"))
 
 
 def set_headline(window: Measurement) -> None:
@@ -103,6 +117,7 @@ class CellStats:
     estimated_components: str
     node_wide_runs: int = 0  # runs whose headline is the node-wide reading (nothing attributed)
     node_kwh_per_1k_mean: float | None = None  # the node-wide reading (the study's accounting)
+    excluded: int = 0  # windows with no GPU reading (gpu-energy-zero), kept out of every figure
 
 
 def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: float | None = None) -> list[CellStats]:
@@ -124,7 +139,8 @@ def cell_stats(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: flo
                    row["kwh_per_1k_cv"])
         stats.append(CellStats(row["task"], model, row["dataset"], row["hardware_class"], s,
                                row["net_kwh_per_1k_mean"], grams, row["outlier_runs"], row["unreliable_runs"],
-                               row["estimated_components"], row["node_wide_runs"], row["node_kwh_per_1k_mean"]))
+                               row["estimated_components"], row["node_wide_runs"], row["node_kwh_per_1k_mean"],
+                               row["excluded_runs"] or 0))
     return stats
 
 
@@ -157,7 +173,8 @@ def reflag_cells(session: Session, *, job_ids: Iterable[int], new: dict[tuple[in
     """Re-flag every (job, dataset) cell of `job_ids` from the stored headline figures, in one query.
 
     `new`: a query window per cell not stored yet (or stored in this transaction): its flag is set on the object.
-    Called after attribution, which may revise stored windows' headlines (and so their cells' flags).
+    Called after attribution, which may revise stored windows' headlines (and so their cells' flags). Windows with
+    no GPU reading are neither flagged nor counted in their cell's median and spread.
     """
     new = new or {}
     job_ids = sorted(set(job_ids))
@@ -170,12 +187,15 @@ def reflag_cells(session: Session, *, job_ids: Iterable[int], new: dict[tuple[in
     for measurement_id, job_id, dataset, value, was in session.execute(
         select(Measurement.id, Run.job_id, Run.dataset, per_1k, Measurement.is_outlier)
         .join(Run, Run.id == Measurement.run_id)
-        .where(Run.job_id.in_(job_ids), Measurement.phase == "query", Measurement.n_queries > 0)
+        .where(Run.job_id.in_(job_ids), Measurement.phase == "query", Measurement.n_queries > 0,
+               has_gpu_reading_column())
     ).all():
         if measurement_id not in skip and value is not None:
             cells.setdefault((job_id, dataset), []).append((measurement_id, value, bool(was)))
     for key, window in new.items():
-        if window.kwh_per_1k_queries is not None:
+        if not has_gpu_reading(window):
+            window.is_outlier = False
+        elif window.kwh_per_1k_queries is not None:
             cells.setdefault(key, []).append((None, window.kwh_per_1k_queries, False))
     changed: dict[bool, list[int]] = {True: [], False: []}  # one UPDATE per flag value, only for rows that change
     for key, rows in cells.items():

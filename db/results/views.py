@@ -27,6 +27,7 @@ _GROUP_STATS = {
     # 0014: runs whose headline is node-wide (nothing attributed), and the node-wide figures (the study's)
     "node_wide_runs": INT, "node_kwh_per_1k_mean": F, "node_kwh_per_1k_model_mean": F,
     "node_kwh_per_1k_model_std": F, "node_energy_kwh_total": F,
+    "excluded_runs": INT,  # 0029: windows with no GPU reading (gpu-energy-zero), kept out of every figure
 }
 
 VIEW_COLUMNS: dict[str, dict[str, Any]] = {
@@ -74,6 +75,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "output_tokens_total": INT, "output_tokens_per_query_mean": F, "output_tokens_p50_mean": F,
         "output_tokens_p95_mean": F, "kwh_per_output_token": F, "audio_s_total": F,
         "node_wide_runs": INT, "node_kwh_per_1k_mean": F, "node_energy_kwh_total": F,  # 0014
+        "excluded_runs": INT,  # 0029
     },
     "v_task_summary": {"sweep_id": INT, "sweep_name": S, "hardware_class": S, "task": S, "models": INT} | _GROUP_STATS,
     "v_hardware_summary": {
@@ -104,7 +106,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "kwh_per_1k_ci95_low": F, "kwh_per_1k_ci95_high": F, "kwh_per_1k_cv": F, "t_975": F, "kwh_per_1k_min": F,
         "kwh_per_1k_max": F, "net_kwh_per_1k_mean": F, "g_co2e_per_1k_mean": F, "gpu_kwh_per_1k_mean": F,
         "node_kwh_per_1k_mean": F, "node_wide_runs": INT, "outlier_runs": INT, "unreliable_runs": INT,
-        "estimated_components": S,
+        "estimated_components": S, "excluded_runs": INT,  # 0029
     },
     # 0020: served runs (worker/engines) and their cells
     "v_serving": {
@@ -125,7 +127,7 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "engine_version": S, "max_new_tokens": INT, "concurrency": INT, "request_rate": F, "runs": INT,
         "steady_runs": INT, "kwh_per_output_token": F, "kwh_per_request": F, "itl_p99_s": F, "ttft_p50_s": F,
         "e2e_p50_s": F, "throughput_output_tokens_per_s": F, "steady_share": F, "requests": INT,
-        "output_tokens": INT,
+        "output_tokens": INT, "excluded_runs": INT,  # 0029
     },
 }
 

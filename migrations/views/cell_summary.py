@@ -4,12 +4,15 @@ figure (n, mean, std, 95% CI with the exact Student t, CV).
 0014 aggregated every cell of every sweep and joined the jobs afterwards; 0018 groups by the sweep and the
 job's columns, so that `WHERE sweep_id = ...` filters before it aggregates (Postgres could not push a sweep
 filter below the aggregate). Same columns, same figures.
+
+0029: 0018's over the windows with a GPU reading only (per_job.FIGURES_0029: a `gpu-energy-zero` window holds no
+measurement); `excluded_runs` counts the others.
 """
 
 from __future__ import annotations
 
 from migrations.views.expressions import create_view, estimated_flags
-from migrations.views.per_job import FIGURES
+from migrations.views.per_job import FIGURES, FIGURES_0029
 
 # Two-sided 95% Student t quantiles t(0.975, df), df = 1..30 (scipy.stats.t.ppf, 12 digits); beyond, the
 # Cornish-Fisher expansion in 1/df around z = 1.959963984540054 (Abramowitz & Stegun 26.7.5).
@@ -78,17 +81,22 @@ JOIN sweeps s ON s.id = j.sweep_id""")
 _JOB_COLUMNS = ("sweep_id", "id", "task", "model", "model_kind", "cell_key", "hardware_class")
 
 
-def _v0018(dialect: str) -> str:
+def _v0018(dialect: str, figures: str = FIGURES, excluded: str = "") -> str:
     ss, cell_mean = _squares(dialect, ", avg(fig.x) OVER (PARTITION BY fig.job_id, r.dataset) AS cell_mean")
     group = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
     per_cell = f"""SELECT j.sweep_id AS sweep_id, j.id AS job_id, j.task AS task, j.model AS model,
         j.model_kind AS model_kind, j.cell_key AS cell_key, j.hardware_class AS hardware_class, w.dataset AS dataset,
-        {_stats(ss)}
+        {_stats(ss)}{excluded}
     FROM (SELECT fig.*, r.dataset AS dataset{cell_mean}
-          FROM ({FIGURES}) fig JOIN runs r ON r.id = fig.run_id) w
+          FROM ({figures}) fig JOIN runs r ON r.id = fig.run_id) w
     JOIN jobs j ON j.id = w.job_id
     GROUP BY {group}, w.dataset"""
-    return create_view("v_cell_summary", _columns("c"), f"FROM ({per_cell}) c\nJOIN sweeps s ON s.id = c.sweep_id")
+    columns = _columns("c") | ({"excluded_runs": "c.excluded"} if excluded else {})
+    return create_view("v_cell_summary", columns, f"FROM ({per_cell}) c\nJOIN sweeps s ON s.id = c.sweep_id")
 
 
-VERSIONS = {"v_cell_summary": {"0014": _v0014, "0018": _v0018}}
+def _v0029(dialect: str) -> str:
+    return _v0018(dialect, FIGURES_0029, ", CAST(sum(w.excluded) AS BIGINT) AS excluded")
+
+
+VERSIONS = {"v_cell_summary": {"0014": _v0014, "0018": _v0018, "0029": _v0029}}

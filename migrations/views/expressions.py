@@ -46,3 +46,27 @@ def count_where(column: str, value: str) -> str:
 def create_view(name: str, columns: dict[str, str], body: str) -> str:
     """CREATE VIEW with an explicit column list (the same on both databases) over `SELECT <columns> <body>`."""
     return f"CREATE VIEW {name} ({', '.join(columns)}) AS\nSELECT {', '.join(columns.values())}\n{body}"
+
+
+# 0029: a window whose GPU energy is 0 (no energy counter, and no power reading: codecarbon issue 1316) holds no
+# measurement; it is kept out of every figure and only counted (`excluded_runs`). Other unreliable windows are kept
+# and counted (`unreliable_runs`): they are measurements, with a known limit.
+def no_gpu_reading(flags: str = "m.flags") -> str:
+    """True where the window's flags (comma-separated) name `gpu-energy-zero` (no other flag contains it); NULL
+    where it has none, which CASE takes as false, without reading a string."""
+    return f"{flags} LIKE '%gpu-energy-zero%'"
+
+
+def has_gpu_reading(flags: str = "m.flags") -> str:
+    """The WHERE condition of the windows kept."""
+    return f"({flags} IS NULL OR {flags} NOT LIKE '%gpu-energy-zero%')"
+
+
+def kept(expression: str, flags: str = "m.flags") -> str:
+    """`expression`, or NULL for a window with no GPU reading (aggregates skip NULLs)."""
+    return f"CASE WHEN {no_gpu_reading(flags)} THEN NULL ELSE {expression} END"
+
+
+def excluded(flags: str = "m.flags") -> str:
+    """1 for a window with no GPU reading, else 0."""
+    return f"CASE WHEN {no_gpu_reading(flags)} THEN 1 ELSE 0 END"

@@ -3,12 +3,14 @@
 Run-level mean and standard deviation are combined from the per-job counts, sums and sums of squared
 deviations (exact, no cancellation); the model-level figures (the study's Table 2 and the per-task chart:
 mean, median, std over the models' means) come from the per-job rows.
+
+0029: over per_job_0029's rows (the windows with a GPU reading only), with `excluded_runs` beside `runs`.
 """
 
 from __future__ import annotations
 
 from migrations.views.expressions import create_view, estimated_flags, median, nulls_last
-from migrations.views.per_job import per_job_0007, per_job_0014
+from migrations.views.per_job import per_job_0007, per_job_0014, per_job_0029
 
 # Columns of a group of jobs `k`: (name, expression).
 _STATS_0007 = [
@@ -47,14 +49,15 @@ _STATS_0014 = [("kwh_per_1k_std_pooled" if name == "kwh_per_1k_std" else name, v
                                   " / (count(k.node_mean_x) - 1)) END"),
     ("node_energy_kwh_total", "sum(k.node_energy)"),
 ]
+_STATS_0029 = [*_STATS_0014, ("excluded_runs", "CAST(sum(k.excluded) AS BIGINT)")]
 
 
 def _group_view(name: str, keys: list[str], lead: list[tuple[str, str]], version: str, per_job: str,
                 join: str = "") -> str:
     """The per-job rows with the figures of their group (window functions), then aggregated per group."""
     group = ", ".join(f"jw.{k}" for k in keys)
-    stats = _STATS_0014 if version == "0014" else _STATS_0007
-    node = "\n        avg(jw.node_mean_x) OVER g AS node_model_mean," if version == "0014" else ""
+    stats = {"0007": _STATS_0007, "0014": _STATS_0014, "0029": _STATS_0029}[version]
+    node = "\n        avg(jw.node_mean_x) OVER g AS node_model_mean," if version >= "0014" else ""
     ranked = f"""SELECT jw.*,
         sum(jw.sum_x) OVER g / NULLIF(sum(jw.n_x) OVER g, 0) AS grand_mean,
         avg(jw.mean_x) OVER g AS model_mean,{node}
@@ -86,9 +89,11 @@ VERSIONS = {
     "v_task_summary": {
         "0007": lambda dialect: _task_summary("0007", per_job_0007(dialect)),
         "0014": lambda dialect: _task_summary("0014", per_job_0014(dialect)),
+        "0029": lambda dialect: _task_summary("0029", per_job_0029(dialect)),
     },
     "v_hardware_summary": {
         "0007": lambda dialect: _hardware_summary("0007", per_job_0007(dialect, hardware=True)),
         "0014": lambda dialect: _hardware_summary("0014", per_job_0014(dialect)),
+        "0029": lambda dialect: _hardware_summary("0029", per_job_0029(dialect)),
     },
 }

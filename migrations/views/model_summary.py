@@ -5,13 +5,16 @@ spread, totals, load energy, and (0011 on) the cell's axes, latency and output l
 latency and output means) carries its sweep and is joined on it, so that `WHERE sweep_id = ...` reaches each
 of them and the database aggregates that sweep's windows only: 0014 grouped every window of every sweep by job
 first (2.6-3.1 s for a 20-run sweep beside a million-run one), then filtered.
+
+0029: 0021's, over the windows with a GPU reading only (expressions.kept: a `gpu-energy-zero` window holds no
+measurement): `runs` counts those, `excluded_runs` the others; a latest load with no GPU reading has no energy.
 """
 
 from __future__ import annotations
 
 from migrations.views.energy import HEADLINE_KWH, LATEST_LOAD, NODE_LATEST_LOAD, PER_1K
-from migrations.views.expressions import create_view, estimated_flags, median, nulls_last
-from migrations.views.per_job import per_job_0007, per_job_0014
+from migrations.views.expressions import create_view, estimated_flags, has_gpu_reading, kept, median, nulls_last
+from migrations.views.per_job import per_job_0007, per_job_0014, per_job_0029
 
 AXES = ["batch_size", "dtype", "max_new_tokens", "num_inference_steps", "height_px", "width_px", "reasoning"]
 
@@ -128,9 +131,8 @@ _COLUMNS_0014 = {("kwh_per_1k_std_pooled" if name == "kwh_per_1k_std" else name)
 }
 
 
-def _medians_0021(dialect: str) -> str:
-    """0014's medians, grouped by the job's sweep too."""
-    x = f"{HEADLINE_KWH} {PER_1K}"
+def _medians_0021(dialect: str, x: str = f"{HEADLINE_KWH} {PER_1K}") -> str:
+    """0014's medians of `x`, grouped by the job's sweep too."""
     if dialect == "postgresql":
         return f"""SELECT j.sweep_id AS sweep_id, m.job_id AS job_id,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY {x}) AS median_x
@@ -159,6 +161,13 @@ _PER_JOB_EXTRA_0021 = _PER_JOB_EXTRA_0014.replace(
     "FROM measurements m JOIN jobs j ON j.id = m.job_id WHERE m.phase = 'query' GROUP BY j.sweep_id, m.job_id)")
 
 
+# 0029: the kept windows only (expressions.kept).
+_LATEST_LOAD_0029 = _LATEST_LOAD_0021.replace(f"{HEADLINE_KWH} AS energy_kwh", f"{kept(HEADLINE_KWH)} AS energy_kwh")
+_PER_JOB_EXTRA_0029 = _PER_JOB_EXTRA_0021.replace(
+    "WHERE m.phase = 'query' GROUP BY", f"WHERE m.phase = 'query' AND {has_gpu_reading()} GROUP BY")
+_COLUMNS_0029 = _COLUMNS_0014 | {"excluded_runs": "jw.excluded"}
+
+
 def _v0007(dialect: str) -> str:
     body = _body(per_job_0007(dialect), _medians_0007(dialect), _DATASETS_0007, NODE_LATEST_LOAD)
     return create_view("v_model_summary", _COLUMNS_0007, body)
@@ -184,4 +193,12 @@ def _v0021(dialect: str) -> str:
     return create_view("v_model_summary", _COLUMNS_0014, body)
 
 
-VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0021": _v0021}}
+def _v0029(dialect: str) -> str:
+    body = _body(per_job_0029(dialect), _medians_0021(dialect, kept(f"{HEADLINE_KWH} {PER_1K}")), _DATASETS_0007,
+                 _LATEST_LOAD_0029, _PER_JOB_EXTRA_0029, on_sweep=True)
+    body = body.replace("l ON l.job_id = jw.job_id", "l ON l.job_id = jw.job_id AND l.sweep_id = jw.sweep_id")
+    body = body.replace("x ON x.job_id = jw.job_id", "x ON x.job_id = jw.job_id AND x.sweep_id = jw.sweep_id")
+    return create_view("v_model_summary", _COLUMNS_0029, body)
+
+
+VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0021": _v0021, "0029": _v0029}}

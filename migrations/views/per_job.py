@@ -19,7 +19,7 @@ from migrations.views.energy import (
     NOT_ATTRIBUTED,
     PER_1K,
 )
-from migrations.views.expressions import CPU_ESTIMATED, GPU_ESTIMATED
+from migrations.views.expressions import CPU_ESTIMATED, GPU_ESTIMATED, excluded, kept
 
 _JOB = """SELECT j.sweep_id AS sweep_id, j.id AS job_id, j.task AS task, j.model AS model,
         j.hardware_class AS hardware_class,"""
@@ -80,9 +80,13 @@ FIGURES = f"""SELECT m.id AS id, m.job_id AS job_id, m.run_id AS run_id,
 
 def per_job_0014(dialect: str) -> str:
     """Headline figures over FIGURES, with the node-wide ones beside them, the GPU-only mean and the hardware."""
+    return _per_job_headline(dialect, FIGURES)
+
+
+def _per_job_headline(dialect: str, figures: str, runs: str = "count(*)", extra: str = "") -> str:
     ss, job_mean = _squares(dialect, ", avg(f.x) OVER (PARTITION BY f.job_id) AS job_mean")
     return f"""{_JOB}
-        count(*) AS runs, count(w.x) AS n_x, sum(w.x) AS sum_x, sum(w.x) / NULLIF(count(w.x), 0) AS mean_x,
+        {runs} AS runs, count(w.x) AS n_x, sum(w.x) AS sum_x, sum(w.x) / NULLIF(count(w.x), 0) AS mean_x,
         {ss} AS ss_x, min(w.x) AS min_x, max(w.x) AS max_x, sum(w.net_x) AS sum_net_x, count(w.net_x) AS n_net_x,
         sum(w.g_x) AS sum_g_x, count(w.g_x) AS n_g_x, sum(w.energy) AS energy, sum(w.net_energy) AS net_energy,
         count(w.idle) AS idle_runs, sum(w.duration) AS duration, sum(w.queries) AS queries,
@@ -90,5 +94,30 @@ def per_job_0014(dialect: str) -> str:
         sum(w.outlier) AS outliers, sum(w.unreliable) AS unreliable,
         sum(w.node_x) / NULLIF(count(w.node_x), 0) AS node_mean_x, sum(w.node_x) AS sum_node_x,
         count(w.node_x) AS n_node_x, sum(w.node_energy) AS node_energy, sum(w.node_wide) AS node_wide,
-        avg(w.gpu_x) AS gpu_x, max(w.cpu_model) AS cpu_model, max(w.gpu_model) AS gpu_model
-    FROM (SELECT f.*{job_mean} FROM ({FIGURES}) f) w{_GROUP}"""
+        avg(w.gpu_x) AS gpu_x, max(w.cpu_model) AS cpu_model, max(w.gpu_model) AS gpu_model{extra}
+    FROM (SELECT f.*{job_mean} FROM ({figures}) f) w{_GROUP}"""
+
+
+# 0029: FIGURES' columns, each figure NULL for a window with no GPU reading (expressions.kept), and which windows
+# are kept (counted in `runs`) or excluded: the figures rest on the kept windows only.
+_FIGURES_0029 = {
+    "x": f"{HEADLINE_KWH} {PER_1K}", "net_x": f"{NET_KWH} {PER_1K}",
+    "g_x": f"{EMISSIONS_KG} * 1000000.0 / NULLIF(m.n_queries, 0)", "node_x": f"m.energy_kwh {PER_1K}",
+    "gpu_x": f"m.gpu_energy_kwh {PER_1K}", "energy": HEADLINE_KWH, "net_energy": NET_KWH, "idle": IDLE_KWH,
+    "node_energy": "m.energy_kwh", "duration": "m.duration_s", "queries": "m.n_queries",
+    "node_wide": f"CASE WHEN {NOT_ATTRIBUTED} THEN 1 ELSE 0 END",
+    "cpu_estimated": f"CASE WHEN {CPU_ESTIMATED} THEN 1 ELSE 0 END",
+    "gpu_estimated": f"CASE WHEN {GPU_ESTIMATED} THEN 1 ELSE 0 END",
+    "outlier": "CASE WHEN m.is_outlier THEN 1 ELSE 0 END", "unreliable": "CASE WHEN m.is_unreliable THEN 1 ELSE 0 END",
+    "kept": "1",
+}
+FIGURES_0029 = "SELECT m.id AS id, m.job_id AS job_id, m.run_id AS run_id,\n        " + ",\n        ".join(
+    [f"{kept(value)} AS {name}" for name, value in _FIGURES_0029.items()]
+    + [f"{excluded()} AS excluded", "m.cpu_model AS cpu_model", "m.gpu_model AS gpu_model"]) + f"""
+    FROM measurements m {BASELINE}
+    WHERE m.phase = 'query'"""
+
+
+def per_job_0029(dialect: str) -> str:
+    """0014's per-job figures over the kept windows (FIGURES_0029), `runs` counting them, `excluded` the rest."""
+    return _per_job_headline(dialect, FIGURES_0029, runs="count(w.kept)", extra=", sum(w.excluded) AS excluded")

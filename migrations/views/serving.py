@@ -5,11 +5,15 @@ energy is stored per component as the meter read it (node-wide CPU and RAM); its
 whole and the CPU and RAM parts by the window's attributed share (1 where nothing was attributed), as the
 window's own headline does (energy.HEADLINE_KWH). Energy per output token and per request divide it by the
 tokens and request-equivalents inside the steady part. v_serving_cells: per cell (job), means over its runs.
+
+0029: v_serving_cells over the runs with a GPU reading only (expressions.kept: a `gpu-energy-zero` window holds
+no measurement); `excluded_runs` counts the others.
 """
 
 from __future__ import annotations
 
 from migrations.views.energy import HEADLINE_KWH
+from migrations.views.expressions import excluded, kept
 
 _STEADY_KWH = ("(s.steady_gpu_energy_kwh"
                " + s.steady_cpu_energy_kwh * COALESCE(m.cpu_energy_attributed_kwh / NULLIF(m.cpu_energy_kwh, 0), 1.0)"
@@ -52,5 +56,25 @@ FROM v_serving
 GROUP BY sweep_id, job_id, task, model, hardware_class, cell_key, engine, engine_version, max_new_tokens
 """
 
+_CELL_MEANS = ("kwh_per_output_token", "kwh_per_request", "itl_p99_s", "ttft_p50_s", "e2e_p50_s",
+               "throughput_output_tokens_per_s", "steady_share")
+
+
+def _cells_0029() -> str:
+    figures = [f"COUNT({kept('1', 'flags')}) AS runs", f"COUNT({kept('kwh_per_output_token', 'flags')}) AS steady_runs",
+               *(f"AVG({kept(name, 'flags')}) AS {name}" for name in _CELL_MEANS),
+               *(f"SUM({kept(name, 'flags')}) AS {name}" for name in ("requests", "output_tokens")),
+               f"SUM({excluded('flags')}) AS excluded_runs"]
+    separator = ",\n       "
+    return f"""
+CREATE VIEW v_serving_cells AS
+SELECT sweep_id, job_id, task, model, hardware_class, cell_key, engine, engine_version, max_new_tokens,
+       MAX(concurrency) AS concurrency, MAX(request_rate) AS request_rate,
+       {separator.join(figures)}
+FROM v_serving
+GROUP BY sweep_id, job_id, task, model, hardware_class, cell_key, engine, engine_version, max_new_tokens
+"""
+
+
 VERSIONS = {"v_serving": {"0020": lambda dialect: _V0020_SERVING},
-            "v_serving_cells": {"0020": lambda dialect: _V0020_CELLS}}
+            "v_serving_cells": {"0020": lambda dialect: _V0020_CELLS, "0029": lambda dialect: _cells_0029()}}

@@ -1,9 +1,11 @@
-"""v_sweep_progress: one row per sweep: jobs and runs by status, when runs finished, query and load energy."""
+"""v_sweep_progress: one row per sweep: jobs and runs by status, when runs finished, query and load energy.
+
+0029: the energy totals leave out windows with no GPU reading (expressions.kept: `gpu-energy-zero`)."""
 
 from __future__ import annotations
 
 from migrations.views.energy import HEADLINE_KWH
-from migrations.views.expressions import count_where, create_view
+from migrations.views.expressions import count_where, create_view, kept
 
 _COLUMNS_0007 = {
     "sweep_id": "s.id", "sweep_name": "s.name", "mode": "s.mode", "hardware_class": "s.hardware_class",
@@ -44,7 +46,11 @@ LEFT JOIN (
 ) mc ON mc.sweep_id = s.id"""
 
 
+_NODE_QUERY_0029 = _NODE_QUERY.replace("THEN m.energy_kwh END", f"THEN {kept('m.energy_kwh')} END")
+
 VERSIONS = {"v_sweep_progress": {
     "0007": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0007, _body("m.energy_kwh")),
     "0014": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0014, _body(HEADLINE_KWH, _NODE_QUERY)),
+    "0029": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0014,
+                                        _body(kept(HEADLINE_KWH), _NODE_QUERY_0029)),
 }}

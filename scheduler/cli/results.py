@@ -34,10 +34,11 @@ app.add_typer(import_app, name="import")
 
 def print_summary(sessions, sweep_id: int, out: Console | None = None, grid_intensity: float | None = None,
                    cells: bool = True) -> None:
-    from scheduler.report.table import print_report
+    from scheduler.report.table import print_report, read_report
 
-    with sessions() as session:
-        print_report(out or console, session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity, cells=cells)
+    with sessions() as session:  # read, and end the transaction before printing
+        tasks, cell_rows = read_report(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity, cells=cells)
+    print_report(out or console, tasks, cell_rows, grid_intensity)
 
 
 @app.command()
@@ -105,17 +106,25 @@ def report(
 
         _print_tables(found, out, tables, width=120)
         return
-    from scheduler.report.data import ReportOptions, TrainingEnergyError, gather, parse_training_energy
-    from scheduler.report.render import render
+    from scheduler.report.data import (
+        ReportOptions,
+        TrainingEnergyError,
+        build_report,
+        parse_training_energy,
+        read_level,
+        read_report,
+    )
+    from scheduler.report.render import csv_rows, render
 
     try:
         options = ReportOptions(phone_charge_kwh, car_g_per_km, daily_queries, parse_training_energy(training_energy),
                                 grid_intensity, rating_energy, rate_against)
     except TrainingEnergyError as error:
         fail(str(error))
-    with sessions() as session:
+    with sessions() as session:  # read, and end the transaction before the arithmetic and the rendering
         found = find_sweep_or_fail(session, sweep)
-        text = render(gather(session, found, options), format, level)
+        rows = read_level(session, found, level, options) if format == "csv" else read_report(session, found, options)
+    text = csv_rows(rows, level) if format == "csv" else render(build_report(rows, options), format, level)
     if format == "html" and out is None:
         out = Path(f"{safe_name(found.name)}-report.html")
     _write_text(text, out)
@@ -176,12 +185,15 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
 
 
 def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None) -> None:
-    from scheduler.report.data import ReportOptions, gather
+    from db.results.views import model_rows
+    from scheduler.report.data import ReportOptions, read_reference, star_ratings
     from scheduler.report.table import print_ratings
 
-    with sessions() as session:
-        data = gather(session, found, ReportOptions(rating_energy=energy, rate_against=rate_against))
-    print_ratings(out, data.ratings, data.rating)
+    options = ReportOptions(rating_energy=energy, rate_against=rate_against)
+    with sessions() as session:  # the stars need the models' rows only, not the whole report's
+        models = model_rows(session, sweep_id=found.id)
+        reference, reference_name = read_reference(session, found, options, models)
+    print_ratings(out, *star_ratings(found, models, reference, reference_name, options))
 
 
 @import_app.command("codecarbon")

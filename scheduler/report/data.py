@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from db.results.views import (
     serving_cell_rows,
     task_rows,
 )
+from scheduler.report.power_limits import limits_by_job, power_limit_groups
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
 PHONE_CHARGE_KWH = 0.022
@@ -38,6 +40,9 @@ HEADLINE = ("each window's own energy: its pinned GPU plus its attributed share 
             "(node-wide readings are the node_* fields)")
 NODE_WIDE_NOTE = ("{runs} of {total} run(s) have no attributed share (imported CodeCarbon logs, or rows stored before "
                   "attribution): their figures are the node-wide readings")
+EXCLUDED_RULE = ("runs whose GPU energy is 0 (no energy counter and no power reading, flagged gpu-energy-zero) hold no "
+                 "measurement: no figure includes them, and excluded_runs counts them")
+EXCLUDED_NOTE = "{runs} run(s) excluded: their GPU energy is 0 (flagged gpu-energy-zero), which is no measurement"
 
 
 class TrainingEnergyError(ValueError):
@@ -223,16 +228,33 @@ def batch_curves(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return curves
 
 
-def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
-    tasks = task_rows(session, sweep_id=sweep.id)
+@dataclass
+class ReportRows:
+    """Everything a report reads from the database. It is read first, in one go, so that the caller can end its
+    transaction before the arithmetic and the rendering: on a sweep of 10,000 models those took longer than the
+    server lets a session sit idle in a transaction (`idle_in_transaction_session_timeout`), and the report lost
+    its connection."""
+    sweep: SimpleNamespace  # the Sweep's columns, detached from the session
+    tasks: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    kinds: list[dict[str, Any]]
+    cells: list[dict[str, Any]]
+    provenance: list[dict[str, Any]]
+    workers: list[dict[str, Any]]
+    progress: dict[str, Any]
+    serving: list[dict[str, Any]]
+    power_limits: dict[int, tuple[float | None, float | None]]  # job id -> limit asked for, limit read back
+    reference: list[dict[str, Any]]  # what the stars rate against
+    reference_name: str
+
+
+_SWEEP_COLUMNS = ("id", "name", "mode", "hardware_class", "created_at", "country_iso_code", "region",
+                  "grid_intensity_g_per_kwh", "cancelled", "spec")
+
+
+def read_report(session: Session, sweep: Sweep, options: ReportOptions) -> ReportRows:
+    """The report's rows: the views' rows for `sweep`, its workers, and the reference the stars rate against."""
     models = model_rows(session, sweep_id=sweep.id)
-    kinds = model_kind_rows(session, sweep_id=sweep.id)
-    cells = cell_rows(session, sweep_id=sweep.id)
-    if options.grid_intensity_g_per_kwh is not None:  # energy is primary: emissions follow from any intensity
-        for row in (*tasks, *models, *cells):
-            row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
-        for row in kinds:  # the mean over models of (model mean x intensity) = (mean over models) x intensity
-            row["g_co2e_per_1k_model_mean"] = _grams(row["kwh_per_1k_model_mean"], options.grid_intensity_g_per_kwh)
     provenance = provenance_rows(session, sweep_id=sweep.id)
     worker_ids = sorted({p["worker_id"] for p in provenance if p["worker_id"]})
     workers = [
@@ -240,6 +262,70 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
          "inventory": w.inventory}
         for w in session.scalars(select(Worker).where(Worker.id.in_(worker_ids)).order_by(Worker.id))
     ] if worker_ids else []
+    reference, reference_name = read_reference(session, sweep, options, models)
+    return ReportRows(
+        sweep=SimpleNamespace(**{name: getattr(sweep, name) for name in _SWEEP_COLUMNS}),
+        tasks=task_rows(session, sweep_id=sweep.id), models=models,
+        kinds=model_kind_rows(session, sweep_id=sweep.id), cells=cell_rows(session, sweep_id=sweep.id),
+        provenance=provenance, workers=workers, progress=progress_row(session, sweep_id=sweep.id) or {},
+        serving=serving_cell_rows(session, sweep_id=sweep.id), power_limits=limits_by_job(session, sweep_id=sweep.id),
+        reference=reference, reference_name=reference_name)
+
+
+def read_reference(session: Session, sweep: Sweep, options: ReportOptions, models: list[dict[str, Any]]
+                   ) -> tuple[list[dict[str, Any]], str]:
+    """What the stars rate against, and its name: the sweep's own `models`, or `--rate-against`'s."""
+    if options.rate_against is None:
+        return models, f"this sweep ({sweep.name})"
+    from db.queue.sweeps import find_sweep
+    from db.results.references import reference_rows
+
+    published = reference_rows(session, name=options.rate_against)
+    if published:  # an imported reference set: the leaderboard's own results, so the leaderboard's stars
+        return published, f"AI Energy Score leaderboard ({options.rate_against})"
+    other = find_sweep(session, ref=options.rate_against)  # SweepNotFound: the CLI lists the names
+    return model_rows(session, sweep_id=other.id), f"sweep {other.name} (id {other.id})"
+
+
+def star_ratings(sweep: Any, models: list[dict[str, Any]], reference: list[dict[str, Any]], reference_name: str,
+                 options: ReportOptions) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """AI Energy Score stars per cell, and which energy and reference they used."""
+    from scheduler.report.ratings import ENERGY_LABELS, rate
+
+    ratings = [r.as_dict() for r in rate(models, reference, energy=options.rating_energy,
+                                         reference_name=reference_name)]
+    rating = {"energy": options.rating_energy, "energy_label": ENERGY_LABELS[options.rating_energy],
+              "reference": reference_name, "reference_cells": len(reference), "protocol": protocol_of(sweep),
+              "rule": "5 equal-width bands of energy per 1,000 queries between the task's minimum and maximum over "
+                      "the reference set; 5 stars = lowest band; text generation and reasoning per size class "
+                      "(memory footprint, 1.2 GB per billion FP16 parameters: <= 24 GB, <= 80 GB, more; AI Energy "
+                      "Score's published class where it gives one)"}
+    return ratings, rating
+
+
+def read_level(session: Session, sweep: Sweep, level: str, options: ReportOptions) -> list[dict[str, Any]]:
+    """One view's rows (task, model or cell: `--format csv --level`), with emissions at the override intensity:
+    a CSV shows one level, so it reads only that view."""
+    rows = {"task": task_rows, "model": model_rows, "cell": cell_rows}[level](session, sweep_id=sweep.id)
+    if options.grid_intensity_g_per_kwh is not None:  # as build_report
+        for row in rows:
+            row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
+    return rows
+
+
+def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData:
+    """read_report then build_report: for callers that keep their session open anyway (small sweeps, tests)."""
+    return build_report(read_report(session, sweep, options), options)
+
+
+def build_report(rows: ReportRows, options: ReportOptions) -> ReportData:
+    """What the report shows, from its rows: no database."""
+    sweep, tasks, models, kinds, cells = rows.sweep, rows.tasks, rows.models, rows.kinds, rows.cells
+    if options.grid_intensity_g_per_kwh is not None:  # energy is primary: emissions follow from any intensity
+        for row in (*tasks, *models, *cells):
+            row["g_co2e_per_1k_mean"] = _grams(row["kwh_per_1k_mean"], options.grid_intensity_g_per_kwh)
+        for row in kinds:  # the mean over models of (model mean x intensity) = (mean over models) x intensity
+            row["g_co2e_per_1k_model_mean"] = _grams(row["kwh_per_1k_model_mean"], options.grid_intensity_g_per_kwh)
     declared = declared_in_spec(sweep.spec or {}) | options.training_energy_kwh
     training = match_training(sorted({m["model"] for m in models}), declared)
     info = {
@@ -250,36 +336,14 @@ def gather(session: Session, sweep: Sweep, options: ReportOptions) -> ReportData
         "source_files": (sweep.spec or {}).get("source_files"),
         "training_energy_unmatched": sorted(set(declared) - {name for _, name in training.values()}),
     }
-    from scheduler.report.power_limits import limits_by_job, power_limit_groups
-    from scheduler.report.ratings import ENERGY_LABELS, rate
-
-    reference, reference_name = models, f"this sweep ({sweep.name})"
-    if options.rate_against is not None:
-        from db.queue.sweeps import find_sweep
-        from db.results.references import reference_rows
-
-        published = reference_rows(session, name=options.rate_against)
-        if published:  # an imported reference set: the leaderboard's own results, so the leaderboard's stars
-            reference, reference_name = published, f"AI Energy Score leaderboard ({options.rate_against})"
-        else:
-            other = find_sweep(session, ref=options.rate_against)  # SweepNotFound: the CLI lists the names
-            reference, reference_name = model_rows(session, sweep_id=other.id), f"sweep {other.name} (id {other.id})"
-    ratings = [r.as_dict() for r in rate(models, reference, energy=options.rating_energy,
-                                         reference_name=reference_name)]
-    rating = {"energy": options.rating_energy, "energy_label": ENERGY_LABELS[options.rating_energy],
-              "reference": reference_name, "reference_cells": len(reference), "protocol": protocol_of(sweep),
-              "rule": "5 equal-width bands of energy per 1,000 queries between the task's minimum and maximum over "
-                      "the reference set; 5 stars = lowest band; text generation and reasoning per size class "
-                      "(memory footprint, 1.2 GB per billion FP16 parameters: <= 24 GB, <= 80 GB, more; AI Energy "
-                      "Score's published class where it gives one)"}
+    ratings, rating = star_ratings(sweep, models, rows.reference, rows.reference_name, options)
     return ReportData(
-        sweep=info, progress=progress_row(session, sweep_id=sweep.id) or {}, tasks=tasks, models=models,
-        provenance=provenance, workers=workers, equivalents=equivalents(tasks, options),
+        sweep=info, progress=rows.progress, tasks=tasks, models=models,
+        provenance=rows.provenance, workers=rows.workers, equivalents=equivalents(tasks, options),
         break_even=break_even(models, training, options), options=options, generated_at=datetime.now().astimezone(),
         model_kinds=kinds, kind_comparison=kind_comparison(kinds), ratings=ratings, rating=rating,
         pareto=pareto_rows(models), batch_curves=batch_curves(models), cells=cells, energy=energy_note(tasks),
-        serving=serving_cell_rows(session, sweep_id=sweep.id),
-        power_limits=power_limit_groups(models, limits_by_job(session, sweep_id=sweep.id)),
+        serving=rows.serving, power_limits=power_limit_groups(models, rows.power_limits),
     )
 
 
@@ -296,4 +360,5 @@ def energy_note(tasks: list[dict[str, Any]]) -> dict[str, Any]:
     runs = sum(t["runs"] or 0 for t in tasks)
     node_wide = sum(t["node_wide_runs"] or 0 for t in tasks)
     return {"accounting": "headline", "definition": HEADLINE, "runs": runs, "node_wide_runs": node_wide,
-            "note": NODE_WIDE_NOTE.format(runs=node_wide, total=runs) if node_wide else None}
+            "note": NODE_WIDE_NOTE.format(runs=node_wide, total=runs) if node_wide else None,
+            "excluded_runs": sum(t["excluded_runs"] or 0 for t in tasks), "excluded": EXCLUDED_RULE}

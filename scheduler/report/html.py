@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from scheduler.report.aies import batch_section, latency_section, output_length_section, stars_section
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
-from scheduler.report.data import ReportData
+from scheduler.report.data import EXCLUDED_NOTE, ReportData
 from scheduler.report.html_parts import Estimated, Table, fmt, render_template, svg, table
 from scheduler.report.power_limits import power_limit_section
 from scheduler.report.provenance import provenance_section
@@ -168,14 +168,22 @@ def break_even_section(data: ReportData) -> dict[str, Any]:
     return section
 
 
+RELIABILITY = "outliers / unreliable / excluded"
+
+
+def _reliability(row: dict[str, Any]) -> str:
+    """Windows flagged as outliers and as unreliable (both in the figures), and excluded (no GPU reading)."""
+    return " / ".join(fmt(row[name]) for name in ("outlier_runs", "unreliable_runs", "excluded_runs"))
+
+
 def models_table(data: ReportData) -> Table:
     rows = [[m["task"], m["model"], m.get("model_kind") or "–", fmt(m["num_parameters"]),
              fmt(m["runs"]), fmt(m["kwh_per_1k_mean"]), fmt(m["kwh_per_1k_median"]), fmt(m["kwh_per_1k_std_pooled"]),
              fmt(m["net_kwh_per_1k_mean"]), fmt(m["g_co2e_per_1k_mean"]), fmt(m["load_energy_kwh"]),
              Estimated(m["estimated_components"]),
-             fmt(m["outlier_runs"]) + " / " + fmt(m["unreliable_runs"])] for m in data.models]
+             _reliability(m)] for m in data.models]
     return table(["task", "model", "kind", "parameters", "runs", "kWh/1k mean", "median", "std", "net of idle",
-                  "g CO2e/1k", "load kWh", "estimated", "outliers / unreliable"], rows, {3, 4, 5, 6, 7, 8, 9, 10})
+                  "g CO2e/1k", "load kWh", "estimated", RELIABILITY], rows, {3, 4, 5, 6, 7, 8, 9, 10})
 
 
 def cells_table(data: ReportData) -> Table:
@@ -185,8 +193,8 @@ def cells_table(data: ReportData) -> Table:
              f"{fmt(c['kwh_per_1k_ci95_low'])} – {fmt(c['kwh_per_1k_ci95_high'])}"
              if c["kwh_per_1k_ci95_low"] is not None else "–",
              f"{100 * c['kwh_per_1k_cv']:.1f}%" if c["kwh_per_1k_cv"] is not None else "–",
-             fmt(c["outlier_runs"]) + " / " + fmt(c["unreliable_runs"])] for c in data.cells]
-    return table(["task", "model", "dataset", "runs", "kWh/1k mean", "std", "95% CI", "CV", "outliers / unreliable"],
+             _reliability(c)] for c in data.cells]
+    return table(["task", "model", "dataset", "runs", "kWh/1k mean", "std", "95% CI", "CV", RELIABILITY],
                  rows, {3, 4, 5, 6, 7})
 
 
@@ -223,7 +231,9 @@ def render(data: ReportData) -> str:
                   (fmt(p.get("runs_done")), "runs measured"), (fmt(total), "kWh in total"),
                   (fmt(total / data.options.phone_charge_kwh), "smartphone charges")],
             energy_note=f"Energy is {energy.get('definition', 'the headline')}."
-                        + (f" {energy['note']}." if energy.get("note") else ""),
+                        + (f" {energy['note']}." if energy.get("note") else "")
+                        + (f" {EXCLUDED_NOTE.format(runs=energy['excluded_runs'])}." if energy.get("excluded_runs")
+                           else ""),
             task_chart=task_chart(data), table2=table2(data), model_charts=model_charts(data),
             parameters=parameter_chart(data), stars=stars_section(data), batch=batch_section(data),
             latency=latency_section(data), output_length=output_length_section(data), kinds=kinds_section(data),

@@ -1,7 +1,7 @@
 """Cells measured under a power limit (the `power_limit_w` axis): energy per query and latency against the limit.
 
 The limit asked for is read from jobs.power_limit_w and the limit NVML read back from the windows
-(measurements.power_limit_read_w, migration 0026); the figures are the model summary's (v_model_summary rows,
+(measurements.power_limit_read_w, migration 0027); the figures are the model summary's (v_model_summary rows,
 one per cell). One group per (task, model, the cell's other axes) with at least one limited cell, its cells in
 order of the limit ("as found" first: the GPU's own limit). kWh per 1,000 queries is Wh per query.
 """
@@ -23,7 +23,9 @@ HEADERS = ["task", "model", "other axes", "limit W", "read back W", "Wh / query"
 def limits_by_job(session: Session, *, sweep_id: int) -> dict[int, tuple[float | None, float | None]]:
     """job id -> (limit asked for, mean limit read back over its query windows), for the sweep's limited jobs."""
     read_back = (select(Measurement.job_id, func.avg(Measurement.power_limit_read_w).label("read_w"))
-                 .where(Measurement.phase == "query").group_by(Measurement.job_id).subquery())
+                 .join(Job, Job.id == Measurement.job_id)  # this sweep's windows only, not every sweep's
+                 .where(Job.sweep_id == sweep_id, Measurement.phase == "query").group_by(Measurement.job_id)
+                 .subquery())
     rows = session.execute(select(Job.id, Job.power_limit_w, read_back.c.read_w)
                            .outerjoin(read_back, read_back.c.job_id == Job.id)
                            .where(Job.sweep_id == sweep_id))

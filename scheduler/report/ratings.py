@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from scheduler.report.size_classes import CLASSED_TASKS, size_class
@@ -65,8 +65,9 @@ class Rating:
     unrated: str | None = None  # why stars is None, in words
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"energy_label": ENERGY_LABELS[self.energy],
-                               "wh_per_1k": self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None}
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # flat: asdict deep-copies
+        return fields | {"energy_label": ENERGY_LABELS[self.energy],
+                         "wh_per_1k": self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None}
 
 
 def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], *, energy: str = "gpu",

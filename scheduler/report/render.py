@@ -19,7 +19,11 @@ LEVELS = {"task": "v_task_summary", "model": "v_model_summary", "cell": "v_cell_
 
 def to_csv(data: ReportData, level: str = "task") -> str:
     """Every column of the level's view, one row per task (default), model or cell (with its 95% CI)."""
-    rows = {"task": data.tasks, "model": data.models, "cell": data.cells}[level]
+    return csv_rows({"task": data.tasks, "model": data.models, "cell": data.cells}[level], level)
+
+
+def csv_rows(rows: list[dict[str, Any]], level: str) -> str:
+    """The CSV of the level's view's rows (`wattsweep report --format csv` reads only those: see read_level)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(VIEW_COLUMNS[LEVELS[level]]), lineterminator="\n")
     writer.writeheader()
@@ -43,7 +47,21 @@ def to_json(data: ReportData) -> str:
         "break_even": data.break_even, "provenance": data.provenance,
         "workers": data.workers, "options": asdict(data.options), "generated_at": data.generated_at,
     }
-    return json.dumps(document, default=_plain, indent=2) + "\n"
+    return _dumps(document) + "\n"
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    """`document` indented, except that each row of a list of rows (tasks, models, cells, ...) is one line: Python
+    indents JSON in pure Python, and the C encoder writes a 10,000-model sweep's rows about ten times faster."""
+    def rows(value: list) -> str:
+        lines = ",\n    ".join(json.dumps(row, default=_plain) for row in value)
+        return f"[\n    {lines}\n  ]" if value else "[]"
+
+    parts = [f"  {json.dumps(key)}: " + (rows(value) if isinstance(value, list) and value
+                                          and all(isinstance(row, dict) for row in value)
+                                          else json.dumps(value, default=_plain, indent=2).replace("\n", "\n  "))
+             for key, value in document.items()]
+    return "{\n" + ",\n".join(parts) + "\n}"
 
 
 def to_html(data: ReportData) -> str:

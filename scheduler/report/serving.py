@@ -31,6 +31,11 @@ def front(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [cells[i] for i in keys]
 
 
+def excluded(cell: dict[str, Any]) -> str:
+    """The cell's runs with no GPU reading (gpu-energy-zero): in no figure, so named beside the runs counted."""
+    return f" ({cell['excluded_runs']} excluded)" if cell.get("excluded_runs") else ""
+
+
 def serving_section(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The served cells' charts and table for templates/serving.html.j2; None without served cells."""
     if not cells:
@@ -55,7 +60,7 @@ def serving_section(cells: list[dict[str, Any]]) -> dict[str, Any] | None:
                       rings=True, tooltip="Pareto front")
     rows = [[c["model"], c["engine"] or "", load_of(c), fmt(c["kwh_per_output_token"]), fmt(c["kwh_per_request"]),
              fmt(c["itl_p99_s"]), fmt(c["ttft_p50_s"]), fmt(c["throughput_output_tokens_per_s"]),
-             fmt(c["steady_share"]), f"{c['steady_runs']} of {c['runs']}",
+             fmt(c["steady_share"]), f"{c['steady_runs']} of {c['runs']}{excluded(c)}",
              "yes" if any(c is b for b in best) else ""] for c in cells]
     by_load = scatter_chart(points, title="Energy per output token against concurrency (steady part of each run)",
                             x_label="requests in flight (log scale)", y_label="kWh per output token (log)",
@@ -84,6 +89,6 @@ def print_serving(cells: list[dict[str, Any]], console) -> None:
     for c in cells:
         grid.add_row(c["model"], c["engine"] or "", load_of(c), fmt(c["kwh_per_output_token"]),
                      fmt(c["kwh_per_request"]), fmt(c["itl_p99_s"]), fmt(c["ttft_p50_s"]),
-                     fmt(c["throughput_output_tokens_per_s"]), f"{c['steady_runs']}/{c['runs']}",
+                     fmt(c["throughput_output_tokens_per_s"]), f"{c['steady_runs']}/{c['runs']}{excluded(c)}",
                      "*" if any(c is b for b in best) else "")
     console.print(grid)

@@ -51,9 +51,9 @@ def test_server_enforces_the_timeouts_on_every_connection(postgres_url):
                                                       idle_in_transaction_timeout_s=1))
     with engine.connect() as connection:
         shown = {name: connection.execute(text(f"SHOW {name}")).scalar()
-                 for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")}
+                 for name in ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "jit")}
         assert shown == {"statement_timeout": "500ms", "lock_timeout": "250ms",
-                         "idle_in_transaction_session_timeout": "1s"}
+                         "idle_in_transaction_session_timeout": "1s", "jit": "off"}
         started = time.monotonic()
         with pytest.raises(OperationalError, match="canceling statement due to statement timeout"):
             connection.execute(text("SELECT pg_sleep(10)"))
