@@ -202,3 +202,64 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
         wake(now)
     units = [s for j in jobs for s in j.units_s]
     return SimResult(end, lower_bound_s(units, n_workers, join), loads, len(pairs))
+
+
+def split_gpus(gpu_s_by_size: dict[int, float], gpus: int) -> dict[int, int]:
+    """Workers per group size for `gpus` GPUs, each pool draining its own jobs (a job needing N GPUs goes only to
+    workers holding N): the split whose slowest pool has the least work per GPU, with one worker of each size at
+    least. `gpu_s_by_size`: the GPU-seconds of the jobs of each size. Raises ValueError if the GPUs cannot hold
+    one worker of each size."""
+    sizes = sorted(size for size, work in gpu_s_by_size.items() if work > 0) or [1]
+    if sum(sizes) > gpus:
+        raise ValueError(f"{gpus} GPUs cannot hold one worker of each size the sweep needs "
+                         f"({', '.join(f'{s} GPUs' for s in sizes)})")
+    smallest, larger = sizes[0], sizes[1:]
+    best: tuple[float, dict[int, int]] | None = None
+    for counts in _counts(larger, gpus - smallest):
+        left = gpus - sum(size * n for size, n in counts.items())
+        split = {**counts, smallest: left // smallest}
+        worst = max(gpu_s_by_size.get(size, 0.0) / (size * n) for size, n in split.items())
+        if best is None or worst < best[0]:
+            best = (worst, split)
+    return best[1]
+
+
+def _counts(sizes: list[int], budget: int):
+    """Every {size: workers >= 1} for `sizes` using at most `budget` GPUs."""
+    if not sizes:
+        yield {}
+        return
+    size, rest = sizes[0], sizes[1:]
+    for n in range(1, (budget - sum(rest)) // size + 1):
+        for others in _counts(rest, budget - size * n):
+            yield {size: n, **others}
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """`simulate_pools`: the pools' makespan (the slowest pool's) against the GPU-seconds bound."""
+
+    makespan_s: float
+    lower_bound_s: float  # GPU-seconds of all units / GPUs: no schedule of these GPUs ends sooner
+    model_loads: int
+    job_worker_pairs: int
+    workers: dict[int, int]  # group size -> workers
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
+
+
+def simulate_pools(jobs: Sequence[tuple[SimJob, int]], workers: dict[int, int]) -> PoolResult:
+    """`simulate` per group size: jobs needing N GPUs (each `(job, N)`) drained by the `workers[N]` workers
+    holding N. The bound counts each unit's GPU-seconds (its seconds x its job's GPUs) over every GPU."""
+    gpus = sum(size * n for size, n in workers.items())
+    gpu_s = sum(size * s for job, size in jobs for s in job.units_s)
+    makespan, loads, pairs = 0.0, 0, 0
+    for size, n in workers.items():
+        pool = [job for job, needs in jobs if needs == size]
+        if pool and n:
+            result = simulate(pool, n)
+            makespan, loads, pairs = max(makespan, result.makespan_s), loads + result.model_loads, \
+                pairs + result.job_worker_pairs
+    return PoolResult(makespan, gpu_s / gpus if gpus else 0.0, loads, pairs, dict(workers))

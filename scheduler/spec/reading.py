@@ -4,7 +4,8 @@
 whatever it holds (size, nesting, values after YAML aliases), parses the
 YAML, validates it against the schema (scheduler.spec.schema) and checks it
 against this machine's files: references to files lie under the data roots,
-and the chat templates of models run at a `reasoning` level have its switch.
+the chat templates of models run at a `reasoning` level have its switch, and
+`model_gpus: auto` can size each model it names (scheduler.spec.gpus).
 Every problem is a `SpecError` with one line naming the field, the value and
 what is allowed, never a traceback.
 """
@@ -46,6 +47,11 @@ def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] 
     problem = chat_template_problem(spec)
     if problem:
         raise SpecError(f"{source}: {problem}")
+    if spec.model_gpus:  # `auto` reads the weights' size on this machine (scheduler.spec.gpus)
+        from scheduler.spec.gpus import gpus_problem
+
+        if problem := gpus_problem(spec):
+            raise SpecError(f"{source}: {problem}")
     return spec
 
 

@@ -368,7 +368,7 @@ def make_loop(runtime: WorkerRuntime, executor: UnitExecutor, *, mode: str | Non
                       **{name: hook for name, hook in optional.items() if hook is not None})
     return WorkLoop(lease=executor.lease, hardware_class=runtime.hardware_class,
                     lease_timeout_s=get_settings().lease_timeout_s, hooks=hooks, mode=mode, sweep_id=sweep_id,
-                    max_consecutive_failures=max_consecutive_failures)
+                    max_consecutive_failures=max_consecutive_failures, gpus=runtime.gpus)
 
 
 def execute_job(

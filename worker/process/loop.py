@@ -118,8 +118,9 @@ class WorkLoop:
 
     def __init__(self, *, lease: Lease, hardware_class: str, lease_timeout_s: float, hooks: LoopHooks,
                  mode: str | None = "distributed", sweep_id: int | None = None,
-                 max_consecutive_failures: int | None = None, recruit_every_s: float = 1.0):
+                 max_consecutive_failures: int | None = None, recruit_every_s: float = 1.0, gpus: int = 1):
         self.lease, self.hardware_class, self.lease_timeout_s = lease, hardware_class, lease_timeout_s
+        self.gpus = gpus  # the worker's group size: it joins only jobs needing exactly that many GPUs
         self.transact, self.mode, self.sweep_id = hooks.transact, mode, sweep_id
         self.send, self.queue_length = hooks.send, hooks.queue_length
         self.hold = hooks.hold
@@ -210,7 +211,7 @@ class WorkLoop:
                 return JoinResult(None)
             return join_job(session, lease=self.lease, hardware_class=self.hardware_class,
                             lease_timeout_s=self.lease_timeout_s, mode=self.mode, hint=hint, sweep_id=self.sweep_id,
-                            only_job_id=only_job_id, may_take_over=take_over)
+                            only_job_id=only_job_id, may_take_over=take_over, gpus=self.gpus)
 
         result = self.transact(work)
         if result.claim is not None and not result.claim.joined:
@@ -320,6 +321,7 @@ class WorkLoop:
         if self.queue_length() > 0:
             return
         target = self.transact(lambda s: recruit(s, lease=self.lease, hardware_class=self.hardware_class,
-                                                 lease_timeout_s=self.lease_timeout_s, mode=self.mode))
+                                                 lease_timeout_s=self.lease_timeout_s, mode=self.mode,
+                                                 gpus=self.gpus))
         if target is not None:
             self.send(target)

@@ -22,6 +22,7 @@ class WorkerRuntime:
     hardware_class: str
     sessions: sessionmaker[Session]
     gpu_ids: list[int] | None = None  # physical GPU indices CodeCarbon must read (pinned: one)
+    gpus: int = 1  # the group size: the worker takes only jobs needing exactly this many GPUs (jobs.gpus)
     mig_uuid: str | None = None  # the MIG slice of gpu_ids[0] this worker computes on
     simulated_gpu: bool = False  # tests: the simulated GPU node (torch on the CPU, the GPU metered via NVML)
     # Local: one machine, so a model that fails to load fails its job at once. Distributed: another node may
