@@ -206,33 +206,20 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
 
 def split_gpus(gpu_s_by_size: dict[int, float], gpus: int) -> dict[int, int]:
     """Workers per group size for `gpus` GPUs, each pool draining its own jobs (a job needing N GPUs goes only to
-    workers holding N): the split whose slowest pool has the least work per GPU, with one worker of each size at
-    least. `gpu_s_by_size`: the GPU-seconds of the jobs of each size. Raises ValueError if the GPUs cannot hold
-    one worker of each size."""
+    workers holding N): one worker of each size the jobs need, then each further worker to the pool with the most
+    work per GPU that it fits in (`gpu_s_by_size`: the GPU-seconds of the jobs of each size). Raises ValueError
+    if the GPUs cannot hold one worker of each size."""
     sizes = sorted(size for size, work in gpu_s_by_size.items() if work > 0) or [1]
-    if sum(sizes) > gpus:
+    left = gpus - sum(sizes)
+    if left < 0:
         raise ValueError(f"{gpus} GPUs cannot hold one worker of each size the sweep needs "
-                         f"({', '.join(f'{s} GPUs' for s in sizes)})")
-    smallest, larger = sizes[0], sizes[1:]
-    best: tuple[float, dict[int, int]] | None = None
-    for counts in _counts(larger, gpus - smallest):
-        left = gpus - sum(size * n for size, n in counts.items())
-        split = {**counts, smallest: left // smallest}
-        worst = max(gpu_s_by_size.get(size, 0.0) / (size * n) for size, n in split.items())
-        if best is None or worst < best[0]:
-            best = (worst, split)
-    return best[1]
-
-
-def _counts(sizes: list[int], budget: int):
-    """Every {size: workers >= 1} for `sizes` using at most `budget` GPUs."""
-    if not sizes:
-        yield {}
-        return
-    size, rest = sizes[0], sizes[1:]
-    for n in range(1, (budget - sum(rest)) // size + 1):
-        for others in _counts(rest, budget - size * n):
-            yield {size: n, **others}
+                         f"({', '.join(f'{size} GPUs' for size in sizes)})")
+    split = dict.fromkeys(sizes, 1)
+    while fits := [size for size in sizes if size <= left]:
+        busiest = max(fits, key=lambda size: gpu_s_by_size.get(size, 0.0) / (size * split[size]))
+        split[busiest] += 1
+        left -= busiest
+    return split
 
 
 @dataclass(frozen=True)
