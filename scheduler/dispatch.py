@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -49,7 +50,7 @@ from db.stale_sessions import end_stale_sessions
 from scheduler.plan.submit import create_sweep
 from scheduler.spec.schema import SweepSpec
 from worker.contract.broker import queue_lengths, ready_job_ids, reserved_job_ids
-from worker.contract.celery_app import SendFailed, job_queue, send_job_ids
+from worker.contract.celery_app import SendFailed, dispatch_queue, job_queue, send_job_ids
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Submitted:
     jobs: int
     runs: int
     sent: int
+    queues: dict[str, int] = field(default_factory=dict)  # queue -> jobs sent there (one per group size)
 
 
 class SweepUnfinished(RuntimeError):
@@ -109,7 +111,8 @@ def submit_sweep(
         except Exception as db_error:  # the grace period then only delays them
             log.warning("could not clear the dispatch time of unsent jobs: %s", db_error)
         raise NotSent(name=spec.name, sweep_id=sweep_id, not_sent=len(unsent), cause=str(error)) from None
-    return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent)
+    queues = Counter(map(dispatch_queue, dispatches))
+    return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent, dict(sorted(queues.items())))
 
 
 @dataclass(frozen=True)

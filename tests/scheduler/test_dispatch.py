@@ -263,7 +263,9 @@ def test_a_job_needing_four_gpus_goes_to_its_class_s_four_gpu_queue_at_submit_re
     """Issue 21: jobs.gpus picks the queue (worker.contract.celery_app.job_queue): `cpu-x-x4` for 4 GPUs."""
     sessions, app, client = env
     spec = parse_sweep(SPEC | {"model_gpus": {"hub:org/a": 4}})
-    sweep_id = submit_sweep(sessions, spec, app=app).sweep_id
+    done = submit_sweep(sessions, spec, app=app)
+    sweep_id = done.sweep_id
+    assert done.queues == {"cpu-x": 2, "cpu-x-x4": 1}
     with sessions() as session:
         gpus = dict(session.execute(select(Job.model, Job.gpus)).all())
         four = set(session.scalars(select(Job.id).where(Job.gpus == 4)))
