@@ -147,11 +147,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             request = flows[index].send(answer)
         except StopIteration:
             del flows[index]
-            size = sizes[index]
-            if dissolve and size > 1 and not messages[size] and not left_for(size):
-                dissolve_group(index)
-            else:
-                idle[size].append(index)
+            idle[sizes[index]].append(index)  # (wake dissolves it where its size has nothing left)
             return
         if isinstance(request, Load):
             loads[0] += 1
@@ -167,7 +163,17 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         sequence[0] += 1
         heapq.heappush(events, (now[0] + duration, sequence[0], index, result))
 
+    def dissolve_idle() -> None:
+        """Idle groups whose size has nothing left (held units aside) dissolve too: a group that a join rule
+        passed over would otherwise wait for a message that never comes."""
+        for size, waiting in idle.items():
+            if size > 1 and waiting and not messages[size] and not left_for(size):
+                while waiting:
+                    dissolve_group(waiting.popleft())
+
     def wake() -> None:
+        if dissolve:
+            dissolve_idle()
         while any(idle[size] and messages[size] for size in idle):
             for size, waiting in idle.items():
                 while waiting and messages[size]:
@@ -202,11 +208,14 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         pairs = len(set(session.execute(select(Shard.job_id, Shard.worker_id).join(Job)
                                         .where(Job.sweep_id == sweep_id)).all()))
         measured = session.scalar(select(func.count()).select_from(Shard).join(Job).where(Job.sweep_id == sweep_id))
+        size_of = {loop.lease.worker_id: sizes[index] for index, loop in loops.items()}
+        placed = {(gpus, size_of[worker_id]) for gpus, worker_id in session.execute(  # (job's GPUs, worker's)
+            select(Job.gpus, Shard.worker_id).join(Job).where(Job.sweep_id == sweep_id).distinct())}
     if left is not None:
         raise RuntimeError("the simulation ended with units left: a worker waited for a message that never came")
     return dict(makespan_s=now[0], lower_bound_s=bound, model_loads=loads[0], job_worker_pairs=pairs,
                 units=len(units_s), units_measured=measured, longest_unit_s=max(units_s, default=0.0), pools=pools,
-                gpu_s=gpu_s, dissolved_at_s=[at for at, _ in dissolved])
+                gpu_s=gpu_s, dissolved_at_s=[at for at, _ in dissolved], placed=placed)
 
 
 def parse_join(text: str | None) -> tuple[int, float] | None:

@@ -23,9 +23,11 @@ def test_group_jobs_run_only_on_group_workers_and_dissolved_groups_take_one_gpu_
     groups = mark_groups(TRACE, share=0.3, size=2, seed=0)
     static = simulate(TRACE, 6, None, queries=100, max_unit_s=1800.0, groups=groups)  # raises if a unit is left
     assert static["pools"] == {1: 4, 2: 1} and static["dissolved_at_s"] == []
+    assert static["placed"] == {(1, 1), (2, 2)}  # (a job's GPUs, its worker's): never a mismatch
     assert static["makespan_s"] >= static["lower_bound_s"] == sum(static["gpu_s"].values()) / 6
     dissolving = simulate(TRACE, 6, None, queries=100, max_unit_s=1800.0, groups=groups, dissolve=True)
     assert len(dissolving["dissolved_at_s"]) == 1 and dissolving["makespan_s"] <= static["makespan_s"]
+    assert dissolving["placed"] == {(1, 1), (2, 2)}
     trace = tmp_path / "trace.tsv"
     trace.write_text("task\tmodel\tdataset\trepetition\tduration_s\n" + "".join(
         f"{r.task}\t{r.model}\t{r.dataset}\t{r.repetition}\t{r.duration_s}\n" for r in TRACE))
