@@ -7,6 +7,7 @@ matching sweep is then built by submit's own code (scheduler.plan.submit.new_job
 durations) and stored (bench/replay_trace.py, shared by both modes). Two modes:
 
     python bench/replay.py bench/study_trace.tsv --simulate 64 [--join 32@0.5]
+    python bench/replay.py bench/study_trace.tsv --simulate 64 --group-share 0.1 --group-size 4 [--dissolve]
     python bench/replay.py bench/study_trace.tsv --real 8 --compress 2000 [--join 4@0.5]
 
 --simulate N: a discrete-event simulation of N workers, each driving the workers' own decision code
@@ -22,6 +23,12 @@ sweep lives in a scratch database that is dropped afterwards. Real mode also pri
 unit (the time between a worker's meter windows, plus how much longer a window is than the sleep it measured:
 the meter's own start and stop), the bound the issue sets, 1.10 x lower bound + overhead x units / N, and where
 the workers' time went (windows, gaps, loads, start-up, tail; the workers' CPU per unit).
+--group-share F --group-size G (simulated mode): jobs chosen at random (bench/replay_trace.mark_groups, --group-seed)
+until their GPU-seconds, G x their traced seconds, are F of the trace's need G GPUs; the N GPUs are split into
+workers of G GPUs and one-GPU workers in proportion to each size's GPU-seconds (scheduler.plan.simulate.split_gpus,
+as `plan --workers`), each size taking only its own jobs from its own queue (db.queue.staffing's `gpus`), and the
+bound is GPU-seconds / N. --dissolve: a group whose size has nothing left to claim becomes G one-GPU workers, as a
+lab restarts a group's GPUs as `wattsweep worker --gpu N` each once the group queue is drained.
 --join M@T adds M workers at T x the lower bound. Real workers take a while to start (imports), so real mode
 starts them that much before T (as long as the first N took) and also prints the bound for the moment they
 were really ready.
