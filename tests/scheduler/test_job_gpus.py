@@ -162,3 +162,19 @@ def test_auto_sizes_a_hub_model_from_its_snapshot_in_the_local_cache(saved_model
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     spec = _with(model_gpus={"hub:org/big": "auto"}, gpu_memory_gb=size / 1e9 / 1.5, gpu_memory_headroom=0)
     assert {job.model: job.gpus for job in expand(spec)} == {"tiny:bert": 1, "hub:org/big": 2}
+
+
+def test_plan_prints_the_gpus_per_job_and_the_pools_of_its_workers(sqlite_url, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("name: plan-groups\nhardware_class: h100\ncarbon: {grid_intensity_g_per_kwh: 100}\n"
+                     "defaults: {queries: 1000, repetitions: 4, warmup: 0}\n"
+                     "tasks:\n  fill-mask:\n    models: [tiny:bert, hub:org/big]\n    datasets: [builtin:texts]\n"
+                     "model_gpus: {hub:org/big: 4}\n")
+    result = wattsweep_cli(sqlite_url, "plan", str(sweep), "--jobs", "--workers", "8")
+    out = " ".join(result.output.split())
+    assert result.exit_code == 0, out
+    assert ("GPUs per job: 1 job(s) need 1 GPU (queue h100); 1 job(s) need 4 GPUs (queue h100-x4, workers started "
+            "with --gpus holding 4)") in out
+    assert "fill-mask / hub:org/big (task-specific): 4 runs, 4 GPUs," in out
+    assert "with 8 GPUs (4 workers of 1 GPU + 1 worker of 4 GPUs): expected makespan" in out
+    assert "GPU-h / 8 GPUs (the longest unit as submitted" in out and "bounds nothing: claims split it)" in out
