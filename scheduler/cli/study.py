@@ -172,8 +172,8 @@ def pull(sweep_file: SweepFile) -> None:
     from worker.data.hf_snapshots import pull_dataset
     from worker.models.hub import pull_model
 
-    spec = load_spec(sweep_file)
-    result = make_plan(spec)
+    spec = load_spec(sweep_file, size_models=False)  # `auto` sizes models from the copies this fetches
+    result = make_plan(spec, gpus={})
     items = [("model", ref, None) for ref in result.models_to_download] + \
             [("dataset", d.ref, d.rows) for d in result.datasets_to_download]
     if not items:

@@ -18,6 +18,7 @@ the axes given as lists ("" when none is), which keeps cells of one model apart.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +70,13 @@ def cell_key(values: dict[str, Any], varying: list[str]) -> str:
     return " ".join(f"{name}={values[name]}" for name in SWEEP_AXES if name in varying)
 
 
-def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJob]:
-    """Every job of the sweep in file order; `hardware_class` overrides the file's."""
+def expand(spec: SweepSpec, hardware_class: str | None = None, gpus: Mapping[str, int] | None = None
+           ) -> list[PlannedJob]:
+    """Every job of the sweep in file order; `hardware_class` overrides the file's. `gpus`: each model's GPUs
+    (default: scheduler.spec.gpus.model_gpus, where `auto` reads the weights' size on this machine)."""
     hardware_class = hardware_class or spec.hardware_class
-    gpus = model_gpus(spec) if spec.model_gpus else {}  # `auto` reads the weights' size on this machine
+    if gpus is None:
+        gpus = model_gpus(spec) if spec.model_gpus else {}
     jobs: list[PlannedJob] = []
     for task, task_spec in spec.tasks.items():
         settings = spec.settings_for(task)

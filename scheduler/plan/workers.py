@@ -80,10 +80,12 @@ def _job_plan(job: PlannedJob, estimates: Mapping) -> JobPlan:
                    job.gpus)
 
 
-def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None) -> SweepPlan:
-    """The plan of `spec` on `hardware_class` (default: the file's), with `estimates` from db.results.estimates."""
+def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None,
+              gpus: Mapping[str, int] | None = None) -> SweepPlan:
+    """The plan of `spec` on `hardware_class` (default: the file's), with `estimates` from db.results.estimates;
+    `gpus` as scheduler.plan.expand.expand takes them."""
     estimates = estimates or {}
-    jobs = expand(spec, hardware_class)
+    jobs = expand(spec, hardware_class, gpus)
     models = [ref for ref in spec.all_models() if parse_model_ref(ref).kind == "hub"]
     rows: dict[str, int] = {}
     for task, task_spec in spec.tasks.items():

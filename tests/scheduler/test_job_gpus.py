@@ -178,3 +178,21 @@ def test_plan_prints_the_gpus_per_job_and_the_pools_of_its_workers(sqlite_url, t
     assert "fill-mask / hub:org/big (task-specific): 4 runs, 4 GPUs," in out
     assert "with 8 GPUs (4 workers of 1 GPU + 1 worker of 4 GPUs): expected makespan" in out
     assert "GPU-h / 8 GPUs (the longest unit as submitted" in out and "bounds nothing: claims split it)" in out
+
+
+def test_pull_fetches_what_auto_will_size_while_plan_names_the_fix(tmp_path):
+    """`auto` needs the weights on this machine; `pull`, which puts them there, must not need them first."""
+    from tests.helpers import wattsweep
+
+    (tmp_path / "sweep.yaml").write_text(
+        "name: auto\nhardware_class: h100\ncarbon: {grid_intensity_g_per_kwh: 100}\n"
+        "tasks:\n  fill-mask:\n    models: [hub:org/big]\n    datasets: [builtin:texts]\n"
+        "model_gpus: {hub:org/big: auto}\ngpu_memory_gb: 80\n")
+    env = {"HF_HOME": str(tmp_path / "hf")}  # an empty cache, offline (tests.helpers.wattsweep_env)
+    planned = wattsweep("plan", "sweep.yaml", cwd=tmp_path, env=env)
+    assert planned.returncode == 2
+    assert "model_gpus.hub:org/big: auto needs the size of its weights, but it is not in the local Hugging Face " \
+           "cache" in " ".join(planned.stderr.split())
+    pulled = wattsweep("pull", "sweep.yaml", cwd=tmp_path, env=env)
+    assert pulled.returncode == 1 and "auto needs" not in pulled.stderr
+    assert "missing hub:org/big: HF_HUB_OFFLINE=1 and not in the local cache" in " ".join(pulled.stdout.split())
