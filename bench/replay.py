@@ -7,6 +7,7 @@ matching sweep is then built by submit's own code (scheduler.plan.submit.new_job
 durations) and stored (bench/replay_trace.py, shared by both modes). Two modes:
 
     python bench/replay.py bench/study_trace.tsv --simulate 64 [--join 32@0.5]
+    python bench/replay.py bench/study_trace.tsv --simulate 64 --group-share 0.1 --group-size 4 [--dissolve]
     python bench/replay.py bench/study_trace.tsv --real 8 --compress 2000 [--join 4@0.5]
 
 --simulate N: a discrete-event simulation of N workers, each driving the workers' own decision code
@@ -22,6 +23,12 @@ sweep lives in a scratch database that is dropped afterwards. Real mode also pri
 unit (the time between a worker's meter windows, plus how much longer a window is than the sleep it measured:
 the meter's own start and stop), the bound the issue sets, 1.10 x lower bound + overhead x units / N, and where
 the workers' time went (windows, gaps, loads, start-up, tail; the workers' CPU per unit).
+--group-share F --group-size G (simulated mode): jobs chosen at random (bench/replay_trace.mark_groups, --group-seed)
+until their GPU-seconds, G x their traced seconds, are F of the trace's need G GPUs; the N GPUs are split into
+workers of G GPUs and one-GPU workers in proportion to each size's GPU-seconds (scheduler.plan.simulate.split_gpus,
+as `plan --workers`), each size taking only its own jobs from its own queue (db.queue.staffing's `gpus`), and the
+bound is GPU-seconds / N. --dissolve: a group whose size has nothing left to claim becomes G one-GPU workers, as a
+lab restarts a group's GPUs as `wattsweep worker --gpu N` each once the group queue is drained.
 --join M@T adds M workers at T x the lower bound. Real workers take a while to start (imports), so real mode
 starts them that much before T (as long as the first N took) and also prints the bound for the moment they
 were really ready.
@@ -50,6 +57,7 @@ from bench.replay_trace import (  # noqa: E402  (the path above first)
     TraceRun,
     build_sweep,
     lower_bound_s,
+    mark_groups,
     read_trace,
     trace_database,
     units_for_bound,
@@ -59,29 +67,41 @@ from bench.replay_trace import (  # noqa: E402  (the path above first)
 
 
 def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, queries: int,
-             max_unit_s: float) -> dict:
-    from sqlalchemy import func, select
+             max_unit_s: float, groups: dict[tuple[str, str], int] | None = None, dissolve: bool = False) -> dict:
+    """`groups`: the jobs that need a group of GPUs (mark_groups); the N GPUs are then split into workers of each
+    size (scheduler.plan.simulate.split_gpus), each size taking only its own jobs from its own queue. `dissolve`: a
+    group worker that finds nothing left for its size becomes one-GPU workers (a lab restarting the group's GPUs
+    as `wattsweep worker --gpu N` each)."""
+    from sqlalchemy import func, select, update
 
     from db.models import Job, Run, Shard, Worker
     from db.queue.leases import Lease
     from db.queue.reconcile import sweep_dispatches
+    from scheduler.plan.simulate import split_gpus
     from tests.factories import make_reading
     from worker.process.loop import Execute, Load, Loaded, LoopHooks, Measured, WorkLoop
     from worker.workloads.base import WorkDone
 
     sessions = trace_database(trace, queries, "replay")
+    messages: dict[int, deque[int]] = {1: deque()}  # group size -> its queue (job_queue(class, size))
     with sessions.begin() as session:
-        sweep_id, _ = build_sweep(session, trace, queries=queries, max_unit_s=max_unit_s)
-        messages = deque(d.job_id for d in sweep_dispatches(session, sweep_id=sweep_id))
+        sweep_id, _ = build_sweep(session, trace, queries=queries, max_unit_s=max_unit_s, gpus=groups)
+        for dispatch in sweep_dispatches(session, sweep_id=sweep_id):
+            messages.setdefault(dispatch.gpus, deque()).append(dispatch.job_id)
     with sessions() as session:
         traced = {(r.task, r.model, r.dataset, r.repetition): r.duration_s for r in trace}
         run_seconds = {run_id: traced[(task, model, dataset, repetition)] for run_id, task, model, dataset, repetition
                        in session.execute(select(Run.id, Job.task, Job.model, Run.dataset, Run.repetition)
                                           .join(Job).where(Job.sweep_id == sweep_id))}
         load_s = dict(session.execute(select(Job.id, Job.load_expected_s).where(Job.sweep_id == sweep_id)).all())
-        units_s = [run_seconds[run_id] * n_queries / queries for run_id, n_queries in session.execute(
-            select(Shard.run_id, Shard.n_queries).join(Job).where(Job.sweep_id == sweep_id))]
-    bound = lower_bound_s(units_s, n, join)
+        units = [(run_seconds[run_id] * n_queries / queries, gpus) for run_id, n_queries, gpus in session.execute(
+            select(Shard.run_id, Shard.n_queries, Job.gpus).join(Job).where(Job.sweep_id == sweep_id))]
+    units_s = [seconds for seconds, _ in units]
+    gpu_s: dict[int, float] = {}
+    for seconds, gpus in units:
+        gpu_s[gpus] = gpu_s.get(gpus, 0.0) + seconds * gpus
+    bound = lower_bound_s([seconds * gpus for seconds, gpus in units], n, join)  # GPU-seconds / GPUs
+    pools = split_gpus(gpu_s, n)
     now = [0.0]
     epoch = datetime.now(UTC) - timedelta(days=400)
 
@@ -91,20 +111,42 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
 
     loops: dict[int, WorkLoop] = {}
     flows: dict[int, object] = {}
+    sizes: dict[int, int] = {}  # worker -> the GPUs it holds
+    idle: dict[int, deque[int]] = {size: deque() for size in messages}
 
-    def add_worker(index: int) -> None:
+    def add_worker(index: int, size: int = 1) -> None:
         lease = Lease(f"sim{index}@replay", f"token-{index}")
         with sessions.begin() as session:
             session.add(Worker(id=lease.worker_id, hostname=f"sim{index}", host_id=f"sim{index}", device="cpu",
                                hardware_class=HARDWARE_CLASS, inventory={}, token=lease.token))
-        hooks = LoopHooks(transact=transact, send=messages.append, queue_length=lambda: len(messages),
+        queue = messages.setdefault(size, deque())
+        hooks = LoopHooks(transact=transact, send=queue.append, queue_length=lambda: len(queue),
                           clock=lambda: now[0])
-        loops[index] = WorkLoop(lease=lease, hardware_class=HARDWARE_CLASS, lease_timeout_s=1e9, hooks=hooks)
+        loops[index] = WorkLoop(lease=lease, hardware_class=HARDWARE_CLASS, lease_timeout_s=1e9, hooks=hooks,
+                                gpus=size)
+        sizes[index] = size
+        idle.setdefault(size, deque()).append(index)
 
     events: list[tuple[float, int, int, object]] = []
-    idle: deque[int] = deque()
     sequence = [0]
     loads = [0]
+    dissolved = []  # (seconds, group worker) when a group became one-GPU workers
+
+    def left_for(size: int) -> bool:
+        with sessions() as session:
+            return session.scalar(select(Shard.id).join(Job).where(
+                Job.sweep_id == sweep_id, Job.gpus == size, Shard.status == "pending").limit(1)) is not None
+
+    def dissolve_group(index: int) -> None:
+        """Its GPUs become one-GPU workers, which look for work at once (as a worker that starts does)."""
+        with sessions.begin() as session:
+            session.execute(update(Worker).where(Worker.id == loops[index].lease.worker_id)
+                            .values(stopped_reason="group dissolved into one-GPU workers"))
+        dissolved.append((now[0], index))
+        for _ in range(sizes[index]):
+            new = max(sizes) + 1
+            add_worker(new)
+            loops[new].recruit_now()  # what worker.process.celery_worker does when a worker is ready
 
     def step(index: int, answer) -> None:
         """Resume a worker's flow; schedule the end of what it asks for, or let it take the next message."""
@@ -112,7 +154,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             request = flows[index].send(answer)
         except StopIteration:
             del flows[index]
-            idle.append(index)
+            idle[sizes[index]].append(index)  # (wake dissolves it where its size has nothing left)
             return
         if isinstance(request, Load):
             loads[0] += 1
@@ -128,26 +170,38 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         sequence[0] += 1
         heapq.heappush(events, (now[0] + duration, sequence[0], index, result))
 
-    def wake() -> None:
-        while idle and messages:
-            index = idle.popleft()
-            flows[index] = loops[index].serve(messages.popleft())
-            step(index, None)
+    def dissolve_idle() -> None:
+        """Idle groups whose size has nothing left (held units aside) dissolve too: a group that a join rule
+        passed over would otherwise wait for a message that never comes."""
+        for size, waiting in idle.items():
+            if size > 1 and waiting and not messages[size] and not left_for(size):
+                while waiting:
+                    dissolve_group(waiting.popleft())
 
-    for index in range(n):
-        add_worker(index)
-        idle.append(index)
+    def wake() -> None:
+        if dissolve:
+            dissolve_idle()
+        while any(idle[size] and messages[size] for size in idle):
+            for size, waiting in idle.items():
+                while waiting and messages[size]:
+                    index = waiting.popleft()
+                    flows[index] = loops[index].serve(messages[size].popleft())
+                    step(index, None)
+
+    for size, count in sorted(pools.items(), reverse=True):
+        for _ in range(count):
+            add_worker(len(sizes), size)
     wake()
-    joiners = list(range(n, n + (join[0] if join else 0)))
+    joiners = join[0] if join else 0
     join_at = join[1] if join else None
     while events or joiners:
         if joiners and (not events or join_at <= events[0][0]):
             now[0] = max(now[0], join_at)
-            for index in joiners:
+            for _ in range(joiners):
+                index = max(sizes) + 1
                 add_worker(index)
                 loops[index].recruit_now()  # what worker.process.celery_worker does when a worker is ready
-                idle.append(index)
-            joiners = []
+            joiners = 0
             wake()
             continue
         if not events:
@@ -161,10 +215,14 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         pairs = len(set(session.execute(select(Shard.job_id, Shard.worker_id).join(Job)
                                         .where(Job.sweep_id == sweep_id)).all()))
         measured = session.scalar(select(func.count()).select_from(Shard).join(Job).where(Job.sweep_id == sweep_id))
+        size_of = {loop.lease.worker_id: sizes[index] for index, loop in loops.items()}
+        placed = {(gpus, size_of[worker_id]) for gpus, worker_id in session.execute(  # (job's GPUs, worker's)
+            select(Job.gpus, Shard.worker_id).join(Job).where(Job.sweep_id == sweep_id).distinct())}
     if left is not None:
         raise RuntimeError("the simulation ended with units left: a worker waited for a message that never came")
     return dict(makespan_s=now[0], lower_bound_s=bound, model_loads=loads[0], job_worker_pairs=pairs,
-                units=len(units_s), units_measured=measured, longest_unit_s=max(units_s, default=0.0))
+                units=len(units_s), units_measured=measured, longest_unit_s=max(units_s, default=0.0), pools=pools,
+                gpu_s=gpu_s, dissolved_at_s=[at for at, _ in dissolved], placed=placed)
 
 
 def parse_join(text: str | None) -> tuple[int, float] | None:
@@ -189,16 +247,28 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--join", metavar="M@T", help="M more workers at T x the lower bound")
     parser.add_argument("--queries", type=int, default=1000, help="queries per run (the study: 1,000)")
     parser.add_argument("--max-unit-s", type=float, default=1800.0, help="the sweep's max_unit_s")
+    parser.add_argument("--group-share", type=float, default=0.0, metavar="F",
+                        help="--simulate: jobs holding this share of the GPU-seconds need --group-size GPUs")
+    parser.add_argument("--group-size", type=int, default=4, metavar="G", help="GPUs those jobs need (default 4)")
+    parser.add_argument("--group-seed", type=int, default=0, help="which jobs are marked (mark_groups)")
+    parser.add_argument("--dissolve", action="store_true",
+                        help="a group worker with nothing left for its size becomes one-GPU workers")
     args = parser.parse_args(argv)
     trace = read_trace(args.trace)
     join = parse_join(args.join)
+    groups = None
+    if args.group_share:
+        if not args.simulate or join:
+            parser.error("--group-share runs with --simulate, without --join")
+        groups = mark_groups(trace, share=args.group_share, size=args.group_size, seed=args.group_seed)
     n = args.simulate or args.real
     started = time.monotonic()
     if join:  # T is a fraction of the lower bound with the first N workers
         units = units_for_bound(trace, args.queries, args.max_unit_s, args.compress if args.real else None)
         join = (join[0], join[1] * lower_bound_s(units, n, None))
     if args.simulate:
-        result = simulate(trace, n, join, queries=args.queries, max_unit_s=args.max_unit_s)
+        result = simulate(trace, n, join, queries=args.queries, max_unit_s=args.max_unit_s, groups=groups,
+                          dissolve=args.dissolve)
     else:
         from bench.replay_real import real
 
@@ -215,6 +285,17 @@ def main(argv: list[str]) -> None:
         print(f"units_measured={result['units_measured']} (submit made {result['units']}, the longest "
               f"{result['longest_unit_s']:.0f} s; lower_bound_s is total work / workers, targets 1.05 up to 256 "
               f"workers, 1.10 at 1,024)")
+    if groups:
+        gpu_s = result["gpu_s"]
+        print(f"groups: {len(groups)} jobs need {args.group_size} GPUs, "
+              f"{gpu_s.get(args.group_size, 0.0) / sum(gpu_s.values()):.3f} of the GPU-seconds; workers: "
+              + " + ".join(f"{count} of {size} GPU{'s' if size > 1 else ''}"
+                           for size, count in sorted(result["pools"].items()))
+              + f" on {n} GPUs; lower_bound_s is GPU-seconds / GPUs (a job's seconds x its GPUs)")
+        if args.dissolve:
+            at = [f"{seconds / result['lower_bound_s']:.2f}" for seconds in result["dissolved_at_s"]]
+            print(f"groups dissolved into one-GPU workers: {len(at)}"
+                  + (f", at {', '.join(at)} x lower bound" if at else ""))
     if "overhead_per_unit_s" in result:
         overhead = result["overhead_per_unit_s"]
         allowed = 1.10 * result["lower_bound_s"] + overhead * result["units"] / result["workers"]

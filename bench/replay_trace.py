@@ -63,8 +63,10 @@ def store_trace_as_measurements(session, trace: list[TraceRun], queries: int) ->
         for r, run_id in zip(trace, run_ids, strict=True)])
 
 
-def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: float, compress: float | None = None):
-    """The replayed sweep, split and estimated by submit's code; returns (sweep id, its NewJobs)."""
+def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: float, compress: float | None = None,
+                gpus: dict[tuple[str, str], int] | None = None):
+    """The replayed sweep, split and estimated by submit's code; returns (sweep id, its NewJobs). `gpus`: the
+    GPUs of the (task, model) jobs that need more than one (`mark_groups`)."""
     from db.queue.sweeps import insert_sweep
     from db.results.estimates import earlier_estimates
     from scheduler.plan.expand import PlannedJob, PlannedRun
@@ -77,7 +79,8 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
     jobs = []
     for (task, model), runs in grouped.items():
         planned = PlannedJob(task, model, HARDWARE_CLASS, {},
-                             tuple(PlannedRun(r.dataset, r.repetition, queries, 1, 0) for r in runs))
+                             tuple(PlannedRun(r.dataset, r.repetition, queries, 1, 0) for r in runs),
+                             gpus=(gpus or {}).get((task, model), 1))
         estimate = job_estimate(planned, estimates, {})
         job = new_job(planned, estimate, UnitSettings(None, max_unit_s))
         if compress:  # real mode: what the benchmark's sleeping workload sleeps (benchmark processes only)
@@ -89,9 +92,33 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
     return sweep.id, jobs
 
 
+def mark_groups(trace: list[TraceRun], *, share: float, size: int, seed: int = 0) -> dict[tuple[str, str], int]:
+    """Jobs ((task, model)) that need `size` GPUs, chosen at random (`seed`) until their GPU-seconds (`size` x their
+    traced seconds: a run's traced time is its time on the group) are `share` of the trace's GPU-seconds; a job
+    that would take the share past it by more than 1% of the total is passed over."""
+    import random
+
+    seconds: dict[tuple[str, str], float] = {}
+    for run in trace:
+        seconds[(run.task, run.model)] = seconds.get((run.task, run.model), 0.0) + run.duration_s
+    jobs = sorted(seconds)
+    random.Random(seed).shuffle(jobs)
+    marked: dict[tuple[str, str], int] = {}
+    one_s, group_s = sum(seconds.values()), 0.0  # GPU-seconds of the jobs on one GPU and on groups
+    for job in jobs:
+        if group_s / (one_s + group_s) >= share:
+            break
+        after = group_s + size * seconds[job]
+        if after / (one_s - seconds[job] + after) <= share + 0.01:
+            marked[job] = size
+            one_s, group_s = one_s - seconds[job], after
+    return marked
+
+
 def lower_bound_s(units_s: list[float], n: int, join: tuple[int, float] | None) -> float:
-    """The GPUs' capacity: total work / N (or its --join form). Claims split units as the queue drains
-    (db.queue.splitting), so the longest unit submit made bounds nothing (`longest_unit_s` is printed beside)."""
+    """The GPUs' capacity: total work / N (or its --join form); with groups, `units_s` are GPU-seconds (a unit's
+    seconds x its job's GPUs). Claims split units as the queue drains (db.queue.splitting), so the longest unit
+    submit made bounds nothing (`longest_unit_s` is printed beside)."""
     from scheduler.plan.simulate import lower_bound_s as bound
 
     return bound(units_s, n, join, divisible=True)

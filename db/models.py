@@ -134,6 +134,9 @@ class Job(Base):
     # Whether a claim may split its long units as the queue drains (db.queue.splitting); false where the sweep
     # fixed the unit size (shard_queries). Migration 0020.
     split_units: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # GPUs the job needs (the sweep's model_gpus, `auto` resolved at submit): it goes to the queue of workers
+    # holding exactly that many (worker.contract.celery_app.job_queue). Migration 0030.
+    gpus: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

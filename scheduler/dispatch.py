@@ -1,7 +1,9 @@
 """Distributed mode, scheduler side: submit, reconcile, cancel, retry. Plain functions; the CLI wires them up.
 
 Postgres is the source of truth and Redis only a dispatch channel that may lose
-or repeat messages. Messages carry job ids; the database decides which unit a
+or repeat messages. A job goes to the queue of its hardware class's workers
+holding the GPUs it needs (worker.contract.celery_app.job_queue: `h100`,
+`h100-x4`). Messages carry job ids; the database decides which unit a
 worker takes (db.queue.policy). A repeated message is harmless (the unit leases
 decide), so when in doubt we send again. `reconcile` compares the two:
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,7 +50,7 @@ from db.stale_sessions import end_stale_sessions
 from scheduler.plan.submit import create_sweep
 from scheduler.spec.schema import SweepSpec
 from worker.contract.broker import queue_lengths, ready_job_ids, reserved_job_ids
-from worker.contract.celery_app import SendFailed, send_job_ids
+from worker.contract.celery_app import SendFailed, dispatch_queue, job_queue, send_job_ids
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Submitted:
     jobs: int
     runs: int
     sent: int
+    queues: dict[str, int] = field(default_factory=dict)  # queue -> jobs sent there (one per group size)
 
 
 class SweepUnfinished(RuntimeError):
@@ -107,7 +111,8 @@ def submit_sweep(
         except Exception as db_error:  # the grace period then only delays them
             log.warning("could not clear the dispatch time of unsent jobs: %s", db_error)
         raise NotSent(name=spec.name, sweep_id=sweep_id, not_sent=len(unsent), cause=str(error)) from None
-    return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent)
+    queues = Counter(map(dispatch_queue, dispatches))
+    return Submitted(sweep_id, sweep_hardware, len(dispatches), runs, sent, dict(sorted(queues.items())))
 
 
 @dataclass(frozen=True)
@@ -144,21 +149,23 @@ def reconcile_once(
     if not counts:
         return Reconciled(0)
     reserved = reserved_job_ids(redis, within_s=grace_s)
-    queues = sorted(counts)
+    names = {group: job_queue(*group) for group in sorted(counts)}  # (hardware class, GPUs) -> queue
+    groups = list(names)
     if not scan:
-        lengths = queue_lengths(redis, queues)
+        lengths = queue_lengths(redis, list(names.values()))
         in_lists = dict(counts)
         if reserved:  # about to be claimed: in `unacked`, not in the lists (a stale-lease job needs a list copy)
             with sessions() as session:
                 for c in dispatch_candidates(session, lease_timeout_s=lease_timeout_s, grace_s=grace_s,
                                              job_ids=sorted(reserved)):
-                    in_lists[c.queue] -= not c.stale_lease
-        queues = [queue for queue in queues if lengths[queue] < in_lists[queue]]
+                    in_lists[c.group] -= not c.stale_lease
+        groups = [group for group in groups if lengths[names[group]] < in_lists[group]]
     checked = sum(counts.values())
-    if not queues:
+    if not groups:
         return Reconciled(checked)
+    queues = [names[group] for group in groups]
     with sessions() as session:
-        candidates = dispatch_candidates(session, lease_timeout_s=lease_timeout_s, grace_s=grace_s, queues=queues)
+        candidates = dispatch_candidates(session, lease_timeout_s=lease_timeout_s, grace_s=grace_s, groups=groups)
     ready = ready_job_ids(redis, queues)
     lost = [c for c in candidates if c.job_id not in ready and (c.stale_lease or c.job_id not in reserved)]
     if lost:

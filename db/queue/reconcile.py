@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.clock import lease_is_live, lease_is_stale, seconds_ago, server_now
@@ -20,20 +20,26 @@ from db.queue.leases import claimable
 
 @dataclass(frozen=True)
 class Dispatch:
-    """A job id to send, and the queue (its hardware class) to send it to."""
+    """A job id to send, and where: the queue of its hardware class's workers holding `gpus` GPUs
+    (worker.contract.celery_app.job_queue names it; db does not import the worker's contract)."""
 
     job_id: int
-    queue: str
+    hardware_class: str
     stale_lease: bool = False  # running on a worker that stopped heart-beating
+    gpus: int = 1
+
+    @property
+    def group(self) -> tuple[str, int]:
+        return self.hardware_class, self.gpus
 
 
 def sweep_dispatches(session: Session, *, sweep_id: int) -> list[Dispatch]:
     """Every queued job of a sweep, longest expected work first (what `submit` sends, in that order)."""
     rows = session.execute(
-        select(Job.id, Job.hardware_class).where(Job.sweep_id == sweep_id, Job.status == "queued")
+        select(Job.id, Job.hardware_class, Job.gpus).where(Job.sweep_id == sweep_id, Job.status == "queued")
         .order_by(Job.expected_s.desc().nulls_last(), Job.id)
     )
-    return [Dispatch(job_id, queue) for job_id, queue in rows]
+    return [Dispatch(job_id, hardware_class, gpus=gpus) for job_id, hardware_class, gpus in rows]
 
 
 _NOW = object()
@@ -89,34 +95,38 @@ def _needs_message(lease_timeout_s: float, grace_s: float):
 
 
 def dispatch_candidates(session: Session, *, lease_timeout_s: float, grace_s: float,
-                        queues: Sequence[str] | None = None, job_ids: Sequence[int] | None = None) -> list[Dispatch]:
+                        groups: Sequence[tuple[str, int]] | None = None,
+                        job_ids: Sequence[int] | None = None) -> list[Dispatch]:
     """Jobs that need a message: units left to claim and no live worker on them; not sent in the last `grace_s`.
 
     Units left to claim: pending, or under a stale lease with attempts left (`stale_lease`: a worker died on it).
     A job a live worker has joined needs no message: that worker claims its units (affinity). Only distributed,
-    non-cancelled sweeps; only these queues (hardware classes) or job ids when given. The caller then drops the
-    jobs the broker already holds (and has failed the units whose worker died on every attempt: fail_dead_units).
+    non-cancelled sweeps; only these queues ((hardware class, GPUs) pairs) or job ids when given. The caller then
+    drops the jobs the broker already holds (and has failed the units whose worker died on every attempt:
+    fail_dead_units).
     """
     stale = exists(select(Shard.id).where(Shard.job_id == Job.id, Shard.status == "running",
                                           lease_is_stale(Shard.lease_heartbeat_at, lease_timeout_s)))
-    query = (select(Job.id, Job.hardware_class, stale).join(Sweep, Sweep.id == Job.sweep_id)
+    query = (select(Job.id, Job.hardware_class, stale, Job.gpus).join(Sweep, Sweep.id == Job.sweep_id)
              .where(*_needs_message(lease_timeout_s, grace_s))
              .order_by(Job.expected_s.desc().nulls_last(), Job.id))
-    if queues is not None:
-        query = query.where(Job.hardware_class.in_(list(queues)))
+    if groups is not None:
+        query = query.where(or_(false(), *(and_(Job.hardware_class == hardware_class, Job.gpus == gpus)
+                                           for hardware_class, gpus in groups)))
     if job_ids is not None:
         query = query.where(Job.id.in_(list(job_ids)))
-    return [Dispatch(job_id, queue, bool(is_stale)) for job_id, queue, is_stale in session.execute(query)]
+    return [Dispatch(job_id, hardware_class, bool(is_stale), gpus)
+            for job_id, hardware_class, is_stale, gpus in session.execute(query)]
 
 
-def candidate_counts(session: Session, *, lease_timeout_s: float, grace_s: float) -> dict[str, int]:
-    """How many jobs need a message, per queue: what the broker's lists should hold at least (one row per queue
-    crosses the wire, however many jobs wait)."""
+def candidate_counts(session: Session, *, lease_timeout_s: float, grace_s: float) -> dict[tuple[str, int], int]:
+    """How many jobs need a message, per queue ((hardware class, GPUs)): what the broker's lists should hold at
+    least (one row per queue crosses the wire, however many jobs wait)."""
     rows = session.execute(
-        select(Job.hardware_class, func.count()).join(Sweep, Sweep.id == Job.sweep_id)
-        .where(*_needs_message(lease_timeout_s, grace_s)).group_by(Job.hardware_class)
+        select(Job.hardware_class, Job.gpus, func.count()).join(Sweep, Sweep.id == Job.sweep_id)
+        .where(*_needs_message(lease_timeout_s, grace_s)).group_by(Job.hardware_class, Job.gpus)
     )
-    return dict(rows.all())
+    return {(hardware_class, gpus): count for hardware_class, gpus, count in rows}
 
 
 def cancel_sweep(session: Session, *, sweep_id: int) -> int:
@@ -145,9 +155,9 @@ def requeue_failed(session: Session, *, sweep_id: int) -> list[Dispatch]:
         .where(Job.sweep_id == sweep_id, Job.status == "failed")
         .values(status="queued", attempts=0, load_failures=0, finished_at=None, lease_worker_id=None,
                 lease_heartbeat_at=None)
-        .returning(Job.id, Job.hardware_class)
+        .returning(Job.id, Job.hardware_class, Job.gpus)
     ).all()
-    job_ids = [job_id for job_id, _ in rows]
+    job_ids = [job_id for job_id, _, _ in rows]
     for start in range(0, len(job_ids), 5000):
         chunk = job_ids[start : start + 5000]
         session.execute(
@@ -156,4 +166,5 @@ def requeue_failed(session: Session, *, sweep_id: int) -> list[Dispatch]:
         session.execute(update(Shard).where(Shard.job_id.in_(chunk), Shard.status == "failed")
                         .values(status="pending", attempts=0, error=None, lease_token=None, finished_at=None))
         session.execute(delete(Unavailable).where(Unavailable.job_id.in_(chunk)))
-    return sorted((Dispatch(job_id, queue) for job_id, queue in rows), key=lambda d: d.job_id)
+    return sorted((Dispatch(job_id, hardware_class, gpus=gpus) for job_id, hardware_class, gpus in rows),
+                  key=lambda d: d.job_id)

@@ -44,17 +44,15 @@ class JoinResult:
 def job_facts(session: Session, *, hardware_class: str, lease: Lease, lease_timeout_s: float, mode: str | None,
               sweep_id: int | None = None, only_job_id: int | None = None, may_take_over: bool = True,
               exclude_exclusive: bool = False, gpus: int = 1) -> list[JobFacts]:
-    """Per job of this hardware class with claimable units: their expected work, its longest unit, its workers.
-
-    `gpus`: the size of the asking worker's group (device groups, issue 21); jobs are filtered by the GPUs they
-    need once jobs say so (jobs.gpus)."""
+    """Per job of this hardware class needing `gpus` GPUs (the asking worker's group size), with claimable units:
+    their expected work, its longest unit, its workers."""
     declined = select(Unavailable.job_id).where(Unavailable.worker_id == lease.worker_id,
                                                 Unavailable.token == lease.token)
     query = (
         select(Shard.job_id, func.sum(func.coalesce(Shard.expected_s, 0.0)),
                func.max(func.coalesce(Shard.expected_s, 0.0)), Job.load_expected_s)
         .join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id)
-        .where(Job.hardware_class == hardware_class, open_jobs(mode, sweep_id),
+        .where(Job.hardware_class == hardware_class, Job.gpus == gpus, open_jobs(mode, sweep_id),
                claimable(lease_timeout_s, may_take_over), Job.id.not_in(declined))
         .group_by(Shard.job_id, Job.load_expected_s)
     )
@@ -106,7 +104,9 @@ def _host_state(session: Session, *, lease: Lease, lease_timeout_s: float) -> tu
 def join_job(session: Session, *, lease: Lease, hardware_class: str, lease_timeout_s: float, mode: str | None,
              hint: int | None = None, sweep_id: int | None = None, only_job_id: int | None = None,
              may_take_over: bool = True, gpus: int = 1) -> JoinResult:
-    """Choose a job by db.queue.policy, claim its longest unit, and record that this worker has joined it."""
+    """Choose a job by db.queue.policy among those needing `gpus` GPUs (this worker's group size: a job needing
+    four is never joined by a one-GPU worker, nor the other way round), claim its longest unit, and record that
+    this worker has joined it."""
     if session.get_bind().dialect.name == "postgresql":  # joins of one queue one at a time: staffing stays true
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"wattsweep-join:{hardware_class}"))))
     exclusive_beside, busy_beside = _host_state(session, lease=lease, lease_timeout_s=lease_timeout_s)
@@ -139,7 +139,8 @@ def join_job(session: Session, *, lease: Lease, hardware_class: str, lease_timeo
 
 def recruit(session: Session, *, lease: Lease, hardware_class: str, lease_timeout_s: float,
             mode: str | None = "distributed", gpus: int = 1) -> int | None:
-    """A job with workers on it that is worth one more (db.queue.policy.recruit_target), or None."""
+    """A job needing `gpus` GPUs with workers on it that is worth one more (db.queue.policy.recruit_target), or
+    None: its id goes to the queue of the workers holding that many."""
     facts = job_facts(session, hardware_class=hardware_class, lease=Lease("", ""), lease_timeout_s=lease_timeout_s,
                       mode=mode, gpus=gpus)
     target = recruit_target(facts)

@@ -40,6 +40,7 @@ class NewJob:
     load_expected_s: float | None = None
     estimate_source: str | None = None  # measured | prior
     split_units: bool = True  # claims may split its long units as the queue drains (false: the sweep fixed their size)
+    gpus: int = 1  # GPUs the job needs: only workers holding that many join it (db.queue.staffing)
 
 
 def insert_sweep(
@@ -63,7 +64,7 @@ def insert_sweep(
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
              model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
              expected_s=j.expected_s, load_expected_s=j.load_expected_s, estimate_source=j.estimate_source,
-             split_units=j.split_units,
+             split_units=j.split_units, gpus=j.gpus,
              **{column: (j.axes or {}).get(column) for column in AXIS_COLUMNS})
         for j in jobs
     ]

@@ -55,10 +55,12 @@ def submit(
         fail(str(error))
     except NotSent as error:  # stored: not bad input, but the user must act (exit 1)
         fail(str(error), code=1)
+    queues = ", ".join(f"{count} to queue [bold]{queue}[/bold]" for queue, count in done.queues.items())
     console.print(f"sweep [bold]{spec.name}[/bold] (id {done.sweep_id}): {done.jobs} jobs, {done.runs} runs; "
-                  f"{done.sent} messages sent to queue [bold]{done.hardware_class}[/bold] at "
-                  f"{masked(settings.broker_url)}")
-    console.print(f"start workers with: wattsweep worker --gpu N --queue {done.hardware_class}")
+                  f"{done.sent} messages sent ({queues or 'none'}) at {masked(settings.broker_url)}")
+    console.print(f"start workers with: wattsweep worker --gpu N --queue {done.hardware_class}"
+                  + "".join(f"; for {queue}, workers holding {queue.rsplit('-x', 1)[1]} GPUs (--gpus)"
+                            for queue in done.queues if queue != done.hardware_class))
 
 
 @app.command()

@@ -24,6 +24,7 @@ def run(
     from scheduler.plan.submit import create_sweep
 
     spec = load_spec(sweep_file)
+    _refuse_multi_gpu(spec)
     settings = settings_for(database_url)
     sessions = open_sessions(database_url, migrate_sqlite=True)
     with sessions.begin() as session:
@@ -42,6 +43,20 @@ def run(
                          soft_wrap=True)
     if failed:
         fail(f"{len(failed)} job(s) failed; the rest of the sweep is stored", code=1)
+
+
+def _refuse_multi_gpu(spec) -> None:
+    """Local mode runs every job on this process's one device: a job needing more is refused before anything is
+    written (it would otherwise wait for a worker that never comes)."""
+    from scheduler.spec.gpus import model_gpus
+
+    needs = {ref: gpus for ref, gpus in model_gpus(spec).items() if gpus > 1}
+    if needs:
+        ref, gpus = next(iter(needs.items()))
+        more = f" (and {len(needs) - 1} more model(s))" if len(needs) > 1 else ""
+        fail(f"{ref} needs {gpus} GPUs{more}, but `wattsweep run` runs on one device: submit the sweep "
+             f"(`wattsweep submit`) to workers holding {gpus} GPUs (`wattsweep worker --gpus`), or run it on one "
+             f"with model_gpus: {{{ref}: 1}}")
 
 
 def _run_with_progress(sweep_id: int, hardware_class: str, sessions, settings) -> None:

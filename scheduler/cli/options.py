@@ -82,12 +82,13 @@ def celery_for(settings):
     return make_app(settings.broker_url, settings.visibility_timeout_s)
 
 
-def load_spec(sweep_file: Path):
-    """The validated sweep file, or exit 2 with the message naming the field and the fix."""
+def load_spec(sweep_file: Path, *, size_models: bool = True):
+    """The validated sweep file, or exit 2 with the message naming the field and the fix. `size_models`: check
+    that `model_gpus: auto` can size each model it names (`pull`, which fetches them, does not)."""
     from scheduler.spec.reading import SpecError, load_sweep
 
     try:
-        return load_sweep(sweep_file)
+        return load_sweep(sweep_file, size_models=size_models)
     except SpecError as error:
         fail(str(error))
 

@@ -61,7 +61,8 @@ def plan(
     = None,
     jobs: Annotated[bool, typer.Option("--jobs", help="List every job with its estimate.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Expected makespan, its lower bound and "
-                                                "model loads with N workers.")] = None,
+                                                "model loads with N GPUs (split into workers of the group sizes "
+                                                "the jobs need).")] = None,
 ) -> None:
     """Jobs, runs, queries, models and datasets to download, and GPU-hours and kWh from earlier runs."""
     from rich.table import Table
@@ -82,9 +83,9 @@ def plan(
     for (task, kind), members in groups.items():
         table.add_row(task, kind, str(len(members)), f"{sum(j.runs for j in members):,}",
                       f"{sum(j.queries for j in members):,}", f"{sum(j.warmup_queries for j in members):,}",
-                      _figure([j.hours for j in members]), _figure([j.kwh for j in members]))
+                      _figure([j.gpu_hours for j in members]), _figure([j.kwh for j in members]))
     table.add_row("total", "", str(len(result.jobs)), f"{result.runs:,}", f"{result.queries:,}",
-                  f"{result.warmup_queries:,}", _figure([j.hours for j in result.jobs]),
+                  f"{result.warmup_queries:,}", _figure([j.gpu_hours for j in result.jobs]),
                   _figure([j.kwh for j in result.jobs]), style="bold")
     console.print(table)
     for task, axes in result.axes.items():  # each combination of a task's axes is one job per model
@@ -93,17 +94,13 @@ def plan(
             combinations *= count
         console.print(f"axes of {task}: {' x '.join(f'{name} ({n})' for name, n in axes.items())} = "
                       f"{combinations} combinations per model", highlight=False)
-    multi = {ref: n for ref, n in spec.model_gpus.items() if n > 1}
-    if multi:
-        count = sum(1 for job in result.jobs if job.model in multi)
-        console.print(f"{count} jobs need a multi-GPU worker (one GPU per worker until GPU groups land): "
-                      + ", ".join(f"{ref} ({n} GPUs)" for ref, n in multi.items()), highlight=False)
+    _print_gpus(result, spec)
     if jobs:
         for job in result.jobs:
-            hours = "unknown" if job.hours is None else f"{job.hours:.3g} GPU-h, {job.kwh:.3g} kWh"
+            hours = "unknown" if job.hours is None else f"{job.gpu_hours:.3g} GPU-h, {job.kwh:.3g} kWh"
             cell = f" [{job.cell_key}]" if job.cell_key else ""
-            console.print(f"  {job.task} / {job.model}{cell} ({job.model_kind}): {job.runs} runs, {hours}",
-                          highlight=False)
+            console.print(f"  {job.task} / {job.model}{cell} ({job.model_kind}): {job.runs} runs, "
+                          f"{job.gpus} GPU{'s' if job.gpus > 1 else ''}, {hours}", highlight=False)
     if workers:
         _print_schedule(spec, target, estimates, workers)
     if problem:
@@ -124,16 +121,37 @@ def plan(
         console.print(f"  {dataset.ref} (first {dataset.rows:,} rows)", highlight=False)
 
 
+def _print_gpus(result, spec) -> None:
+    """Which jobs need a group of GPUs, and the queue their workers take them from."""
+    from worker.contract.celery_app import job_queue
+
+    sizes: dict[int, list] = {}
+    for job in result.jobs:
+        sizes.setdefault(job.gpus, []).append(job)
+    if set(sizes) <= {1}:
+        return
+    auto = sorted(ref for ref, gpus in spec.model_gpus.items() if gpus == "auto")
+    console.print("GPUs per job: " + "; ".join(
+        f"{len(members)} job(s) need {size} GPU{'s' if size > 1 else ''} "
+        f"(queue {job_queue(result.hardware_class, size)}"
+        f"{'' if size == 1 else ', workers started with --gpus holding ' + str(size)})"
+        for size, members in sorted(sizes.items()))
+        + (f"; auto from the weights' size, {spec.gpu_memory_gb:g} GB per GPU less {spec.gpu_memory_headroom:.0%} "
+           f"headroom: {', '.join(auto)}" if auto else ""), highlight=False)
+
+
 def _print_schedule(spec, hardware_class: str, estimates: dict, workers: int) -> None:
     from scheduler.plan.durations import duration
     from scheduler.plan.workers import make_schedule
 
     s = make_schedule(spec, workers=workers, hardware_class=hardware_class, estimates=estimates)
-    bound = "longest unit" if s.longest_unit_s >= s.total_s / workers else "total / workers"
+    pools = " + ".join(f"{n} worker{'s' if n > 1 else ''} of {size} GPU{'s' if size > 1 else ''}"
+                       for size, n in sorted(s.pools.items()) if n)
     console.print(
-        f"with {workers} workers: expected makespan {duration(s.makespan_s)} "
-        f"({s.makespan_s / 3600:.3g} h), lower bound {duration(s.lower_bound_s)} = max(total {s.total_s / 3600:.4g} "
-        f"GPU-h / {workers}, longest unit {duration(s.longest_unit_s)}: {bound}), ratio "
+        f"with {workers} GPUs ({pools}): expected makespan {duration(s.makespan_s)} "
+        f"({s.makespan_s / 3600:.3g} h, simulated: db.queue.policy over the units, long ones split as the queue "
+        f"drains), lower bound {duration(s.lower_bound_s)} = total {s.total_s / 3600:.4g} GPU-h / {workers} GPUs "
+        f"(the longest unit as submitted, {duration(s.longest_unit_s)}, bounds nothing: claims split it), ratio "
         f"{s.makespan_s / s.lower_bound_s if s.lower_bound_s else 1:.3f}; {s.model_loads} model loads; "
         f"{s.units:,} units ({s.sharded_runs:,} runs in shards); durations: {s.jobs_measured} jobs from earlier "
         f"measurements, {s.jobs_prior} from the prior (parameter count, task, queries: a guess, not a measurement)",
@@ -154,8 +172,8 @@ def pull(sweep_file: SweepFile) -> None:
     from worker.data.hf_snapshots import pull_dataset
     from worker.models.hub import pull_model
 
-    spec = load_spec(sweep_file)
-    result = make_plan(spec)
+    spec = load_spec(sweep_file, size_models=False)  # `auto` sizes models from the copies this fetches
+    result = make_plan(spec, gpus={})
     items = [("model", ref, None) for ref in result.models_to_download] + \
             [("dataset", d.ref, d.rows) for d in result.datasets_to_download]
     if not items:

@@ -1,8 +1,9 @@
 """Matrix expansion: a pure function from a sweep spec to jobs and their runs.
 
-A job is one cell: (task, model, hardware class, axis values). The model is
-loaded once per job; its runs are the (dataset, repetition) pairs measured
-with that model in that cell. A job's model is task-specific (run by the
+A job is one cell: (task, model, hardware class, axis values), and needs the
+GPUs its model needs (scheduler.spec.gpus). The model is loaded once per job;
+its runs are the (dataset, repetition) pairs measured with that model in that
+cell. A job's model is task-specific (run by the
 task's own pipeline) or multi-purpose (listed under the task's `zero_shot`:
 prompted to do the task).
 
@@ -17,9 +18,11 @@ the axes given as lists ("" when none is), which keeps cells of one model apart.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scheduler.spec.gpus import model_gpus
 from scheduler.spec.schema import SweepSpec, task_defaults
 from worker.contract.catalog import PARAM_AXES, SWEEP_AXES
 from worker.contract.tasks import ZERO_SHOT_TASKS
@@ -48,6 +51,7 @@ class PlannedJob:
     # jobs column -> value, for every axis that applies to the task (given or default); see SWEEP_AXES.
     axes: dict[str, Any] = field(default_factory=dict, hash=False)
     cell_key: str = ""  # "batch_size=8 max_new_tokens=64": the values of the axes given as lists
+    gpus: int = 1  # GPUs the job needs (model_gpus, `auto` resolved): only workers holding that many take it
 
 
 def combinations(axes: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,9 +70,13 @@ def cell_key(values: dict[str, Any], varying: list[str]) -> str:
     return " ".join(f"{name}={values[name]}" for name in SWEEP_AXES if name in varying)
 
 
-def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJob]:
-    """Every job of the sweep in file order; `hardware_class` overrides the file's."""
+def expand(spec: SweepSpec, hardware_class: str | None = None, gpus: Mapping[str, int] | None = None
+           ) -> list[PlannedJob]:
+    """Every job of the sweep in file order; `hardware_class` overrides the file's. `gpus`: each model's GPUs
+    (default: scheduler.spec.gpus.model_gpus, where `auto` reads the weights' size on this machine)."""
     hardware_class = hardware_class or spec.hardware_class
+    if gpus is None:
+        gpus = model_gpus(spec) if spec.model_gpus else {}
     jobs: list[PlannedJob] = []
     for task, task_spec in spec.tasks.items():
         settings = spec.settings_for(task)
@@ -84,12 +92,13 @@ def expand(spec: SweepSpec, hardware_class: str | None = None) -> list[PlannedJo
             blocks.append((MULTI_PURPOSE, task_spec.zero_shot.models, given, defaults))
         for kind, models, params, defaults in blocks:
             for model in dict.fromkeys(models):  # a model listed twice is one job
-                jobs += _cells(spec, task, model, kind, hardware_class, settings, params, defaults)
+                jobs += _cells(spec, task, model, kind, hardware_class, settings, params, defaults,
+                               gpus.get(model, 1))
     return jobs
 
 
 def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: str, settings: Any,
-           params: dict[str, Any], defaults: Any) -> list[PlannedJob]:
+           params: dict[str, Any], defaults: Any, gpus: int) -> list[PlannedJob]:
     """The jobs of one (task, model): one per combination of its axes."""
     params = dict(params)
     # The model's own params win over the task's, for the names this task takes (an axis of them collapses).
@@ -110,5 +119,5 @@ def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: st
         if job_params.get("engine"):
             columns["engine"] = job_params["engine"]["name"]
         cells.append(PlannedJob(task, model, hardware_class, job_params, runs, kind, columns,
-                                cell_key(values, varying)))
+                                cell_key(values, varying), gpus))
     return cells

@@ -202,3 +202,51 @@ def simulate(jobs: Sequence[SimJob], n_workers: int, *, join: tuple[int, float] 
         wake(now)
     units = [s for j in jobs for s in j.units_s]
     return SimResult(end, lower_bound_s(units, n_workers, join), loads, len(pairs))
+
+
+def split_gpus(gpu_s_by_size: dict[int, float], gpus: int) -> dict[int, int]:
+    """Workers per group size for `gpus` GPUs, each pool draining its own jobs (a job needing N GPUs goes only to
+    workers holding N): one worker of each size the jobs need, then each further worker to the pool with the most
+    work per GPU that it fits in (`gpu_s_by_size`: the GPU-seconds of the jobs of each size). Raises ValueError
+    if the GPUs cannot hold one worker of each size."""
+    sizes = sorted(size for size, work in gpu_s_by_size.items() if work > 0) or [1]
+    left = gpus - sum(sizes)
+    if left < 0:
+        raise ValueError(f"{gpus} GPUs cannot hold one worker of each size the sweep needs "
+                         f"({', '.join(f'{size} GPUs' for size in sizes)})")
+    split = dict.fromkeys(sizes, 1)
+    while fits := [size for size in sizes if size <= left]:
+        busiest = max(fits, key=lambda size: gpu_s_by_size.get(size, 0.0) / (size * split[size]))
+        split[busiest] += 1
+        left -= busiest
+    return split
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """`simulate_pools`: the pools' makespan (the slowest pool's) against the GPU-seconds bound."""
+
+    makespan_s: float
+    lower_bound_s: float  # GPU-seconds of all units / GPUs: no schedule of these GPUs ends sooner
+    model_loads: int
+    job_worker_pairs: int
+    workers: dict[int, int]  # group size -> workers
+
+    @property
+    def ratio(self) -> float:
+        return self.makespan_s / self.lower_bound_s if self.lower_bound_s else 1.0
+
+
+def simulate_pools(jobs: Sequence[tuple[SimJob, int]], workers: dict[int, int]) -> PoolResult:
+    """`simulate` per group size: jobs needing N GPUs (each `(job, N)`) drained by the `workers[N]` workers
+    holding N. The bound counts each unit's GPU-seconds (its seconds x its job's GPUs) over every GPU."""
+    gpus = sum(size * n for size, n in workers.items())
+    gpu_s = sum(size * s for job, size in jobs for s in job.units_s)
+    makespan, loads, pairs = 0.0, 0, 0
+    for size, n in workers.items():
+        pool = [job for job, needs in jobs if needs == size]
+        if pool and n:
+            result = simulate(pool, n)
+            makespan, loads, pairs = max(makespan, result.makespan_s), loads + result.model_loads, \
+                pairs + result.job_worker_pairs
+    return PoolResult(makespan, gpu_s / gpus if gpus else 0.0, loads, pairs, dict(workers))

@@ -55,7 +55,7 @@ def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
         runs.append(dict(vars(run), shards=shards))  # vars(): a deep asdict() costs seconds at 100,000 runs
     return NewJob(job.task, job.model, job.hardware_class, job.params, runs, model_kind=job.model_kind,
                   axes=job.axes, cell_key=job.cell_key, expected_s=total_s, load_expected_s=estimate.load_s or None,
-                  estimate_source=estimate.source, split_units=units.shard_queries is None)
+                  estimate_source=estimate.source, split_units=units.shard_queries is None, gpus=job.gpus)
 
 
 def planned_jobs(session: Session | None, spec: SweepSpec, hardware_class: str | None = None) -> list[NewJob]:

@@ -28,6 +28,11 @@ class JobPlan:
     hours: float | None  # None: unknown
     kwh: float | None
     cell_key: str = ""  # the job's axis values, where the sweep has axes
+    gpus: int = 1  # GPUs the job needs (model_gpus): hours x gpus GPU-hours
+
+    @property
+    def gpu_hours(self) -> float | None:
+        return None if self.hours is None else self.hours * self.gpus
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,16 @@ def _job_plan(job: PlannedJob, estimates: Mapping) -> JobPlan:
     if estimate is not None:  # warm-up queries cost the same as measured ones; the model loads once per job
         hours = (estimate.s_per_query * (measured + warmup) + estimate.load_s) / 3600
         kwh = estimate.kwh_per_query * (measured + warmup) + estimate.load_kwh
-    return JobPlan(job.task, job.model, job.model_kind, len(job.runs), measured, warmup, hours, kwh, job.cell_key)
+    return JobPlan(job.task, job.model, job.model_kind, len(job.runs), measured, warmup, hours, kwh, job.cell_key,
+                   job.gpus)
 
 
-def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None) -> SweepPlan:
-    """The plan of `spec` on `hardware_class` (default: the file's), with `estimates` from db.results.estimates."""
+def make_plan(spec: SweepSpec, *, hardware_class: str | None = None, estimates: Mapping | None = None,
+              gpus: Mapping[str, int] | None = None) -> SweepPlan:
+    """The plan of `spec` on `hardware_class` (default: the file's), with `estimates` from db.results.estimates;
+    `gpus` as scheduler.plan.expand.expand takes them."""
     estimates = estimates or {}
-    jobs = expand(spec, hardware_class)
+    jobs = expand(spec, hardware_class, gpus)
     models = [ref for ref in spec.all_models() if parse_model_ref(ref).kind == "hub"]
     rows: dict[str, int] = {}
     for task, task_spec in spec.tasks.items():
@@ -112,34 +120,40 @@ def sweep_axes(spec: SweepSpec) -> dict[str, dict[str, int]]:
 
 @dataclass(frozen=True)
 class Schedule:
-    """What N workers would do with the sweep: expected makespan, its lower bound, model loads (`plan --workers`)."""
+    """What N GPUs would do with the sweep: expected makespan, its lower bound, model loads (`plan --workers`)."""
 
-    workers: int
+    workers: int  # GPUs
     makespan_s: float
-    lower_bound_s: float  # max(total / N, longest indivisible unit)
-    total_s: float
+    lower_bound_s: float  # GPU-seconds / GPUs: claims split long units, so the longest unit bounds nothing
+    total_s: float  # GPU-seconds
     longest_unit_s: float
     model_loads: int
     units: int
     sharded_runs: int
     jobs_measured: int  # jobs whose estimate comes from earlier measurements; the rest are priors
     jobs_prior: int
+    pools: dict[int, int] = field(default_factory=dict)  # group size -> workers holding that many GPUs
 
 
 def make_schedule(spec: SweepSpec, *, workers: int, hardware_class: str | None = None,
                   estimates: Mapping | None = None, parameters: Mapping | None = None) -> Schedule:
-    """Split runs into units as submit would, and run db.queue.policy over them in memory (scheduler.plan.simulate)."""
-    from scheduler.plan.simulate import SimJob, simulate
+    """Split runs into units as submit would, and run db.queue.policy over them in memory (scheduler.plan.simulate).
+
+    `workers` GPUs: where jobs need groups, they are split into workers of each size the sweep needs, in
+    proportion to each size's GPU-seconds (scheduler.plan.simulate.split_gpus), each size draining its own jobs.
+    """
+    from scheduler.plan.simulate import SimJob, simulate_pools, split_gpus
     from scheduler.plan.submit import jobs_with_units
 
     jobs = jobs_with_units(spec, hardware_class, estimates or {}, parameters or {})
-    sims, units = [], []
+    sims, units, gpu_s = [], [], {}
     for index, job in enumerate(jobs):
         durations = [seconds for run in job.runs for _, seconds in run["shards"]]
         units += durations
-        sims.append(SimJob(index, durations, job.load_expected_s or 0.0, split_units=job.split_units))
-    result = simulate(sims, workers)
+        gpu_s[job.gpus] = gpu_s.get(job.gpus, 0.0) + job.gpus * sum(durations)
+        sims.append((SimJob(index, durations, job.load_expected_s or 0.0, split_units=job.split_units), job.gpus))
+    result = simulate_pools(sims, split_gpus(gpu_s, workers))
     measured = sum(1 for job in jobs if job.estimate_source == "measured")
-    return Schedule(workers, result.makespan_s, result.lower_bound_s, sum(units), max(units, default=0.0),
+    return Schedule(workers, result.makespan_s, result.lower_bound_s, sum(gpu_s.values()), max(units, default=0.0),
                     result.model_loads, len(units), sum(1 for j in jobs for r in j.runs if len(r["shards"]) > 1),
-                    measured, len(jobs) - measured)
+                    measured, len(jobs) - measured, result.workers)

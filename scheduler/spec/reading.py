@@ -4,7 +4,8 @@
 whatever it holds (size, nesting, values after YAML aliases), parses the
 YAML, validates it against the schema (scheduler.spec.schema) and checks it
 against this machine's files: references to files lie under the data roots,
-and the chat templates of models run at a `reasoning` level have its switch.
+the chat templates of models run at a `reasoning` level have its switch, and
+`model_gpus: auto` can size each model it names (scheduler.spec.gpus).
 Every problem is a `SpecError` with one line naming the field, the value and
 what is allowed, never a traceback.
 """
@@ -31,9 +32,12 @@ class SpecError(ValueError):
     """A sweep file that cannot be used; the message is one line for the user."""
 
 
-def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] | None = None,
+                size_models: bool = True) -> SweepSpec:
     """A validated spec, checked against this machine's files too. `data_roots`: folders that `path:`, `file:`
-    and local `hf:` references must lie under (None: not checked here; `load_sweep` passes the configured ones)."""
+    and local `hf:` references must lie under (None: not checked here; `load_sweep` passes the configured ones).
+    `size_models`: `model_gpus: auto` must be able to size each model it names (False: `pull`, which fetches
+    them)."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping with name, carbon and tasks, got {type(data).__name__}")
     problem = _shape_problem(data)
@@ -46,6 +50,11 @@ def parse_sweep(data: Any, source: str = "sweep", *, data_roots: Sequence[Path] 
     problem = chat_template_problem(spec)
     if problem:
         raise SpecError(f"{source}: {problem}")
+    if spec.model_gpus and size_models:  # `auto` reads the weights' size on this machine (scheduler.spec.gpus)
+        from scheduler.spec.gpus import gpus_problem
+
+        if problem := gpus_problem(spec):
+            raise SpecError(f"{source}: {problem}")
     return spec
 
 
@@ -76,7 +85,7 @@ def chat_template_problem(spec: SweepSpec) -> str | None:
     return None
 
 
-def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) -> SweepSpec:
+def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None, size_models: bool = True) -> SweepSpec:
     """Read and validate a sweep file; references to files must lie under `data_roots` (default: configured)."""
     from worker.contract.refs import data_roots as configured_roots
 
@@ -111,7 +120,8 @@ def load_sweep(path: str | Path, *, data_roots: Sequence[Path] | None = None) ->
     except RecursionError:
         raise SpecError(f"{path}: nested deeper than YAML can read; a sweep file nests {MAX_DEPTH} levels at most") \
             from None
-    return parse_sweep(data, str(path), data_roots=configured_roots() if data_roots is None else data_roots)
+    return parse_sweep(data, str(path), data_roots=configured_roots() if data_roots is None else data_roots,
+                       size_models=size_models)
 
 
 def _shape_problem(data: Any) -> str | None:

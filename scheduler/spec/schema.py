@@ -43,6 +43,7 @@ MAX_GRID_G_PER_KWH = 10_000.0  # the dirtiest grids are near 1,000
 MAX_PUE = 3.0  # the worst data centres surveyed are near 2.5
 MAX_TRAINING_KWH = 1e12
 MAX_UNIT_S = 7 * 86400.0
+MAX_GPUS = 64  # a job's GPUs: one worker's group (8 per node today; 64 leaves room)
 # No control characters, nor the invisible ones that reorder or hide text (bidi overrides, zero-width, BOM): a
 # name shown in a report or a terminal must read as what it is.
 NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]*$"
@@ -190,9 +191,17 @@ class SweepSpec(_Strict):
     model_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     _model_switches = field_validator("model_params", mode="before")(classmethod(
         lambda cls, v: {ref: _yaml_switches(p) for ref, p in v.items()} if isinstance(v, dict) else v))
-    # GPUs a model needs (AI Energy Score's class C models: several H100s). Declared so that `plan` says which jobs
-    # need a multi-GPU worker; until GPU groups land, a worker holds one GPU and such a job fails to load there.
-    model_gpus: dict[str, Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=dict)
+    # GPUs a model needs (AI Energy Score's class C models: several H100s): a number, or `auto` = the fewest GPUs
+    # of gpu_memory_gb whose memory, less gpu_memory_headroom, holds its weights (their size from the safetensors
+    # headers of the local copy: scheduler.spec.gpus). Undeclared: 1. Its jobs go only to workers holding that many
+    # GPUs (`wattsweep worker --gpus`): the queue <hardware_class>-x<N>.
+    model_gpus: dict[str, Annotated[int, Field(ge=1, le=MAX_GPUS, strict=True)] | Literal["auto"]] = \
+        Field(default_factory=dict)
+    # Memory of one GPU of the hardware class, in GB (80 for an H100 SXM, 141 for an H200): what `auto` divides by.
+    gpu_memory_gb: float | None = Field(default=None, gt=0, le=10_000, allow_inf_nan=False)
+    # The share of each GPU's memory that `auto` leaves to activations, caches and the CUDA context (0.2: weights
+    # fill at most 80% of each GPU).
+    gpu_memory_headroom: float = Field(default=0.2, ge=0, lt=1, allow_inf_nan=False)
     # Energy spent training a model (kWh), declared so that reports can say after how many queries inference
     # has cost as much as training: e.g. {hub:bigscience/bloomz-7b1: 51686} (the study's Table 5).
     training_energy_kwh: dict[str, Annotated[float, Field(gt=0, le=MAX_TRAINING_KWH, allow_inf_nan=False)]] = \
@@ -231,6 +240,10 @@ class SweepSpec(_Strict):
                 _check_engine(task, task_spec)
         models = self.all_models()
         self._check_model_params()
+        auto = [ref for ref, gpus in self.model_gpus.items() if gpus == "auto"]
+        if auto and self.gpu_memory_gb is None:
+            raise ValueError(f"model_gpus.{auto[0]}: auto needs gpu_memory_gb, the memory of one GPU of the "
+                             "hardware class in GB (e.g. 80 for an H100); or give the number of GPUs")
         for field in ("model_dtype", "training_energy_kwh", "model_params", "model_gpus"):
             for ref in getattr(self, field):
                 if ref not in models:

@@ -257,3 +257,26 @@ def test_reconcile_fails_a_unit_whose_worker_died_on_every_attempt(env):
         job = session.get(Job, job_id)
         assert job.status == "failed" and "worker died 1 times" in job.last_error
         assert set(session.scalars(select(Run.status).where(Run.job_id == job_id))) == {"failed"}
+
+
+def test_a_job_needing_four_gpus_goes_to_its_class_s_four_gpu_queue_at_submit_reconcile_and_retry(env):
+    """Issue 21: jobs.gpus picks the queue (worker.contract.celery_app.job_queue): `cpu-x-x4` for 4 GPUs."""
+    sessions, app, client = env
+    spec = parse_sweep(SPEC | {"model_gpus": {"hub:org/a": 4}})
+    done = submit_sweep(sessions, spec, app=app)
+    sweep_id = done.sweep_id
+    assert done.queues == {"cpu-x": 2, "cpu-x-x4": 1}
+    with sessions() as session:
+        gpus = dict(session.execute(select(Job.model, Job.gpus)).all())
+        four = set(session.scalars(select(Job.id).where(Job.gpus == 4)))
+    assert gpus == {"tiny:bert": 1, "hub:org/a": 4, "hub:org/b": 1}
+    assert ready_job_ids(client, ["cpu-x-x4"]) == four and len(ready_job_ids(client, ["cpu-x"])) == 2
+    client.delete("cpu-x-x4")  # the 4-GPU queue's message is lost; the one-GPU queue's are not
+    result = reconcile(sessions, app, client)
+    assert result.resent_queued == sorted(four) and result.scanned == ["cpu-x-x4"]
+    assert ready_job_ids(client, ["cpu-x-x4"]) == four
+    client.delete("cpu-x-x4")
+    with sessions.begin() as session:
+        fail_job(session, job_id=min(four), error="boom")
+    assert retry_failed(sessions, app=app, sweep_id=sweep_id) == 1
+    assert ready_job_ids(client, ["cpu-x-x4"]) == four

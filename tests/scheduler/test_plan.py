@@ -99,7 +99,8 @@ def test_plan_with_workers_gives_makespan_lower_bound_and_model_loads():
     # The prior: ~6 s an image for a 1B-parameter diffusion model at 20 steps; its runs split to fit 600 s.
     assert (one.sharded_runs, one.units) == (10, 110) and 500 < one.longest_unit_s <= 600
     assert one.makespan_s >= one.total_s and many.makespan_s >= many.lower_bound_s
-    assert many.lower_bound_s == max(many.total_s / 8, many.longest_unit_s)
+    assert many.lower_bound_s == many.total_s / 8  # GPU-seconds / GPUs: claims split the longest unit
+    assert many.pools == {1: 8}
     assert many.makespan_s < one.makespan_s / 4 and 2 <= many.model_loads <= 2 * 8
     assert (one.jobs_measured, one.jobs_prior) == (0, 2)
     # The model: one job of 4 units of 10 s and one of 1 unit of 30 s on 2 workers: 30 s first, then the rest.
@@ -141,11 +142,14 @@ def test_an_imported_codecarbon_log_gives_the_estimate_its_model_is_dispatched_a
 def test_plan_says_which_ai_energy_score_jobs_need_a_multi_gpu_worker(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WATTSWEEP_")} | {"PYTHONPATH": str(REPO_ROOT),
                                                                                        "COLUMNS": "400"}
-    result = subprocess.run([sys.executable, "-m", "scheduler", "plan",
+    result = subprocess.run([sys.executable, "-m", "scheduler", "plan", "--jobs",
                              str(REPO_ROOT / "presets" / "ai-energy-score.yaml")], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())
     # 8 text-generation jobs, and 12 reasoning jobs (on and off, except the two Qwen3-Next models: on only)
-    assert "20 jobs need a multi-GPU worker (one GPU per worker until GPU groups land):" in out
-    assert "hub:deepseek-ai/DeepSeek-R1 (16 GPUs)" in out and "hub:zai-org/GLM-4.5-Air (4 GPUs)" in out
+    assert ("GPUs per job: 108 job(s) need 1 GPU (queue h100); 2 job(s) need 2 GPUs (queue h100-x2, workers started "
+            "with --gpus holding 2); 6 job(s) need 4 GPUs (queue h100-x4") in out
+    assert "2 job(s) need 8 GPUs (queue h100-x8" in out and "10 job(s) need 16 GPUs (queue h100-x16" in out
+    assert "text-generation / hub:zai-org/GLM-4.5-Air (task-specific): 10 runs, 4 GPUs, unknown" in out
+    assert "text-generation / hub:openai-community/gpt2 (task-specific): 10 runs, 1 GPU, unknown" in out

@@ -121,18 +121,25 @@ class _JobMessages:
     def publish(self, producer, dispatch) -> None:
         task_id = uuid()
         headers = dict(self.headers, id=task_id, root_id=task_id, argsrepr=repr([dispatch.job_id]))
-        producer.publish(([dispatch.job_id], self.kwargs, self.embed), exchange="", routing_key=dispatch.queue,
-                         serializer="json", headers=headers, delivery_mode=PERSISTENT, declare=[], retry=False,
+        producer.publish(([dispatch.job_id], self.kwargs, self.embed), exchange="",
+                         routing_key=dispatch_queue(dispatch), serializer="json", headers=headers,
+                         delivery_mode=PERSISTENT, declare=[], retry=False,
                          **dict(self.properties, correlation_id=task_id))
 
 
+def dispatch_queue(dispatch) -> str:
+    """The queue a `db.queue.reconcile.Dispatch` goes to: its hardware class's, for workers holding its GPUs."""
+    return job_queue(dispatch.hardware_class, dispatch.gpus)
+
+
 def send_job_ids(app: Celery, dispatches) -> int:
-    """Publish one message per job (body: the job id only) to its hardware class's queue; returns the count.
+    """Publish one message per job (body: the job id only) to its queue (`dispatch_queue`); returns the count.
 
     One producer and kombu's publish batches (Redis pipelines of 1,000 LPUSHes) keep 10,000 jobs well under
-    a few seconds. `dispatches` are `db.queue.reconcile.Dispatch`-like: `.job_id`, `.queue`. If the broker fails
-    part-way, SendFailed says how many batches went through whole (the failing batch counts as not sent: sending
-    it again costs a duplicate message, which the leases make harmless; losing it would cost a job).
+    a few seconds. `dispatches` are `db.queue.reconcile.Dispatch`-like: `.job_id`, `.hardware_class`, `.gpus`
+    (a worker re-sending a job of its own queue may give that queue's name as the class, with one GPU). If the
+    broker fails part-way, SendFailed says how many batches went through whole (the failing batch counts as not
+    sent: sending it again costs a duplicate message, which the leases make harmless; losing it would cost a job).
     """
     dispatches = list(dispatches)
     sent = 0
@@ -141,7 +148,7 @@ def send_job_ids(app: Celery, dispatches) -> int:
             # Each queue is declared once, not once per message (kombu's per-message declare check and retry
             # wrapper were two thirds of a send: 10,000 messages 3.0 s -> see bench/scale.py); a failure is ours
             # to report (SendFailed), not kombu's to retry message by message.
-            for queue in dict.fromkeys(dispatch.queue for dispatch in dispatches):
+            for queue in dict.fromkeys(map(dispatch_queue, dispatches)):
                 producer.maybe_declare(app.amqp.queues[queue])
             messages = _JobMessages(app)
             for start in range(0, len(dispatches), SEND_BATCH):

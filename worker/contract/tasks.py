@@ -64,11 +64,13 @@ class TaskDeclaration:
     input_kind: str  # the kind of query it reads: see worker.contract.catalog.INPUT_KINDS
     default_params: Mapping[str, Any]  # e.g. {"dtype": None, "max_new_tokens": 10}; sweep params override
     zero_shot: ZeroShotForm | None = None
-    multi_gpu: bool = True  # its model can be spread over a group of GPUs (False: one GPU only; checked at submit)
+    # Whether its in-process workload can load a model across a group of GPUs (device_map over the group): a
+    # sweep giving one of its models `gpus` > 1 is refused at submit, naming the task and the model.
+    multi_gpu: bool = True
 
 
 def _task(task: str, input_kind: str, default_params: dict[str, Any],
-          zero_shot: tuple[str, int] | None = None, *, multi_gpu: bool = True) -> TaskDeclaration:
+          zero_shot: tuple[str, int] | None = None, multi_gpu: bool = True) -> TaskDeclaration:
     """A declaration; `zero_shot` = (prompt template, new tokens) where a multi-purpose model can be prompted."""
     form = None
     if zero_shot is not None:

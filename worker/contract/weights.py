@@ -3,6 +3,8 @@
 A safetensors file starts with an 8-byte little-endian header length and a JSON header that gives each tensor's
 byte range; the largest end offset is the size of its data. Pure standard library, so both the scheduler
 (`gpus: auto` at plan time) and the worker (a model that cannot fit fails before any weight is read) use it.
+`cached_snapshot` finds a `hub:` model's folder in the local Hugging Face cache (huggingface_hub, imported inside
+it, never the network): the scheduler sizes Hub models from there, and worker.models.hub loads them from there.
 """
 
 from __future__ import annotations
@@ -95,3 +97,14 @@ def _folder_bytes(folder: Path) -> int | None:
 def _stem(path: Path) -> str:
     """`diffusion_pytorch_model.fp16.safetensors` -> `diffusion_pytorch_model`: the file a variant stands for."""
     return path.name.split(".", 1)[0]
+
+
+def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
+    """The cached snapshot folder of `repo_id` at `revision` (branch, tag or commit; None = main), if any."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        return None

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from worker.contract.weights import cached_snapshot  # the cache lookup the scheduler shares (`gpus: auto`)
+
 PULL_HINT = "run `wattsweep pull FILE` on a node with Hub access"
 
 
@@ -40,17 +42,6 @@ def hub_offline() -> bool:
 
 def _label(repo_id: str, revision: str | None) -> str:
     return f"hub:{repo_id}" + (f"@{revision}" if revision else "")
-
-
-def cached_snapshot(repo_id: str, revision: str | None) -> Path | None:
-    """The cached snapshot folder of `repo_id` at `revision` (branch, tag or commit; None = main), if any."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
-        return None
 
 
 def _not_cached(repo_id: str, revision: str | None) -> HubModelError:

@@ -103,7 +103,7 @@ class WorkerContext:
         from worker.contract.celery_app import SendFailed, send_job_ids
 
         try:
-            send_job_ids(self.app, [Dispatch(job_id, self.runtime.queue)])
+            send_job_ids(self.app, [Dispatch(job_id, self.runtime.hardware_class, gpus=self.runtime.gpus)])
         except SendFailed as error:
             log.warning("could not send job %s to the broker (%s); reconcile will", job_id, error)
             return

@@ -120,7 +120,7 @@ class WorkLoop:
                  mode: str | None = "distributed", sweep_id: int | None = None,
                  max_consecutive_failures: int | None = None, recruit_every_s: float = 1.0, gpus: int = 1):
         self.lease, self.hardware_class, self.lease_timeout_s = lease, hardware_class, lease_timeout_s
-        self.gpus = gpus  # the worker's group size: it joins only jobs needing that many GPUs
+        self.gpus = gpus  # the worker's group size: it joins only jobs needing exactly that many GPUs
         self.transact, self.mode, self.sweep_id = hooks.transact, mode, sweep_id
         self.send, self.queue_length = hooks.send, hooks.queue_length
         self.hold = hooks.hold
