@@ -2,9 +2,10 @@
 
 Real Postgres, Redis, Celery and `wattsweep worker` processes; only NVML and RAPL are fakes (tests/simnode),
 read by the real CodeCarbon. One worker holds GPUs 0-3 (`--gpus 0,1,2,3`), four hold GPUs 4-7 one each, each
-in its own UTS namespace on one kernel. The group worker consumes its class's queue for 4 GPUs (`grp-x4`), the
-others their class's queue; the group's jobs are put on its queue here (routing jobs by the GPUs they need is
-jobs.gpus' part). One drain, shared by the tests below, while the host's CPU power changes every second.
+in its own UTS namespace on one kernel, all of one hardware class. One sweep: two models declared `gpus: 4`
+(`model_gpus`), eight of one GPU; submit sends the first to the class's queue for 4 GPUs (`one-x4`), which only
+the group worker consumes, and the rest to the class's own queue. One drain, shared by the tests below, while the
+host's CPU power changes every second.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Job, Measurement, Worker
-from db.queue.reconcile import Dispatch
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.conftest import (
     REDIS_URL,
@@ -31,7 +31,6 @@ from tests.distributed.conftest import (
 )
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
-from worker.contract.celery_app import job_queue, make_app, send_job_ids
 
 ok, why = SimNode.available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -41,7 +40,7 @@ GROUP = [0, 1, 2, 3]
 SINGLES = [4, 5, 6, 7]
 GPU_W = [60.0 + 20.0 * i for i in range(GPUS)]  # distinct: metering a neighbour's GPU shows
 PACKAGE_W = itertools.cycle([[60.0, 45.0], [180.0, 150.0], [110.0, 70.0], [240.0, 200.0]])
-GROUP_CLASS, SINGLE_CLASS = "grp", "one"
+HARDWARE_CLASS = "one"
 
 
 @dataclass
@@ -50,6 +49,7 @@ class Drained:
     workers: dict[str, Worker]  # by hostname: ctrg (the group), ctr4..ctr7
     windows: list[Measurement]
     refused: subprocess.CompletedProcess  # `--gpu 2` started while the group worker holds GPUs 0-3
+    jobs: dict[int, int]  # job id -> the GPUs it needs (jobs.gpus)
 
 
 def start(cluster: Cluster, node: SimNode, hostname: str, queue: str, *device: str) -> WorkerProcess:
@@ -61,12 +61,15 @@ def start(cluster: Cluster, node: SimNode, hostname: str, queue: str, *device: s
     return WorkerProcess(hostname, process, log_path)
 
 
-def submit(cluster: Cluster, name: str, models: list[str], hardware_class: str) -> list[int]:
-    (cluster.folder / f"{name}.yaml").write_text(sweep_yaml(name, models, queries=40, repetitions=2))
-    result = cluster.wattsweep("submit", f"{name}.yaml", "--hardware-class", hardware_class)
+def submit(cluster: Cluster, models: list[str], group_models: list[str]) -> dict[int, int]:
+    """One sweep; `group_models` need 4 GPUs. Returns job id -> GPUs needed."""
+    declared = "".join(f"  {ref}: {len(GROUP)}\n" for ref in group_models)
+    text = sweep_yaml("groups", models + group_models, queries=40, repetitions=2) + f"model_gpus:\n{declared}"
+    (cluster.folder / "groups.yaml").write_text(text)
+    result = cluster.wattsweep("submit", "groups.yaml", "--hardware-class", HARDWARE_CLASS)
     assert result.returncode == 0, result.stderr
     with cluster.sessions() as session:
-        return list(session.scalars(select(Job.id).where(Job.hardware_class == hardware_class)))
+        return dict(session.execute(select(Job.id, Job.gpus)).all())
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +87,16 @@ def drained(tmp_path_factory, tiny_bert_dir):  # noqa: F811
 
         changer = threading.Thread(target=change_host_power, daemon=True)
         try:
-            workers = [start(cluster, node, "ctrg", GROUP_CLASS, "--gpus", ",".join(map(str, GROUP)))]
-            workers += [start(cluster, node, f"ctr{gpu}", SINGLE_CLASS, "--gpu", str(gpu)) for gpu in SINGLES]
+            workers = [start(cluster, node, "ctrg", HARDWARE_CLASS, "--gpus", ",".join(map(str, GROUP)))]
+            workers += [start(cluster, node, f"ctr{gpu}", HARDWARE_CLASS, "--gpu", str(gpu)) for gpu in SINGLES]
             for worker in workers:
                 worker.wait_ready(timeout_s=300)
             refused = subprocess.run(node.wrap([sys.executable, "-m", "scheduler", "worker", "--gpu", "2", "--queue",
-                                                SINGLE_CLASS], hostname="ctrx"),
+                                                HARDWARE_CLASS], hostname="ctrx"),
                                      cwd=cluster.folder, env=cluster.env, capture_output=True, text=True, timeout=300)
             changer.start()
             models = cluster.model_copies(tiny_bert_dir, 10)
-            # Two jobs for each worker, the group's sent right after the singles' (a submit takes seconds): the
-            # group's windows overlap the singles'.
-            group_jobs = submit(cluster, "group", models[8:], GROUP_CLASS)  # sent to `grp`, which nobody consumes
-            submit(cluster, "singles", models[:8], SINGLE_CLASS)
-            send_job_ids(make_app(cluster.broker_url), [Dispatch(job, job_queue(GROUP_CLASS, len(GROUP)))
-                                                        for job in group_jobs])
+            jobs = submit(cluster, models[:8], models[8:])
             cluster.wait_for(cluster.finished, "the node to drain both sweeps", timeout_s=400, logs=workers)
             stop.set()
             changer.join()
@@ -108,7 +106,7 @@ def drained(tmp_path_factory, tiny_bert_dir):  # noqa: F811
                                           .order_by(Measurement.started_at)).all()
                 statuses = set(session.scalars(select(Job.status)))
             assert statuses == {"done"}, statuses
-            yield Drained(node, rows, windows, refused)
+            yield Drained(node, rows, windows, refused, jobs)
         finally:
             stop.set()
             cluster.close()
@@ -117,7 +115,7 @@ def drained(tmp_path_factory, tiny_bert_dir):  # noqa: F811
 def test_a_group_window_is_the_sum_of_its_gpus_counters_between_the_reads_that_opened_and_closed_it(drained):
     group = drained.workers["ctrg"]
     assert (group.id, group.device, group.gpu_indexes, group.hardware_class) == \
-        ("gpu0-3@ctrg", "cuda:0-3", GROUP, GROUP_CLASS)
+        ("gpu0-3@ctrg", "cuda:0-3", GROUP, HARDWARE_CLASS)
     assert [gpu["uuid"] for gpu in group.inventory["gpus"]] == [drained.node.gpus[i]["uuid"] for i in GROUP]
     mine = [w for w in drained.windows if w.worker_id == group.id]
     assert {w.phase for w in mine} == {"load", "query"}
@@ -187,3 +185,16 @@ def test_a_worker_whose_gpu_a_live_group_holds_is_refused_naming_it(drained):
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "GPU 2 of this host is held by worker gpu0-3@ctrg" in lines[0], refused.stderr
     assert "ctrx" not in {w.hostname for w in drained.workers.values()}  # it registered nothing
+
+
+def test_a_four_gpu_job_runs_only_on_the_group_worker_and_the_group_takes_no_one_gpu_job(drained):
+    by_job: dict[int, set[str]] = {}
+    for window in drained.windows:
+        by_job.setdefault(window.job_id, set()).add(window.worker_id)
+    assert sorted(drained.jobs.values()) == [1] * 8 + [4] * 2
+    for job, gpus in drained.jobs.items():
+        assert by_job.get(job), f"job {job} stored no window"
+        if gpus == 4:
+            assert by_job[job] == {"gpu0-3@ctrg"}, (job, by_job[job])
+        else:
+            assert "gpu0-3@ctrg" not in by_job[job], (job, by_job[job])
