@@ -42,17 +42,19 @@ ENDPOINT = textwrap.dedent('''
     import json, sys
     from aiohttp import web
 
+    def event(payload):  # compact JSON, as vLLM writes it
+        return ("data: " + json.dumps(payload, separators=(",", ":")) + "\\n\\n").encode()
+
     async def completions(request):
         body = await request.json()
         n = body["max_tokens"]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        chunk = {"id": "x", "object": "text_completion", "choices": [{"index": 0, "text": " tok"}]}
-        line = ("data: " + json.dumps(chunk) + "\\n\\n").encode()
+        line = event({"id": "x", "object": "text_completion", "choices": [{"index": 0, "text": " tok"}], "usage": None})
         for _ in range(n):
             await response.write(line)
         usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": n, "total_tokens": n + 4}}
-        await response.write(("data: " + json.dumps(usage) + "\\n\\ndata: [DONE]\\n\\n").encode())
+        await response.write(event(usage) + b"data: [DONE]\\n\\n")
         return response
 
     app = web.Application()
@@ -85,12 +87,33 @@ def client_cost(endpoint: Endpoint, n: int, tokens: int, concurrency: int) -> tu
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     if run.errors:
         sys.exit(f"requests failed: {run.errors[0]}")
+    miscounted = [r for r in run.records if r.completion_tokens != tokens or len(r.chunk_at) != tokens]
+    if miscounted:
+        sys.exit(f"{len(miscounted)} requests miscounted: usage {miscounted[0].completion_tokens}, "
+                 f"{len(miscounted[0].chunk_at)} chunks, {tokens} sent")
     return cpu, wall, len(run.records)
+
+
+def endpoint_python() -> str:
+    """An interpreter with aiohttp: this one, or vLLM's venv (aiohttp is vLLM's dependency, not wattsweep's)."""
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is not None:
+        return sys.executable
+    vllm_python = shlex.split(vllm_command())[0]
+    if not Path(vllm_python).exists():
+        sys.exit("the minimal endpoint needs aiohttp: pip install aiohttp, or `make vllm` (its venv has it)")
+    return vllm_python
+
+
+def vllm_command() -> str:
+    return os.environ.get("WATTSWEEP_VLLM_COMMAND") or \
+        f"{ROOT / '.venv-vllm' / 'bin' / 'python'} -m vllm.entrypoints.openai.api_server"
 
 
 def minimal_endpoint() -> None:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", ENDPOINT, str(port)])
+    server = subprocess.Popen([endpoint_python(), "-c", ENDPOINT, str(port)])
     try:
         wait_port(port)
         endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m", fixed_length_fields=())
@@ -124,8 +147,7 @@ def real_engine() -> None:
     from worker.engines.steady import steady_part
     from worker.engines.vllm import ENGINE
 
-    command = os.environ.get("WATTSWEEP_VLLM_COMMAND") or \
-        f"{ROOT / '.venv-vllm' / 'bin' / 'python'} -m vllm.entrypoints.openai.api_server"
+    command = vllm_command()
     if not Path(shlex.split(command)[0]).exists():
         print(f"real engine: skipped, no vLLM at {shlex.split(command)[0]} (make vllm)")
         return
