@@ -18,9 +18,10 @@ ms per request plus 2.8-3.2 us per token [1-6], i.e. 1.3-1.4% of one core per 10
 the 1% target is missed by a third. The floor, with asyncio's streams and a hand-parsed HTTP/1.1 (not a client
 to ship: the issue asks for a kept library) is 0.05 ms per request plus 3.2 us per token, half the budget spent
 by the event loop alone; uvloop changed neither (0.130 vs 0.137 ms with aiohttp, 0.052 vs 0.045 ms raw).
-Against the real engine each streamed chunk is a read of its own, one event-loop wake-up each: about 35-45 us
-of client CPU per chunk here (24-token requests: 1.0-1.7 ms per request at 1 and 8 in flight, uvloop no
-better), so a client streaming N tokens per request costs about 0.15 ms + N x 40 us. The load sampler used to
+Against the real engine each streamed chunk is a read of its own, one event-loop wake-up each: about 40-60 us
+of client CPU per chunk here. 24-token requests, the sampler included: 1.2-1.7 ms per request at 1 in flight
+(one run read 3.6 ms), 0.5-1.2 ms at 8, uvloop no better; before, 4.8 and 3.5 ms. So a client streaming N
+tokens per request costs about 0.15 ms + N x 50 us. The load sampler used to
 parse the engine's whole /metrics (600 lines, 7.4 ms) 4 times a second, most of the client's CPU at low
 rates; it now scans for its gauges (0.09 ms). When the machine was quiet [0.8] vLLM streamed token by token and
 the client's inter-token latency agreed with the engine's histogram within 1-2%, end-to-end within 4-6%, TTFT
