@@ -31,7 +31,7 @@ from worker.engines.sse import TokenStream
 __all__ = ["LoadRun", "LoadSample", "RequestRecord", "arrival_offsets_s", "drive", "request_body"]
 
 SAMPLE_S = 0.25
-REQUEST_TIMEOUT_S = 3600.0
+READ_TIMEOUT_S = 3600.0  # an engine silent this long on a request has hung
 
 
 def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, fixed_length: bool) -> dict[str, Any]:
@@ -86,7 +86,8 @@ async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int,
     in_flight = 0
     # no connection limit: a closed loop opens `concurrency` connections, an open loop as many as are in flight
     connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S, sock_connect=30.0)
+    # no cap on a whole request (a long generation under load may take hours), one on the wait for each read
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=READ_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                      headers={"Content-Type": "application/json"}) as session:
         run.metrics_before = await scrape(session, endpoint)
