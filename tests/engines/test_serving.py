@@ -98,9 +98,12 @@ def test_a_sweep_at_two_concurrencies_stores_each_runs_serving_figures(served):
         assert len(latencies) == queries
         assert all(r["ttft_s"] > 0 and r["e2e_s"] >= r["ttft_s"] and r["output_tokens"] == MAX_NEW_TOKENS
                    for r in latencies)
-        for name in ("ttft_p50_s", "ttft_p99_s", "itl_p50_s", "itl_p99_s", "tpot_p50_s", "e2e_p50_s", "e2e_p99_s",
-                     "throughput_output_tokens_per_s", "engine_ttft_mean_s", "engine_itl_mean_s"):
+        for name in ("ttft_p50_s", "ttft_p99_s", "itl_p99_s", "client_itl_mean_s", "tpot_p50_s", "e2e_p50_s",
+                     "e2e_p99_s", "throughput_output_tokens_per_s", "engine_ttft_mean_s", "engine_itl_mean_s"):
             assert run[name] > 0, name
+        # chunks that arrive in one read share its time: on two busy cores vLLM's API server sends them in bursts,
+        # so half the gaps may be 0 (the client sees no finer gap; before, they were its own parse time)
+        assert 0 <= run["itl_p50_s"] <= run["itl_p99_s"]
         # the steady part lies inside the run's window
         assert "no-steady-state" not in (run["flags"] or "")
         assert run["window_start"] <= run["steady_started_at"] < run["steady_ended_at"] <= run["window_end"]

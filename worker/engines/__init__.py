@@ -15,7 +15,8 @@ from worker.engines.base import Endpoint, Engine, MetricNames
 __all__ = ["ENGINES", "Endpoint", "Engine", "MetricNames", "get_engine"]
 
 
-SHARED = {"base", "process", "guard", "load", "records", "sampler", "steady", "metrics", "figures", "served", "unit"}
+SHARED = {"base", "process", "guard", "load", "records", "sampler", "steady", "metrics", "figures", "served", "unit",
+          "sse"}
 
 
 def _discover() -> dict[str, Engine]:

@@ -9,14 +9,15 @@ Beside the requests, a sampler records the load every `SAMPLE_S`: the client's i
 running and waiting requests (its Prometheus gauges, where it has them) and the GPU's energy counter (where the
 meter has one), so that the steady part of the run can be cut from the metered window (worker.engines.steady).
 
-httpx rather than the openai SDK: the SDK builds a pydantic object per streamed chunk, several times the client
-CPU per token for fields we do not read (bench/serving.py measures the client's cost).
+The client is aiohttp: one session per run, its connections kept alive and reused, the response bodies read as
+bytes (worker.engines.sse: no JSON parsed per token). Its C HTTP parser costs about a sixth of httpx's pure-Python
+stack per request (httpcore, h11, anyio), and the openai SDK builds a pydantic object per streamed chunk;
+bench/serving.py measures the client's cost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import random
 import time
@@ -25,11 +26,12 @@ from typing import Any
 
 from worker.engines.base import Endpoint
 from worker.engines.records import LoadRun, LoadSample, RequestRecord
+from worker.engines.sse import TokenStream
 
 __all__ = ["LoadRun", "LoadSample", "RequestRecord", "arrival_offsets_s", "drive", "request_body"]
 
 SAMPLE_S = 0.25
-REQUEST_TIMEOUT_S = 3600.0
+READ_TIMEOUT_S = 3600.0  # an engine silent this long on a request has hung
 
 
 def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, fixed_length: bool) -> dict[str, Any]:
@@ -43,28 +45,18 @@ def request_body(endpoint: Endpoint, prompt: str, max_tokens: int, fixed_length:
     return body
 
 
-async def _one(client, endpoint: Endpoint, body: dict[str, Any], record: RequestRecord) -> None:
+async def _one(session, url: str, body: bytes, auth: dict[str, str] | None, record: RequestRecord) -> None:
     """Stream one completion into `record` (its error, not an exception, when it fails)."""
     try:
-        async with client.stream("POST", f"{endpoint.base_url}/completions", json=body) as response:
-            if response.status_code != 200:
-                text = (await response.aread()).decode("utf-8", "replace")
-                record.error = f"HTTP {response.status_code}: {' '.join(text.split())[:300]}"
+        async with session.post(url, data=body, headers=auth) as response:
+            if response.status != 200:
+                text = (await response.read()).decode("utf-8", "replace")
+                record.error = f"HTTP {response.status}: {' '.join(text.split())[:300]}"
                 return
-            async for line in response.aiter_lines():  # read to the end (no break): the connection is reused
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    continue
-                chunk = json.loads(data)
-                choices = chunk.get("choices") or ()
-                if choices:  # a chunk of new tokens, even where they decode to no text yet (part of a word)
-                    record.chunk_at.append(time.time())
-                usage = chunk.get("usage")
-                if usage:
-                    record.prompt_tokens = usage.get("prompt_tokens")
-                    record.completion_tokens = usage.get("completion_tokens")
+            stream = TokenStream(record)
+            async for data in response.content.iter_any():  # to the end (no break): the connection is reused
+                stream.feed(data, time.time())
+            stream.close(time.time())
         record.done_at = time.time()
     except Exception as error:  # the engine died, or refused: the run says why
         record.error = f"{type(error).__name__}: {error}"[:300] or type(error).__name__
@@ -81,69 +73,38 @@ def arrival_offsets_s(n: int, rate: float, seed: int) -> list[float]:
     return offsets
 
 
-@functools.cache
-def _tls_context():
-    import ssl
-
-    return ssl.create_default_context()
-
-
-class _Clients:
-    """One httpx client per request in flight, each with one kept-alive connection, reused as requests end.
-
-    httpcore's connection pool walks every connection at every request (is_idle, has_expired), which at 64 in
-    flight costs the client more CPU than the streaming itself; pools of one connection make that walk O(1).
-    """
-
-    def __init__(self, make) -> None:
-        self.make, self.free, self.made = make, [], []
-
-    def take(self):
-        if self.free:
-            return self.free.pop()
-        client = self.make()
-        self.made.append(client)
-        return client
-
-    def give(self, client) -> None:
-        self.free.append(client)
-
-    async def close(self) -> None:
-        for client in self.made:
-            await client.aclose()
-
-
 async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int, fixed_length: bool,
                  concurrency: int | None, request_rate: float | None, seed: int,
                  gpu_energy_mj: Callable[[], int | None] | None, sample_s: float) -> LoadRun:
-    import httpx
+    import aiohttp
 
     from worker.engines.sampler import sample_load, scrape
 
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30.0)
+    auth = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else None  # not to the metrics
+    url = f"{endpoint.base_url}/completions"
     run = LoadRun([], [], time.time(), 0.0)
     in_flight = 0
-    tls = _tls_context()  # one for every client: loading the CA bundle costs ~70 ms of CPU each time
-    clients = _Clients(lambda: httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers, verify=tls))
-    async with httpx.AsyncClient(timeout=10.0) as scraper:
-        run.metrics_before = await scrape(scraper, endpoint)
+    # no connection limit: a closed loop opens `concurrency` connections, an open loop as many as are in flight
+    connector = aiohttp.TCPConnector(limit=0)
+    # no cap on a whole request (a long generation under load may take hours), one on the wait for each read
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30.0, sock_read=READ_TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     headers={"Content-Type": "application/json"}) as session:
+        run.metrics_before = await scrape(session, endpoint)
         stop = asyncio.Event()
-        sampler = asyncio.create_task(sample_load(scraper, endpoint, run, lambda: in_flight, gpu_energy_mj, stop,
+        sampler = asyncio.create_task(sample_load(session, endpoint, run, lambda: in_flight, gpu_energy_mj, stop,
                                                   sample_s))
 
         async def send(prompt: str) -> None:
             nonlocal in_flight
+            body = json.dumps(request_body(endpoint, prompt, max_tokens, fixed_length)).encode()
             record = RequestRecord(time.time())
             run.records.append(record)
             in_flight += 1
-            client = clients.take()
             try:
-                await _one(client, endpoint, request_body(endpoint, prompt, max_tokens, fixed_length), record)
+                await _one(session, url, body, auth, record)
             finally:
                 in_flight -= 1
-                clients.give(client)
 
         if request_rate is None:
             pending = iter(prompts)
@@ -175,8 +136,7 @@ async def _drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int,
         run.ended_at = time.time()
         stop.set()
         await sampler
-        run.metrics_after = await scrape(scraper, endpoint)
-        await clients.close()
+        run.metrics_after = await scrape(session, endpoint)
     return run
 
 

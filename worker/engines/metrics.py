@@ -1,5 +1,6 @@
-"""Reading an engine's Prometheus metrics: its load gauges while a run is measured, its latency histograms
-before and after, through prometheus_client's own text parser."""
+"""Reading an engine's Prometheus metrics: its load gauges while a run is measured (a line scan for the few
+names the sampler reads, 4 times a second), its latency histograms before and after (prometheus_client's own
+text parser: 7 ms of CPU for vLLM's 600 lines, too much for every sample)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,26 @@ def parse(text: str) -> dict[str, float]:
             if sample.name.endswith("_bucket") or sample.name.endswith("_created"):
                 continue
             values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
+    return values
+
+
+def gauges(text: str, names: tuple[str, ...]) -> dict[str, float]:
+    """`names`' samples summed over label sets, as `parse` gives them, from the lines that start with one.
+
+    A sample line is `name{labels} value [timestamp]` or `name value [timestamp]`; the labels end at the line's
+    last `}` (a value or timestamp has none). Comment lines start with `#`, so they never match."""
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith(names):
+            continue
+        brace = line.find("{")
+        space = line.find(" ")
+        end = brace if brace != -1 and (space == -1 or brace < space) else space
+        name = line[:end]
+        if name not in names:  # a longer name sharing the prefix (vllm:num_requests_waiting_by_reason)
+            continue
+        fields = line[line.rindex("}") + 1:].split() if brace == end else line[end:].split()
+        values[name] = values.get(name, 0.0) + float(fields[0])
     return values
 
 

@@ -12,25 +12,36 @@ from collections.abc import Callable
 from worker.engines.base import Endpoint
 from worker.engines.records import LoadRun, LoadSample
 
+SCRAPE_TIMEOUT_S = 10.0
 
-async def scrape(scraper, endpoint: Endpoint) -> dict[str, float]:
+
+async def scrape(session, endpoint: Endpoint, only: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The engine's Prometheus metrics (`only` those names: worker.engines.metrics.gauges), through the run's
+    aiohttp session; {} when it has none or does not answer."""
     if not endpoint.metrics_url:
         return {}
-    from worker.engines.metrics import parse
+    import aiohttp
+
+    from worker.engines.metrics import gauges, parse
 
     try:
-        response = await scraper.get(endpoint.metrics_url)
-        return parse(response.text) if response.status_code == 200 else {}
+        async with session.get(endpoint.metrics_url, timeout=aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)) as response:
+            if response.status != 200:
+                return {}
+            text = await response.text()
+            return parse(text) if only is None else gauges(text, only)
     except Exception:  # a missed scrape is a missing sample, not a failed run
         return {}
 
 
-async def sample_load(scraper, endpoint: Endpoint, run: LoadRun, in_flight: Callable[[], int],
+async def sample_load(session, endpoint: Endpoint, run: LoadRun, in_flight: Callable[[], int],
                       gpu_energy_mj: Callable[[], int | None] | None, stop: asyncio.Event, period_s: float) -> None:
     from worker.engines.metrics import first, load_of
 
+    names = endpoint.metrics
+    only = tuple(name for name in (names.running, names.waiting, *names.kv_cache_usage) if name)
     while True:
-        values = await scrape(scraper, endpoint)
+        values = await scrape(session, endpoint, only) if only else {}
         running, waiting = load_of(values, endpoint.metrics)
         kv = first(values, endpoint.metrics.kv_cache_usage) if values else None
         run.samples.append(LoadSample(time.time(), in_flight(), running, waiting,

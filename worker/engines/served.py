@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from worker.engines.base import Endpoint, Engine
 from worker.engines.process import EngineError, EngineProcess, free_port
@@ -32,6 +32,7 @@ class ServedModel:
     process: EngineProcess | None = None
     start_command: list[str] | None = None
     version: str | None = None
+    revision: str | None = None  # the Hub commit served (`hub:` models), recorded as in-process loads record it
     restarts: int = 0
     quantization: dict[str, Any] = field(default_factory=dict)  # the checkpoint's method and bits, read by the engine
     key: tuple[str, str] = ("", "")  # (model, engine spec): a later job with the same key may use this engine
@@ -39,8 +40,9 @@ class ServedModel:
 
     @property
     def wattsweep_provenance(self) -> dict[str, Any]:
-        """What the job records: the engine, its version, its full command line (or endpoint), its log."""
-        return {"engine": self.engine.name, "engine_version": self.version,
+        """What the job records: the Hub commit, the engine, its version, its full command line (or endpoint),
+        its log."""
+        return {"revision": self.revision, "engine": self.engine.name, "engine_version": self.version,
                 "engine_args": self.start_command or {k: v for k, v in self.spec.items() if k != "api_key_env"},
                 "engine_log": str(self.process.log_path) if self.process else None,
                 "quantization_method": self.quantization.get("method"),
@@ -66,16 +68,34 @@ def log_dir() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "wattsweep-engines"
 
 
-def model_location(model_ref: str, task: str) -> tuple[str, list[str]]:
-    """What the engine's `--model` gets, and extra options: a folder (`path:`, or a `tiny:` model saved once to
-    the cache), or a Hub id with `--revision` (the engine reads the HF cache itself; HF_HUB_OFFLINE is inherited)."""
+class ModelLocation(NamedTuple):
+    model: str  # what the engine's `--model` gets: a folder, or a Hub id
+    options: list[str]  # further options (`--revision COMMIT`)
+    revision: str | None  # the Hub commit served; None for `path:` and `tiny:` models
+
+
+def model_location(model_ref: str, task: str) -> ModelLocation:
+    """Where the engine reads the model: a folder (`path:`, a `tiny:` model saved once to a temp folder, or the
+    cached snapshot of a `hub:` commit), or, online, a Hub id pinned to the commit its revision resolves to now
+    (the engine downloads that commit; HF_HUB_OFFLINE and HF_HOME are inherited). Either way a `hub:` model is
+    served at one commit, resolved as in-process loads resolve it (worker.models.hub), and that commit is
+    recorded; a model the cache lacks offline fails with the fix (ModelLoadError)."""
     from worker.contract.refs import check_data_path, parse_model_ref
 
     ref = parse_model_ref(model_ref)
     if ref.kind == "path":
-        return str(check_data_path(ref.name, "model folder")), []
+        return ModelLocation(str(check_data_path(ref.name, "model folder")), [], None)
     if ref.kind == "hub":
-        return ref.name, (["--revision", ref.revision] if ref.revision else [])
+        from worker.errors import ModelLoadError
+        from worker.models.hub import HubModelError, resolve_model
+
+        try:
+            resolved = resolve_model(ref.name, ref.revision)
+        except HubModelError as error:
+            raise ModelLoadError(str(error)) from None
+        if resolved.where == ref.name:  # online: the engine downloads exactly the commit
+            return ModelLocation(ref.name, ["--revision", resolved.revision], resolved.revision)
+        return ModelLocation(resolved.where, [], resolved.revision)  # the commit's cached snapshot folder
     folder = Path(tempfile.gettempdir()) / "wattsweep-tiny" / f"{ref.name}-{task}"
     if not (folder / "config.json").exists():
         from worker.models.tiny import build_tiny
@@ -88,7 +108,7 @@ def model_location(model_ref: str, task: str) -> tuple[str, list[str]]:
             import shutil
 
             shutil.rmtree(scratch, ignore_errors=True)
-    return str(folder), []
+    return ModelLocation(str(folder), [], None)
 
 
 def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job_id: int, gpus: int = 1
@@ -103,13 +123,14 @@ def start(model_ref: str, task: str, device: str, params: dict[str, Any], *, job
         served = ServedModel(engine, spec, engine.endpoint(spec), key=served_key(model_ref, params))
         _check_answers(served.endpoint)
         return served
-    where, extra = model_location(model_ref, task)
+    location = model_location(model_ref, task)
     port = free_port()
-    command = [*engine.command(Path(where), port, spec.get("args") or {}, gpus=gpus), *extra]
+    command = [*engine.command(Path(location.model), port, spec.get("args") or {}, gpus=gpus), *location.options]
     from worker.models.quantization import describe, saved_quantization
 
     served = ServedModel(engine, spec, engine.endpoint(spec, port=port), start_command=command,
-                         key=served_key(model_ref, params), quantization=describe(saved_quantization(where)))
+                         revision=location.revision, key=served_key(model_ref, params),
+                         quantization=describe(saved_quantization(location.model)))
     stamp = time.strftime("%Y%m%dT%H%M%S")
     process = EngineProcess(command, log_path=log_dir() / f"job{job_id}-{engine.name}-{stamp}-{os.getpid()}.log",
                             env={**os.environ, **engine.environment(device)})

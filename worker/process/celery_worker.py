@@ -59,6 +59,7 @@ class WorkerContext:
         from worker.process.executor import UnitExecutor, make_loop
 
         self.runtime = runtime
+        self.queue_length = queue_length
         self.heartbeat = heartbeat
         self.app = app
         self.retry_for_s = retry_for_s
@@ -83,6 +84,8 @@ class WorkerContext:
             self.send_again(job_id)
             return "declined"
         status = self.executor.drive(self.loop.serve(job_id, joins=1, should_stop=self.stopping.is_set))
+        if self.queue_length is None or self.queue_length() == 0:  # idle now: no engine holds the GPU meanwhile
+            self.executor.stop_engine()  # (a queued job may still reuse it: its load decides)
         # What survived the last collection lives on: keep it out of the next one (a million library objects
         # would cost ~0.1 s per model switch).
         gc.freeze()
@@ -263,6 +266,10 @@ def serve(options: WorkerOptions) -> int:
     try:
         worker.start()
     finally:
+        try:  # a served job's engine stops with its worker, not seconds later by its guard
+            context.executor.unload()
+        except Exception as error:  # the guard still stops it; unregistering must not be skipped
+            log.warning("could not unload at shutdown: %s", error)
         heartbeat.stop()
         _unregister(runtime)
         runtime.close()

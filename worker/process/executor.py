@@ -233,6 +233,12 @@ class UnitExecutor:
         return start(spec["model"], spec["task"], self.runtime.device, params, job_id=job_id,
                      gpus=placement.gpus if placement.on_cuda else 1)
 
+    def stop_engine(self) -> None:
+        """Stop a served job's engine (unloading it); an in-process model stays loaded for the next message."""
+        serving = self.model is not None and getattr(self.model.pipeline, "stop", None) is not None
+        if serving or self._spare_engine is not None:
+            self.unload()
+
     def unload(self, *, keep_engine: bool = False) -> None:
         """Drop the job's model; a served job's engine is stopped, or with `keep_engine` kept for the next load."""
         spare, self._spare_engine = self._spare_engine, None
