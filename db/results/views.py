@@ -60,6 +60,9 @@ VIEW_COLUMNS: dict[str, dict[str, Any]] = {
         "gpu_sm_clock_start_mhz": F, "gpu_power_limit_start_w": F, "gpu_throttle_start": INT,
         "gpu_temperature_end_c": F, "gpu_sm_clock_end_mhz": F, "gpu_power_limit_end_w": F, "gpu_throttle_end": INT,
         "float32_matmul_precision": S, "tf32_matmul": B, "tf32_cudnn": B,
+        # 0031: the GPUs as the job ran on them (issue 21)
+        "gpus": INT, "quantization_method": S, "quantization_bits": INT, "power_limit_w": F, "power_limit_set_w": F,
+        "power_limit_read_w": F, "gpu_energies": S,
     },
     "v_model_summary": {
         "sweep_id": INT, "sweep_name": S, "job_id": INT, "task": S, "model": S, "model_kind": S, "hardware_class": S,

@@ -109,9 +109,22 @@ def _columns_0024(dialect: str) -> dict[str, str]:
     return _columns_0014(dialect) | PROVENANCE_0024
 
 
+# 0031: the GPUs as the job ran on them (issue 21): how many it needed, the quantization its weights were loaded
+# with, the power limit asked for and the one set and read back for the window, and each GPU's own energy (a JSON
+# list of {index, uuid, kwh}, as text so that CSV and Parquet carry it as one column on both databases).
+def _columns_0031(dialect: str) -> dict[str, str]:
+    gpu_energies = "CAST(m.gpu_energies AS TEXT)" if dialect == "postgresql" else "m.gpu_energies"
+    return _columns_0024(dialect) | {
+        "gpus": "j.gpus", "quantization_method": "j.quantization_method", "quantization_bits": "j.quantization_bits",
+        "power_limit_w": "j.power_limit_w", "power_limit_set_w": "m.power_limit_set_w",
+        "power_limit_read_w": "m.power_limit_read_w", "gpu_energies": gpu_energies,
+    }
+
+
 VERSIONS = {"v_runs": {
     "0007": lambda dialect: create_view("v_runs", _columns_0007(dialect), _body(NODE_LATEST_LOAD)),
     "0011": lambda dialect: create_view("v_runs", _columns_0011(dialect), _body(NODE_LATEST_LOAD)),
     "0014": lambda dialect: create_view("v_runs", _columns_0014(dialect), _body(LATEST_LOAD, f"{BASELINE}\n")),
     "0024": lambda dialect: create_view("v_runs", _columns_0024(dialect), _body(LATEST_LOAD, f"{BASELINE}\n")),
+    "0031": lambda dialect: create_view("v_runs", _columns_0031(dialect), _body(LATEST_LOAD, f"{BASELINE}\n")),
 }}

@@ -22,6 +22,7 @@ FROZEN = {
     ("v_runs", "0011"): ("b0e8316a1824c877", "db1845acb4701233"),
     ("v_runs", "0014"): ("e147b1aa2b00e73b", "4b41c4470d4e229d"),
     ("v_runs", "0024"): ("69622798f06ba275", "a648de8be9562c8c"),
+    ("v_runs", "0031"): ("48043b81cadd4606", "92cbbfd73d333cfe"),
     ("v_model_summary", "0007"): ("6ce92ed43098d6eb", "94ce9f5a26fcfe05"),
     ("v_model_summary", "0011"): ("14e80abd1dcd87d3", "064f8735a2c59ccb"),
     ("v_model_summary", "0014"): ("0e6360256e7cccd9", "80b7b61fab1c85af"),
