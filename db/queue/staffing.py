@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.clock import lease_is_live, server_now
@@ -197,17 +197,42 @@ def fail_load(session: Session, *, lease: Lease, job_id: int, shard_id: int, err
 def mark_unavailable(session: Session, *, lease: Lease, job_id: int, shard_id: int, error: str,
                      hardware_class: str, lease_timeout_s: float) -> str:
     """Not on this node (model or dataset missing): the unit goes back without an attempt, this process stops
-    taking the job, and the job fails only once every live worker of its class has said the same."""
+    taking the job, and the job fails only once every live worker of its class that could take it (holding as many
+    GPUs as it needs) has said the same."""
     release(session, lease=lease, shard_id=shard_id)
     session.add(Unavailable(job_id=job_id, worker_id=lease.worker_id, token=lease.token, error=error[-4000:]))
     session.flush()
     status = leave(session, lease=lease, job_id=job_id, handed_back=True)
-    live = select(Worker.id, Worker.token).where(Worker.hardware_class == hardware_class,
-                                                 lease_is_live(Worker.heartbeat_at, lease_timeout_s))
-    workers = {tuple(row) for row in session.execute(live)}
+    gpus = session.scalar(select(Job.gpus).where(Job.id == job_id))
+    live = select(Worker.id, Worker.token, Worker.gpu_indexes).where(
+        Worker.hardware_class == hardware_class, lease_is_live(Worker.heartbeat_at, lease_timeout_s))
+    # Only the workers that could take it: those holding as many GPUs as it needs (a CPU worker: one).
+    workers = {(worker_id, token) for worker_id, token, held in session.execute(live)
+               if len(held or ()) == gpus or (not held and gpus == 1)}
     declined = {tuple(row) for row in session.execute(
         select(Unavailable.worker_id, Unavailable.token).where(Unavailable.job_id == job_id))}
     if workers and workers <= declined:
         return fail_job(session, job_id=job_id,
                         error=f"not available on any of the {len(workers)} live worker(s): {error}")
     return status
+
+
+def group_drained(session: Session, *, lease: Lease, hardware_class: str, gpus: int, lease_timeout_s: float) -> bool:
+    """`wattsweep worker --split-when-drained`: whether a worker holding `gpus` GPUs would now serve better as that
+    many one-GPU workers. True when no open job of the class needing `gpus` GPUs has work left (a claimable unit, or
+    one held under a live lease: its holder may die or hand it back, and this group would then take it over), and
+    one-GPU jobs of the class have claimable units (before anything is submitted, or once everything is done,
+    splitting would gain nothing and lose the group for the next sweep). Jobs this process declined (not on its
+    node) do not keep it a group. bench/replay.py --dissolve asks this same question."""
+    declined = select(Unavailable.job_id).where(Unavailable.worker_id == lease.worker_id,
+                                                Unavailable.token == lease.token)
+    held = and_(Shard.status == "running", lease_is_live(Shard.lease_heartbeat_at, lease_timeout_s))
+
+    def units(size: int, condition) -> bool:
+        return session.scalar(
+            select(Shard.id).join(Job, Job.id == Shard.job_id).join(Sweep, Sweep.id == Job.sweep_id)
+            .where(Job.hardware_class == hardware_class, Job.gpus == size, open_jobs("distributed", None),
+                   condition, Job.id.not_in(declined)).limit(1)) is not None
+
+    return (not units(gpus, or_(claimable(lease_timeout_s), held))
+            and units(1, claimable(lease_timeout_s)))

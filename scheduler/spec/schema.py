@@ -175,6 +175,16 @@ class SweepSpec(_Strict):
     # ASCII only: a class is a Redis key and an ACL user's key pattern (deploy/redis-start.sh)
     hardware_class: str = Field(default="cpu", max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
     exclusive: bool = False  # one job per host at a time, for the cleanest CPU figures
+
+    @field_validator("hardware_class")
+    @classmethod
+    def _class_is_a_queue(cls, value: str) -> str:
+        from worker.contract.celery_app import queue_name_problem  # (Celery: only when a sweep is read)
+
+        if problem := queue_name_problem(value):
+            raise ValueError(problem)
+        return value
+
     # Idle baseline: `auto` (at start, when old, when the device's temperature drifted), `per-run` (before every
     # run as well: slower, for studies of idle drift).
     baseline: Literal["auto", "per-run"] = "auto"

@@ -18,14 +18,19 @@ RUN_JOB = "wattsweep.run_job"  # the one task; messages carry a job id only
 # Redis keys kombu and Celery use themselves: a queue by one of these names would corrupt them.
 RESERVED_QUEUE_NAMES = frozenset({"unacked", "unacked_index", "unacked_mutex", "celery", "celeryev"})
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$", re.ASCII)  # a Redis key and an ACL key pattern: ASCII only
+_GROUP_SUFFIX = re.compile(r"-x(\d+)\Z", re.ASCII)  # job_queue's suffix for a group's queue: never part of a class
 
 
 def queue_name_problem(name: str) -> str | None:
-    """Why `name` cannot be a queue (= hardware class), or None if it can."""
+    """Why `name` cannot be a hardware class (= the name of its queue for one GPU), or None if it can. A class
+    `h100-x4` would share the queue of `h100`'s jobs needing 4 GPUs (job_queue), so `-x<digits>` is refused."""
     if not _QUEUE_NAME.match(name):
         return f"queue {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit"
     if name in RESERVED_QUEUE_NAMES or name.startswith("_kombu"):
         return f"queue {name!r} is a name Celery uses itself; pick another hardware class"
+    if group := _GROUP_SUFFIX.search(name):
+        return (f"hardware class {name!r} ends in {group[0]!r}: that is the queue of class "
+                f"{name[:group.start()]!r} for jobs that need {group[1]} GPUs; pick another name")
     return None
 
 
