@@ -74,6 +74,12 @@ def worker(
     device: Annotated[str | None, typer.Option(help="'cpu' for a CPU worker (instead of --gpu).")] = None,
     name: Annotated[str | None, typer.Option(
         help="Worker name NAME@HOST; default gpuN@host, gpu0-3@host for a group, or cpu<pid>@host.")] = None,
+    split_when_drained: Annotated[bool, typer.Option(
+        "--split-when-drained",
+        help="With --gpus: once no job needing the group's size has work left while one-GPU jobs wait, the group "
+             "stops and its GPUs go on as one-GPU workers (--gpu N each, named gpuN@host), until SIGTERM. N-GPU "
+             "jobs submitted later stay queued for the next group worker.")] = False,
+    exit_when_drained: Annotated[bool, typer.Option("--exit-when-drained", hidden=True)] = False,  # its child
     database_url: DatabaseOpt = None,
     broker_url: BrokerOpt = None,
     loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
@@ -87,12 +93,47 @@ def worker(
         os.environ["WATTSWEEP_DATABASE_URL"] = database_url
     if broker_url:
         os.environ["WATTSWEEP_BROKER_URL"] = broker_url
+    if split_when_drained or exit_when_drained:
+        group = _split_group(gpus, gpu, device)
+        if split_when_drained:
+            _supervise_split(group, queue, name, loglevel.upper())
     try:
         code = serve(WorkerOptions(queue=queue, gpu=gpu, gpus=gpus, device=device, name=name,
-                                   loglevel=loglevel.upper()))
+                                   loglevel=loglevel.upper(), exit_when_drained=exit_when_drained))
     except WorkerStartError as error:
         fail(str(error))
     raise typer.Exit(code)
+
+
+def _split_group(gpus: str | None, gpu: int | None, device: str | None) -> list[int]:
+    """The group --split-when-drained splits: a --gpus of two GPUs or more."""
+    from worker.process.pinning import PinningError, parse_gpu_group
+
+    if gpus is None or gpu is not None or device is not None:
+        fail("--split-when-drained splits a group of GPUs: give it with --gpus N,M,...")
+    try:
+        group = parse_gpu_group(gpus)
+    except PinningError as error:
+        fail(str(error))
+    if len(group) < 2:
+        fail(f"--gpus {gpus} --split-when-drained: a group of one GPU has nothing to split; use --gpu {group[0]}")
+    return group
+
+
+def _supervise_split(group: list[int], queue: str, name: str | None, loglevel: str) -> None:
+    """This process supervises: the group worker as a child, then one child per GPU (worker.process.supervisor)."""
+    import logging
+
+    from worker.contract.celery_app import queue_name_problem
+    from worker.process.supervisor import group_and_singles, supervise
+
+    if problem := queue_name_problem(queue):  # one line here, not one per child
+        fail(f"--queue: {problem}")
+    logging.basicConfig(level=loglevel, format="[%(asctime)s %(levelname)s %(name)s] %(message)s")
+    group_argv, singles = group_and_singles(["--queue", queue, "--loglevel", loglevel], [str(i) for i in group])
+    if name:  # the group's own name; its one-GPU workers take the one-GPU form's (gpuN@host)
+        group_argv += ["--name", name]
+    raise typer.Exit(supervise(group_argv, singles))
 
 
 @app.command()

@@ -49,6 +49,7 @@ class WorkerOptions:
     device: str | None = None
     name: str | None = None
     loglevel: str = "INFO"
+    exit_when_drained: bool = False  # a group: exit EXIT_DRAINED once its work is done (worker.process.drain)
 
 
 class WorkerContext:
@@ -64,6 +65,8 @@ class WorkerContext:
         self.app = app
         self.retry_for_s = retry_for_s
         self.stopping = threading.Event()  # set on SIGTERM (warm shutdown): hand back at the next unit boundary
+        self.idle = threading.Lock()  # held while a message is handled: the drain check runs only between jobs
+        self.drained = False  # --split-when-drained: this group's work is done; the process is stopping
         self.consumer = None  # Celery's consumer, once it started (to stop consuming after a failure streak)
         self.executor = UnitExecutor(runtime, should_stop=self.stopping.is_set, progress=progress)
         self.loop = make_loop(runtime, self.executor, mode="distributed", send=self.send_again,
@@ -80,8 +83,12 @@ class WorkerContext:
 
     def run(self, job_id: int) -> str:
         """One message: join at most one job (the database chooses; `job_id` breaks ties) and work its units."""
-        if self.loop.stopped_reason is not None:  # a message that arrived before consuming stopped
-            self.send_again(job_id)
+        with self.idle:
+            return self._run(job_id)
+
+    def _run(self, job_id: int) -> str:
+        if self.loop.stopped_reason is not None or self.drained:  # a message that arrived before consuming stopped
+            self.send_again(job_id)  # (drained: for the next group worker; it stays queued in the database too)
             return "declined"
         status = self.executor.drive(self.loop.serve(job_id, joins=1, should_stop=self.stopping.is_set))
         if self.queue_length is None or self.queue_length() == 0:  # idle now: no engine holds the GPU meanwhile
@@ -97,6 +104,23 @@ class WorkerContext:
         log.info("job %s: %s", job_id, status)
         exit_if_device_lost(self.loop)
         return status
+
+    def is_drained(self) -> bool:
+        """Its queue is empty and the database has nothing left for its size while one-GPU jobs wait."""
+        from db.queue.staffing import group_drained
+        from db.retry import run_in_transaction
+
+        if self.queue_length is None or self.queue_length() != 0:
+            return False
+        runtime = self.runtime
+        return run_in_transaction(runtime.sessions, lambda s: group_drained(
+            s, lease=runtime_lease(runtime), hardware_class=runtime.hardware_class, gpus=runtime.gpus,
+            lease_timeout_s=self.loop.lease_timeout_s), retry_for_s=self.retry_for_s)
+
+    def mark_drained(self) -> None:
+        self.drained = True
+        log.info("worker %s: nothing left for %d GPUs while one-GPU jobs wait; the group stops, to go on as one-GPU "
+                 "workers", self.runtime.worker_id, self.runtime.gpus)
 
     def send_again(self, job_id: int) -> None:
         """Send a job's id (a hand-back, a recruit). A broker that is down costs only the message: the job is in
@@ -238,6 +262,12 @@ def serve(options: WorkerOptions) -> int:
                             lease_timeout_s=settings.lease_timeout_s,
                             max_consecutive_failures=settings.max_consecutive_failures, progress=progress)
     tasks.install(app, context)
+    watch = None
+    if options.exit_when_drained:
+        from worker.process.drain import DrainWatch
+
+        watch = DrainWatch(idle=context.idle, drained=context.is_drained, on_drained=context.mark_drained,
+                           every_s=settings.heartbeat_interval_s)
 
     class RememberConsumer(bootsteps.StartStopStep):
         requires = {"celery.worker.consumer.tasks:Tasks"}
@@ -258,6 +288,8 @@ def serve(options: WorkerOptions) -> int:
 
     signals.worker_shutting_down.connect(on_shutdown, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
+    if watch is not None:
+        signals.worker_ready.connect(lambda **_: watch.start(), weak=False)
     log.info("worker %s on %s (queue %s)%s", pinning.worker_id, pinning.device, runtime.queue,
              "".join(f", GPU {gpu['name']} #{gpu['index']}" for gpu in gpus))
     # A group of N consumes its class's queue for N GPUs (h100-x4): only jobs needing N GPUs come to it.
@@ -266,6 +298,8 @@ def serve(options: WorkerOptions) -> int:
     try:
         worker.start()
     finally:
+        if watch is not None:
+            watch.stop()
         try:  # a served job's engine stops with its worker, not seconds later by its guard
             context.executor.unload()
         except Exception as error:  # the guard still stops it; unregistering must not be skipped
@@ -273,6 +307,10 @@ def serve(options: WorkerOptions) -> int:
         heartbeat.stop()
         _unregister(runtime)
         runtime.close()
+    if context.drained:
+        from worker.process.drain import EXIT_DRAINED
+
+        return EXIT_DRAINED
     return worker.exitcode or 0
 
 
