@@ -60,6 +60,16 @@ def test_worker_needs_a_device_and_retry_needs_failed(cli):
     one_line_error(cli("retry", "1"), "wattsweep retry SWEEP --failed")
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--gpu", "0"], "--split-when-drained splits a group of GPUs: give it with --gpus N,M,..."),
+    (["--gpus", "3"], "--gpus 3 --split-when-drained: a group of one GPU has nothing to split; use --gpu 3"),
+    (["--gpus", "0,1", "--queue", "h100-x2"], "--queue: hardware class 'h100-x2' ends in '-x2'"),
+])
+def test_split_when_drained_needs_a_group_and_a_class_that_is_not_a_groups_queue(cli, args, message):
+    queue = [] if "--queue" in args else ["--queue", "h100"]
+    one_line_error(cli("worker", *args, *queue, "--split-when-drained"), message)
+
+
 def test_a_second_worker_under_a_live_name_is_refused(cli, postgres_url):
     from db.models import Worker
 

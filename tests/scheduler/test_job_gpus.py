@@ -66,6 +66,8 @@ def test_auto_takes_the_fewest_gpus_whose_memory_less_the_headroom_holds_the_sav
      "(`wattsweep pull FILE` puts it there); declare the number of GPUs instead, e.g. model_gpus: {hub:org/big: 2}"),
     ({"gpu_memory_gb": 0}, "gpu_memory_gb"),
     ({"gpu_memory_headroom": 1.0}, "gpu_memory_headroom"),
+    ({"hardware_class": "h100-x4"}, "hardware_class: hardware class 'h100-x4' ends in '-x4': that is the queue of "
+                                    "class 'h100' for jobs that need 4 GPUs; pick another name"),
 ])
 def test_bad_gpu_declarations_are_one_line_naming_the_field(fields, message):
     with pytest.raises(SpecError) as error:

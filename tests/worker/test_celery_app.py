@@ -43,6 +43,8 @@ def test_messages_carry_the_job_id_only():
     ("a100", None), ("h100-sxm.80gb", None), ("cpu_x86", None),
     ("unacked", "Celery uses itself"), ("celery", "Celery uses itself"), ("_kombu.binding.x", "letters, digits"),
     ("a 100", "letters, digits"), ("", "letters, digits"),
+    ("h100-x4", "the queue of class 'h100' for jobs that need 4 GPUs"), ("a-x12", "need 12 GPUs"),
+    ("h100-x", None), ("h100-xl", None), ("h100x4", None), ("x4", None),
 ])
 def test_queue_names(name, problem):
     from worker.contract.celery_app import queue_name_problem
@@ -67,6 +69,6 @@ def test_a_broker_that_is_down_costs_a_message_never_the_unit_a_worker_holds():
     with pytest.raises(SendFailed) as raised:
         send_job_ids(app, [types.SimpleNamespace(job_id=7, queue="a100")])
     assert raised.value.sent == 0 and "\n" not in str(raised.value)
-    context = types.SimpleNamespace(app=app, runtime=types.SimpleNamespace(hardware_class="a100", sessions=None),
-                                    retry_for_s=0)
+    runtime = types.SimpleNamespace(hardware_class="a100", gpus=1, sessions=None)
+    context = types.SimpleNamespace(app=app, runtime=runtime, retry_for_s=0)
     WorkerContext.send_again(context, 7)  # logged, not raised: the database still has the job for reconcile
