@@ -27,8 +27,9 @@ the workers' time went (windows, gaps, loads, start-up, tail; the workers' CPU p
 until their GPU-seconds, G x their traced seconds, are F of the trace's need G GPUs; the N GPUs are split into
 workers of G GPUs and one-GPU workers in proportion to each size's GPU-seconds (scheduler.plan.simulate.split_gpus,
 as `plan --workers`), each size taking only its own jobs from its own queue (db.queue.staffing's `gpus`), and the
-bound is GPU-seconds / N. --dissolve: a group whose size has nothing left to claim becomes G one-GPU workers, as a
-lab restarts a group's GPUs as `wattsweep worker --gpu N` each once the group queue is drained.
+bound is GPU-seconds / N. --dissolve: a group worker with an empty queue, between jobs, whose size has nothing left
+(no claimable unit, none held) while one-GPU jobs have claimable units becomes G one-GPU workers, as `wattsweep
+worker --gpus ... --split-when-drained` does (the same check, db.queue.staffing.group_drained).
 --join M@T adds M workers at T x the lower bound. Real workers take a while to start (imports), so real mode
 starts them that much before T (as long as the first N took) and also prints the bound for the moment they
 were really ready.
@@ -70,13 +71,14 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
              max_unit_s: float, groups: dict[tuple[str, str], int] | None = None, dissolve: bool = False) -> dict:
     """`groups`: the jobs that need a group of GPUs (mark_groups); the N GPUs are then split into workers of each
     size (scheduler.plan.simulate.split_gpus), each size taking only its own jobs from its own queue. `dissolve`: a
-    group worker that finds nothing left for its size becomes one-GPU workers (a lab restarting the group's GPUs
-    as `wattsweep worker --gpu N` each)."""
+    group worker that is drained becomes one-GPU workers, as `wattsweep worker --gpus ... --split-when-drained`
+    does (the same check: db.queue.staffing.group_drained)."""
     from sqlalchemy import func, select, update
 
     from db.models import Job, Run, Shard, Worker
     from db.queue.leases import Lease
     from db.queue.reconcile import sweep_dispatches
+    from db.queue.staffing import group_drained
     from scheduler.plan.simulate import split_gpus
     from tests.factories import make_reading
     from worker.process.loop import Execute, Load, Loaded, LoopHooks, Measured, WorkLoop
@@ -132,10 +134,16 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
     loads = [0]
     dissolved = []  # (seconds, group worker) when a group became one-GPU workers
 
-    def left_for(size: int) -> bool:
+    def drained(index: int) -> bool:
+        """The question `wattsweep worker --split-when-drained` asks between jobs (worker.process.drain): its queue
+        is empty, and db.queue.staffing.group_drained says nothing is left for its size (claimable or held) while
+        one-GPU jobs have claimable units."""
+        size = sizes[index]
+        if messages[size]:
+            return False
         with sessions() as session:
-            return session.scalar(select(Shard.id).join(Job).where(
-                Job.sweep_id == sweep_id, Job.gpus == size, Shard.status == "pending").limit(1)) is not None
+            return group_drained(session, lease=loops[index].lease, hardware_class=HARDWARE_CLASS, gpus=size,
+                                 lease_timeout_s=1e9)
 
     def dissolve_group(index: int) -> None:
         """Its GPUs become one-GPU workers, which look for work at once (as a worker that starts does)."""
@@ -154,7 +162,7 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
             request = flows[index].send(answer)
         except StopIteration:
             del flows[index]
-            idle[sizes[index]].append(index)  # (wake dissolves it where its size has nothing left)
+            idle[sizes[index]].append(index)  # (wake splits it once it is drained)
             return
         if isinstance(request, Load):
             loads[0] += 1
@@ -171,12 +179,13 @@ def simulate(trace: list[TraceRun], n: int, join: tuple[int, float] | None, *, q
         heapq.heappush(events, (now[0] + duration, sequence[0], index, result))
 
     def dissolve_idle() -> None:
-        """Idle groups whose size has nothing left (held units aside) dissolve too: a group that a join rule
-        passed over would otherwise wait for a message that never comes."""
+        """Idle groups (between jobs, as the real check) that are drained split; the real worker asks every
+        heartbeat interval, the simulation after every event."""
         for size, waiting in idle.items():
-            if size > 1 and waiting and not messages[size] and not left_for(size):
-                while waiting:
-                    dissolve_group(waiting.popleft())
+            if size > 1:
+                for index in [index for index in waiting if drained(index)]:
+                    waiting.remove(index)
+                    dissolve_group(index)
 
     def wake() -> None:
         if dissolve:
@@ -252,7 +261,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--group-size", type=int, default=4, metavar="G", help="GPUs those jobs need (default 4)")
     parser.add_argument("--group-seed", type=int, default=0, help="which jobs are marked (mark_groups)")
     parser.add_argument("--dissolve", action="store_true",
-                        help="a group worker with nothing left for its size becomes one-GPU workers")
+                        help="a drained group worker becomes one-GPU workers (wattsweep worker --split-when-drained)")
     args = parser.parse_args(argv)
     trace = read_trace(args.trace)
     join = parse_join(args.join)

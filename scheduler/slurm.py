@@ -53,6 +53,7 @@ class SlurmOptions:
     device: str = "gpu"  # "gpu": one worker per allocated GPU or group; "cpu": workers_per_node CPU workers
     gpus_per_node: int | None = None
     gpus_per_worker: int = 1  # a worker's group of GPUs; divides gpus_per_node
+    split_when_drained: bool = False  # each group goes on as one-GPU workers once its work is done
     gpu_type: str | None = None  # a GRES type the site defines (gpu:a100:4), where GPU models are mixed
     workers_per_node: int | None = None
     nodes: int = 1
@@ -117,6 +118,8 @@ def check(options: SlurmOptions) -> None:
         if options.workers_per_node is not None:
             raise SlurmOptionError("--workers-per-node is for --device cpu; GPU nodes run one worker per "
                                    "--gpus-per-worker GPUs")
+        if options.split_when_drained and options.gpus_per_worker < 2:
+            raise SlurmOptionError("--split-when-drained splits groups: give --gpus-per-worker 2 or more")
         if options.gpus_per_node % options.gpus_per_worker:
             raise SlurmOptionError(f"--gpus-per-worker {options.gpus_per_worker} must divide --gpus-per-node "
                                    f"{options.gpus_per_node}: each node's GPUs are split into whole groups")
@@ -255,6 +258,8 @@ def _body(options: SlurmOptions) -> list[str]:
     name = (f'"{kind}${{SLURM_LOCALID}}-slurm${{SLURM_JOB_ID}}.${{SLURM_RESTART_COUNT:-0}}'
             '@${SLURMD_NODENAME:-$(hostname -s)}"')
     device = _gpu_option(options.gpus_per_worker) if options.device == "gpu" else "--device cpu"
+    if options.split_when_drained:  # the task's worker then supervises: its group, then one worker per GPU
+        device += " --split-when-drained"
     worker = f"exec {options.wattsweep} worker --queue {shlex.quote(options.queue)} {device} --name {name}"
     srun = f"srun --ntasks-per-node={per_node} --kill-on-bad-exit=0"
     if options.cpus_per_worker:

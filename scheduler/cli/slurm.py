@@ -56,6 +56,10 @@ def slurm(
                                                            "workers by --gpus-per-worker.")] = None,
     gpus_per_worker: Annotated[int, typer.Option(help="GPUs per worker: a group Slurm binds to one srun task, for "
                                                       "jobs that need N GPUs; divides --gpus-per-node.")] = 1,
+    split_when_drained: Annotated[bool, typer.Option(
+        "--split-when-drained", help="With --gpus-per-worker N: each group goes on as N one-GPU workers once no "
+                                     "job needing N GPUs has work left (wattsweep worker --split-when-drained).")]
+    = False,
     gpu_type: Annotated[str | None, typer.Option(help="GRES GPU type where the site defines them (gpu:TYPE:N), "
                                                       "e.g. a100.")] = None,
     workers_per_node: Annotated[int | None, typer.Option(help="With --device cpu: CPU workers per node.")] = None,
@@ -108,7 +112,8 @@ def slurm(
         fail(f"--queue: {problem}")
     options = SlurmOptions(
         queue=queue, wattsweep=wattsweep or default_wattsweep(), device=device, gpus_per_node=gpus_per_node,
-        gpus_per_worker=gpus_per_worker, gpu_type=gpu_type, workers_per_node=workers_per_node, nodes=nodes,
+        gpus_per_worker=gpus_per_worker, split_when_drained=split_when_drained, gpu_type=gpu_type,
+        workers_per_node=workers_per_node, nodes=nodes,
         array=array, time=time, partition=partition, account=account, job_name=job_name,
         cpus_per_worker=cpus_per_worker, grace_s=grace, requeue=requeue,
         hf_home=hf_home, hub_offline=not online, until_done=until_done, env=_pairs(env or []),

@@ -76,6 +76,13 @@ def test_gpu_groups_are_one_task_each_bound_to_its_gpus_by_slurm():
     assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
 
 
+def test_groups_that_split_when_drained_pass_the_option_to_each_tasks_worker():
+    script = render(gpu(gpus_per_node=8, gpus_per_worker=4, split_when_drained=True))
+    assert "worker --queue a100 --gpus 0,1,2,3 --split-when-drained --name" in script
+    assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+    assert "--split-when-drained" not in render(gpu(gpus_per_node=8, gpus_per_worker=4))
+
+
 def test_array_script_is_one_node_per_task_and_until_done_watches_the_sweep():
     script = render(gpu(array="0-7%2", until_done="study"))
     lines = sbatch_lines(script)
@@ -101,6 +108,8 @@ BAD = {
     "group larger than the node": (dict(gpus_per_node=4, gpus_per_worker=8),
                                    "--gpus-per-worker 8 must divide --gpus-per-node 4"),
     "zero GPUs per worker": (dict(gpus_per_worker=0), "--gpus-per-worker 0: must be 1 or more"),
+    "split without groups": (dict(split_when_drained=True), "--split-when-drained splits groups: give "
+                                                            "--gpus-per-worker 2 or more"),
     "groups of CPU workers": (dict(device="cpu", gpus_per_node=None, workers_per_node=2, gpus_per_worker=2),
                               "--gpus-per-worker is for GPU workers"),
     "nodes and array": (dict(nodes=2, array="0-3"), "give --nodes or --array, not both"),
