@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("scheduler", "worker", "db", "migrations")
 CLI_WORKER_EDGES = {  # the commands that run worker-side code in the scheduler's process: worker, run, pull
     "scheduler.cli.distributed -> worker.process.celery_worker",
+    "scheduler.cli.distributed -> worker.process.supervisor",
     "scheduler.cli.local -> worker.process.inventory",
     "scheduler.cli.local -> worker.process.local",
     "scheduler.cli.local -> worker.process.runtime",

@@ -94,7 +94,12 @@ def worker(
     if broker_url:
         os.environ["WATTSWEEP_BROKER_URL"] = broker_url
     if split_when_drained or exit_when_drained:
-        group = _split_group(gpus, gpu, device)
+        from worker.process.supervisor import SplitError, group_to_split
+
+        try:
+            group = group_to_split(gpus, gpu, device)
+        except SplitError as error:
+            fail(str(error))
         if split_when_drained:
             _supervise_split(group, queue, name, loglevel.upper())
     try:
@@ -103,21 +108,6 @@ def worker(
     except WorkerStartError as error:
         fail(str(error))
     raise typer.Exit(code)
-
-
-def _split_group(gpus: str | None, gpu: int | None, device: str | None) -> list[int]:
-    """The group --split-when-drained splits: a --gpus of two GPUs or more."""
-    from worker.process.pinning import PinningError, parse_gpu_group
-
-    if gpus is None or gpu is not None or device is not None:
-        fail("--split-when-drained splits a group of GPUs: give it with --gpus N,M,...")
-    try:
-        group = parse_gpu_group(gpus)
-    except PinningError as error:
-        fail(str(error))
-    if len(group) < 2:
-        fail(f"--gpus {gpus} --split-when-drained: a group of one GPU has nothing to split; use --gpu {group[0]}")
-    return group
 
 
 def _supervise_split(group: list[int], queue: str, name: str | None, loglevel: str) -> None:

@@ -22,6 +22,26 @@ from worker.process.drain import EXIT_DRAINED
 log = logging.getLogger(__name__)
 
 
+class SplitError(ValueError):
+    """--split-when-drained cannot be used as given; the message is one line for the user."""
+
+
+def group_to_split(gpus: str | None, gpu: int | None, device: str | None) -> list[int]:
+    """The group --split-when-drained splits: a --gpus of two GPUs or more."""
+    from worker.process.pinning import PinningError, parse_gpu_group
+
+    if gpus is None or gpu is not None or device is not None:
+        raise SplitError("--split-when-drained splits a group of GPUs: give it with --gpus N,M,...")
+    try:
+        group = parse_gpu_group(gpus)
+    except PinningError as error:
+        raise SplitError(str(error)) from None
+    if len(group) < 2:
+        raise SplitError(f"--gpus {gpus} --split-when-drained: a group of one GPU has nothing to split; use "
+                         f"--gpu {group[0]}")
+    return group
+
+
 def group_and_singles(worker_args: Sequence[str], gpus: Sequence[str]) -> tuple[list[str], list[list[str]]]:
     """The children's command lines: `worker_args` are the options both share (queue, log level), `gpus` the
     group's entries as given to --gpus."""
