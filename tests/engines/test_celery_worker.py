@@ -56,7 +56,8 @@ def test_a_celery_worker_serves_a_hub_model_and_leaves_no_engine(cluster):
     assert command[command.index("--model") + 1].endswith(f"/snapshots/{COMMIT}")
     assert [(r.requests, r.failed_requests, r.output_tokens) for r in runs] == \
         [(QUERIES, 0, QUERIES * MAX_NEW_TOKENS)]
-    assert runs[0].kwh_per_output_token > 0 and runs[0].itl_p99_s > 0
+    # Gaps between streamed tokens are measured (0 where a busy engine sent a request's chunks in one burst)
+    assert runs[0].kwh_per_output_token > 0 and runs[0].itl_p99_s is not None and runs[0].itl_p99_s >= 0
     ports = engine_ports(cluster.folder / "engine-logs")
     assert ports, "no engine was started"
     # the job is done and nothing is queued: the idle worker holds no engine; stopped, it leaves none either

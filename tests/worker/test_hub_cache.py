@@ -61,7 +61,8 @@ def offline_cache(hf_home, monkeypatch) -> Path:
 def test_cached_model_loads_offline_and_records_its_commit(offline_cache):
     loaded = load_for_task("hub:wattsweep-tests/tiny-bert", "text-classification", "cpu")
     assert loaded.revision == COMMIT
-    assert loaded.provenance == {"revision": COMMIT, "dtype": "float32",
+    assert loaded.provenance == {"revision": COMMIT, "dtype": "float32", "quantization_method": None,
+                                 "quantization_bits": None,
                                  "num_parameters": sum(p.numel() for p in loaded.model.parameters())}
 
 
