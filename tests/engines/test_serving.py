@@ -98,7 +98,9 @@ def test_a_sweep_at_two_concurrencies_stores_each_runs_serving_figures(served):
         assert len(latencies) == queries
         assert all(r["ttft_s"] > 0 and r["e2e_s"] >= r["ttft_s"] and r["output_tokens"] == MAX_NEW_TOKENS
                    for r in latencies)
-        for name in ("ttft_p50_s", "ttft_p99_s", "itl_p99_s", "client_itl_mean_s", "tpot_p50_s", "e2e_p50_s",
+        # itl_p99_s may be 0 on two busy cores: chunks that arrive in one socket read share its timestamp (checked
+        # below as 0 <= p50 <= p99); their mean over the run is not
+        for name in ("ttft_p50_s", "ttft_p99_s", "client_itl_mean_s", "tpot_p50_s", "e2e_p50_s",
                      "e2e_p99_s", "throughput_output_tokens_per_s", "engine_ttft_mean_s", "engine_itl_mean_s"):
             assert run[name] > 0, name
         # chunks that arrive in one read share its time: on two busy cores vLLM's API server sends them in bursts,
@@ -206,7 +208,7 @@ def test_openai_mode_drives_a_server_started_outside_the_worker(tmp_path, vllm_c
     latencies = rows(tmp_path / "o.db", "SELECT request_latencies FROM serving_runs")[0][0]
     sent = [r["sent_s"] for r in json.loads(latencies)]
     assert 160 / 20 * 0.6 < sent[-1] < 160 / 20 * 1.6  # the arrivals kept their rate (seeded: the same every run)
-    assert run["kwh_per_output_token"] > 0 and run["engine_itl_mean_s"] > 0 and run["itl_p99_s"] > 0
+    assert run["kwh_per_output_token"] > 0 and run["engine_itl_mean_s"] > 0 and run["itl_p99_s"] >= 0
 
 
 def test_report_and_export_show_the_served_cells(served, tmp_path):
@@ -231,4 +233,4 @@ def test_report_and_export_show_the_served_cells(served, tmp_path):
     wattsweep("export", "serving-smoke", "--view", "serving", "-o", str(tmp_path / "s.csv"))
     exported = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [int(row["concurrency"]) for row in exported] == [1, 8]
-    assert all(float(row["kwh_per_output_token"]) > 0 and row["itl_p99_s"] for row in exported)
+    assert all(float(row["kwh_per_output_token"]) > 0 and row["itl_p99_s"] != "" for row in exported)
