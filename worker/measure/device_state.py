@@ -121,16 +121,7 @@ class DeviceStateReader:
     def __init__(self, gpu_index: int | None = None, *, mig_uuid: str | None = None, nvml: Any = None) -> None:
         if gpu_index is None and mig_uuid is None:
             raise DeviceStateError("give the GPU's NVML index or its MIG slice's UUID")
-        if nvml is None:
-            try:
-                import pynvml as nvml
-            except ImportError as error:
-                raise DeviceStateError(f"NVML is not installed ({error}); install nvidia-ml-py") from None
-        self._nvml = nvml
-        try:
-            nvml.nvmlInit()
-        except Exception as error:
-            raise DeviceStateError(f"NVML unavailable ({error}): no NVIDIA driver on this host?") from None
+        self._nvml = nvml = open_nvml(nvml, DeviceStateError)
         try:
             self._handle, self.gpu_index, self.is_mig = physical_handle(nvml, gpu_index, mig_uuid)
         except Exception:
@@ -159,8 +150,8 @@ class DeviceStateReader:
     def describe(self) -> dict[str, Any]:
         """Name and UUID of the physical device read."""
         nvml, handle = self._nvml, self._handle
-        return {"index": self.gpu_index, "name": _text(nvml.nvmlDeviceGetName(handle)),
-                "uuid": _text(nvml.nvmlDeviceGetUUID(handle))}
+        return {"index": self.gpu_index, "name": nvml_text(nvml.nvmlDeviceGetName(handle)),
+                "uuid": nvml_text(nvml.nvmlDeviceGetUUID(handle))}
 
     def close(self) -> None:
         if self._open:
@@ -223,5 +214,20 @@ def _maybe(read):
         return None
 
 
-def _text(value: str | bytes) -> str:
+def open_nvml(nvml: Any, error: type[Exception]) -> Any:
+    """pynvml (or the stand-in given), initialised: `error` with one line where it is not installed or finds no
+    driver. The caller shuts it down."""
+    if nvml is None:
+        try:
+            import pynvml as nvml
+        except ImportError as cause:
+            raise error(f"NVML is not installed ({cause}); install nvidia-ml-py") from None
+    try:
+        nvml.nvmlInit()
+    except Exception as cause:
+        raise error(f"NVML unavailable ({cause}): no NVIDIA driver on this host?") from None
+    return nvml
+
+
+def nvml_text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from worker.measure.device_state import nvml_text, open_nvml
+
 NVML_ERROR_INVALID_ARGUMENT = 2  # pynvml's constants, for a binding that lacks them
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
@@ -45,16 +47,7 @@ class PowerLimits:
     """The power limits of some GPUs (physical NVML indexes); holds NVML open until `close()`."""
 
     def __init__(self, gpu_ids: list[int], *, nvml: Any = None) -> None:
-        if nvml is None:
-            try:
-                import pynvml as nvml
-            except ImportError as error:
-                raise PowerLimitError(f"NVML is not installed ({error}); install nvidia-ml-py") from None
-        self._nvml = nvml
-        try:
-            nvml.nvmlInit()
-        except Exception as error:
-            raise PowerLimitError(f"NVML unavailable ({error}): no NVIDIA driver on this host?") from None
+        self._nvml = nvml = open_nvml(nvml, PowerLimitError)
         self._open = True
         try:
             self._handles = {index: nvml.nvmlDeviceGetHandleByIndex(index) for index in gpu_ids}
@@ -66,7 +59,8 @@ class PowerLimits:
         nvml, handle = self._nvml, self._handles[index]
         try:
             low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
-            return GpuPowerLimit(index, _text(nvml.nvmlDeviceGetName(handle)), _text(nvml.nvmlDeviceGetUUID(handle)),
+            return GpuPowerLimit(index, nvml_text(nvml.nvmlDeviceGetName(handle)),
+                                 nvml_text(nvml.nvmlDeviceGetUUID(handle)),
                                  nvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000, low / 1000, high / 1000)
         except Exception as error:
             raise PowerLimitError(f"GPU {index}: NVML cannot read its power limit ({_reason(error)})") from None
@@ -104,6 +98,3 @@ class PowerLimits:
 def _reason(error: Exception) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
