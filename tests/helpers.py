@@ -127,13 +127,21 @@ def sweep_with_claimed_job(sessions, n_runs, workers=("w1@host",)):
 
 
 def start_on_node(cluster, node: SimNode, name: str, queue: str, *args: str) -> WorkerProcess:
+    env = node.env(cluster.env) | {"CODECARBON_PUE": "1.5", "WATTSWEEP_MEASURE_POWER_SECS": "0"}
+    return spawn_on_node(cluster, node, name, "worker", "--queue", queue, *args, env=env)
+
+
+def spawn_on_node(cluster, node: SimNode, name: str, *args: str, hostname: str | None = None,
+                  env: dict[str, str] | None = None) -> WorkerProcess:
+    """`wattsweep ARGS` inside the node's namespaces (its own UTS namespace with `hostname`), in the cluster's
+    folder, logged to NAME.log there and stopped with the cluster; `env`: the cluster's unless given."""
     from tests.distributed.conftest import WorkerProcess
 
     log_path = cluster.folder / f"{name}.log"
-    env = node.env(cluster.env) | {"CODECARBON_PUE": "1.5", "WATTSWEEP_MEASURE_POWER_SECS": "0"}
-    argv = node.wrap([*cluster_python(), "worker", "--queue", queue, *args])
+    argv = node.wrap([*cluster_python(), *args], hostname=hostname)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=cluster.folder, env=cluster.env if env is None else env, stdout=log,
+                                   stderr=subprocess.STDOUT)
     cluster.processes.append(process)
     return WorkerProcess(name, process, log_path)
 

@@ -9,8 +9,6 @@ changes every second while the workers' windows overlap.
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 
@@ -27,6 +25,7 @@ from tests.distributed.conftest import (
     sweep_yaml,
     tiny_bert_dir,  # noqa: F401 - the fixture, by name
 )
+from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
 
@@ -48,13 +47,8 @@ class Drained:
 
 def start_pinned(cluster: Cluster, node: SimNode, gpu: int) -> WorkerProcess:
     hostname = f"ctr{gpu}"
-    log_path = cluster.folder / f"{hostname}.log"
-    argv = node.wrap([sys.executable, "-m", "scheduler", "worker", "--gpu", str(gpu), "--queue", cluster.queue],
-                     hostname=hostname)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    cluster.processes.append(process)
-    return WorkerProcess(hostname, process, log_path)
+    return spawn_on_node(cluster, node, hostname, "worker", "--gpu", str(gpu), "--queue", cluster.queue,
+                         hostname=hostname)
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -21,6 +19,7 @@ from sqlalchemy import select
 from db.models import Job, Measurement, PowerLimitSet
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.conftest import REDIS_URL, Cluster, WorkerProcess, free_redis_db, tiny_bert_dir  # noqa: F401
+from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
 from tests.simnode.fakelib import simnode_profile
@@ -45,13 +44,7 @@ def node_cluster(tmp_path_factory):
 
 
 def start_worker(cluster: Cluster, node: SimNode, queue: str, name: str) -> WorkerProcess:
-    log_path = cluster.folder / f"{name}.log"
-    argv = node.wrap([sys.executable, "-m", "scheduler", "worker", "--gpu", str(GPU), "--queue", queue],
-                     hostname="ctr5")
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    cluster.processes.append(process)
-    worker = WorkerProcess(name, process, log_path)
+    worker = spawn_on_node(cluster, node, name, "worker", "--gpu", str(GPU), "--queue", queue, hostname="ctr5")
     worker.wait_ready(timeout_s=300)
     return worker
 

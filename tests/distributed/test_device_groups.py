@@ -29,6 +29,7 @@ from tests.distributed.conftest import (
     sweep_yaml,
     tiny_bert_dir,  # noqa: F401 - the fixture, by name
 )
+from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
 
@@ -53,12 +54,7 @@ class Drained:
 
 
 def start(cluster: Cluster, node: SimNode, hostname: str, queue: str, *device: str) -> WorkerProcess:
-    log_path = cluster.folder / f"{hostname}.log"
-    argv = node.wrap([sys.executable, "-m", "scheduler", "worker", *device, "--queue", queue], hostname=hostname)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(argv, cwd=cluster.folder, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-    cluster.processes.append(process)
-    return WorkerProcess(hostname, process, log_path)
+    return spawn_on_node(cluster, node, hostname, "worker", *device, "--queue", queue, hostname=hostname)
 
 
 def submit(cluster: Cluster, models: list[str], group_models: list[str]) -> dict[int, int]:

@@ -10,8 +10,6 @@ goes on as gpu0@ctrs and gpu1@ctrs, which drain the rest. SIGTERM to the command
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 import psutil
 import pytest
@@ -23,11 +21,11 @@ from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.conftest import (
     REDIS_URL,
     Cluster,
-    WorkerProcess,
     free_redis_db,
     sweep_yaml,
     tiny_bert_dir,  # noqa: F401 - the fixture, by name
 )
+from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
 
@@ -46,13 +44,9 @@ def test_the_group_runs_its_job_then_its_gpus_go_on_as_one_gpu_workers_and_sigte
         cluster = Cluster(url, f"{REDIS_URL}/{number}", tmp_path)
         cluster.env = node.env(cluster.env)
         try:
-            log_path = tmp_path / "split.log"
-            argv = node.wrap([sys.executable, "-m", "scheduler", "worker", "--gpus", "0,1", "--split-when-drained",
-                              "--queue", HARDWARE_CLASS], hostname="ctrs")
-            with open(log_path, "w") as log:
-                process = subprocess.Popen(argv, cwd=tmp_path, env=cluster.env, stdout=log, stderr=subprocess.STDOUT)
-            cluster.processes.append(process)
-            supervisor = WorkerProcess("split", process, log_path)
+            supervisor = spawn_on_node(cluster, node, "split", "worker", "--gpus", "0,1", "--split-when-drained",
+                                       "--queue", HARDWARE_CLASS, hostname="ctrs")
+            process = supervisor.process
             supervisor.wait_ready(timeout_s=300)
 
             models = cluster.model_copies(tiny_bert_dir, 4)
