@@ -27,6 +27,7 @@ from db.results.views import (
     serving_cell_rows,
     task_rows,
 )
+from scheduler.report.html_parts import cells_by_other_axes
 from scheduler.report.power_limits import limits_by_job, power_limit_groups
 
 # EPA figure the study used for one smartphone charge (an earlier version of the paper used 0.012).
@@ -212,12 +213,8 @@ def pareto_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def batch_curves(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (task, model) measured at more than one batch size: energy and latency at each (other axes apart)."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for m in models:
-        rest = " ".join(part for part in (m.get("cell_key") or "").split() if not part.startswith("batch_size="))
-        groups.setdefault((m["task"], m["model"], rest), []).append(m)
     curves = []
-    for (task, model, rest), cells in sorted(groups.items()):
+    for (task, model, rest), cells in cells_by_other_axes(models, "batch_size"):
         sizes = {c.get("batch_size") for c in cells}
         if len(sizes) < 2 or None in sizes:
             continue

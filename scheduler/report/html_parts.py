@@ -73,6 +73,16 @@ class Table:
     numeric: frozenset[int] = frozenset()
 
 
+def cells_by_other_axes(models: list[dict[str, Any]], axis: str) -> list[tuple[tuple[str, str, str], list[dict]]]:
+    """Model-summary rows grouped by (task, model, the cell's other axis values), in that order: the cells of one
+    curve along `axis` (batch_size, power_limit_w)."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for m in models:
+        rest = " ".join(part for part in (m.get("cell_key") or "").split() if not part.startswith(f"{axis}="))
+        groups.setdefault((m["task"], m["model"], rest), []).append(m)
+    return sorted(groups.items())
+
+
 def table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozenset()) -> Table:
     return Table(headers, rows, frozenset(numeric))
 

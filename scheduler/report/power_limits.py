@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import Job, Measurement
-from scheduler.report.html_parts import fmt, table
+from scheduler.report.html_parts import cells_by_other_axes, fmt, table
 
 HEADERS = ["task", "model", "other axes", "limit W", "read back W", "Wh / query", "GPU Wh / query", "p50 latency s",
            "p95 latency s", "queries/s"]
@@ -35,12 +35,8 @@ def limits_by_job(session: Session, *, sweep_id: int) -> dict[int, tuple[float |
 def power_limit_groups(models: list[dict[str, Any]],
                        limits: dict[int, tuple[float | None, float | None]]) -> list[dict[str, Any]]:
     """Per (task, model, other axes) with a limited cell: each cell's limit, energy per query and latency."""
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for m in models:
-        rest = " ".join(part for part in (m.get("cell_key") or "").split() if not part.startswith("power_limit_w="))
-        groups.setdefault((m["task"], m["model"], rest), []).append(m)
     found = []
-    for (task, model, rest), cells in sorted(groups.items()):
+    for (task, model, rest), cells in cells_by_other_axes(models, "power_limit_w"):
         points = []
         for cell in cells:
             limit_w, read_w = limits.get(cell["job_id"], (None, None))
