@@ -16,7 +16,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from db.models import Job, Measurement, PowerLimitSet
+from db.clock import seconds_ago
+from db.models import Job, Measurement, PowerLimitSet, Worker
 from tests.conftest import POSTGRES_ADMIN_URL
 from tests.distributed.conftest import REDIS_URL, Cluster, WorkerProcess, free_redis_db, tiny_bert_dir  # noqa: F401
 from tests.helpers import spawn_on_node
@@ -80,6 +81,14 @@ def wait_until(condition, what: str, worker: WorkerProcess, timeout_s: float = 2
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{worker.log()[-3000:]}"
         time.sleep(0.1)
+
+
+def id_free(cluster: Cluster, worker_id: str) -> bool:
+    """Whether a new process may take `worker_id`: its last heartbeat is older than two intervals (the twin window
+    of db.queue.live.register_worker, WATTSWEEP_HEARTBEAT_INTERVAL_S 0.5 s here), by the database's clock."""
+    with cluster.sessions() as session:
+        return session.scalar(select(Worker.id).where(Worker.id == worker_id, Worker.heartbeat_at < seconds_ago(1.0))
+                              ) is not None
 
 
 def stop(worker: WorkerProcess) -> None:
@@ -150,7 +159,7 @@ def test_a_limit_left_by_a_sigkill_is_restored_at_the_next_start(node_cluster, t
     assert node.power_limit_w(GPU) == 250.0  # nobody put it back: the GPU keeps it
     [left] = [r for r in limit_rows(cluster) if r.restored_at is None]
     assert (left.gpu_uuid, left.previous_w, left.set_w) == (node.gpus[GPU]["uuid"], FOUND_W, 250.0)
-    time.sleep(2)  # the killed worker's id frees itself after two heartbeats
+    wait_until(lambda: id_free(cluster, "gpu5@ctr5"), "the killed worker's id to free itself", worker)
     idle_queue = f"idle-{uuid.uuid4().hex[:8]}"  # the next worker takes no work: its start alone restores
     restarted = start_worker(cluster, node, idle_queue, "restarted")
     assert node.power_limit_w(GPU) == FOUND_W
