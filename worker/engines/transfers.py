@@ -118,7 +118,9 @@ class Transfers:
         slot = _Slot(self)
         slot.curl.setopt(pycurl.HTTPHEADER, self.headers)
         slot.curl.setopt(pycurl.CONNECTTIMEOUT_MS, self.connect_timeout_ms)
-        slot.curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)  # under 1 byte/s for stall_s: the engine has hung
+        # under 1 byte/s for stall_s: the engine has hung (curl averages the speed over its last 5 s, sent bytes
+        # included, so that a silence is noticed up to 5 s late)
+        slot.curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         slot.curl.setopt(pycurl.LOW_SPEED_TIME, self.stall_s)
         return slot
 
