@@ -31,7 +31,8 @@ def token_event(text: str = " tok") -> bytes:
 
 
 def usage_event(n: int) -> bytes:
-    return event({"id": "x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": n}}) + b"data: [DONE]\n\n"
+    usage = {"prompt_tokens": 3, "completion_tokens": n}
+    return event({"id": "x", "choices": [], "usage": usage}) + b"data: [DONE]\n\n"
 
 
 @dataclass
