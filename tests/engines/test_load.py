@@ -221,6 +221,22 @@ def test_an_http_error_and_a_refused_connection_fail_their_requests_with_the_rea
     assert [r.error.split(":")[0] for r in run.records] == ["curl error 7"] * 2  # couldn't connect
 
 
+def test_a_stream_that_is_not_json_fails_its_request_with_the_parsers_reason(server):
+    async def garble(request: web.Request, body: dict) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        if body["prompt"] == "a line":
+            await response.write(token_event() + b'data: {"usage": {"prompt_tok\n\n' + token_event())
+        else:
+            await response.write(token_event() + token_event() + b'data: {"usage": nope')  # read at the end
+        return response
+
+    server.respond = garble
+    run = drive(server.endpoint(), ["a line", "last line"], max_tokens=2, concurrency=1)
+    assert [r.error.split(":")[0] for r in run.records] == ["JSONDecodeError"] * 2
+    assert [len(r.chunk_at) for r in run.records] == [1, 2]
+
+
 def test_an_engine_that_drops_the_connection_mid_stream_fails_the_request(server):
     async def drop(request: web.Request, body: dict) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})

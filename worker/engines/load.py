@@ -85,9 +85,11 @@ def drive(endpoint: Endpoint, prompts: Sequence[str], *, max_tokens: int, fixed_
             def done(error: str | None) -> None:
                 nonlocal in_flight
                 if error is None:
-                    stream.close(transfers.now)
-                else:  # the engine died, or refused: the run says why
-                    record.error = error
+                    try:
+                        stream.close(transfers.now)
+                    except Exception as failure:  # a last line that is not JSON
+                        error = f"{type(failure).__name__}: {failure}"[:300]
+                record.error = error  # the engine died, refused, or wrote what is not a stream: the run says why
                 record.done_at = time.time()
                 in_flight -= 1
                 if then is not None:

@@ -27,7 +27,7 @@ ERROR_TEXT = 300  # characters of a failed request's reason
 class _Slot:
     """One reusable easy handle and the request it carries now."""
 
-    __slots__ = ("body", "curl", "done", "loop", "sink", "status")
+    __slots__ = ("body", "curl", "done", "failure", "loop", "sink", "status")
 
     def __init__(self, loop: Transfers) -> None:
         self.loop = loop
@@ -41,14 +41,19 @@ class _Slot:
         self.done: Done | None = None
         self.status = 0
         self.body: list[bytes] = []
+        self.failure: str | None = None  # what the sink raised: the request's reason
 
     def header(self, line: bytes) -> None:
         if line.startswith(b"HTTP/"):  # the status line (the last one counts, after a 100 Continue)
             self.status = int(line.split(None, 2)[1])
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes) -> int | None:
         if self.status == 200 and self.sink is not None:
-            self.sink(data, self.loop.now)
+            try:
+                self.sink(data, self.loop.now)
+            except Exception as error:  # a body the sink cannot read: the request fails with the reason
+                self.failure = f"{type(error).__name__}: {error}"
+                return 0  # not all taken: curl stops the transfer
         elif sum(map(len, self.body)) < 4 * ERROR_TEXT:  # an error's body: the start says why
             self.body.append(data)
 
@@ -126,7 +131,7 @@ class Transfers:
 
     def _start(self, slot: _Slot, sink: Sink, done: Done, reuse: bool = True) -> None:
         slot.sink, slot.done, slot.status = sink, done, 0
-        slot.body = []
+        slot.body, slot.failure = [], None
         slot.curl.reuse = reuse
         self.active += 1
         self.multi.add_handle(slot.curl)
@@ -139,7 +144,9 @@ class Transfers:
                 self.multi.remove_handle(curl)
                 self.active -= 1
                 slot = curl.slot
-                if error is None and slot.status != 200:
+                if slot.failure is not None:
+                    error = slot.failure
+                elif error is None and slot.status != 200:
                     text = b"".join(slot.body).decode("utf-8", "replace")
                     error = f"HTTP {slot.status}: {' '.join(text.split())}"
                 done, slot.done, slot.sink = slot.done, None, None
