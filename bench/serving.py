@@ -13,15 +13,18 @@
 
 What it showed on the 2-core dev VM (shared; load average in brackets). Client against the minimal endpoint:
 before (httpx, one client per request in flight, a json.loads per chunk) 0.78 ms of CPU per request plus 13.9 us
-per streamed token [6-8]; after (aiohttp, one session, the stream read as bytes: worker.engines.sse) 0.13-0.15
-ms per request plus 2.8-3.2 us per token [1-6], i.e. 1.3-1.4% of one core per 100 requests/s of one token:
-the 1% target is missed by a third. The floor, with asyncio's streams and a hand-parsed HTTP/1.1 (not a client
-to ship: the issue asks for a kept library) is 0.05 ms per request plus 3.2 us per token, half the budget spent
-by the event loop alone; uvloop changed neither (0.130 vs 0.137 ms with aiohttp, 0.052 vs 0.045 ms raw).
-Against the real engine each streamed chunk is a read of its own, one event-loop wake-up each: about 40-60 us
-of client CPU per chunk here. 24-token requests, the sampler included: 1.2-1.7 ms per request at 1 in flight
-(one run read 3.6 ms), 0.5-1.2 ms at 8, uvloop no better; before, 4.8 and 3.5 ms. So a client streaming N
-tokens per request costs about 0.15 ms + N x 50 us. The load sampler used to
+per streamed token [6-8]; then (aiohttp, one session, the stream read as bytes: worker.engines.sse) 0.13-0.14
+ms per request plus 2.7-2.9 us per token [5-14], i.e. 1.3-1.4% of one core per 100 requests/s of one token,
+the target missed by a third, half of it asyncio's event loop (hand-parsed HTTP on asyncio's streams: 0.05 ms;
+uvloop changed neither); now (pycurl: libcurl's multi interface, its I/O loop, HTTP and keep-alive in C,
+worker.engines.transfers) 0.045-0.049 ms per request of one token, fit 0.056-0.064 ms plus 1.4-1.7 us per token
+[4-14]: 0.5% of one core per 100 requests/s, some 21,000 requests per client CPU-second.
+Against the real engine each streamed chunk is a read of its own, one wake-up each. 24-token requests, the
+sampler included, aiohttp and pycurl interleaved on one engine [8-21]: at 1 in flight 1.0-1.5 ms per request
+with aiohttp, 0.63-0.82 ms with pycurl; at 8, 0.44-0.82 and 0.27-0.48 ms (before httpx: 4.8 and 3.5 ms). A
+server that sleeps 2 ms between chunks (one wake-up each) [13-18]: 70-90 us of client CPU per chunk at 1 in
+flight (aiohttp 100-150), 17-21 us at 8 (aiohttp 28-54); most of it the wake-up itself on a busy machine.
+The load sampler used to
 parse the engine's whole /metrics (600 lines, 7.4 ms) 4 times a second, most of the client's CPU at low
 rates; it now scans for its gauges (0.09 ms). When the machine was quiet [0.8] vLLM streamed token by token and
 the client's inter-token latency agreed with the engine's histogram within 1-2%, end-to-end within 4-6%, TTFT
@@ -104,7 +107,8 @@ def client_cost(endpoint: Endpoint, n: int, tokens: int, concurrency: int) -> tu
 
 
 def endpoint_python() -> str:
-    """An interpreter with aiohttp: this one, or vLLM's venv (aiohttp is vLLM's dependency, not wattsweep's)."""
+    """An interpreter with aiohttp (the endpoint is an aiohttp server): this one (wattsweep's dev extra), or vLLM's
+    venv (one of its dependencies)."""
     import importlib.util
 
     if importlib.util.find_spec("aiohttp") is not None:
@@ -127,7 +131,8 @@ def minimal_endpoint() -> None:
         wait_port(port)
         endpoint = Endpoint(base_url=f"http://127.0.0.1:{port}/v1", model="m", fixed_length_fields=())
         client_cost(endpoint, 200, 4, 16)  # warm up imports and connections
-        print("client cost against a minimal local streaming endpoint (64 in flight, 2,000 requests each):")
+        print("client cost against a minimal local streaming endpoint (64 in flight, 2,000 requests each; load "
+              f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
         xs, ys = [], []
         for tokens in (1, 16, 64, 256):
             cpu, wall, n = client_cost(endpoint, 2000, tokens, 64)
