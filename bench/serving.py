@@ -18,10 +18,12 @@ ms per request plus 2.7-2.9 us per token [5-14], i.e. 1.3-1.4% of one core per 1
 the target missed by a third, half of it asyncio's event loop (hand-parsed HTTP on asyncio's streams: 0.05 ms;
 uvloop changed neither); now (pycurl: libcurl's multi interface, its I/O loop, HTTP and keep-alive in C,
 worker.engines.transfers) 0.045-0.049 ms per request of one token, fit 0.056-0.064 ms plus 1.4-1.7 us per token
-[4-14]: 0.5% of one core per 100 requests/s, some 21,000 requests per client CPU-second.
+[4-14]: 0.5% of one core per 100 requests/s, some 21,000 requests per client CPU-second (one run at [15]: 0.080
+ms, 0.8%).
 Against the real engine each streamed chunk is a read of its own, one wake-up each. 24-token requests, the
-sampler included, aiohttp and pycurl interleaved on one engine [8-21]: at 1 in flight 1.0-1.5 ms per request
-with aiohttp, 0.63-0.82 ms with pycurl; at 8, 0.44-0.82 and 0.27-0.48 ms (before httpx: 4.8 and 3.5 ms). A
+sampler included, aiohttp and pycurl interleaved on one engine, 5 pairs per load [8-21]: at 1 in flight
+1.0-2.9 ms per request with aiohttp, 0.63-1.8 ms with pycurl (less in each pair); at 8, 0.44-0.82 and 0.27-0.55
+ms (before httpx: 4.8 and 3.5 ms); the latencies beside the engine's histograms were alike for both clients. A
 server that sleeps 2 ms between chunks (one wake-up each) [13-18]: 70-90 us of client CPU per chunk at 1 in
 flight (aiohttp 100-150), 17-21 us at 8 (aiohttp 28-54); most of it the wake-up itself on a busy machine.
 The load sampler used to
