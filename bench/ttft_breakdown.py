@@ -51,6 +51,8 @@ def main() -> None:
     from worker.engines.vllm import ENGINE
 
     pin = "--pin" in sys.argv
+    if "--rt" in sys.argv:  # an experiment (root only): the client at real-time priority, never kept waiting
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
     python = shlex.split(vllm_command())[0]
     stamps_path = Path(tempfile.mkdtemp()) / "stamps.jsonl"
     model = model_location("tiny:llama", "text-generation")[0]
@@ -73,22 +75,25 @@ def main() -> None:
         endpoint = ENGINE.endpoint({}, port=port)
         load.drive(endpoint, [f"w{i} warm up" for i in range(16)], max_tokens=24, concurrency=4)
         print(f"vLLM under bench/vllm_timestamps.py, tiny:llama, 24 tokens per request, "
-              f"{'client on core 0, vLLM on core 1' if pin else 'unpinned'}; load average "
+              f"{'client on core 0, vLLM on core 1' if pin else 'unpinned'}"
+              f"{', the client at real-time priority' if '--rt' in sys.argv else ''}; load average "
               f"{os.getloadavg()[0]:.1f}")
         words = "the quick brown fox jumps over the lazy dog ".split()
-        for label, prompt_words in (("short prompt", 9), ("long prompt", 400)):
+        for label, prompt_words in (("short prompt", 9), ("long prompt", 150)):
             for concurrency in (1, 8):
                 tag = f"{label[0]}{concurrency}"
                 prompts = [f"{tag}x{i} " + " ".join(words[(i + j) % 9] for j in range(prompt_words))
                            for i in range(96)]
                 run = load.drive(endpoint, prompts, max_tokens=24, concurrency=concurrency)
-                report(f"{label} ({prompt_words} words), {concurrency} in flight", prompts, run, stamps_path,
-                       run_means(run.metrics_before, run.metrics_after, endpoint.metrics))
+                tokens = statistics.fmean(r.prompt_tokens or 0 for r in run.records)
+                report(f"{label} ({tokens:.0f} tokens), {concurrency} in flight; load average "
+                       f"{os.getloadavg()[0]:.1f}", prompts, run, stamps_path,
+                       run_means(run.metrics_before, run.metrics_after, endpoint.metrics), concurrency)
     finally:
         server.stop()
 
 
-def report(title: str, prompts: list[str], run, stamps_path: Path, means) -> None:
+def report(title: str, prompts: list[str], run, stamps_path: Path, means, concurrency: int) -> None:
     time.sleep(0.2)  # the stamps of the last stream are written after its last chunk
     server = {}
     for line in stamps_path.read_text().splitlines():
@@ -108,6 +113,9 @@ def report(title: str, prompts: list[str], run, stamps_path: Path, means) -> Non
     for label, start, end in SEGMENTS:
         values = [(r[end] - r[start]) * 1e3 for r in rows if r.get(start) and r.get(end)]
         print(f"  {label:36s} {statistics.fmean(values):8.2f}  [{statistics.median(values):7.2f}]")
+    new = [(r["recv"] - r["sent"]) * 1e3 for r in rows[:concurrency]]
+    print(f"  (client sends -> uvicorn reads: {statistics.fmean(new):.2f} ms on the run's first {concurrency} "
+          f"requests, which open their connections)")
     client = statistics.fmean(r["client_ttft"] for r in rows) * 1e3
     engine = statistics.fmean(r["ttft"] for r in rows) * 1e3
     before = statistics.fmean(r["arrival"] - r["sent"] for r in rows) * 1e3

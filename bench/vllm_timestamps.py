@@ -4,14 +4,17 @@ Run by vLLM's own interpreter in place of `-m vllm.entrypoints.openai.api_server
 of vLLM's and uvicorn's functions, then starts the server. For each streamed completion whose body carries a
 `request_id`, one JSON line goes to $WATTSWEEP_TIMESTAMPS when its stream ends:
 
-  recv        uvicorn parsed the request's first bytes (HttpToolsProtocol.on_message_begin, in data_received)
+  recv        uvicorn parsed the request's first bytes (HttpToolsProtocol.on_message_begin, in data_received);
+              nodelay: TCP_NODELAY on its socket (1: no Nagle delay on small chunks)
   asgi        the request's ASGI task began to run (RequestResponseCycle.run_asgi)
   handler     the route's handler began (the body read, parsed and validated by FastAPI and pydantic)
   arrival     vLLM's arrival_time (renderers.base.render_cmpl_async: before tokenization), the engine TTFT's start
   added       the request entered AsyncLLM's output processor, just before it is sent to the engine core
   queued, scheduled, first_token   the engine core's own events (its monotonic clock, converted to wall time)
   iteration   when the API server took the first token's outputs from the core: the engine TTFT's end
+  last_iteration   the same for the request's last tokens: the end of the engine's e2e
   ttft        vLLM's first-token latency as its histogram observes it (iteration - arrival)
+  headers_sent, body_sent   uvicorn wrote the response's headers, and its first chunk, to the socket
   yielded     the first SSE chunk left the completion generator (detokenized, JSON-encoded)
   chunks      every SSE chunk's yield time (the last is the usage chunk where asked)
 
@@ -25,23 +28,6 @@ import runpy
 import socket
 import sys
 import time
-
-
-CONGESTION = os.environ.get("WATTSWEEP_CONGESTION")
-
-
-def tcp_state(sock) -> dict | None:
-    """The sending socket's congestion window, packets in flight and bytes not yet sent (struct tcp_info)."""
-    if sock is None:
-        return None
-    import struct
-
-    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
-    unacked, = struct.unpack_from("I", info, 24)
-    rtt, = struct.unpack_from("I", info, 68)
-    snd_cwnd, = struct.unpack_from("I", info, 80)
-    notsent, = struct.unpack_from("I", info, 144)
-    return {"unacked": unacked, "cwnd": snd_cwnd, "rtt_us": rtt, "notsent_bytes": notsent}
 
 
 def install(path: str) -> None:
@@ -62,11 +48,7 @@ def install(path: str) -> None:
         begin(self)
         sock = self.transport.get_extra_info("socket")
         nodelay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) if sock is not None else None
-        if sock is not None and CONGESTION:  # an experiment: this connection's congestion control
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, CONGESTION.encode())
-        congestion = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode() \
-            if sock is not None else None
-        self.scope["wattsweep"] = {"recv": time.time(), "nodelay": nodelay, "congestion": congestion}
+        self.scope["wattsweep"] = {"recv": time.time(), "nodelay": nodelay}  # 1: no Nagle delay on our chunks
 
     httptools_impl.HttpToolsProtocol.on_message_begin = on_message_begin
 
@@ -89,10 +71,6 @@ def install(path: str) -> None:
                 stamps["headers_sent"] = time.time()
             elif message.get("body") and "body_sent" not in stamps:
                 stamps["body_sent"] = time.time()
-                await send(self, message)
-                stamps["unsent_bytes"] = self.transport.get_write_buffer_size()  # held by the event loop
-                stamps["tcp"] = tcp_state(self.transport.get_extra_info("socket"))
-                return None
         return await send(self, message)
 
     httptools_impl.RequestResponseCycle.send = timed_send
@@ -125,6 +103,8 @@ def install(path: str) -> None:
     def update_from_output(self, output, engine_core_timestamp, is_prefilling, req_stats, *args, **kwargs):
         update(self, output, engine_core_timestamp, is_prefilling, req_stats, *args, **kwargs)
         stamps = by_id.get(key(output.request_id))
+        if stamps is not None:
+            stamps["last_iteration"] = self.iteration_timestamp  # the engine's e2e ends at the last one
         if is_prefilling and stamps is not None:
             wall_minus_monotonic = time.time() - time.monotonic()
             stamps.update(queued=req_stats.queued_ts + wall_minus_monotonic,
