@@ -9,7 +9,10 @@
    measured TTFT, inter-token and end-to-end latency beside the engine's own histograms (means over the run;
    target: within 10%).
 
-    python bench/serving.py [--skip-engine]
+    python bench/serving.py [--skip-engine] [--client-rt]
+
+--client-rt (root only) runs the client at real-time priority against the real engine: an experiment that shows
+what its timestamps read when this machine never keeps it waiting for a core.
 
 What it showed on the 2-core dev VM (shared; load average in brackets). Client against the minimal endpoint:
 before (httpx, one client per request in flight, a json.loads per chunk) 0.78 ms of CPU per request plus 13.9 us
@@ -32,17 +35,21 @@ end-to-end exceed the engine's many times over and its inter-token gaps are 0 (c
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))  # vllm_timestamps
 
 from worker.engines.base import Endpoint  # noqa: E402
 from worker.engines.load import drive  # noqa: E402
@@ -71,6 +78,7 @@ ENDPOINT = textwrap.dedent('''
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 ''')
 PROMPT = "the quick brown fox jumps over the lazy dog"
+AGREEMENT = 0.10  # the issue's target: the client's figures within 10% of the engine's own
 
 
 def free_port() -> int:
@@ -149,23 +157,135 @@ def minimal_endpoint() -> None:
         server.wait()
 
 
+LAG_PROBE = textwrap.dedent('''
+    import json, sys, threading, time
+    lags, stop = [], threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    while not stop.is_set():
+        start = time.perf_counter()
+        time.sleep(0.002)
+        lags.append(time.perf_counter() - start - 0.002)
+    print(json.dumps(sorted(lags)))
+''')
+
+
+class WakeLag:
+    """How late a process of the client's priority wakes on this machine while a run goes on: a second process
+    sleeps 2 ms at a time and records by how much each sleep overran. The client waits for its chunks the same
+    way; where the machine is busy it reads them late, together, whatever the engine did."""
+
+    def __enter__(self) -> WakeLag:
+        self.process = subprocess.Popen([sys.executable, "-c", LAG_PROBE], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        out, _ = self.process.communicate("")
+        self.lags = [float(x) for x in json.loads(out)] or [0.0]
+
+    def text(self) -> str:
+        lags = self.lags
+        return (f"{sum(lags) / len(lags) * 1e3:.2f} ms on average, p99 {lags[int(0.99 * (len(lags) - 1))] * 1e3:.1f}"
+                f", max {lags[-1] * 1e3:.0f}")
+
+
+@contextlib.contextmanager
+def tagged_requests():
+    """Each request's body carries its prompt's first word as `request_id`, vLLM's own field, so that the
+    timestamps vLLM's API server writes (bench/vllm_timestamps.py) join the client's records."""
+    from worker.engines import load
+
+    plain = load.request_body
+    load.request_body = lambda endpoint, prompt, *args: {**plain(endpoint, prompt, *args),
+                                                         "request_id": prompt.split()[0]}
+    try:
+        yield
+    finally:
+        load.request_body = plain
+
+
+def verdict(client: float, engine: float | None) -> str:
+    if not engine:
+        return "no engine figure"
+    ratio = client / engine - 1
+    return f"{ratio:+.1%}, {'within' if abs(ratio) <= AGREEMENT else 'outside'} {AGREEMENT:.0%}"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def compare(run, prompts: list[str], means, stamps: dict[str, dict], lag: WakeLag) -> None:
+    """The client's TTFT, inter-token and end-to-end latency beside the engine's histograms (means over the same
+    requests), and where they part: the API server's own work, which its histograms leave out and a user waits
+    for, measured by vLLM's timestamps; and the client's reading, late where the machine is busy."""
+    from statistics import fmean, median
+
+    done = [r for r in run.records if r.error is None]
+    print(f"    the engine's histograms counted {means.ttft_count:.0f} first tokens and {means.e2e_count:.0f} "
+          f"requests over the run; the client sent {len(run.records)}, {len(done)} answered")
+    ttft = fmean(r.ttft_s for r in done)
+    per_token = sum(r.e2e_s - r.ttft_s for r in done) / sum((r.completion_tokens or 1) - 1 for r in done)
+    gaps = [g for r in done for g in r.gaps_s()]
+    e2e = fmean(r.e2e_s for r in done)
+    # a closed loop sends the prompts in order, each request's record made as it is sent
+    by_prompt = zip(run.records, (p.split()[0] for p in prompts), strict=True)
+    joined = [(r, stamps[key]) for r, key in by_prompt if r.error is None and key in stamps]
+    print(f"    TTFT             client {ms(ttft)}, engine's histogram {ms(means.ttft_s or 0)}: "
+          f"{verdict(ttft, means.ttft_s)}")
+    if joined:  # an identity per request: the client's TTFT is the sum of these spans, the engine's is one of them
+        sending = fmean(s["recv"] - r.sent_at for r, s in joined)
+        before = fmean(s["arrival"] - s["recv"] for _, s in joined)
+        engine = fmean(s["iteration"] - s["arrival"] for _, s in joined)
+        after = fmean(s["body_sent"] - s["iteration"] for _, s in joined)
+        reading = [r.chunk_at[0] - s["body_sent"] for r, s in joined]
+        print(f"      = client send {ms(sending)} + API server before arrival_time {ms(before)} (HTTP, JSON body, "
+              f"validation) + engine {ms(engine)} + API server after the first token's stamp {ms(after)} "
+              f"(detokenize, JSON) + chunk written to client read {ms(fmean(reading))} (median "
+              f"{ms(median(reading))}); {len(joined)} requests joined to vLLM's timestamps")
+        own = before + after
+        print(f"      the API server's own work ({ms(own)}: {own / engine:.0%} of the engine's TTFT) is the "
+              f"server's, which the user waits for and vLLM's histogram leaves out; the client's send and read "
+              f"({ms(sending + fmean(reading))}) are ours, late where this machine keeps the client waiting")
+        server = fmean(s["body_sent"] - s["recv"] for _, s in joined)
+        print(f"      client vs the API server's whole span (request read to first chunk written, {ms(server)}): "
+              f"{verdict(ttft, server)}")
+    print(f"    ITL (per token)  client {ms(per_token)}, engine's histogram {ms(means.itl_s or 0)}: "
+          f"{verdict(per_token, means.itl_s)}")
+    chunk_mean = fmean(gaps) if gaps else 0.0
+    print(f"    ITL (chunk gaps) client {ms(chunk_mean)} over {len(gaps)} gaps ({sum(g == 0 for g in gaps)} of "
+          f"them 0: chunks read together), engine's histogram {ms(means.itl_s or 0)} over {means.itl_count:.0f}: "
+          f"{verdict(chunk_mean, means.itl_s)}")
+    print(f"    e2e              client {ms(e2e)}, engine's histogram {ms(means.e2e_s or 0)}: "
+          f"{verdict(e2e, means.e2e_s)}")
+    if joined:
+        tail = fmean(r.done_at - s["last_iteration"] for r, s in joined)
+        print(f"      the client's e2e adds the API server before arrival_time {ms(before)}, its send {ms(sending)}, "
+              f"and from the last token's stamp to reading the stream's end (last chunk, usage, [DONE]) {ms(tail)}")
+    print(f"    the client's machine: a process sleeping 2 ms at a time woke late by {lag.text()}")
+
+
 def real_engine() -> None:
+    from vllm_timestamps import read_stamps, timed_command
+
     from worker.engines.metrics import run_means
     from worker.engines.process import EngineProcess
     from worker.engines.served import model_location
     from worker.engines.steady import steady_part
     from worker.engines.vllm import ENGINE
 
-    command = vllm_command()
-    if not Path(shlex.split(command)[0]).exists():
-        print(f"real engine: skipped, no vLLM at {shlex.split(command)[0]} (make vllm)")
+    command = shlex.split(vllm_command())
+    if not Path(command[0]).exists():
+        print(f"real engine: skipped, no vLLM at {command[0]} (make vllm)")
         return
+    stamps_path = Path(tempfile.mkdtemp(prefix="wattsweep-bench-")) / "stamps.jsonl"
+    timed = timed_command(command)
     model = model_location("tiny:llama", "text-generation")[0]
     port = free_port()
-    server = EngineProcess([*shlex.split(command), "--model", model, "--served-model-name", "wattsweep-model",
+    server = EngineProcess([*(timed or command), "--model", model, "--served-model-name", "wattsweep-model",
                             "--port", str(port), "--enforce-eager", "--disable-uvicorn-access-log"],
                            log_path=Path("/tmp/wattsweep-bench-vllm.log"),
-                           env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+                           env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "WATTSWEEP_TIMESTAMPS": str(stamps_path)})
     import httpx
 
     started = time.perf_counter()
@@ -173,31 +293,33 @@ def real_engine() -> None:
     try:
         server.wait_healthy(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200, 600)
         print(f"real engine: vLLM (CPU build) ready in {time.perf_counter() - started:.0f} s, tiny:llama, "
-              "160 requests of 24 tokens per load")
+              f"160 requests of 24 tokens per load{'' if timed else ' (no timestamps: not the api_server module)'}")
         endpoint = ENGINE.endpoint({}, port=port)
-        drive(endpoint, [PROMPT] * 16, max_tokens=24, concurrency=4)  # warm-up
-        for concurrency in (1, 8):
-            cpu = time.process_time()
-            run = drive(endpoint, [f"{PROMPT} {i}" for i in range(160)], max_tokens=24, concurrency=concurrency)
-            cpu = time.process_time() - cpu
-            tokens = sum(r.completion_tokens or 0 for r in run.records)
-            steady = steady_part(run, concurrency=concurrency, steady_min_s=1)
-            share = (steady.duration_s or 0) / (run.ended_at - run.started_at)
-            means = run_means(run.metrics_before, run.metrics_after, endpoint.metrics)
-            done = [r for r in run.records if r.error is None]
-            ttft = sum(r.ttft_s for r in done) / len(done)
-            gaps = [g for r in done for g in r.gaps_s()]
-            per_token_gap = sum(r.e2e_s - r.ttft_s for r in done) / sum((r.completion_tokens or 1) - 1 for r in done)
-            e2e = sum(r.e2e_s for r in done) / len(done)
-            print(f"  concurrency {concurrency}: {tokens / (run.ended_at - run.started_at):,.0f} tokens/s, client "
-                  f"{cpu / len(done) * 1e3:.2f} ms CPU per request, {cpu / tokens * 1e6:.0f} us per token; steady "
-                  f"share {share:.0%} {list(steady.flags)}")
-            for name, client, engine in (("TTFT", ttft, means.ttft_s), ("ITL (per token)", per_token_gap, means.itl_s),
-                                         ("ITL (chunk gaps)", sum(gaps) / len(gaps), means.itl_s),
-                                         ("e2e", e2e, means.e2e_s)):
-                diff = f"{(client - engine) / engine:+.0%}" if engine else "n/a"
-                print(f"    {name:17s} client {client * 1e3:8.2f} ms, engine's histogram {engine * 1e3:8.2f} ms "
-                      f"({diff})")
+        if "--client-rt" in sys.argv:  # after the engine started: it must not inherit the priority
+            try:
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+                print("  the client (and its wake-up probe) at real-time priority: never kept waiting for a core")
+            except PermissionError:
+                print("  --client-rt: not permitted here (root or CAP_SYS_NICE); the client runs as usual")
+        with tagged_requests():
+            drive(endpoint, [f"w{i} {PROMPT}" for i in range(16)], max_tokens=24, concurrency=4)  # warm-up
+            for concurrency in (1, 8):
+                prompts = [f"c{concurrency}r{i} {PROMPT}" for i in range(160)]
+                cpu = time.process_time()
+                with WakeLag() as lag:
+                    run = drive(endpoint, prompts, max_tokens=24, concurrency=concurrency)
+                cpu = time.process_time() - cpu
+                tokens = sum(r.completion_tokens or 0 for r in run.records)
+                steady = steady_part(run, concurrency=concurrency, steady_min_s=1)
+                share = (steady.duration_s or 0) / (run.ended_at - run.started_at)
+                done = len([r for r in run.records if r.error is None])
+                print(f"  concurrency {concurrency} (load average {os.getloadavg()[0]:.1f}): "
+                      f"{tokens / (run.ended_at - run.started_at):,.0f} tokens/s, client "
+                      f"{cpu / done * 1e3:.2f} ms CPU per request, {cpu / tokens * 1e6:.0f} us per token; steady "
+                      f"share {share:.0%} {list(steady.flags)}")
+                time.sleep(0.5)  # the last stream's stamps are written after its last chunk
+                compare(run, prompts, run_means(run.metrics_before, run.metrics_after, endpoint.metrics),
+                        read_stamps(str(stamps_path)), lag)
     finally:
         server.stop()
 

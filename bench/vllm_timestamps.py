@@ -29,6 +29,24 @@ import socket
 import sys
 import time
 
+MODULE = "vllm.entrypoints.openai.api_server"
+
+
+def timed_command(command: list[str]) -> list[str] | None:
+    """`python -m vllm.entrypoints.openai.api_server ARGS` under this file instead; None for another command."""
+    if command[1:3] != ["-m", MODULE]:
+        return None
+    return [command[0], __file__, *command[3:]]
+
+
+def read_stamps(path: str) -> dict[str, dict]:
+    """The stamps written so far, by the body's request_id."""
+    try:
+        with open(path) as lines:
+            return {stamps["id"]: stamps for stamps in map(json.loads, lines)}
+    except FileNotFoundError:
+        return {}
+
 
 def install(path: str) -> None:
     from uvicorn.protocols.http import httptools_impl
@@ -134,5 +152,5 @@ def install(path: str) -> None:
 
 if __name__ == "__main__":
     install(os.environ["WATTSWEEP_TIMESTAMPS"])
-    sys.argv[0] = "vllm.entrypoints.openai.api_server"
-    runpy.run_module("vllm.entrypoints.openai.api_server", run_name="__main__", alter_sys=True)
+    sys.argv[0] = MODULE
+    runpy.run_module(MODULE, run_name="__main__", alter_sys=True)
