@@ -9,7 +9,7 @@
    measured TTFT, inter-token and end-to-end latency beside the engine's own histograms (means over the run;
    target: within 10%).
 
-    python bench/serving.py [--skip-engine] [--client-rt]
+    python bench/serving.py [--skip-minimal] [--skip-engine] [--client-rt]
 
 --client-rt (root only) runs the client at real-time priority against the real engine: an experiment that shows
 what its timestamps read when this machine never keeps it waiting for a core.
@@ -325,6 +325,7 @@ def real_engine() -> None:
 
 
 if __name__ == "__main__":
-    minimal_endpoint()
+    if "--skip-minimal" not in sys.argv:
+        minimal_endpoint()
     if "--skip-engine" not in sys.argv:
         real_engine()

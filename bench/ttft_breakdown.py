@@ -8,12 +8,13 @@ TTFT) and when the first SSE chunk left the generator. The load is worker.engine
 worker runs it, with a `request_id` in each body so the two sides can be joined; prompts of a few words and of
 ~400 words, at 1 and 8 in flight.
 
-    python bench/ttft_breakdown.py [--pin]   # --pin: the client on core 0, vLLM on core 1 (2 cores)
+    python bench/ttft_breakdown.py [--pin] [--rt]
+
+--pin: the client on core 0, vLLM on core 1 (2 cores); --rt (root only): the client at real-time priority.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import statistics
@@ -25,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serving import free_port, vllm_command  # noqa: E402
+from bench.serving import free_port, tagged_requests, vllm_command  # noqa: E402
+from bench.vllm_timestamps import read_stamps, timed_command  # noqa: E402
 from worker.engines import load  # noqa: E402
 
 SEGMENTS = (  # (label, from, to): consecutive stamps; None is the client's side
@@ -51,14 +53,14 @@ def main() -> None:
     from worker.engines.vllm import ENGINE
 
     pin = "--pin" in sys.argv
-    if "--rt" in sys.argv:  # an experiment (root only): the client at real-time priority, never kept waiting
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
-    python = shlex.split(vllm_command())[0]
+    timed = timed_command(shlex.split(vllm_command()))
+    if timed is None:
+        sys.exit("WATTSWEEP_VLLM_COMMAND must be `PYTHON -m vllm.entrypoints.openai.api_server` here")
     stamps_path = Path(tempfile.mkdtemp()) / "stamps.jsonl"
     model = model_location("tiny:llama", "text-generation")[0]
     port = free_port()
-    command = [python, str(ROOT / "bench" / "vllm_timestamps.py"), "--model", model, "--served-model-name",
-               "wattsweep-model", "--port", str(port), "--enforce-eager", "--disable-uvicorn-access-log"]
+    command = [*timed, "--model", model, "--served-model-name", "wattsweep-model", "--port", str(port),
+               "--enforce-eager", "--disable-uvicorn-access-log"]
     if pin:
         command = ["taskset", "-c", "1", *command]
         os.sched_setaffinity(0, {0})
@@ -66,39 +68,36 @@ def main() -> None:
                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "WATTSWEEP_TIMESTAMPS": str(stamps_path)})
     import httpx
 
-    plain_body = load.request_body
-    load.request_body = lambda endpoint, prompt, *a: {**plain_body(endpoint, prompt, *a),
-                                                      "request_id": prompt.split()[0]}
     server.start()
     try:
-        server.wait_healthy(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200, 600)
-        endpoint = ENGINE.endpoint({}, port=port)
-        load.drive(endpoint, [f"w{i} warm up" for i in range(16)], max_tokens=24, concurrency=4)
-        print(f"vLLM under bench/vllm_timestamps.py, tiny:llama, 24 tokens per request, "
-              f"{'client on core 0, vLLM on core 1' if pin else 'unpinned'}"
-              f"{', the client at real-time priority' if '--rt' in sys.argv else ''}; load average "
-              f"{os.getloadavg()[0]:.1f}")
-        words = "the quick brown fox jumps over the lazy dog ".split()
-        for label, prompt_words in (("short prompt", 9), ("long prompt", 150)):
-            for concurrency in (1, 8):
-                tag = f"{label[0]}{concurrency}"
-                prompts = [f"{tag}x{i} " + " ".join(words[(i + j) % 9] for j in range(prompt_words))
-                           for i in range(96)]
-                run = load.drive(endpoint, prompts, max_tokens=24, concurrency=concurrency)
-                tokens = statistics.fmean(r.prompt_tokens or 0 for r in run.records)
-                report(f"{label} ({tokens:.0f} tokens), {concurrency} in flight; load average "
-                       f"{os.getloadavg()[0]:.1f}", prompts, run, stamps_path,
-                       run_means(run.metrics_before, run.metrics_after, endpoint.metrics), concurrency)
+        with tagged_requests():
+            server.wait_healthy(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200, 600)
+            endpoint = ENGINE.endpoint({}, port=port)
+            if "--rt" in sys.argv:  # an experiment (root only), once vLLM started (it must not inherit it)
+                os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+            load.drive(endpoint, [f"w{i} warm up" for i in range(16)], max_tokens=24, concurrency=4)
+            print(f"vLLM under bench/vllm_timestamps.py, tiny:llama, 24 tokens per request, "
+                  f"{'client on core 0, vLLM on core 1' if pin else 'unpinned'}"
+                  f"{', the client at real-time priority' if '--rt' in sys.argv else ''}; load average "
+                  f"{os.getloadavg()[0]:.1f}")
+            words = "the quick brown fox jumps over the lazy dog ".split()
+            for label, prompt_words in (("short prompt", 9), ("long prompt", 150)):
+                for concurrency in (1, 8):
+                    tag = f"{label[0]}{concurrency}"
+                    prompts = [f"{tag}x{i} " + " ".join(words[(i + j) % 9] for j in range(prompt_words))
+                               for i in range(96)]
+                    run = load.drive(endpoint, prompts, max_tokens=24, concurrency=concurrency)
+                    tokens = statistics.fmean(r.prompt_tokens or 0 for r in run.records)
+                    report(f"{label} ({tokens:.0f} tokens), {concurrency} in flight; load average "
+                           f"{os.getloadavg()[0]:.1f}", prompts, run, stamps_path,
+                           run_means(run.metrics_before, run.metrics_after, endpoint.metrics), concurrency)
     finally:
         server.stop()
 
 
 def report(title: str, prompts: list[str], run, stamps_path: Path, means, concurrency: int) -> None:
     time.sleep(0.2)  # the stamps of the last stream are written after its last chunk
-    server = {}
-    for line in stamps_path.read_text().splitlines():
-        stamps = json.loads(line)
-        server[stamps["id"]] = stamps
+    server = read_stamps(str(stamps_path))
     rows = []
     for prompt, record in zip(prompts, run.records, strict=True):
         stamps = server.get(prompt.split()[0])
