@@ -6,8 +6,13 @@
    100 requests/s, i.e. under 0.1 ms of client CPU per request.
 2. Against the real engine (vLLM's CPU build serving the tiny Llama; WATTSWEEP_VLLM_COMMAND or .venv-vllm): per
    load, the client's CPU per request and per token, the steady share of the run (worker.engines.steady), and the
-   measured TTFT, inter-token and end-to-end latency beside the engine's own histograms (means over the run;
-   target: within 10%).
+   measured TTFT, inter-token and end-to-end latency beside the engine's own histograms (means over the same
+   requests, the histograms' counts diffed around the run; target: within 10%), with the verdict. vLLM runs under
+   bench/vllm_timestamps.py, so that each request's TTFT is split exactly: the client's send, the API server's
+   work before vLLM's arrival_time, the engine's TTFT (its histogram's own observation), the API server's work
+   after it, and the chunk's write to the client's read; a second process measures how late this machine wakes a
+   sleeping process (what the client's reads wait for). bench/ttft_breakdown.py splits finer (tokenization,
+   queue, prefill) over long prompts too.
 
     python bench/serving.py [--skip-minimal] [--skip-engine] [--client-rt]
 
@@ -26,11 +31,25 @@ of client CPU per chunk here. 24-token requests, the sampler included: 1.2-1.7 m
 (one run read 3.6 ms), 0.5-1.2 ms at 8, uvloop no better; before, 4.8 and 3.5 ms. So a client streaming N
 tokens per request costs about 0.15 ms + N x 50 us. The load sampler used to
 parse the engine's whole /metrics (600 lines, 7.4 ms) 4 times a second, most of the client's CPU at low
-rates; it now scans for its gauges (0.09 ms). When the machine was quiet [0.8] vLLM streamed token by token and
-the client's inter-token latency agreed with the engine's histogram within 1-2%, end-to-end within 4-6%, TTFT
-+28-39% (the client's includes the API server's HTTP and tokenization, the engine's starts in its core); when
-it was loaded [6-17] vLLM's API server delivered each request's chunks in one burst, so the client's TTFT and
-end-to-end exceed the engine's many times over and its inter-token gaps are 0 (chunks of one read).
+rates; it now scans for its gauges (0.09 ms).
+
+Client against vLLM (24 tokens, 160 requests per load; load average in brackets, other engineers' tests running).
+vLLM's histogram times its TTFT from `arrival_time`, stamped in its renderer (renderers/base.py render_cmpl_async)
+before tokenization, to the moment its API server takes the first token off the engine core (IterationStats,
+before detokenization); its ITL from the engine core's own step timestamps. What the user waits for and the
+histogram leaves out is the API server's own work: reading the request, the JSON body and pydantic validation
+before arrival_time (0.85-1.15 ms at 1 in flight, 1.6-7 ms at 8), and detokenizing, encoding and writing the chunk
+after the stamp (0.26-0.29 ms at 1, 1-1.9 ms at 8). With the client never kept waiting for a core (--client-rt)
+[15]: TTFT client 10.9 ms vs histogram 8.3 ms (+32%; 1.43 ms API server, 1.22 ms client send and read), at 8 in
+flight 47.7 vs 36.3 ms (+32%; 8.4 ms API server); the client against the API server's whole span (request read
+to first chunk written) +12.6% and +6.9%; ITL per token +0.1% and -0.1%; e2e +3.8% and +6.0%. So on a model
+whose TTFT is a few ms the client's TTFT cannot agree with the histogram within 10%: the server's own work is
+1-2 ms whatever the model, which is why the bench prints it; ITL and e2e do agree. Without --client-rt on the
+same busy machine [12-15] the client reads each chunk late: vLLM wrote every chunk on time (its timestamps, the
+server's write calls seen with perf trace), but the client read it 30-55 ms later (median), all of a request's
+chunks in one read at 1 in flight, while a sleeping process woke 1-47 ms late on average; so its TTFT read
++310% to +1040%, its ITL 0 per chunk gap. That lateness is this machine's, not vLLM's nor the client's code
+(no Nagle: TCP_NODELAY is set on vLLM's sockets): the client must have a core of its own beside the engine.
 """
 
 from __future__ import annotations
