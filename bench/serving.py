@@ -258,14 +258,17 @@ def compare(run, prompts: list[str], means, stamps: dict[str, dict], lag: WakeLa
         engine = fmean(s["iteration"] - s["arrival"] for _, s in joined)
         after = fmean(s["body_sent"] - s["iteration"] for _, s in joined)
         reading = [r.chunk_at[0] - s["body_sent"] for r, s in joined]
-        print(f"      = client send {ms(sending)} + API server before arrival_time {ms(before)} (HTTP, JSON body, "
+        print(f"      = request in transit {ms(sending)} (the client's stamp to uvicorn's read) + API server before "
+              f"arrival_time {ms(before)} (HTTP, JSON body, "
               f"validation) + engine {ms(engine)} + API server after the first token's stamp {ms(after)} "
-              f"(detokenize, JSON) + chunk written to client read {ms(fmean(reading))} (median "
-              f"{ms(median(reading))}); {len(joined)} requests joined to vLLM's timestamps")
+              f"(detokenize, JSON) + chunk in transit {ms(fmean(reading))} (median "
+              f"{ms(median(reading))}: uvicorn's write to the client's read); {len(joined)} requests joined to "
+              f"vLLM's timestamps")
         own = before + after
         print(f"      the API server's own work ({ms(own)}: {own / engine:.0%} of the engine's TTFT) is the "
-              f"server's, which the user waits for and vLLM's histogram leaves out; the client's send and read "
-              f"({ms(sending + fmean(reading))}) are ours, late where this machine keeps the client waiting")
+              f"server's, which the user waits for and vLLM's histogram leaves out; the transit both ways "
+              f"({ms(sending + fmean(reading))}) is where this machine keeps the client (and the server's reads) "
+              f"waiting for a core")
         server = fmean(s["body_sent"] - s["recv"] for _, s in joined)
         print(f"      client vs the API server's whole span (request read to first chunk written, {ms(server)}): "
               f"{verdict(ttft, server)}")
@@ -279,8 +282,9 @@ def compare(run, prompts: list[str], means, stamps: dict[str, dict], lag: WakeLa
           f"{verdict(e2e, means.e2e_s)}")
     if joined:
         tail = fmean(r.done_at - s["last_iteration"] for r, s in joined)
-        print(f"      the client's e2e adds the API server before arrival_time {ms(before)}, its send {ms(sending)}, "
-              f"and from the last token's stamp to reading the stream's end (last chunk, usage, [DONE]) {ms(tail)}")
+        print(f"      the client's e2e adds the API server before arrival_time {ms(before)}, the request in transit "
+              f"{ms(sending)}, and from the last token's stamp to reading the stream's end (last chunk, usage, "
+              f"[DONE]) {ms(tail)}")
     print(f"    the client's machine: a process sleeping 2 ms at a time woke late by {lag.text()}")
 
 
