@@ -38,20 +38,21 @@ vLLM's histogram times its TTFT from `arrival_time`, stamped in its renderer (re
 before tokenization, to the moment its API server takes the first token off the engine core (IterationStats,
 before detokenization); its ITL from the engine core's own step timestamps. What the user waits for and the
 histogram leaves out is the API server's own work: reading the request, the JSON body and pydantic validation
-before arrival_time (0.85-1.15 ms at 1 in flight, 1.6-7 ms at 8), and detokenizing, encoding and writing the chunk
+before arrival_time (0.7-1.15 ms at 1 in flight, 1.2-7 ms at 8), and detokenizing, encoding and writing the chunk
 after the stamp (0.24-0.29 ms at 1, 0.5-1.9 ms at 8). With the client never kept waiting for a core
 (--client-rt, two runs) [15]: TTFT client 8.0 and 10.9 ms vs histogram 6.1 and 8.3 ms at 1 in flight (+31%,
 +32%; 1.3-1.4 ms of it the API server's own work, 0.6-1.2 ms transit), 16.9 and 47.7 vs 13.1 and 36.3 ms at 8
 (+29%, +32%; 1.9 and 8.4 ms the API server's); the client against the API server's whole span (request read to
 first chunk written) +8.2% and +12.6% at 1, +12.6% and +6.9% at 8; ITL per token within 1%; e2e +3.8% to +6.0%.
-So on a model
-whose TTFT is a few ms the client's TTFT cannot agree with the histogram within 10%: the server's own work is
-1-2 ms whatever the model, which is why the bench prints it; ITL and e2e do agree. Without --client-rt on the
+So on a model whose TTFT is a few ms the client's TTFT cannot agree with the histogram within 10%: the server's
+own work is 1-1.5 ms a request at 1 in flight whatever the model (more as its event loop gets busier), which is
+why the bench prints it beside the verdict; ITL and e2e do agree. Without --client-rt on the
 same busy machine [12-15] the client reads each chunk late: vLLM wrote every chunk on time (its timestamps, the
 server's write calls seen with perf trace), but the client read it 30-55 ms later (median), all of a request's
 chunks in one read at 1 in flight, while a sleeping process woke 1-47 ms late on average; so its TTFT read
-+310% to +1040%, its ITL 0 per chunk gap. That lateness is this machine's, not vLLM's nor the client's code
-(no Nagle: TCP_NODELAY is set on vLLM's sockets): the client must have a core of its own beside the engine.
++310% to +2160%, its ITL near 0 (chunks read together). That lateness is this machine's, not vLLM's nor the
+client's code (no Nagle: TCP_NODELAY is set on vLLM's sockets): the client must have a core of its own beside
+the engine.
 """
 
 from __future__ import annotations
