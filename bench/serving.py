@@ -48,7 +48,7 @@ So on a model whose TTFT is a few ms the client's TTFT cannot agree with the his
 own work is 1-1.5 ms a request at 1 in flight whatever the model (more as its event loop gets busier), which is
 why the bench prints it beside the verdict; ITL and e2e do agree. Without --client-rt on the
 same busy machine [12-15] the client reads each chunk late: vLLM wrote every chunk on time (its timestamps, the
-server's write calls seen with perf trace), but the client read it 30-55 ms later (median), all of a request's
+server's write calls seen with perf trace), but the client read it 30-70 ms later (median), all of a request's
 chunks in one read at 1 in flight, while a sleeping process woke 1-47 ms late on average; so its TTFT read
 +310% to +2160%, its ITL near 0 (chunks read together). That lateness is this machine's, not vLLM's nor the
 client's code (no Nagle: TCP_NODELAY is set on vLLM's sockets): the client must have a core of its own beside
