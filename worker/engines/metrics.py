@@ -57,26 +57,42 @@ def load_of(values: dict[str, float], names: MetricNames) -> tuple[float | None,
 
 @dataclass(frozen=True)
 class HistogramMeans:
-    """The engine's own mean TTFT, inter-token and end-to-end latency over a run (differences of sum / count)."""
+    """The engine's own mean TTFT, inter-token and end-to-end latency over a run (differences of sum / count), and
+    how many observations each mean is over (requests for TTFT and e2e, token gaps for ITL)."""
 
     ttft_s: float | None
     itl_s: float | None
     e2e_s: float | None
     preemptions: float | None
+    ttft_count: float | None = None
+    itl_count: float | None = None
+    e2e_count: float | None = None
 
 
 def run_means(before: dict[str, float], after: dict[str, float], names: MetricNames) -> HistogramMeans:
-    def mean(histogram: tuple[str, ...]) -> float | None:
+    """The run's part of the engine's histograms: `after` minus `before` (the scrapes either side of the run), so
+    that earlier requests (warm-up, other runs) count in neither the sums nor the counts. No `before` (its scrape
+    failed): no means, rather than the engine's whole history."""
+    def mean(histogram: tuple[str, ...]) -> tuple[float | None, float | None]:
         total = _delta(before, after, histogram, "_sum")
         count = _delta(before, after, histogram, "_count")
-        return total / count if total is not None and count else None
+        return (total / count if total is not None and count else None), count
 
     preemptions = None
     if names.preemptions:
         preemptions = _delta(before, after, (names.preemptions,), "_total")
-    return HistogramMeans(mean(names.ttft), mean(names.itl), mean(names.e2e), preemptions)
+    (ttft, ttft_n), (itl, itl_n), (e2e, e2e_n) = mean(names.ttft), mean(names.itl), mean(names.e2e)
+    return HistogramMeans(ttft, itl, e2e, preemptions, ttft_n, itl_n, e2e_n)
 
 
 def _delta(before: dict[str, float], after: dict[str, float], names: tuple[str, ...], suffix: str) -> float | None:
+    """How much a counter (or a histogram's _sum or _count) grew over the run. A sample absent before it is 0 there
+    (an engine may create a labelled series at its first observation); one that went down was reset (the engine
+    restarted), and grew from 0, as Prometheus' increase() reads it."""
+    if not before:
+        return None
     end = first(after, names, suffix)
-    return None if end is None else end - (first(before, names, suffix) or 0.0)
+    if end is None:
+        return None
+    start = first(before, names, suffix) or 0.0
+    return end - start if end >= start else end
