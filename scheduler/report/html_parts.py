@@ -110,15 +110,15 @@ def table_html(t: Table) -> Markup:
 
 
 def _cell_html(c: Any, escape) -> str:
-    """One cell's markup by its kind (the cases of templates/parts.html.j2 `cell`)."""
+    """One cell's markup by its kind (the cases of templates/parts.html.j2 `cell`), as str (escaped texts in it)."""
     if isinstance(c, str):
-        return escape(c)
+        return str(escape(c))
     if c.kind == "estimated":
         return f'<span class="est">{escape(c.text)}</span>'
     if c.kind == "code":
         return f"<code>{escape(c.text)}</code>"
-    if c.kind == "with_code":
-        return escape(c.text) + ("" if c.code is None else f" <code>{escape(c.code)}</code>")
+    if c.kind == "with_code":  # str, not Markup: Markup + "<code>" would escape the tag
+        return f"{escape(c.text)}" + ("" if c.code is None else f" <code>{escape(c.code)}</code>")
     if c.kind == "stars":
         if c.stars is None:
             return '<span class="note">unrated (size unknown)</span>'
