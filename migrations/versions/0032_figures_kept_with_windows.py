@@ -9,8 +9,10 @@ figures.py); triggers on `measurements` and `runs` recompute the jobs a statemen
 v_model_summary, v_task_summary, v_hardware_summary, v_cell_summary and v_sweep_progress reads the tables; same
 columns, same figures. v_model_kind_summary reads v_model_summary: dropped first and made again.
 
-Postgres: the trigger functions run with the tables' owner's rights (SECURITY DEFINER, search_path pinned): no
-role but the owner writes the tables, so a node cannot forge a figure. Made by a superuser, they and the tables are
+Postgres: the triggers note the touched jobs (figures_pending) and recompute them once, at commit (a deferred
+constraint trigger), in job id order: no job's lock is held in the middle of a worker's transaction, where it could
+deadlock with attribution's host lock. The trigger functions run with the tables' owner's rights (SECURITY DEFINER,
+search_path pinned): no role but the owner writes the tables, so a node cannot forge a figure. Made by a superuser, they and the tables are
 handed to wattsweep_owner, which is given SELECT on what they read.
 
 Revision ID: 0032
@@ -57,13 +59,13 @@ def upgrade() -> None:
             op.execute(statement)
         tables = ", ".join(figures.TABLES)
         op.execute(f"GRANT SELECT ON {tables} TO {READER}, wattsweep_app, wattsweep_worker")
-        for table in figures.TABLES:
+        for table in (*figures.TABLES, figures.PENDING):
             op.execute(f"COMMENT ON TABLE {table} IS 'written by: triggers on measurements and runs "
                        f"(wattsweep_refresh_figures), as the owner; nobody writes it directly'")
         if bind.exec_driver_sql("SELECT current_setting('is_superuser')").scalar() == "on":
             # made by a superuser: run with the owner's rights, not the superuser's
             op.execute(f"GRANT SELECT ON {', '.join(READS)} TO {OWNER}")
-            for table in figures.TABLES:
+            for table in (*figures.TABLES, figures.PENDING):
                 op.execute(f"ALTER TABLE {table} OWNER TO {OWNER}")
             for signature in figures.postgres_functions():
                 op.execute(f"ALTER FUNCTION {signature} OWNER TO {OWNER}")
@@ -79,6 +81,7 @@ def downgrade() -> None:
     if dialect == "postgresql":
         for table, event in figures.TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS wattsweep_figures_{table}_{event.lower()} ON {table}")
+        op.execute(f"DROP TABLE IF EXISTS {figures.PENDING}")
         for signature in figures.postgres_functions():
             op.execute(f"DROP FUNCTION IF EXISTS {signature}")
     else:

@@ -13,11 +13,14 @@ for that job. A report or `status` then reads one sweep's rows, never every wind
 - cell_figures: per_cell_0029's rows (v_cell_summary's, job columns included).
 - job_setups: per job, its query windows grouped by worker and measurement set-up (db.results.views.provenance_rows).
 
-Postgres: statement-level AFTER triggers (transition tables) call wattsweep_refresh_figures(job ids), SECURITY
-DEFINER with a pinned search_path, so that nodes need no write grant on the tables and cannot forge a figure. Two
-writers of one job serialise on its job_figures row: each first makes sure the row exists, locks it (job id order:
-no deadlock between writers of several jobs), and only then recomputes, in a new statement whose snapshot has the
-other writer's committed windows. SQLite (local mode, one writer): row-level triggers recompute the row's job.
+Postgres: statement-level AFTER triggers (transition tables) note the jobs a statement touched (figures_pending),
+and a deferred constraint trigger calls wattsweep_refresh_figures(those job ids) once, at commit; every function
+is SECURITY DEFINER with a pinned search_path, so that nodes need no write grant on the tables and cannot forge a
+figure. Two writers of one job serialise on its job_figures row: each first makes sure the row exists, locks it
+(job id order, all in one call: no deadlock between writers of several jobs), and only then recomputes, in a new
+statement whose snapshot has the other writer's committed windows. A transaction that must read its own figures
+before it commits runs `SET CONSTRAINTS wattsweep_figures_at_commit IMMEDIATE`. SQLite (local mode, one writer):
+row-level triggers recompute the row's job at once.
 """
 
 from __future__ import annotations
@@ -131,6 +134,7 @@ def backfill(dialect: str) -> list[str]:
 
 
 REFRESH_FUNCTION = "wattsweep_refresh_figures(bigint[])"
+PENDING = "figures_pending"  # Postgres: the jobs a transaction touched, refreshed at its commit
 # runs: a run's status matters where it becomes or stops being `done` (the datasets count), its worker where it
 # stands in for a window's (job_setups).
 _RUN_CHANGED = ("o.status IS DISTINCT FROM n.status AND 'done' IN (o.status, n.status) "
@@ -161,6 +165,28 @@ BEGIN
     {body};
 END
 $$""", f"REVOKE EXECUTE ON FUNCTION {REFRESH_FUNCTION} FROM PUBLIC"]
+    # At commit, once: the jobs the transaction touched, in one refresh (job id order). Refreshing at each statement
+    # would take a job's lock in the middle of the transaction: a worker's store updates its run (its job's lock)
+    # before attribution takes the host's lock, and attribution revises co-located windows of other jobs, so two
+    # workers could each hold a lock the other waits for. At commit the host's lock is already held, and every
+    # job lock a transaction takes is taken in one call, in order.
+    statements += [f"CREATE TABLE {PENDING} (xid xid8 NOT NULL DEFAULT pg_current_xact_id(), job_id bigint NOT NULL)",
+                   f"CREATE INDEX ix_{PENDING}_xid ON {PENDING} (xid)",
+                   f"""CREATE FUNCTION wattsweep_figures_at_commit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_catalog AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    WITH gone AS (DELETE FROM {PENDING} WHERE xid = pg_current_xact_id() RETURNING job_id)
+    SELECT array_agg(DISTINCT job_id ORDER BY job_id) INTO ids FROM gone;
+    IF ids IS NOT NULL THEN
+        PERFORM wattsweep_refresh_figures(ids);
+    END IF;
+    RETURN NULL;
+END
+$$""", "REVOKE EXECUTE ON FUNCTION wattsweep_figures_at_commit() FROM PUBLIC",
+                   f"CREATE CONSTRAINT TRIGGER wattsweep_figures_at_commit AFTER INSERT ON {PENDING} "
+                   "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wattsweep_figures_at_commit()"]
     for (table, event), touched in TRIGGERS.items():
         name = f"wattsweep_figures_{table}_{event.lower()}"
         referencing = {"INSERT": "NEW TABLE AS new_rows", "DELETE": "OLD TABLE AS old_rows",
@@ -168,7 +194,10 @@ $$""", f"REVOKE EXECUTE ON FUNCTION {REFRESH_FUNCTION} FROM PUBLIC"]
         statements += [f"""CREATE FUNCTION {name}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_catalog AS $$
 BEGIN
-    PERFORM wattsweep_refresh_figures(ARRAY(SELECT DISTINCT job_id FROM ({touched}) t WHERE job_id IS NOT NULL));
+    INSERT INTO {PENDING} (job_id)
+    SELECT DISTINCT t.job_id FROM ({touched}) t
+    WHERE t.job_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM {PENDING} p WHERE p.xid = pg_current_xact_id() AND p.job_id = t.job_id);
     RETURN NULL;
 END
 $$""", f"REVOKE EXECUTE ON FUNCTION {name}() FROM PUBLIC",
@@ -179,7 +208,8 @@ $$""", f"REVOKE EXECUTE ON FUNCTION {name}() FROM PUBLIC",
 
 def postgres_functions() -> list[str]:
     """Every function postgres_triggers makes (signature), for ownership and the downgrade."""
-    return [REFRESH_FUNCTION, *(f"wattsweep_figures_{table}_{event.lower()}()" for table, event in TRIGGERS)]
+    return [REFRESH_FUNCTION, "wattsweep_figures_at_commit()",
+            *(f"wattsweep_figures_{table}_{event.lower()}()" for table, event in TRIGGERS)]
 
 
 _SQLITE_TRIGGERS = {  # (table, event): (WHEN condition, the jobs recomputed)

@@ -196,7 +196,8 @@ def _window_row(job_id: int, run_id: int, energy: float) -> dict:
 def test_two_writers_of_one_job_lose_no_window(postgres_url):
     """Two transactions store windows of one job at once: the second waits for the first's lock on the job's
     figures, and recomputes after it commits, so that both windows are counted (READ COMMITTED: a recompute in the
-    inserting statement's snapshot would miss the other's window)."""
+    inserting statement's snapshot would miss the other's window). The figures are refreshed at commit; the first
+    writer refreshes early (SET CONSTRAINTS ... IMMEDIATE) and holds its lock until the second waits for it."""
     sessions = session_factory(postgres_url)
     with sessions.begin() as session:
         seed_sweep(session, name="two", models=[SeedModel("text-classification", "hub:org/m", [0.01],
@@ -213,6 +214,7 @@ def test_two_writers_of_one_job_lose_no_window(postgres_url):
                 connection.execute(insert(Measurement), [_window_row(job_id, run_id, energy)])
                 connection.execute(update(Run).where(Run.id == run_id).values(status="done"))
                 if hold:
+                    connection.execute(text("SET CONSTRAINTS wattsweep_figures_at_commit IMMEDIATE"))
                     inserted.set()
                     assert release.wait(60), "never released"
         except Exception as error:  # noqa: BLE001  (reported below, from the test's thread)
@@ -247,3 +249,40 @@ def test_two_writers_of_one_job_lose_no_window(postgres_url):
                               {"j": job_id}).one()
     assert (row.runs, row.datasets) == (3, 2) and row.sum_x == pytest.approx(0.01 + 0.02 + 0.03)
     assert_views_match(postgres_url, "two writers")
+
+
+def test_writers_touching_two_jobs_in_opposite_orders_do_not_deadlock(postgres_url):
+    """A worker's store marks its run done (its job), then attribution revises co-located windows of other jobs;
+    another worker's store does the same the other way round. The figures are refreshed at commit, every job in one
+    call in id order, so neither transaction holds one job's lock while it waits for the other's."""
+    sessions = session_factory(postgres_url)
+    with sessions.begin() as session:
+        seed_sweep(session, name="crossed", models=[
+            SeedModel("text-classification", f"hub:org/m{i}", [0.01, 0.02], datasets=["a"], pending_runs=1)
+            for i in range(2)])
+        jobs = session.scalars(select(Job.id).order_by(Job.id)).all()
+        pending = {job: session.scalars(select(Run.id).where(Run.job_id == job, Run.status == "pending")).one()
+                   for job in jobs}
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    both, errors = threading.Barrier(2, timeout=60), []
+
+    def store(mine: int, other: int) -> None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(update(Run).where(Run.id == pending[mine]).values(status="done"))
+                both.wait()
+                connection.execute(update(Measurement).where(Measurement.job_id == other).values(
+                    cpu_energy_attributed_kwh=Measurement.cpu_energy_kwh / 2))
+                both.wait()
+        except Exception as error:  # noqa: BLE001  (reported below, from the test's thread)
+            errors.append(error)
+
+    threads = [threading.Thread(target=store, args=pair) for pair in ((jobs[0], jobs[1]), (jobs[1], jobs[0]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(90)
+    assert not errors, errors
+    with sessions() as session:
+        assert session.execute(text("SELECT sum(datasets) FROM job_figures")).scalar() == 4  # 'a' and 'pending'
+    assert assert_views_match(postgres_url, "crossed writers")["v_model_summary"] == 2
