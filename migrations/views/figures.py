@@ -139,11 +139,14 @@ PENDING = "figures_pending"  # Postgres: the jobs a transaction touched, refresh
 # stands in for a window's (job_setups).
 _RUN_CHANGED = ("o.status IS DISTINCT FROM n.status AND 'done' IN (o.status, n.status) "
                 "OR o.worker_id IS DISTINCT FROM n.worker_id")
+# A submit inserts a million pending runs: a statement-level trigger would keep them all in a transition table to
+# find none done; a row-level one with a WHEN condition costs nothing for the rows it does not fire on.
+ROW_LEVEL = {("runs", "INSERT"): "NEW.status = 'done'"}
 TRIGGERS = {  # (table, event): the job ids the statement touched, from its transition tables
     ("measurements", "INSERT"): "SELECT job_id FROM new_rows",
     ("measurements", "UPDATE"): "SELECT job_id FROM new_rows UNION SELECT job_id FROM old_rows",
     ("measurements", "DELETE"): "SELECT job_id FROM old_rows",
-    ("runs", "INSERT"): "SELECT job_id FROM new_rows WHERE status = 'done'",
+    ("runs", "INSERT"): "SELECT NEW.job_id AS job_id",  # row-level, WHEN done: see ROW_LEVEL
     ("runs", "UPDATE"): f"SELECT n.job_id FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE {_RUN_CHANGED}",
     ("runs", "DELETE"): "SELECT job_id FROM old_rows WHERE status = 'done'",
 }
@@ -201,6 +204,8 @@ BEGIN
     RETURN NULL;
 END
 $$""", f"REVOKE EXECUTE ON FUNCTION {name}() FROM PUBLIC",
+                       f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW WHEN ({ROW_LEVEL[table, event]}) "
+                       f"EXECUTE FUNCTION {name}()" if (table, event) in ROW_LEVEL else
                        f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING {referencing} "
                        f"FOR EACH STATEMENT EXECUTE FUNCTION {name}()"]
     return statements
