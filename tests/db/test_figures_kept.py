@@ -286,3 +286,16 @@ def test_writers_touching_two_jobs_in_opposite_orders_do_not_deadlock(postgres_u
     with sessions() as session:
         assert session.execute(text("SELECT sum(datasets) FROM job_figures")).scalar() == 4  # 'a' and 'pending'
     assert assert_views_match(postgres_url, "crossed writers")["v_model_summary"] == 2
+
+
+def test_the_migration_fills_the_tables_from_the_windows_already_stored(database_url):
+    """A database with results before 0032: the upgrade computes every job's figures from the stored windows."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    command.downgrade(alembic_config(database_url), "0031")
+    with session_factory(database_url).begin() as session:
+        seed_sweep(session, name="before", models=_random_models(random.Random(32), "b", 6))
+    command.upgrade(alembic_config(database_url), "head")
+    assert assert_views_match(database_url, "backfilled")["v_model_summary"] == 6
