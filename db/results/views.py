@@ -144,7 +144,11 @@ def _query(view: str, where: str = "", order: str = "", columns: list[str] | Non
 
 
 def _rows(session: Session, statement, **params) -> list[dict[str, Any]]:
-    return [dict(row._mapping) for row in session.execute(statement, params)]
+    """Every row as a dict, fetched at once (a 10,000-model sweep's rows one fetch at a time, each through
+    Row._mapping, cost more than the query)."""
+    result = session.execute(statement, params)
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
 def task_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
@@ -216,36 +220,26 @@ PROVENANCE_COLUMNS = ["worker_id", "hostname", "device", "cpu_model", "gpu_model
 def provenance_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
     """Distinct measurement set-ups of a sweep's runs: hardware, versions, how each component was measured.
 
-    The same rows as grouping v_runs (its query windows) by PROVENANCE_COLUMNS, but the sweep's query windows
-    are grouped by worker and set-up first, without joining their runs, and joined to `workers` afterwards: a
-    million-run sweep has a handful of set-ups, and v_runs would join every run's row (2.3-6 s there) to find them.
+    The same rows as grouping v_runs (its query windows) by PROVENANCE_COLUMNS, read from job_setups (0032): each
+    job's query windows grouped by worker and set-up, kept in step with the windows (migrations/views/figures.py;
+    the run's worker stands in for a window that names none, as in v_runs). A million-run sweep has a handful of
+    set-ups per job: its jobs' rows are summed and joined to `workers`, no window is read.
     """
     types = VIEW_COLUMNS["v_runs"]
     keys = ", ".join(PROVENANCE_COLUMNS)
     window_keys = ["cpu_model", "gpu_model", "gpu_count", "cpu_method", "gpu_method", "ram_method", "tracking_mode",
                    "codecarbon_version", "carbon_intensity_source"]
-    inner = ", ".join(f"m.{name}" for name in window_keys)
-    figures = ("count(*) AS runs, min(m.carbon_intensity_g_per_kwh) AS intensity_min, "
-               "max(m.carbon_intensity_g_per_kwh) AS intensity_max")
-    where = "j.sweep_id = :sweep_id AND m.phase = 'query' AND m.run_id IS NOT NULL"
     outer = {
         "worker_id": "g.worker_id", "hostname": "COALESCE(g.hostname, w.hostname)", "device": "w.device",
         **{name: f"g.{name}" for name in window_keys},
         "torch_version": _version_of(session, "torch"), "transformers_version": _version_of(session, "transformers"),
     }
-    # A query window's job is its run's job, so windows need no join to their runs, except those that name no
-    # worker: the run's worker stands in for it there (as in v_runs), and only they are joined to their runs.
     statement = text(
         f"SELECT {', '.join(f'{value} AS {name}' for name, value in outer.items())}, "
         f"CAST(sum(g.runs) AS BIGINT) AS runs, min(g.intensity_min) AS intensity_min, "
         f"max(g.intensity_max) AS intensity_max "
-        f"FROM (SELECT m.worker_id AS worker_id, m.hostname AS hostname, {inner}, {figures} "
-        f"FROM measurements m JOIN jobs j ON j.id = m.job_id WHERE {where} AND m.worker_id IS NOT NULL "
-        f"GROUP BY m.worker_id, m.hostname, {inner} "
-        f"UNION ALL SELECT r.worker_id AS worker_id, m.hostname AS hostname, {inner}, {figures} "
-        f"FROM measurements m JOIN jobs j ON j.id = m.job_id JOIN runs r ON r.id = m.run_id "
-        f"WHERE {where} AND m.worker_id IS NULL GROUP BY r.worker_id, m.hostname, {inner}) g "
-        f"LEFT JOIN workers w ON w.id = g.worker_id "
+        f"FROM job_setups g JOIN jobs j ON j.id = g.job_id "
+        f"LEFT JOIN workers w ON w.id = g.worker_id WHERE j.sweep_id = :sweep_id "
         f"GROUP BY {', '.join(value for value in outer.values())} ORDER BY runs DESC, {keys}"
     ).columns(**{name: types[name] for name in PROVENANCE_COLUMNS}, runs=INT, intensity_min=F, intensity_max=F)
     return _rows(session, statement, sweep_id=sweep_id)

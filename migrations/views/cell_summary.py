@@ -81,22 +81,40 @@ JOIN sweeps s ON s.id = j.sweep_id""")
 _JOB_COLUMNS = ("sweep_id", "id", "task", "model", "model_kind", "cell_key", "hardware_class")
 
 
-def _v0018(dialect: str, figures: str = FIGURES, excluded: str = "") -> str:
+def per_cell(dialect: str, figures: str = FIGURES, excluded: str = "") -> str:
+    """One row per (job, dataset) with query windows: the job's columns and the cell's figures over `figures`."""
     ss, cell_mean = _squares(dialect, ", avg(fig.x) OVER (PARTITION BY fig.job_id, r.dataset) AS cell_mean")
     group = ", ".join(f"j.{c}" for c in _JOB_COLUMNS)
-    per_cell = f"""SELECT j.sweep_id AS sweep_id, j.id AS job_id, j.task AS task, j.model AS model,
+    return f"""SELECT j.sweep_id AS sweep_id, j.id AS job_id, j.task AS task, j.model AS model,
         j.model_kind AS model_kind, j.cell_key AS cell_key, j.hardware_class AS hardware_class, w.dataset AS dataset,
         {_stats(ss)}{excluded}
     FROM (SELECT fig.*, r.dataset AS dataset{cell_mean}
           FROM ({figures}) fig JOIN runs r ON r.id = fig.run_id) w
     JOIN jobs j ON j.id = w.job_id
     GROUP BY {group}, w.dataset"""
+
+
+def per_cell_0029(dialect: str) -> str:
+    return per_cell(dialect, FIGURES_0029, EXCLUDED_0029)
+
+
+def _v0018(dialect: str, figures: str = FIGURES, excluded: str = "") -> str:
     columns = _columns("c") | ({"excluded_runs": "c.excluded"} if excluded else {})
-    return create_view("v_cell_summary", columns, f"FROM ({per_cell}) c\nJOIN sweeps s ON s.id = c.sweep_id")
+    body = f"FROM ({per_cell(dialect, figures, excluded)}) c\nJOIN sweeps s ON s.id = c.sweep_id"
+    return create_view("v_cell_summary", columns, body)
+
+
+EXCLUDED_0029 = ", CAST(sum(w.excluded) AS BIGINT) AS excluded"
 
 
 def _v0029(dialect: str) -> str:
-    return _v0018(dialect, FIGURES_0029, ", CAST(sum(w.excluded) AS BIGINT) AS excluded")
+    return _v0018(dialect, FIGURES_0029, EXCLUDED_0029)
 
 
-VERSIONS = {"v_cell_summary": {"0014": _v0014, "0018": _v0018, "0029": _v0029}}
+def _v0032(dialect: str) -> str:
+    """0029's rows, read from cell_figures (per_cell_0029's rows kept in step: migrations/views/figures.py)."""
+    columns = _columns("c") | {"excluded_runs": "c.excluded"}
+    return create_view("v_cell_summary", columns, "FROM cell_figures c\nJOIN sweeps s ON s.id = c.sweep_id")
+
+
+VERSIONS = {"v_cell_summary": {"0014": _v0014, "0018": _v0018, "0029": _v0029, "0032": _v0032}}

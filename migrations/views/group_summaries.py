@@ -5,12 +5,13 @@ deviations (exact, no cancellation); the model-level figures (the study's Table 
 mean, median, std over the models' means) come from the per-job rows.
 
 0029: over per_job_0029's rows (the windows with a GPU reading only), with `excluded_runs` beside `runs`.
+0032: over the same rows as stored in job_figures (migrations/views/figures.py).
 """
 
 from __future__ import annotations
 
 from migrations.views.expressions import create_view, estimated_flags, median, nulls_last
-from migrations.views.per_job import per_job_0007, per_job_0014, per_job_0029
+from migrations.views.per_job import PER_JOB_COLUMNS_0029, per_job_0007, per_job_0014, per_job_0029
 
 # Columns of a group of jobs `k`: (name, expression).
 _STATS_0007 = [
@@ -85,15 +86,20 @@ def _hardware_summary(version: str, per_job: str) -> str:
     return _group_view("v_hardware_summary", ["hardware_class", "task"], _HARDWARE_LEAD, version, per_job)
 
 
+# 0032: per_job_0029's rows as stored in job_figures (migrations/views/figures.py), kept in step with the windows.
+JOB_FIGURES = f"SELECT job_id, {', '.join(PER_JOB_COLUMNS_0029)} FROM job_figures WHERE has_query = 1"
+
 VERSIONS = {
     "v_task_summary": {
         "0007": lambda dialect: _task_summary("0007", per_job_0007(dialect)),
         "0014": lambda dialect: _task_summary("0014", per_job_0014(dialect)),
         "0029": lambda dialect: _task_summary("0029", per_job_0029(dialect)),
+        "0032": lambda dialect: _task_summary("0029", JOB_FIGURES),
     },
     "v_hardware_summary": {
         "0007": lambda dialect: _hardware_summary("0007", per_job_0007(dialect, hardware=True)),
         "0014": lambda dialect: _hardware_summary("0014", per_job_0014(dialect)),
         "0029": lambda dialect: _hardware_summary("0029", per_job_0029(dialect)),
+        "0032": lambda dialect: _hardware_summary("0029", JOB_FIGURES),
     },
 }

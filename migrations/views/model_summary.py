@@ -8,9 +8,13 @@ first (2.6-3.1 s for a 20-run sweep beside a million-run one), then filtered.
 
 0029: 0021's, over the windows with a GPU reading only (expressions.kept: a `gpu-energy-zero` window holds no
 measurement): `runs` counts those, `excluded_runs` the others; a latest load with no GPU reading has no energy.
+
+0032: 0029's rows, read from the table job_figures (migrations/views/figures.py) instead of computed.
 """
 
 from __future__ import annotations
+
+import re
 
 from migrations.views.energy import HEADLINE_KWH, LATEST_LOAD, NODE_LATEST_LOAD, PER_1K
 from migrations.views.expressions import create_view, estimated_flags, has_gpu_reading, kept, median, nulls_last
@@ -39,7 +43,7 @@ def _medians_0007(dialect: str, rank_break: str = " ") -> str:
     GROUP BY sweep_id, job_id"""
 
 
-_DATASETS_0007 = """SELECT j.sweep_id AS sweep_id, r.job_id AS job_id, count(DISTINCT r.dataset) AS datasets
+DATASETS_0007 = """SELECT j.sweep_id AS sweep_id, r.job_id AS job_id, count(DISTINCT r.dataset) AS datasets
     FROM runs r JOIN jobs j ON j.id = r.job_id
     WHERE r.status = 'done'
     GROUP BY j.sweep_id, r.job_id"""
@@ -131,7 +135,7 @@ _COLUMNS_0014 = {("kwh_per_1k_std_pooled" if name == "kwh_per_1k_std" else name)
 }
 
 
-def _medians_0021(dialect: str, x: str = f"{HEADLINE_KWH} {PER_1K}") -> str:
+def medians_0021(dialect: str, x: str = f"{HEADLINE_KWH} {PER_1K}") -> str:
     """0014's medians of `x`, grouped by the job's sweep too."""
     if dialect == "postgresql":
         return f"""SELECT j.sweep_id AS sweep_id, m.job_id AS job_id,
@@ -162,20 +166,20 @@ _PER_JOB_EXTRA_0021 = _PER_JOB_EXTRA_0014.replace(
 
 
 # 0029: the kept windows only (expressions.kept).
-_LATEST_LOAD_0029 = _LATEST_LOAD_0021.replace(f"{HEADLINE_KWH} AS energy_kwh", f"{kept(HEADLINE_KWH)} AS energy_kwh")
-_PER_JOB_EXTRA_0029 = _PER_JOB_EXTRA_0021.replace(
+LATEST_LOAD_0029 = _LATEST_LOAD_0021.replace(f"{HEADLINE_KWH} AS energy_kwh", f"{kept(HEADLINE_KWH)} AS energy_kwh")
+PER_JOB_EXTRA_0029 = _PER_JOB_EXTRA_0021.replace(
     "WHERE m.phase = 'query' GROUP BY", f"WHERE m.phase = 'query' AND {has_gpu_reading()} GROUP BY")
 _COLUMNS_0029 = _COLUMNS_0014 | {"excluded_runs": "jw.excluded"}
 
 
 def _v0007(dialect: str) -> str:
-    body = _body(per_job_0007(dialect), _medians_0007(dialect), _DATASETS_0007, NODE_LATEST_LOAD)
+    body = _body(per_job_0007(dialect), _medians_0007(dialect), DATASETS_0007, NODE_LATEST_LOAD)
     return create_view("v_model_summary", _COLUMNS_0007, body)
 
 
 def _v0011(dialect: str) -> str:
     medians = _medians_0007(dialect, rank_break="\n                ")
-    body = _body(per_job_0007(dialect), medians, _DATASETS_0007, NODE_LATEST_LOAD, _PER_JOB_EXTRA_0011)
+    body = _body(per_job_0007(dialect), medians, DATASETS_0007, NODE_LATEST_LOAD, _PER_JOB_EXTRA_0011)
     return create_view("v_model_summary", _COLUMNS_0011, body)
 
 
@@ -186,7 +190,7 @@ def _v0014(dialect: str) -> str:
 
 
 def _v0021(dialect: str) -> str:
-    body = _body(per_job_0014(dialect), _medians_0021(dialect), _DATASETS_0007, _LATEST_LOAD_0021,
+    body = _body(per_job_0014(dialect), medians_0021(dialect), DATASETS_0007, _LATEST_LOAD_0021,
                  _PER_JOB_EXTRA_0021, on_sweep=True)
     body = body.replace("l ON l.job_id = jw.job_id", "l ON l.job_id = jw.job_id AND l.sweep_id = jw.sweep_id")
     body = body.replace("x ON x.job_id = jw.job_id", "x ON x.job_id = jw.job_id AND x.sweep_id = jw.sweep_id")
@@ -194,11 +198,25 @@ def _v0021(dialect: str) -> str:
 
 
 def _v0029(dialect: str) -> str:
-    body = _body(per_job_0029(dialect), _medians_0021(dialect, kept(f"{HEADLINE_KWH} {PER_1K}")), _DATASETS_0007,
-                 _LATEST_LOAD_0029, _PER_JOB_EXTRA_0029, on_sweep=True)
+    body = _body(per_job_0029(dialect), medians_0021(dialect, kept(f"{HEADLINE_KWH} {PER_1K}")), DATASETS_0007,
+                 LATEST_LOAD_0029, PER_JOB_EXTRA_0029, on_sweep=True)
     body = body.replace("l ON l.job_id = jw.job_id", "l ON l.job_id = jw.job_id AND l.sweep_id = jw.sweep_id")
     body = body.replace("x ON x.job_id = jw.job_id", "x ON x.job_id = jw.job_id AND x.sweep_id = jw.sweep_id")
     return create_view("v_model_summary", _COLUMNS_0029, body)
 
 
-VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0021": _v0021, "0029": _v0029}}
+# 0032: 0029's columns, read from job_figures (migrations/views/figures.py: the same per-job SELECTs, kept in step
+# with the windows by triggers), so that a sweep's rows are read, not computed from every window.
+_COLUMNS_0032 = {name: re.sub(r"\bl\.(energy_kwh|duration_s)", r"jw.load_\1", re.sub(r"\b(md|ds|x)\.", "jw.", value))
+                 for name, value in _COLUMNS_0029.items()}
+
+
+def _v0032(dialect: str) -> str:
+    return create_view("v_model_summary", _COLUMNS_0032, """FROM job_figures jw
+JOIN jobs j ON j.id = jw.job_id
+JOIN sweeps s ON s.id = jw.sweep_id
+WHERE jw.has_query = 1""")
+
+
+VERSIONS = {"v_model_summary": {"0007": _v0007, "0011": _v0011, "0014": _v0014, "0021": _v0021, "0029": _v0029,
+                                "0032": _v0032}}

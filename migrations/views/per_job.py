@@ -121,3 +121,12 @@ FIGURES_0029 = "SELECT m.id AS id, m.job_id AS job_id, m.run_id AS run_id,\n    
 def per_job_0029(dialect: str) -> str:
     """0014's per-job figures over the kept windows (FIGURES_0029), `runs` counting them, `excluded` the rest."""
     return _per_job_headline(dialect, FIGURES_0029, runs="count(w.kept)", extra=", sum(w.excluded) AS excluded")
+
+
+# per_job_0029's columns, in its order (the job's own columns first): what job_figures stores (0032).
+PER_JOB_COLUMNS_0029 = [
+    "sweep_id", "task", "model", "hardware_class", "runs", "n_x", "sum_x", "mean_x", "ss_x", "min_x", "max_x",
+    "sum_net_x", "n_net_x", "sum_g_x", "n_g_x", "energy", "net_energy", "idle_runs", "duration", "queries",
+    "cpu_estimated", "gpu_estimated", "outliers", "unreliable", "node_mean_x", "sum_node_x", "n_node_x",
+    "node_energy", "node_wide", "gpu_x", "cpu_model", "gpu_model", "excluded",
+]

@@ -1,6 +1,7 @@
 """v_sweep_progress: one row per sweep: jobs and runs by status, when runs finished, query and load energy.
 
-0029: the energy totals leave out windows with no GPU reading (expressions.kept: `gpu-energy-zero`)."""
+0029: the energy totals leave out windows with no GPU reading (expressions.kept: `gpu-energy-zero`).
+0032: the same totals, summed per sweep from the per-job ones in job_figures (migrations/views/figures.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ _COLUMNS_0014 = _COLUMNS_0007 | {"node_query_energy_kwh_total": "mc.node_query_e
 _NODE_QUERY = ",\n        sum(CASE WHEN m.phase = 'query' THEN m.energy_kwh END) AS node_query_energy"
 
 
-def _body(energy: str, node_query: str = "") -> str:
+def _energies(energy: str, node_query: str) -> str:
+    return f"""SELECT j.sweep_id AS sweep_id,
+        sum(CASE WHEN m.phase = 'query' THEN {energy} END) AS query_energy,
+        sum(CASE WHEN m.phase = 'load' THEN {energy} END) AS load_energy{node_query}
+    FROM measurements m JOIN jobs j ON j.id = m.job_id GROUP BY j.sweep_id"""
+
+
+def _body(energy: str, node_query: str = "", energies: str = "") -> str:
     return f"""FROM sweeps s
 LEFT JOIN (
     SELECT sweep_id, count(*) AS total, {count_where('status', 'queued')} AS queued,
@@ -39,18 +47,23 @@ LEFT JOIN (
     FROM runs r JOIN jobs j ON j.id = r.job_id GROUP BY j.sweep_id
 ) rc ON rc.sweep_id = s.id
 LEFT JOIN (
-    SELECT j.sweep_id AS sweep_id,
-        sum(CASE WHEN m.phase = 'query' THEN {energy} END) AS query_energy,
-        sum(CASE WHEN m.phase = 'load' THEN {energy} END) AS load_energy{node_query}
-    FROM measurements m JOIN jobs j ON j.id = m.job_id GROUP BY j.sweep_id
+    {energies or _energies(energy, node_query)}
 ) mc ON mc.sweep_id = s.id"""
 
 
 _NODE_QUERY_0029 = _NODE_QUERY.replace("THEN m.energy_kwh END", f"THEN {kept('m.energy_kwh')} END")
+# 0032: 0029's energy totals per job (stored in job_figures: migrations/views/figures.py), summed per sweep.
+JOB_ENERGY_0029 = _energies(kept(HEADLINE_KWH), _NODE_QUERY_0029).replace(
+    "SELECT j.sweep_id AS sweep_id,", "SELECT m.job_id AS job_id,").replace(
+    "FROM measurements m JOIN jobs j ON j.id = m.job_id GROUP BY j.sweep_id", "FROM measurements m GROUP BY m.job_id")
+_ENERGIES_0032 = """SELECT sweep_id, sum(query_energy) AS query_energy, sum(load_energy) AS load_energy,
+        sum(node_query_energy) AS node_query_energy
+    FROM job_figures GROUP BY sweep_id"""
 
 VERSIONS = {"v_sweep_progress": {
     "0007": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0007, _body("m.energy_kwh")),
     "0014": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0014, _body(HEADLINE_KWH, _NODE_QUERY)),
     "0029": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0014,
                                         _body(kept(HEADLINE_KWH), _NODE_QUERY_0029)),
+    "0032": lambda dialect: create_view("v_sweep_progress", _COLUMNS_0014, _body("", energies=_ENERGIES_0032)),
 }}

@@ -99,10 +99,14 @@ def report(
             found = find_sweep_or_fail(session, sweep)
 
         def tables(to: Console) -> None:
+            from db.results.views import model_rows
+
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
-            _print_stars(sessions, found, to, rating_energy, rate_against)
+            with sessions() as session:  # the stars and the power limits read the same model rows: once
+                models = model_rows(session, sweep_id=found.id)
+            _print_stars(sessions, found, to, rating_energy, rate_against, models)
             _print_serving(sessions, found, to)
-            _print_power_limits(sessions, found, to)
+            _print_power_limits(sessions, found, to, models)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -130,13 +134,12 @@ def report(
     _write_text(text, out)
 
 
-def _print_power_limits(sessions, found, to: Console) -> None:
-    from db.results.views import model_rows
+def _print_power_limits(sessions, found, to: Console, models: list) -> None:
     from scheduler.report.power_limits import limits_by_job, power_limit_groups, print_power_limits
 
     with sessions() as session:
-        print_power_limits(power_limit_groups(model_rows(session, sweep_id=found.id),
-                                              limits_by_job(session, sweep_id=found.id)), to)
+        limits = limits_by_job(session, sweep_id=found.id)
+    print_power_limits(power_limit_groups(models, limits), to)
 
 
 def _print_serving(sessions, found, to: Console) -> None:
@@ -184,14 +187,12 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
     _write_text(to_csv(document) if format == "csv" else to_json(document, info), out)
 
 
-def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None) -> None:
-    from db.results.views import model_rows
+def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None, models: list) -> None:
     from scheduler.report.data import ReportOptions, read_reference, star_ratings
     from scheduler.report.table import print_ratings
 
     options = ReportOptions(rating_energy=energy, rate_against=rate_against)
     with sessions() as session:  # the stars need the models' rows only, not the whole report's
-        models = model_rows(session, sweep_id=found.id)
         reference, reference_name = read_reference(session, found, options, models)
     print_ratings(out, *star_ratings(found, models, reference, reference_name, options))
 

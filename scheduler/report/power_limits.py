@@ -21,7 +21,12 @@ HEADERS = ["task", "model", "other axes", "limit W", "read back W", "Wh / query"
 
 
 def limits_by_job(session: Session, *, sweep_id: int) -> dict[int, tuple[float | None, float | None]]:
-    """job id -> (limit asked for, mean limit read back over its query windows), for the sweep's limited jobs."""
+    """job id -> (limit asked for, mean limit read back over its query windows), for the sweep's limited jobs.
+
+    A sweep with no limited job shows no limits (power_limit_groups): its windows are not read at all, which a
+    million-run sweep's report would otherwise do for nothing."""
+    if session.scalar(select(func.count()).where(Job.sweep_id == sweep_id, Job.power_limit_w.is_not(None))) == 0:
+        return {}
     read_back = (select(Measurement.job_id, func.avg(Measurement.power_limit_read_w).label("read_w"))
                  .join(Job, Job.id == Measurement.job_id)  # this sweep's windows only, not every sweep's
                  .where(Job.sweep_id == sweep_id, Measurement.phase == "query").group_by(Measurement.job_id)
@@ -36,6 +41,8 @@ def power_limit_groups(models: list[dict[str, Any]],
                        limits: dict[int, tuple[float | None, float | None]]) -> list[dict[str, Any]]:
     """Per (task, model, other axes) with a limited cell: each cell's limit, energy per query and latency."""
     found = []
+    if not any(limit is not None for limit, _ in limits.values()):
+        return found  # no limited cell, no group (below: every group would be skipped)
     for (task, model, rest), cells in cells_by_other_axes(models, "power_limit_w"):
         points = []
         for cell in cells:

@@ -80,12 +80,13 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
         group = (row["task"], row_class(row))
         if _measured(value, energy) and group[1] is not None:
             groups.setdefault(group, []).append(float(value))
+    extremes = {group: (min(values), max(values)) for group, values in groups.items()}  # once per group, not row
     ratings = []
     for row in models:
         klass = row_class(row)
         value = row.get(column)
         values = groups.get((row["task"], klass), [])
-        low, high = (min(values), max(values)) if values else (None, None)
+        low, high = extremes.get((row["task"], klass), (None, None))
         unrated = _unrated(value, energy, klass, values)
         given = stars(float(value), low, high) if unrated is None else None
         ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,

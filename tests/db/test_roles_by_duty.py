@@ -102,6 +102,13 @@ def test_reader_stores_no_large_objects(seeded, call):
     "UPDATE workers SET db_role = current_user",
     "SELECT pg_advisory_lock(hashtext('wattsweep-host:node7'))",
     "SELECT pg_try_advisory_lock(1)",
+    # the summaries (0032) are the owner's triggers' to write: a node cannot forge a figure
+    "UPDATE job_figures SET sum_x = 0",
+    "INSERT INTO job_figures (job_id) VALUES (1)",
+    "DELETE FROM cell_figures",
+    "UPDATE job_setups SET runs = 0",
+    "SELECT wattsweep_refresh_figures(ARRAY[1::bigint])",
+    "INSERT INTO figures_pending (job_id) VALUES (1)",
 ])
 def test_a_node_rewrites_and_erases_no_results(seeded, make_node, statement):
     assert "permission denied" in refused(make_node(), statement)
@@ -110,9 +117,13 @@ def test_a_node_rewrites_and_erases_no_results(seeded, make_node, statement):
 def test_a_node_does_what_a_worker_does(seeded, make_node):
     node = make_node()
     with node.begin() as connection:
+        figures = "SELECT sum(energy) FROM job_figures"
+        before = connection.execute(text(figures)).scalar()
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('wattsweep-host:node7'))"))
         connection.execute(text("UPDATE measurements SET cpu_energy_attributed_kwh = 0.001, is_outlier = false, "
                                 "kwh_per_1k_queries = 0.5, max_concurrent_windows = 2"))
+        connection.execute(text("SET CONSTRAINTS wattsweep_figures_at_commit IMMEDIATE"))  # else at commit
+        assert connection.execute(text(figures)).scalar() != before  # kept in step by the owner's triggers
         connection.execute(text("UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = now()"))
         connection.execute(text("UPDATE runs SET status = 'done', worker_id = 'gpu0@n', finished_at = now()"))
         job_id = connection.execute(text("SELECT min(id) FROM jobs")).scalar()
@@ -283,14 +294,16 @@ def test_the_admin_url_of_these_tests_is_a_superuser():  # what make_node relies
 def test_every_table_says_who_writes_it(postgres_url):
     """A table a later migration adds is SELECT-only for the scheduler and the workers until a migration grants its
     writes (as 0022 does in APP_RIGHTS and WORKER_RIGHTS, and 0025 for reference_results): this fails until
-    someone has decided who writes it. Read from the migrated database's own grants, whichever migration gave them."""
+    someone has decided who writes it. Read from the migrated database's own grants, whichever migration gave them.
+    A table that only the owner's triggers write (0032's summaries) says so in its comment."""
     admin = create_engine(postgres_url, poolclass=NullPool)
     with admin.connect() as connection:
         unwritten = set(connection.execute(text(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'alembic_version' "
             "AND NOT has_table_privilege('wattsweep_app', c.oid, 'INSERT') "
-            "AND NOT has_table_privilege('wattsweep_worker', c.oid, 'INSERT')")).scalars())
+            "AND NOT has_table_privilege('wattsweep_worker', c.oid, 'INSERT') "
+            "AND COALESCE(obj_description(c.oid, 'pg_class'), '') NOT LIKE 'written by: triggers %'")).scalars())
     admin.dispose()
     assert unwritten == set()
 

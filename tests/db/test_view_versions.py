@@ -46,6 +46,11 @@ FROZEN = {
     ("v_serving", "0020"): ("910649506e982cc0", "910649506e982cc0"),
     ("v_serving_cells", "0020"): ("de204c4f203ccf2b", "de204c4f203ccf2b"),
     ("v_serving_cells", "0029"): ("0e56a10ac803556c", "0e56a10ac803556c"),
+    ("v_cell_summary", "0032"): ("753b2dbc7239e40a", "753b2dbc7239e40a"),
+    ("v_hardware_summary", "0032"): ("55b747bb0a76271e", "55b747bb0a76271e"),
+    ("v_model_summary", "0032"): ("b48012a070ff3377", "b48012a070ff3377"),
+    ("v_sweep_progress", "0032"): ("549174778f359100", "549174778f359100"),
+    ("v_task_summary", "0032"): ("b97104c24b90a384", "b97104c24b90a384"),
 }
 VERSIONS_DIR = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 
