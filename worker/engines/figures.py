@@ -52,7 +52,7 @@ def serving_figures(run: LoadRun, steady: Steady, energy: SteadyEnergy | None, *
     if late.late:  # read times, not the server's: no figure (worker.engines.lateness)
         figures |= dict.fromkeys(CLIENT_LATENCIES)
         log.warning("%s: the load client read the streamed chunks late (%s); no latency figure is stored. Give it "
-                    "a core of its own (README, Serving).", FLAG, late.describe())
+                    "a core of its own (README: Served models, client-late).", FLAG, late.describe())
     figures |= {"engine_ttft_mean_s": means.ttft_s, "engine_itl_mean_s": means.itl_s,
                 "engine_e2e_mean_s": means.e2e_s, "preemptions": means.preemptions}
     kv = [s.kv_cache_usage for s in run.samples if s.kv_cache_usage is not None]
