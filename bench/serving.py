@@ -250,7 +250,12 @@ def compare(run, prompts: list[str], means, stamps: dict[str, dict], lag: WakeLa
     for, measured by vLLM's timestamps; and the client's reading, late where the machine is busy."""
     from statistics import fmean, median
 
+    from worker.engines.lateness import lateness
+
     done = [r for r in run.records if r.error is None]
+    late = lateness(done, means)
+    print(f"    the worker would store this run {'flagged client-late, no client latency' if late.late else 'on time'}"
+          f" ({late.describe()})")
     print(f"    the engine's histograms counted {means.ttft_count:.0f} first tokens and {means.e2e_count:.0f} "
           f"requests over the run; the client sent {len(run.records)}, {len(done)} answered")
     ttft = fmean(r.ttft_s for r in done)

@@ -468,6 +468,7 @@ class ServingRun(Base):
     preemptions: Mapped[float | None] = mapped_column(Float)
     kv_cache_peak: Mapped[float | None] = mapped_column(Float)  # 0-1
     engine_load_mean: Mapped[float | None] = mapped_column(Float)  # its running + waiting over the steady part
-    flags: Mapped[str | None] = mapped_column(String(300))  # no-steady-state, steady-short, steady-prorated, ...
+    # no-steady-state, steady-short, steady-prorated, client-late (the client's latencies NULL), ...
+    flags: Mapped[str | None] = mapped_column(String(300))
     load_samples: Mapped[dict[str, Any] | None]  # {"t_s", "in_flight", "running", "waiting"}
     request_latencies: Mapped[Any | None] = mapped_column(JSON)  # one {sent_s, ttft_s, e2e_s, output_tokens} each

@@ -16,7 +16,7 @@ __all__ = ["ENGINES", "Endpoint", "Engine", "MetricNames", "get_engine"]
 
 
 SHARED = {"base", "process", "guard", "load", "records", "sampler", "steady", "metrics", "figures", "served", "unit",
-          "sse", "transfers"}
+          "sse", "transfers", "lateness"}
 
 
 def _discover() -> dict[str, Engine]:

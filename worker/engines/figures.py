@@ -1,6 +1,11 @@
 """A served run's figures: requests and tokens (the engine's `usage`), latencies from the streamed chunks, and
 energy per output token and per request from the steady part (worker.engines.steady).
 
+Where the client read the chunks late (worker.engines.lateness: `client-late`), every latency it read (TTFT, ITL,
+TPOT, end-to-end, their client means) is None: they hold its own lateness, not the server's. The engine's own
+histogram means, the tokens and the energy figures stay; each request's raw timings stay in `request_latencies`
+beside the flag.
+
 Tokens inside the steady part: each request's completion tokens spread over its streamed chunks (an engine may
 put several tokens in one chunk), counted where the chunk arrived. Requests inside it are request-equivalents:
 each request counts by the share of its tokens that arrived there, so that kWh per request is the steady
@@ -9,14 +14,19 @@ energy over the work the steady part actually did, prefill included.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from worker.engines.lateness import FLAG, lateness
 from worker.engines.metrics import run_means
 from worker.engines.records import LoadRun
 from worker.engines.steady import Steady, SteadyEnergy
 from worker.workloads.base import percentile
 
+log = logging.getLogger(__name__)
 SAMPLES_KEPT = 2_000  # load samples stored per run (a longer series is thinned evenly)
+CLIENT_LATENCIES = ("ttft_p50_s", "ttft_p90_s", "ttft_p99_s", "itl_p50_s", "itl_p90_s", "itl_p99_s", "tpot_p50_s",
+                    "e2e_p50_s", "e2e_p99_s", "client_ttft_mean_s", "client_itl_mean_s", "client_e2e_mean_s")
 
 
 def serving_figures(run: LoadRun, steady: Steady, energy: SteadyEnergy | None, *, endpoint: Any,
@@ -38,6 +48,11 @@ def serving_figures(run: LoadRun, steady: Steady, energy: SteadyEnergy | None, *
         "client_ttft_mean_s": _mean(ttft), "client_itl_mean_s": _mean(gaps), "client_e2e_mean_s": _mean(e2e),
     }
     means = run_means(run.metrics_before, run.metrics_after, endpoint.metrics)
+    late = lateness(done, means)
+    if late.late:  # read times, not the server's: no figure (worker.engines.lateness)
+        figures |= dict.fromkeys(CLIENT_LATENCIES)
+        log.warning("%s: the load client read the streamed chunks late (%s); no latency figure is stored. Give it "
+                    "a core of its own (README: Served models, client-late).", FLAG, late.describe())
     figures |= {"engine_ttft_mean_s": means.ttft_s, "engine_itl_mean_s": means.itl_s,
                 "engine_e2e_mean_s": means.e2e_s, "preemptions": means.preemptions}
     kv = [s.kv_cache_usage for s in run.samples if s.kv_cache_usage is not None]
@@ -56,7 +71,7 @@ def serving_figures(run: LoadRun, steady: Steady, energy: SteadyEnergy | None, *
         "kwh_per_request": energy.energy_kwh / steady_requests if energy and steady_requests else None,
         "throughput_output_tokens_per_s": (steady_tokens / duration if duration and steady_tokens is not None
                                            else _whole_throughput(run, output_tokens)),
-        "flags": ",".join(dict.fromkeys([*steady.flags, *(energy.flags if energy else ())])) or None,
+        "flags": ",".join(dict.fromkeys([*steady.flags, *(energy.flags if energy else ()), *late.flags])) or None,
         "load_samples": _samples(run),
         "request_latencies": [{"sent_s": round(r.sent_at - run.started_at, 4),
                                "ttft_s": _round(r.ttft_s), "e2e_s": _round(r.e2e_s),

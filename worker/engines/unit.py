@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from worker.engines.figures import serving_figures
+from worker.engines.lateness import FLAG as LATE
 from worker.engines.load import drive
 from worker.engines.process import EngineError, log_tail
 from worker.engines.served import ServedModel, restart
@@ -49,8 +50,10 @@ def measure(served: ServedModel, meter: Any, prompts: list[str], warmup: list[st
     figures = serving_figures(run, steady, energy, endpoint=served.endpoint, concurrency=load["concurrency"],
                               request_rate=load["request_rate"])
     done = [r for r in run.records if r.error is None]
-    timing = BatchTiming(tuple(r.e2e_s for r in done), tuple(1 for _ in done),
-                         tuple(r.ttft_s for r in done if r.ttft_s is not None))
+    # the window's latency columns are the same read times: none where the client read late (worker.engines.lateness)
+    timing = None if LATE in (figures["flags"] or "").split(",") else \
+        BatchTiming(tuple(r.e2e_s for r in done), tuple(1 for _ in done),
+                    tuple(r.ttft_s for r in done if r.ttft_s is not None))
     expected = len(done) * load["max_tokens"] if load["fixed_length"] else None
     units = WorkDone(len(done), input_tokens=figures["input_tokens"], output_tokens=figures["output_tokens"],
                       timing=timing, expected_output_tokens=expected, serving=figures)
