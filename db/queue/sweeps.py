@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +22,49 @@ AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", 
 
 class SweepNotFound(LookupError):
     """No sweep by that id or name; the message lists the closest names."""
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """Runs of a job alike but for their repetition: first_repetition, first_repetition + 1, ... (`repetitions`)."""
+
+    dataset: str
+    first_repetition: int
+    repetitions: int
+    n_queries: int
+    batch_size: int
+    warmup: int
+    shards: Sequence[tuple[int, float | None]] | None = None  # each run's units, as NewJob's runs give them
+
+    def run(self, repetition: int) -> dict[str, Any]:
+        return dict(dataset=self.dataset, repetition=repetition, n_queries=self.n_queries,
+                    batch_size=self.batch_size, warmup=self.warmup, shards=self.shards)
+
+
+class GroupedRuns(Sequence[dict[str, Any]]):
+    """A job's runs as groups of like runs (NewJob.runs as submit makes it): read as runs, one dict each, made
+    when read; written by insert_sweep from the groups, without making them."""
+
+    def __init__(self, groups: Iterable[RunGroup]) -> None:
+        self.groups = tuple(groups)
+        self._ends = list(itertools.accumulate(group.repetitions for group in self.groups))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        number = bisect.bisect_right(self._ends, index)
+        group = self.groups[number]
+        return group.run(group.first_repetition + index - (self._ends[number] - group.repetitions))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (group.run(group.first_repetition + offset) for group in self.groups
+                for offset in range(group.repetitions))
 
 
 @dataclass(frozen=True)
@@ -117,8 +162,12 @@ def _insert_runs_and_units(session: Session, job_ids: Sequence[int], jobs: Seque
     """
     groups = _RunGroups()
     for job_id, job in zip(job_ids, jobs, strict=True):
-        for run in job.runs:
-            groups.add(job_id, run)
+        if isinstance(job.runs, GroupedRuns):
+            for group in job.runs.groups:
+                groups.add(job_id, group.run(group.first_repetition), repetitions=group.repetitions)
+        else:
+            for run in job.runs:
+                groups.add(job_id, run)
     if not groups.job_id:
         return
     with session.connection().connection.driver_connection.cursor() as cursor:
@@ -137,14 +186,15 @@ class _RunGroups:
         self._plans: dict[tuple, int] = {}  # units -> unit_first
         self._last: tuple | None = None  # ((job_id, dataset, n_queries, batch_size, warmup, plan), repetition)
 
-    def add(self, job_id: int, run: dict[str, Any]) -> None:
+    def add(self, job_id: int, run: dict[str, Any], repetitions: int = 1) -> None:
+        """`run`, and the `repetitions` - 1 runs after it that differ only by their repetition."""
         shards = run.get("shards")
         plan = (tuple(map(tuple, shards)) if shards else None, None if shards else run.get("expected_s"))
         key = (job_id, run["dataset"], run["n_queries"], run["batch_size"], run["warmup"], plan)
         last = self._last
         if last is not None and last[0] == key and run["repetition"] == last[1] + 1:
-            self.repetitions[-1] += 1
-            self._last = (key, run["repetition"])
+            self.repetitions[-1] += repetitions
+            self._last = (key, run["repetition"] + repetitions - 1)
             return
         if not _RUN_FIELDS.issuperset(run):
             raise ValueError(f"a new run has fields {sorted(set(run) - _RUN_FIELDS)} that submit does not write")
@@ -161,10 +211,10 @@ class _RunGroups:
         self.batch_size.append(run["batch_size"])
         self.warmup.append(run["warmup"])
         self.first_repetition.append(run["repetition"])
-        self.repetitions.append(1)
+        self.repetitions.append(repetitions)
         self.n_units.append(len(shards) if shards else 1)
         self.unit_first.append(unit_first)
-        self._last = (key, run["repetition"])
+        self._last = (key, run["repetition"] + repetitions - 1)
 
     def arrays(self) -> dict[str, list]:
         return {name: value for name, value in vars(self).items() if not name.startswith("_")}
