@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from db.clock import server_now
 from db.models import Job, Run, Shard, Sweep, utcnow
 
 # The jobs columns of the sweep axes (worker.contract.catalog.SWEEP_AXES values; db does not import worker).
@@ -99,14 +100,21 @@ def insert_sweep(
     jobs: Iterable[NewJob],
     max_attempts: int = 3,
     exclusive: bool = False,
+    dispatched: bool = False,
 ) -> Sweep:
-    """Write a sweep with all its jobs, runs and units (bulk inserts: 100,000 runs must be quick)."""
+    """Write a sweep with all its jobs, runs and units (bulk inserts: 100,000 runs must be quick).
+
+    `dispatched`: the jobs' messages are sent once this transaction commits; their dispatch time (the server's
+    clock) is written with them rather than by an UPDATE of every job after.
+    """
     sweep = Sweep(name=name, spec=spec, hardware_class=hardware_class, mode=mode, exclusive=exclusive, **carbon)
     session.add(sweep)
     session.flush()
     jobs = list(jobs)
+    dispatched_at = session.scalar(select(server_now())) if dispatched else None
     job_rows = [
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
+             dispatched_at=dispatched_at,
              model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
              expected_s=j.expected_s, load_expected_s=j.load_expected_s, estimate_source=j.estimate_source,
              split_units=j.split_units, gpus=j.gpus,

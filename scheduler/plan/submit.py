@@ -86,8 +86,11 @@ def jobs_with_units(spec: SweepSpec, hardware_class: str | None, estimates: Mapp
 
 
 def create_sweep(
-    session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
+    session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3,
+    jobs: list[NewJob] | None = None, dispatched: bool = False,
 ) -> Sweep:
+    """`jobs`: planned_jobs' answer, where the caller has it; `dispatched`: the jobs are sent after the commit
+    (their dispatch time is written with them, as reconcile's mark_dispatched would)."""
     from db.queue.sweeps import insert_sweep
 
     return insert_sweep(
@@ -97,7 +100,8 @@ def create_sweep(
         hardware_class=hardware_class or spec.hardware_class,
         mode=mode,
         carbon=spec.carbon.model_dump(exclude={"pue"}),  # the PUE is read from the stored spec (executor)
-        jobs=planned_jobs(session, spec, hardware_class),
+        jobs=planned_jobs(session, spec, hardware_class) if jobs is None else jobs,
         max_attempts=max_attempts,
         exclusive=spec.exclusive,
+        dispatched=dispatched,
     )
