@@ -17,7 +17,7 @@ database holds.
 4. for both: `wattsweep report` in each format and level, `wattsweep status`, and the per-task view
    (SELECT * FROM v_task_summary WHERE sweep_id = ...), each run twice (first, then warm).
 
-    python bench/scale.py [--no-million]
+    python bench/scale.py [--no-million] [--submit-only [--repeat N]]
 
 The scratch database (about 1.3 GB with the million runs) is dropped at the end.
 """
@@ -213,15 +213,56 @@ def reads(url: str, engine, sweep_id: int, label: str) -> None:
     out.unlink(missing_ok=True)
 
 
+def submits_only(args) -> None:
+    """Each submit `--repeat` times, each in a database of its own (empty, as a lab's first big sweep finds it).
+
+    Besides the wall time, the CPU seconds of this process and of the database's backends (read from /proc where
+    Postgres runs on this machine): on a shared machine those stay when the wall time does not."""
+    from sqlalchemy import event
+
+    from db.session import get_engine, session_factory
+    from worker.contract.celery_app import make_app
+
+    sizes = [(10, "< 5 s")] + ([] if args.no_million else [(100, "< 30 s")])
+    for repetitions, target in sizes:
+        for _ in range(args.repeat):
+            with fresh_database() as url, free_redis() as broker:
+                get_engine(url).dispose()  # new connections, each a backend counted from its start
+                backends: list[int] = []
+                event.listen(get_engine(url), "connect",
+                             lambda dbapi, _, pids=backends: pids.append(dbapi.info.backend_pid))
+                load, cpu = os.getloadavg()[0], time.process_time()
+                done, seconds = submit(session_factory(url), make_app(broker), "scale", args.models, repetitions)
+                cpu, server = time.process_time() - cpu, _backends_cpu_s(backends)
+                where = f", database {server:.2f} s" if server is not None else ""
+                print(f"submit {done.runs:,} runs ({done.jobs:,} jobs): {seconds:.2f} s (target {target}; "
+                      f"load average {load:.1f} before; CPU: this process {cpu:.2f} s{where})", flush=True)
+
+
+def _backends_cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds the database backends `pids` used so far (None unless each is a process on this machine)."""
+    try:
+        fields = [Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split() for pid in pids]
+    except OSError:
+        return None
+    return sum(int(f[11]) + int(f[12]) for f in fields) / os.sysconf("SC_CLK_TCK") if fields else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-million", action="store_true", help="skip the 1,000,000-run submit")
     parser.add_argument("--models", type=int, default=1000, help="models per task (a smoke run: 10)")
+    parser.add_argument("--submit-only", action="store_true",
+                        help="time the submits (each --repeat times, in a fresh database) and stop: no measured runs")
+    parser.add_argument("--repeat", type=int, default=1, help="with --submit-only: how many times to time each submit")
     args = parser.parse_args()
     from db.session import get_engine, session_factory
     from worker.contract.celery_app import make_app
 
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start", flush=True)
+    if args.submit_only:
+        submits_only(args)
+        return
     with fresh_database() as url, free_redis() as broker:
         sessions, app, engine = session_factory(url), make_app(broker), get_engine(url)
         done, seconds = submit(sessions, app, "scale-100k", args.models)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -149,16 +150,19 @@ class Run(Base):
     """One (dataset, repetition) measured inside a job."""
 
     __tablename__ = "runs"
-    __table_args__ = (UniqueConstraint("job_id", "dataset", "repetition"),)
+    # (job_id, id): lookups by job, and the key a unit's foreign key names (migration 0032). No index on status:
+    # every query of runs goes by job or id first, and each index is written a million times by a big submit.
+    __table_args__ = (UniqueConstraint("job_id", "dataset", "repetition"),
+                      Index("uq_runs_job_id_id", "job_id", "id", unique=True))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     dataset: Mapped[str] = mapped_column(String(300))
     repetition: Mapped[int] = mapped_column(Integer)
     n_queries: Mapped[int] = mapped_column(Integer)
     batch_size: Mapped[int] = mapped_column(Integer)
     warmup: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)  # pending|done|failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|done|failed
     worker_id: Mapped[str | None] = mapped_column(String(200))  # who stored it (its last shard)
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None]
@@ -177,11 +181,15 @@ class Shard(Base):
     """
 
     __tablename__ = "shards"
-    __table_args__ = (UniqueConstraint("run_id", "shard_index"), Index(None, "job_id", "status"))
+    # Postgres checks one foreign key, to its run and that run's job together (migration 0032; SQLite keeps one to
+    # each): one check per unit written, not two. job_id's own key below holds through it (a run's job exists) and
+    # gives the ORM its join path to jobs; deleting a job deletes its units through its runs.
+    __table_args__ = (UniqueConstraint("run_id", "shard_index"), Index(None, "job_id", "status"),
+                      ForeignKeyConstraint(["job_id", "run_id"], ["runs.job_id", "runs.id"], ondelete="CASCADE"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    run_id: Mapped[int] = mapped_column(Integer)
     # 0-based, in query order as submit made them; the rest of a unit split at claim time takes the run's next
     # free index (db.queue.splitting), so query_start, not the index, gives the order.
     shard_index: Mapped[int] = mapped_column(Integer)

@@ -32,10 +32,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Job, Run
 from db.queue.leases import fail_dead_units
 from db.queue.reconcile import (
     cancel_sweep,
@@ -47,7 +45,7 @@ from db.queue.reconcile import (
     unfinished_sweep,
 )
 from db.stale_sessions import end_stale_sessions
-from scheduler.plan.submit import create_sweep
+from scheduler.plan.submit import create_sweep, planned_jobs
 from scheduler.spec.schema import SweepSpec
 from worker.contract.broker import queue_lengths, ready_job_ids, reserved_job_ids
 from worker.contract.celery_app import SendFailed, dispatch_queue, job_queue, send_job_ids
@@ -93,12 +91,13 @@ def submit_sweep(
                 f"sweep {spec.name} (id {unfinished.sweep_id}) is unfinished ({unfinished.queued} job(s) queued, "
                 f"{unfinished.running} running): `wattsweep status {unfinished.sweep_id}` shows it and `wattsweep "
                 "reconcile` sends what the broker lost; submit with --new to measure it all again as a second sweep")
+        jobs = planned_jobs(session, spec, hardware_class)
+        # Marked dispatched as they are written: the messages go once this commits.
         sweep = create_sweep(session, spec, mode="distributed", hardware_class=hardware_class,
-                             max_attempts=max_attempts)
+                             max_attempts=max_attempts, jobs=jobs, dispatched=True)
         sweep_id, sweep_hardware = sweep.id, sweep.hardware_class
         dispatches = sweep_dispatches(session, sweep_id=sweep_id)
-        runs = session.scalar(select(func.count(Run.id)).join(Job).where(Job.sweep_id == sweep_id))
-        mark_dispatched(session, sweep_id=sweep_id)
+        runs = sum(len(job.runs) for job in jobs)
     # After the commit: a worker must find the job in the database when its message arrives. If sending
     # fails half-way, the jobs are queued in Postgres and `reconcile` sends the rest.
     try:

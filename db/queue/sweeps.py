@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from db.clock import server_now
 from db.models import Job, Run, Shard, Sweep, utcnow
 
 # The jobs columns of the sweep axes (worker.contract.catalog.SWEEP_AXES values; db does not import worker).
@@ -20,6 +23,49 @@ AXIS_COLUMNS = ("batch_size", "dtype", "max_new_tokens", "num_inference_steps", 
 
 class SweepNotFound(LookupError):
     """No sweep by that id or name; the message lists the closest names."""
+
+
+@dataclass(frozen=True)
+class RunGroup:
+    """Runs of a job alike but for their repetition: first_repetition, first_repetition + 1, ... (`repetitions`)."""
+
+    dataset: str
+    first_repetition: int
+    repetitions: int
+    n_queries: int
+    batch_size: int
+    warmup: int
+    shards: Sequence[tuple[int, float | None]] | None = None  # each run's units, as NewJob's runs give them
+
+    def run(self, repetition: int) -> dict[str, Any]:
+        return dict(dataset=self.dataset, repetition=repetition, n_queries=self.n_queries,
+                    batch_size=self.batch_size, warmup=self.warmup, shards=self.shards)
+
+
+class GroupedRuns(Sequence[dict[str, Any]]):
+    """A job's runs as groups of like runs (NewJob.runs as submit makes it): read as runs, one dict each, made
+    when read; written by insert_sweep from the groups, without making them."""
+
+    def __init__(self, groups: Iterable[RunGroup]) -> None:
+        self.groups = tuple(groups)
+        self._ends = list(itertools.accumulate(group.repetitions for group in self.groups))
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        number = bisect.bisect_right(self._ends, index)
+        group = self.groups[number]
+        return group.run(group.first_repetition + index - (self._ends[number] - group.repetitions))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (group.run(group.first_repetition + offset) for group in self.groups
+                for offset in range(group.repetitions))
 
 
 @dataclass(frozen=True)
@@ -54,14 +100,21 @@ def insert_sweep(
     jobs: Iterable[NewJob],
     max_attempts: int = 3,
     exclusive: bool = False,
+    dispatched: bool = False,
 ) -> Sweep:
-    """Write a sweep with all its jobs, runs and units (bulk inserts: 100,000 runs must be quick)."""
+    """Write a sweep with all its jobs, runs and units (bulk inserts: 100,000 runs must be quick).
+
+    `dispatched`: the jobs' messages are sent once this transaction commits; their dispatch time (the server's
+    clock) is written with them rather than by an UPDATE of every job after.
+    """
     sweep = Sweep(name=name, spec=spec, hardware_class=hardware_class, mode=mode, exclusive=exclusive, **carbon)
     session.add(sweep)
     session.flush()
     jobs = list(jobs)
+    dispatched_at = session.scalar(select(server_now())) if dispatched else None
     job_rows = [
         dict(sweep_id=sweep.id, task=j.task, model=j.model, hardware_class=j.hardware_class, params=j.params,
+             dispatched_at=dispatched_at,
              model_kind=j.model_kind, status="queued", attempts=0, max_attempts=max_attempts, cell_key=j.cell_key,
              expected_s=j.expected_s, load_expected_s=j.load_expected_s, estimate_source=j.estimate_source,
              split_units=j.split_units, gpus=j.gpus,
@@ -71,25 +124,134 @@ def insert_sweep(
     if not job_rows:
         return sweep
     job_ids = _insert_jobs(session, job_rows)
+    if session.get_bind().dialect.name == "postgresql":
+        _insert_runs_and_units(session, job_ids, jobs)
+        return sweep
     runs = [(job_id, run) for job_id, job in zip(job_ids, jobs, strict=True) for run in job.runs]
     if not runs:
         return sweep
-    run_ids = _new_run_ids(session, len(runs))
+    first = (session.scalar(select(func.max(Run.id))) or 0) + 1  # SQLite: the one writer holds the lock
     run_rows, shard_rows = [], []
-    for run_id, (job_id, run) in zip(run_ids, runs, strict=True):
+    for run_id, (job_id, run) in enumerate(runs, start=first):
         fields = {key: value for key, value in run.items() if key not in ("shards", "expected_s")}
-        shards = run.get("shards") or [(run["n_queries"], run.get("expected_s"))]
+        shards = _units_of(run)
         run_rows.append(dict(id=run_id, job_id=job_id, status="pending", n_shards=len(shards), **fields))
-        start = 0
-        for index, (n_queries, expected_s) in enumerate(shards):
+        for index, (start, n_queries, expected_s) in enumerate(shards):
             shard_rows.append(dict(job_id=job_id, run_id=run_id, shard_index=index, query_start=start,
                                    n_queries=n_queries, expected_s=expected_s, status="pending", attempts=0))
-            start += n_queries
-        if start != run["n_queries"]:
-            raise ValueError(f"shards of a run add up to {start} queries, not {run['n_queries']}")
-    _bulk_insert(session, Run, run_rows)
-    _bulk_insert(session, Shard, shard_rows)
+    session.execute(insert(Run), run_rows)
+    session.execute(insert(Shard), shard_rows)
     return sweep
+
+
+def _units_of(run: dict[str, Any]) -> tuple[tuple[int, int, float | None], ...]:
+    """A run's units as (query_start, n_queries, expected_s), checked to add up to the run."""
+    shards = run.get("shards") or [(run["n_queries"], run.get("expected_s"))]
+    units, start = [], 0
+    for n_queries, expected_s in shards:
+        units.append((start, n_queries, expected_s))
+        start += n_queries
+    if start != run["n_queries"]:
+        raise ValueError(f"shards of a run add up to {start} queries, not {run['n_queries']}")
+    return tuple(units)
+
+
+_RUN_FIELDS = frozenset({"dataset", "repetition", "n_queries", "batch_size", "warmup", "shards", "expected_s"})
+
+
+def _insert_runs_and_units(session: Session, job_ids: Sequence[int], jobs: Sequence[NewJob]) -> None:
+    """Postgres: the runs and units written by the server from one row per group of like runs.
+
+    A job's runs are mostly its datasets x repetitions, alike but for the repetition: each group of consecutive
+    repetitions with the same dataset, settings and units goes to the server as one row (10,000 rows for a
+    million runs), which makes the runs (generate_series) and their units. Nothing per run crosses the wire or
+    is built in Python, the ids come from the sequences, and the order is the one given: runs in order, and
+    each run's units in query order.
+    """
+    groups = _RunGroups()
+    for job_id, job in zip(job_ids, jobs, strict=True):
+        if isinstance(job.runs, GroupedRuns):
+            for group in job.runs.groups:
+                groups.add(job_id, group.run(group.first_repetition), repetitions=group.repetitions)
+        else:
+            for run in job.runs:
+                groups.add(job_id, run)
+    if not groups.job_id:
+        return
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        cursor.execute(_INSERT_RUNS, groups.arrays())
+        cursor.execute(_INSERT_UNITS, groups.arrays())
+
+
+class _RunGroups:
+    """Runs grouped as `_insert_runs_and_units` sends them: one entry per group in each list (the server's arrays),
+    and each distinct plan of units once in the unit_* lists (group `unit_first` + k is its k-th unit, 1-based)."""
+
+    def __init__(self) -> None:
+        self.job_id, self.dataset, self.n_queries, self.batch_size, self.warmup = [], [], [], [], []
+        self.first_repetition, self.repetitions, self.n_units, self.unit_first = [], [], [], []
+        self.unit_start, self.unit_queries, self.unit_expected_s = [], [], []
+        self._plans: dict[tuple, int] = {}  # units -> unit_first
+        self._last: tuple | None = None  # ((job_id, dataset, n_queries, batch_size, warmup, plan), repetition)
+
+    def add(self, job_id: int, run: dict[str, Any], repetitions: int = 1) -> None:
+        """`run`, and the `repetitions` - 1 runs after it that differ only by their repetition."""
+        shards = run.get("shards")
+        plan = (tuple(map(tuple, shards)) if shards else None, None if shards else run.get("expected_s"))
+        key = (job_id, run["dataset"], run["n_queries"], run["batch_size"], run["warmup"], plan)
+        last = self._last
+        if last is not None and last[0] == key and run["repetition"] == last[1] + 1:
+            self.repetitions[-1] += repetitions
+            self._last = (key, run["repetition"] + repetitions - 1)
+            return
+        if not _RUN_FIELDS.issuperset(run):
+            raise ValueError(f"a new run has fields {sorted(set(run) - _RUN_FIELDS)} that submit does not write")
+        if (unit_first := self._plans.get(key[1:])) is None:  # a plan is checked against its run's size once
+            units = _units_of(run)
+            unit_first = self._plans[key[1:]] = len(self.unit_start) + 1
+            for start, n_queries, expected_s in units:
+                self.unit_start.append(start)
+                self.unit_queries.append(n_queries)
+                self.unit_expected_s.append(expected_s)
+        self.job_id.append(job_id)
+        self.dataset.append(run["dataset"])
+        self.n_queries.append(run["n_queries"])
+        self.batch_size.append(run["batch_size"])
+        self.warmup.append(run["warmup"])
+        self.first_repetition.append(run["repetition"])
+        self.repetitions.append(repetitions)
+        self.n_units.append(len(shards) if shards else 1)
+        self.unit_first.append(unit_first)
+        self._last = (key, run["repetition"] + repetitions - 1)
+
+    def arrays(self) -> dict[str, list]:
+        return {name: value for name, value in vars(self).items() if not name.startswith("_")}
+
+
+# The group's runs, repetition by repetition, in the order given (a nested loop yields its outer rows in order, and
+# each row takes its id from the sequence as it is made); no ORDER BY, which would sort a million rows.
+_INSERT_RUNS = """
+INSERT INTO runs (job_id, dataset, repetition, n_queries, batch_size, warmup, status, n_shards)
+SELECT g.job_id, g.dataset, repetition, g.n_queries, g.batch_size, g.warmup, 'pending', g.n_units
+FROM unnest(%(job_id)s::int[], %(dataset)s::text[], %(n_queries)s::int[], %(batch_size)s::int[], %(warmup)s::int[],
+            %(first_repetition)s::int[], %(repetitions)s::int[], %(n_units)s::int[])
+     AS g(job_id, dataset, n_queries, batch_size, warmup, first_repetition, repetitions, n_units)
+CROSS JOIN LATERAL generate_series(g.first_repetition, g.first_repetition + g.repetitions - 1) AS repetition
+"""
+# Each group's runs read back by their unique key, in repetition order, then each run's units in query order: the
+# units' ids follow their runs' (claims break ties by id).
+_INSERT_UNITS = """
+INSERT INTO shards (job_id, run_id, shard_index, query_start, n_queries, expected_s, status, attempts)
+SELECT g.job_id, r.id, k, (%(unit_start)s::int[])[g.unit_first + k], (%(unit_queries)s::int[])[g.unit_first + k],
+       (%(unit_expected_s)s::float8[])[g.unit_first + k], 'pending', 0
+FROM unnest(%(job_id)s::int[], %(dataset)s::text[], %(first_repetition)s::int[], %(repetitions)s::int[],
+            %(n_units)s::int[], %(unit_first)s::int[])
+     AS g(job_id, dataset, first_repetition, repetitions, n_units, unit_first)
+CROSS JOIN LATERAL (SELECT id FROM runs WHERE runs.job_id = g.job_id AND runs.dataset = g.dataset
+                    AND runs.repetition >= g.first_repetition AND runs.repetition < g.first_repetition + g.repetitions
+                    ORDER BY runs.repetition) AS r
+CROSS JOIN LATERAL generate_series(0, g.n_units - 1) AS k
+"""
 
 
 def _insert_jobs(session: Session, rows: list[dict]) -> list[int]:
@@ -105,14 +267,6 @@ def _insert_jobs(session: Session, rows: list[dict]) -> list[int]:
     _bulk_insert(session, Job, [dict(row, id=job_id, load_failures=0, created_at=now)
                                 for job_id, row in zip(ids, rows, strict=True)])
     return ids
-
-
-def _new_run_ids(session: Session, n: int) -> list[int]:
-    """Ids for n new runs, taken before inserting them so that their units can name them."""
-    if session.get_bind().dialect.name == "postgresql":
-        return _new_ids(session, "runs", n)
-    first = (session.scalar(select(func.max(Run.id))) or 0) + 1  # SQLite: the one writer holds the lock
-    return list(range(first, first + n))
 
 
 def _new_ids(session: Session, table: str, n: int) -> list[int]:

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from db.queue.sweeps import NewJob
+from db.queue.sweeps import GroupedRuns, NewJob, RunGroup
 from db.results.estimates import Estimate, earlier_estimates, known_parameter_counts
-from scheduler.plan.expand import PlannedJob, expand
+from scheduler.plan.expand import PlannedJob, alike_runs, expand
 from scheduler.plan.priors import prior_estimate, shard_sizes
 from scheduler.spec.schema import SweepSpec
 
@@ -39,10 +39,14 @@ def job_estimate(job: PlannedJob, estimates: Mapping, parameters: Mapping[str, i
 
 
 def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
-    """The job's rows: each run with its shards (sizes and expected seconds), and the job's expected work."""
-    runs, total_s, split = [], 0.0, {}
-    for run in job.runs:
-        key = (run.dataset, run.n_queries, run.batch_size, run.warmup)  # repetitions split alike: once per key
+    """The job's rows: each run with its shards (sizes and expected seconds), and the job's expected work.
+
+    Runs alike but for their repetition are split alike, once, and kept as one group (db.queue.sweeps.RunGroup):
+    a million runs are 10,000 groups here, and the database makes the rows.
+    """
+    groups, total_s, split = [], 0.0, {}
+    for run, count in alike_runs(job.runs):
+        key = (run.dataset, run.n_queries, run.batch_size, run.warmup)
         if key not in split:
             s_per_query = estimate.seconds_per_query(run.dataset)
             sizes = shard_sizes(n_queries=run.n_queries, batch_size=run.batch_size, warmup=run.warmup,
@@ -51,9 +55,11 @@ def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
             shards = [(size, s_per_query * (size + run.warmup)) for size in sizes]
             split[key] = (shards, sum(expected for _, expected in shards))
         shards, run_s = split[key]
-        total_s += run_s
-        runs.append(dict(vars(run), shards=shards))  # vars(): a deep asdict() costs seconds at 100,000 runs
-    return NewJob(job.task, job.model, job.hardware_class, job.params, runs, model_kind=job.model_kind,
+        for _ in range(count):  # added run by run, as the runs are: the same float as before
+            total_s += run_s
+        groups.append(RunGroup(run.dataset, run.repetition, count, run.n_queries, run.batch_size, run.warmup,
+                               shards))
+    return NewJob(job.task, job.model, job.hardware_class, job.params, GroupedRuns(groups), model_kind=job.model_kind,
                   axes=job.axes, cell_key=job.cell_key, expected_s=total_s, load_expected_s=estimate.load_s or None,
                   estimate_source=estimate.source, split_units=units.shard_queries is None, gpus=job.gpus)
 
@@ -80,8 +86,11 @@ def jobs_with_units(spec: SweepSpec, hardware_class: str | None, estimates: Mapp
 
 
 def create_sweep(
-    session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3
+    session: Session, spec: SweepSpec, *, mode: str, hardware_class: str | None = None, max_attempts: int = 3,
+    jobs: list[NewJob] | None = None, dispatched: bool = False,
 ) -> Sweep:
+    """`jobs`: planned_jobs' answer, where the caller has it; `dispatched`: the jobs are sent after the commit
+    (their dispatch time is written with them, as reconcile's mark_dispatched would)."""
     from db.queue.sweeps import insert_sweep
 
     return insert_sweep(
@@ -91,7 +100,8 @@ def create_sweep(
         hardware_class=hardware_class or spec.hardware_class,
         mode=mode,
         carbon=spec.carbon.model_dump(exclude={"pue"}),  # the PUE is read from the stored spec (executor)
-        jobs=planned_jobs(session, spec, hardware_class),
+        jobs=planned_jobs(session, spec, hardware_class) if jobs is None else jobs,
         max_attempts=max_attempts,
         exclusive=spec.exclusive,
+        dispatched=dispatched,
     )

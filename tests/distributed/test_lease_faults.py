@@ -7,6 +7,7 @@ the slow worker's stamps look 10 s old to everyone else, and after the outage ev
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -33,7 +34,9 @@ def runs_done_by(cluster, sweep_id: int) -> dict[str, int]:
 
 
 def test_a_worker_whose_clock_runs_10_s_slow_keeps_its_live_lease(cluster, tiny_bert_dir):
-    slow_env = cluster.env | {"FAKE_CLOCK_OFFSET_S": "-10", "PYTHONPATH": str(FAKE_CLOCK)}
+    # The fake clock before the code under test (replacing PYTHONPATH ran the installed checkout's code instead).
+    paths = [str(FAKE_CLOCK), *filter(None, [cluster.env.get("PYTHONPATH")])]
+    slow_env = cluster.env | {"FAKE_CLOCK_OFFSET_S": "-10", "PYTHONPATH": os.pathsep.join(paths)}
     normal_env = cluster.env
     cluster.env = slow_env
     slow = cluster.start_worker("slow")

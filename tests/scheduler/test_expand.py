@@ -1,6 +1,8 @@
 """Matrix expansion is a pure function: jobs = (task, model, hardware class), runs = (dataset, repetition)."""
 
-from scheduler.plan.expand import expand
+import pytest
+
+from scheduler.plan.expand import PlannedRun, PlannedRuns, alike_runs, expand
 from scheduler.spec.reading import parse_sweep
 
 SPEC = {
@@ -121,3 +123,16 @@ def test_model_params_set_one_models_reasoning_switch_and_win_over_the_task():
     by_model = [(j.task, j.model, j.params.get("reasoning_by"), j.params.get("temperature")) for j in jobs]
     assert by_model == [("reasoning", "tiny:gpt2", "system", 0.6), ("text-generation", "tiny:gpt2", None, 0.6),
                         ("text-generation", "tiny:ministral3", None, None)]
+
+
+def test_a_jobs_runs_are_held_as_datasets_times_repetitions_and_read_as_runs():
+    runs = PlannedRuns(("builtin:texts", "builtin:reviews"), 3, 10, 2, 1)
+    listed = [PlannedRun(d, r, 10, 2, 1) for d in ("builtin:texts", "builtin:reviews") for r in range(3)]
+    assert list(runs) == listed and len(runs) == 6
+    assert [runs[i] for i in range(-6, 6)] == listed * 2 and runs[1:3] == listed[1:3]
+    with pytest.raises(IndexError):
+        runs[6]
+    assert list(alike_runs(runs)) == [(listed[0], 3), (listed[3], 3)]
+    # Any other sequence: consecutive repetitions of otherwise equal runs, in the order given.
+    odd = (listed[1], listed[2], listed[0], PlannedRun("builtin:texts", 3, 11, 2, 1), listed[3])
+    assert list(alike_runs(odd)) == [(listed[1], 2), (listed[0], 1), (odd[3], 1), (listed[3], 1)]
