@@ -150,7 +150,7 @@ class Run(Base):
     """One (dataset, repetition) measured inside a job."""
 
     __tablename__ = "runs"
-    # (job_id, id): lookups by job, and the key a unit's foreign key names (migration 0032). No index on status:
+    # (job_id, id): lookups by job, and the key a unit's foreign key names (migration 0033). No index on status:
     # every query of runs goes by job or id first, and each index is written a million times by a big submit.
     __table_args__ = (UniqueConstraint("job_id", "dataset", "repetition"),
                       Index("uq_runs_job_id_id", "job_id", "id", unique=True))
@@ -181,7 +181,7 @@ class Shard(Base):
     """
 
     __tablename__ = "shards"
-    # Postgres checks one foreign key, to its run and that run's job together (migration 0032; SQLite keeps one to
+    # Postgres checks one foreign key, to its run and that run's job together (migration 0033; SQLite keeps one to
     # each): one check per unit written, not two. job_id's own key below holds through it (a run's job exists) and
     # gives the ORM its join path to jobs; deleting a job deletes its units through its runs.
     __table_args__ = (UniqueConstraint("run_id", "shard_index"), Index(None, "job_id", "status"),

@@ -12,17 +12,17 @@ row lock on the referenced row):
   job, which the two did not. Deleting a job still deletes its units (through its runs).
 
 SQLite keeps its foreign keys (changing them would rebuild tables the result views read); the indexes change
-there too. No grants change: no table or column is new. The lead re-chains down_revision at merge.
+there too. No grants change: no table or column is new.
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0033
+Revises: 0032
 Create Date: 2026-12-06
 """
 
 from alembic import op
 
-revision = "0032"
-down_revision = "0031"
+revision = "0033"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
