@@ -59,7 +59,7 @@ def sqlite_url(tmp_path, migrated_sqlite) -> str:
 @pytest.fixture
 def postgres_url():
     """A new, migrated Postgres database (a clone of this process's migrated template), dropped after the test."""
-    with scratch_database(POSTGRES_ADMIN_URL, "wattsweep_test", template=True) as url:
+    with scratch_database(POSTGRES_ADMIN_URL, "wattsweep_test", template=True, drop_later=True) as url:
         yield url
 
 

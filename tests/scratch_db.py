@@ -11,8 +11,10 @@ a clone and a database migrated from scratch are the same.
 from __future__ import annotations
 
 import atexit
+import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, create_engine, text
@@ -22,14 +24,19 @@ from db.migrate import upgrade
 from db.session import get_engine
 
 _templates: dict[str, str] = {}  # admin URL -> this process's migrated template database on that server
+# Drops that need not hold up the next test (DROP DATABASE waits for the backends it ends: a second and more on a
+# busy machine); one at a time, and all done before the process exits (the executor's threads are joined then).
+_dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scratch-db-drop")
 
 
 @contextmanager
-def scratch_database(admin_url: str, prefix: str = "wattsweep_scratch", *, template: bool = False) -> Iterator[str]:
+def scratch_database(admin_url: str, prefix: str = "wattsweep_scratch", *, template: bool = False,
+                     drop_later: bool = False) -> Iterator[str]:
     """Create a database next to `admin_url`'s, migrate it, yield its URL, and drop it afterwards.
 
     `template`: clone this process's migrated template (made on first use) instead of migrating; for a server that
-    lives as long as the test session (a private server that a test kills or restarts migrates its own)."""
+    lives as long as the test session (a private server that a test kills or restarts migrates its own).
+    `drop_later`: drop it in a background thread, so that the caller goes on at once (for the same server)."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     # No pool: a test may restart the server in between, and the DROP must not reuse a connection it cut.
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -47,8 +54,11 @@ def scratch_database(admin_url: str, prefix: str = "wattsweep_scratch", *, templ
         yield url
     finally:
         get_engine(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        if drop_later:
+            _dropper.submit(_drop, admin_url, name)
+        else:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
@@ -94,11 +104,12 @@ def copy_database_acl(connection: Connection, source: str, target: str) -> None:
 
 
 def _drop(admin_url: str, name: str) -> None:
+    """In the background or at exit: a failure is said, not raised (the server may be gone at exit)."""
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception:  # the server may be gone at exit; a leftover template is harmless
-        pass
+    except Exception as error:
+        print(f"scratch database {name} not dropped: {error}", file=sys.stderr)
     finally:
         admin.dispose()
