@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from db.migrate import upgrade
 from db.session import session_factory
 from scheduler.report.label import LabelData, layout
 from scheduler.report.ratings import rate
@@ -25,9 +24,8 @@ def gpu(kwh_per_1k: float) -> list[float]:
 
 
 @pytest.fixture
-def lab(tmp_path):
-    url = f"sqlite:///{tmp_path / 'wattsweep.db'}"
-    upgrade(url)
+def lab(tmp_path, migrated_sqlite):
+    url = migrated_sqlite(tmp_path / "wattsweep.db")
     with session_factory(url).begin() as session:
         seed_sweep(session, name="lab", hardware_class="h100", models=[
             SeedModel("text-to-image", "hub:lab/diffuser", gpu(0.5)),

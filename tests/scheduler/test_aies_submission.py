@@ -9,16 +9,14 @@ import json
 
 import pytest
 
-from db.migrate import upgrade
 from db.session import session_factory
 from tests.helpers import wattsweep
 from tests.results_data import SeedModel, seed_sweep
 
 
 @pytest.fixture
-def measured(tmp_path):
-    url = f"sqlite:///{tmp_path / 'wattsweep.db'}"
-    upgrade(url)
+def measured(tmp_path, migrated_sqlite):
+    url = migrated_sqlite(tmp_path / "wattsweep.db")
     with session_factory(url).begin() as session:  # 1,000 queries a run; GPU = 0.7 x: 0.7, 1.4, 2.1 Wh a run
         seed_sweep(session, name="ai-energy-score", hardware_class="h100",
                    spec_extra={"protocol": "aienergyscore"}, models=[

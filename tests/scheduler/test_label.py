@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from db.migrate import upgrade
 from db.session import session_factory
 from scheduler.report.label import GOLD, GREEN, GREY, STAR_R, star_centre
 from tests.helpers import wattsweep
@@ -29,9 +28,8 @@ def star_colours(png) -> list[str]:
 
 
 @pytest.fixture
-def seeded(tmp_path):
-    url = f"sqlite:///{tmp_path / 'wattsweep.db'}"
-    upgrade(url)
+def seeded(tmp_path, migrated_sqlite):
+    url = migrated_sqlite(tmp_path / "wattsweep.db")
     with session_factory(url).begin() as session:  # GPU energy is 0.7 x these: range 0.7..7.7 Wh, width 1.4
         seed_sweep(session, name="labels", models=[
             SeedModel("fill-mask", "hub:cheap", [0.001]), SeedModel("fill-mask", "hub:middling", [0.0045]),

@@ -22,6 +22,7 @@ Use from another test::
         node.power_limit_w(3), node.power_limit_sets(3)        # limits set through NVML (they cap gpu_w)
         node.gpu_counter_reads(3)                              # (t, mJ) of each read of GPU 3's counter
         node.host_energy_j(t0, t1)                             # CPU packages; node.dram_energy_j likewise
+        node.host_energy_read_j(t0, t1)                        # ... as readers at t0 and t1 saw the counters
 
 `node.dev_dir` holds fake device files (nvidia0..N-1, nvidiactl, nvidia-uvm;
 character devices with NVIDIA's major number 195, which open nothing) for a
@@ -41,6 +42,7 @@ meters GPU N through NVML; its windows are flagged `simulated-gpu`.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import os
 import shutil
@@ -258,6 +260,26 @@ class SimNode:
         profile = self._profile()
         sockets = range(len(self.data["segments"][0]["package_w"]))
         return sum(profile.energy_between_j("package_w", s, t0, t1) for s in sockets)
+
+    def rapl_updates(self) -> list[float]:
+        """Epoch seconds of every update of the fake RAPL counters, oldest first (the updater logs each)."""
+        path = self.powercap_dir / ".updates"
+        return [float(line) for line in path.read_text().split()] if path.exists() else []
+
+    def host_energy_read_j(self, t0: float, t1: float, updates: list[float] | None = None) -> float:
+        """What readers of the package counters at `t0` and `t1` saw them advance: the counters move only when the
+        updater writes them (every 10 ms), so a reading holds the energy up to the last update before it.
+        `host_energy_j` is the profile's integral, which a reading misses by up to an update period's energy at each
+        end. `updates`: rapl_updates, if at hand."""
+        updates = updates if updates is not None else self.rapl_updates()
+
+        def last_update(t: float) -> float:
+            i = bisect.bisect_right(updates, t) - 1
+            if i < 0:
+                raise AssertionError(f"no RAPL update before {t:.3f}")
+            return updates[i]
+
+        return self.host_energy_j(last_update(t0), last_update(t1))
 
     def dram_energy_j(self, t0: float, t1: float) -> float:
         profile = self._profile()

@@ -124,11 +124,8 @@ def test_checkpoint_bytes_counts_what_a_load_reads(tmp_path):
 
 
 @pytest.fixture()
-def runtime(tmp_path):
-    from db.migrate import upgrade
-
-    url = f"sqlite:///{tmp_path / 'wattsweep.db'}"
-    upgrade(url)
+def runtime(tmp_path, migrated_sqlite):
+    url = migrated_sqlite(tmp_path / "wattsweep.db")
     # As a distributed worker: an ordinary load failure would count as one attempt of several.
     runtime = WorkerRuntime(worker_id="test@host", device="cpu", hardware_class="cpu", sessions=session_factory(url),
                             baseline_window_s=0, load_failure_is_final=False)
