@@ -194,7 +194,7 @@ class CodeCarbonTracker:
     def last_reading_epoch_s(self) -> float:
         """Epoch seconds of its last hardware reading: its own perf_counter clock, set just before a task's first
         reading (start_task) and just after every later one."""
-        return self._tracker._last_measured_time + (time.time() - time.perf_counter())
+        return self._tracker._last_measured_time + _epoch_minus_perf_counter()
 
     def totals_kwh(self) -> tuple[float, float]:
         """Its running CPU and RAM energy."""
@@ -307,3 +307,16 @@ def _has_energy_counter(gpu: Any) -> bool:
         return bool(devices) and all(d._get_total_energy_consumption() is not None for d in devices)
     except Exception:
         return False
+
+
+def _epoch_minus_perf_counter() -> float:
+    """time.time() - time.perf_counter(), with time.time() read between two perf_counter reads (the tightest of
+    three tries): a thread switch between two plain reads would shift a window's end by that long, and the last
+    GPU reading sits a fraction of a millisecond before it."""
+    tries = []
+    for _ in range(3):
+        before = time.perf_counter()
+        epoch = time.time()
+        after = time.perf_counter()
+        tries.append((after - before, epoch - (before + after) / 2))
+    return min(tries)[1]
