@@ -125,6 +125,8 @@ def _model_key(ref: str) -> str:
 
 def match_training(models: list[str], declared: dict[str, float]) -> dict[str, tuple[float, str]]:
     """Which sweep model each declared name means: the full reference, or its last path part if unique."""
+    if not declared:  # most sweeps declare none: no need to key 10,000 models
+        return {}
     by_key = {_model_key(m): m for m in models}
     by_tail: dict[str, list[str]] = {}
     for m in models:
