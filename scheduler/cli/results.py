@@ -189,8 +189,11 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
 
 def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None, models: list) -> None:
     from scheduler.report.data import ReportOptions, read_reference, star_ratings
-    from scheduler.report.table import print_ratings
+    from scheduler.report.table import TERMINAL_ROWS, print_ratings, too_many_ratings
 
+    if len(models) > TERMINAL_ROWS:  # a rating per model row, too many to list: say so without rating them
+        too_many_ratings(out, len(models))
+        return
     options = ReportOptions(rating_energy=energy, rate_against=rate_against)
     with sessions() as session:  # the stars need the models' rows only, not the whole report's
         reference, reference_name = read_reference(session, found, options, models)
