@@ -69,8 +69,9 @@ def _dumps(document: dict[str, Any]) -> str:
         return orjson.dumps(value, default=_plain, option=_ORJSON | option).decode()
 
     def rows(value: list) -> str:
-        lines = ",\n    ".join(map(encode, value))
-        return f"[\n    {lines}\n  ]"
+        dumps = orjson.dumps
+        lines = b",\n    ".join([dumps(row, default=_plain, option=_ORJSON) for row in value])  # decoded once
+        return f"[\n    {lines.decode()}\n  ]"
 
     parts = [f"  {encode(key)}: " + (rows(value) if isinstance(value, list) and value
                                      and all(isinstance(row, dict) for row in value)
