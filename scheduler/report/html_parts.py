@@ -26,6 +26,8 @@ def fmt(value: Any, digits: int = 3) -> str:
         if value == 0:
             return "0"
         return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    if type(value) is int:
+        return f"{value:,}"
     if value is None:
         return "–"
     if isinstance(value, bool):
