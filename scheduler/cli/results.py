@@ -18,6 +18,7 @@ from rich.console import Console
 from scheduler.cli.options import (
     DatabaseOpt,
     SweepArg,
+    collector_paused,
     console,
     fail,
     find_sweep_or_fail,
@@ -42,6 +43,7 @@ def print_summary(sessions, sweep_id: int, out: Console | None = None, grid_inte
 
 
 @app.command()
+@collector_paused
 def report(
     sweep: SweepArg = None,
     database_url: DatabaseOpt = None,
