@@ -181,6 +181,12 @@ def cell_count(session: Session, *, sweep_id: int) -> int:
                            {"sweep_id": sweep_id}).scalar_one()
 
 
+def model_count(session: Session, *, sweep_id: int) -> int:
+    """How many rows model_rows would return."""
+    return session.execute(text("SELECT count(*) FROM v_model_summary WHERE sweep_id = :sweep_id"),
+                           {"sweep_id": sweep_id}).scalar_one()
+
+
 def hardware_rows(session: Session) -> list[dict[str, Any]]:
     return _rows(session, _query("v_hardware_summary", order="hardware_class, task"))
 
