@@ -175,6 +175,18 @@ def cell_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
                                  "task, kwh_per_1k_mean, model, cell_key, dataset"), sweep_id=sweep_id)
 
 
+def cell_count(session: Session, *, sweep_id: int) -> int:
+    """How many rows cell_rows would return (the terminal report lists them only up to a limit)."""
+    return session.execute(text("SELECT count(*) FROM v_cell_summary WHERE sweep_id = :sweep_id"),
+                           {"sweep_id": sweep_id}).scalar_one()
+
+
+def model_count(session: Session, *, sweep_id: int) -> int:
+    """How many rows model_rows would return."""
+    return session.execute(text("SELECT count(*) FROM v_model_summary WHERE sweep_id = :sweep_id"),
+                           {"sweep_id": sweep_id}).scalar_one()
+
+
 def hardware_rows(session: Session) -> list[dict[str, Any]]:
     return _rows(session, _query("v_hardware_summary", order="hardware_class, task"))
 

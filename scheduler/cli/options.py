@@ -6,6 +6,8 @@ other's internals, and this imports no command module.
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 import sys
 from pathlib import Path
@@ -28,6 +30,22 @@ BrokerOpt = Annotated[
     str | None, typer.Option("--broker-url", envvar="WATTSWEEP_BROKER_URL", show_envvar=True,
                              help="Redis URL of the broker; default redis://127.0.0.1:6379/0.")
 ]
+
+
+def collector_paused(command):
+    """`command` run with Python's cycle collector off, and back on after it: a report of a 10,000-model sweep
+    allocates millions of objects and frees them by reference counting, and the collector's passes over them
+    (looking for cycles there are none of) cost 0.1-0.25 s of its second. Only for commands that end."""
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        if not gc.isenabled():
+            return command(*args, **kwargs)
+        gc.disable()
+        try:
+            return command(*args, **kwargs)
+        finally:
+            gc.enable()
+    return run
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

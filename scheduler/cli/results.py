@@ -18,6 +18,7 @@ from rich.console import Console
 from scheduler.cli.options import (
     DatabaseOpt,
     SweepArg,
+    collector_paused,
     console,
     fail,
     find_sweep_or_fail,
@@ -42,6 +43,7 @@ def print_summary(sessions, sweep_id: int, out: Console | None = None, grid_inte
 
 
 @app.command()
+@collector_paused
 def report(
     sweep: SweepArg = None,
     database_url: DatabaseOpt = None,
@@ -99,14 +101,20 @@ def report(
             found = find_sweep_or_fail(session, sweep)
 
         def tables(to: Console) -> None:
-            from db.results.views import model_rows
+            from db.results.views import model_count, model_rows
+            from scheduler.report.power_limits import limits_by_job
+            from scheduler.report.table import TERMINAL_ROWS
 
             print_summary(sessions, found.id, to, grid_intensity=grid_intensity)
             with sessions() as session:  # the stars and the power limits read the same model rows: once
-                models = model_rows(session, sweep_id=found.id)
-            _print_stars(sessions, found, to, rating_energy, rate_against, models)
+                limits = limits_by_job(session, sweep_id=found.id)
+                count = model_count(session, sweep_id=found.id)
+                # past the table's limit the stars are only counted, and without limits no row makes a group:
+                # then 10,000 models' rows are not read
+                models = model_rows(session, sweep_id=found.id) if count <= TERMINAL_ROWS or limits else []
+            _print_stars(sessions, found, to, rating_energy, rate_against, models, count)
             _print_serving(sessions, found, to)
-            _print_power_limits(sessions, found, to, models)
+            _print_power_limits(to, models, limits)
 
         _print_tables(found, out, tables, width=120)
         return
@@ -134,11 +142,9 @@ def report(
     _write_text(text, out)
 
 
-def _print_power_limits(sessions, found, to: Console, models: list) -> None:
-    from scheduler.report.power_limits import limits_by_job, power_limit_groups, print_power_limits
+def _print_power_limits(to: Console, models: list, limits: dict) -> None:
+    from scheduler.report.power_limits import power_limit_groups, print_power_limits
 
-    with sessions() as session:
-        limits = limits_by_job(session, sweep_id=found.id)
     print_power_limits(power_limit_groups(models, limits), to)
 
 
@@ -187,10 +193,15 @@ def _report_study(sessions, sweep: str | None, format: str, out: Path | None) ->
     _write_text(to_csv(document) if format == "csv" else to_json(document, info), out)
 
 
-def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None, models: list) -> None:
+def _print_stars(sessions, found, out: Console, energy: str, rate_against: str | None, models: list,
+                 count: int) -> None:
+    """The stars of the `count` model rows (`models`: those rows, read only where the table lists them)."""
     from scheduler.report.data import ReportOptions, read_reference, star_ratings
-    from scheduler.report.table import print_ratings
+    from scheduler.report.table import TERMINAL_ROWS, print_ratings, too_many_ratings
 
+    if count > TERMINAL_ROWS:  # a rating per model row, too many to list: say so without rating them
+        too_many_ratings(out, count)
+        return
     options = ReportOptions(rating_energy=energy, rate_against=rate_against)
     with sessions() as session:  # the stars need the models' rows only, not the whole report's
         reference, reference_name = read_reference(session, found, options, models)

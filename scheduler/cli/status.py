@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli.options import DatabaseOpt, SweepArg, console, find_sweep_or_fail, open_sessions, settings_for
+from scheduler.cli.options import (
+    DatabaseOpt,
+    SweepArg,
+    collector_paused,
+    console,
+    find_sweep_or_fail,
+    open_sessions,
+    settings_for,
+)
 
 app = typer.Typer()
 
@@ -18,6 +26,11 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", help="Refresh every 2 s until the sweep finishes.")] = False,
 ) -> None:
     """Jobs and runs of a sweep: done, running (on which worker), queued, failed, and an ETA."""
+    # one look ends the process: the cycle collector paused, as for a report; watching keeps it on
+    (_status if watch else collector_paused(_status))(sweep, database_url, watch)
+
+
+def _status(sweep: str | None, database_url: str | None, watch: bool) -> None:
     from scheduler.report.live_view import status_lines
 
     sessions = open_sessions(database_url)

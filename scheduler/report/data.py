@@ -125,6 +125,8 @@ def _model_key(ref: str) -> str:
 
 def match_training(models: list[str], declared: dict[str, float]) -> dict[str, tuple[float, str]]:
     """Which sweep model each declared name means: the full reference, or its last path part if unique."""
+    if not declared:  # most sweeps declare none: no need to key 10,000 models
+        return {}
     by_key = {_model_key(m): m for m in models}
     by_tail: dict[str, list[str]] = {}
     for m in models:
@@ -203,9 +205,11 @@ def pareto_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per task, the cells no other cell beats on both energy per 1,000 queries and p95 latency."""
     from scheduler.report.ratings import pareto_front
 
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for m in models:
+        by_task.setdefault(m["task"], []).append(m)
     rows = []
-    for task in sorted({m["task"] for m in models}):
-        cells = [m for m in models if m["task"] == task]
+    for task, cells in sorted(by_task.items()):
         front = pareto_front((m.get("latency_p95_s_mean"), m.get("kwh_per_1k_mean"), cell_label(m)) for m in cells)
         rows.append({"task": task, "cells": len(cells), "front": front})
     return rows
@@ -213,7 +217,9 @@ def pareto_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def batch_curves(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (task, model) measured at more than one batch size: energy and latency at each (other axes apart)."""
-    curves = []
+    curves: list[dict[str, Any]] = []
+    if len({m.get("batch_size") for m in models}) < 2:  # one batch size in the whole sweep: no curve anywhere
+        return curves
     for (task, model, rest), cells in cells_by_other_axes(models, "batch_size"):
         sizes = {c.get("batch_size") for c in cells}
         if len(sizes) < 2 or None in sizes:

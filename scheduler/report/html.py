@@ -68,9 +68,12 @@ def task_chart(data: ReportData) -> Markup:
 
 
 def model_charts(data: ReportData) -> list[Markup]:
+    by_task: dict[str, list[dict]] = {}
+    for m in data.models:
+        by_task.setdefault(m["task"], []).append(m)
     charts = []
     for t in data.tasks:
-        models = sorted((m for m in data.models if m["task"] == t["task"]),
+        models = sorted(by_task.get(t["task"], []),
                         key=lambda m: (m["kwh_per_1k_mean"] is None, m["kwh_per_1k_mean"] or 0))
         rows = [Row(m["model"], [Point(m["kwh_per_1k_mean"], _kind_color(m.get("model_kind")),
                                        f"{m['model']}: mean {fmt(m['kwh_per_1k_mean'])}, median "
@@ -173,7 +176,7 @@ RELIABILITY = "outliers / unreliable / excluded"
 
 def _reliability(row: dict[str, Any]) -> str:
     """Windows flagged as outliers and as unreliable (both in the figures), and excluded (no GPU reading)."""
-    return " / ".join(fmt(row[name]) for name in ("outlier_runs", "unreliable_runs", "excluded_runs"))
+    return f"{fmt(row['outlier_runs'])} / {fmt(row['unreliable_runs'])} / {fmt(row['excluded_runs'])}"
 
 
 def models_table(data: ReportData) -> Table:

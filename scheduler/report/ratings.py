@@ -75,15 +75,16 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     """A rating for each row of `models` (v_model_summary rows: one per cell) against the `reference` rows."""
     column = ENERGY_COLUMNS[energy]
     groups: dict[tuple[str, str | None], list[float]] = {}
+    classes: dict[int, str | None] = {}  # by row: the sweep's own rows are usually the reference too, classed once
     for row in reference:
         value = row.get(column)
-        group = (row["task"], row_class(row))
+        group = (row["task"], classes.setdefault(id(row), row_class(row)))
         if _measured(value, energy) and group[1] is not None:
             groups.setdefault(group, []).append(float(value))
     extremes = {group: (min(values), max(values)) for group, values in groups.items()}  # once per group, not row
     ratings = []
     for row in models:
-        klass = row_class(row)
+        klass = classes[id(row)] if id(row) in classes else row_class(row)
         value = row.get(column)
         values = groups.get((row["task"], klass), [])
         low, high = extremes.get((row["task"], klass), (None, None))

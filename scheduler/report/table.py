@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from db.results.stats import CellStats, cell_stats
-from db.results.views import task_rows
+from db.results.views import cell_count, task_rows
 
 # Rows a terminal table shows: rich lays out every row (10,000 cells took 40-50 s), and no one reads that many in a
 # terminal; above it, a line names the format that lists them all.
@@ -38,15 +38,20 @@ def _table(title: str, headers: list[str], text_columns: set[str]) -> Table:
 
 
 def read_report(session: Session, *, sweep_id: int, grid_intensity_g_per_kwh: float | None = None,
-                cells: bool = True) -> tuple[list[dict], list[CellStats] | None]:
-    """What the tables show: the per-task rows and (with `cells`) the per-cell statistics. Read before printing,
-    so that the caller's transaction ends before a big sweep's tables take their time to render."""
-    return (task_rows(session, sweep_id=sweep_id),
-            cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity_g_per_kwh) if cells
-            else None)
+                cells: bool = True) -> tuple[list[dict], list[CellStats] | int | None]:
+    """What the tables show: the per-task rows and (with `cells`) the per-cell statistics, or only how many cells
+    there are where that is more than a terminal table shows (a 10,000-cell sweep's statistics cost 0.3 s to
+    count them). Read before printing, so that the caller's transaction ends before the tables are rendered."""
+    tasks = task_rows(session, sweep_id=sweep_id)
+    if not cells:
+        return tasks, None
+    count = cell_count(session, sweep_id=sweep_id)
+    if count > TERMINAL_ROWS:
+        return tasks, count
+    return tasks, cell_stats(session, sweep_id=sweep_id, grid_intensity_g_per_kwh=grid_intensity_g_per_kwh)
 
 
-def print_report(out: Console, tasks: list[dict], cells: list[CellStats] | None,
+def print_report(out: Console, tasks: list[dict], cells: list[CellStats] | int | None,
                  grid_intensity_g_per_kwh: float | None = None) -> bool:
     """Print the tables from read_report's rows; False when the sweep has no measurements yet."""
     tasks = sorted(tasks, key=lambda r: (r["kwh_per_1k_mean"] is None, r["kwh_per_1k_mean"] or 0.0, r["task"]))
@@ -64,7 +69,8 @@ def print_report(out: Console, tasks: list[dict], cells: list[CellStats] | None,
                       _g3(t["kwh_per_1k_std_pooled"]), _g3(t["net_kwh_per_1k_mean"]), _g3(grams),
                       t["estimated_components"])
     out.print(table)
-    if cells is not None and not _too_many(out, len(cells), "cells (model x dataset)",
+    if cells is not None and not _too_many(out, cells if isinstance(cells, int) else len(cells),
+                                           "cells (model x dataset)",
                                            "`wattsweep report SWEEP --format csv --level cell`"):
         table = _table("Repetitions per model and dataset: mean, std, 95% confidence interval (Student t), CV",
                        ["task", "model", "dataset", "runs", "kWh/1k", "std", "95% CI", "CV", "net of idle",
@@ -100,9 +106,14 @@ def star_text(stars: int | None) -> str:
     return "★" * stars + "☆" * (5 - stars) if stars is not None else "unrated (size unknown)"
 
 
+def too_many_ratings(out: Console, count: int) -> bool:
+    """Whether `count` rated cells are more than a terminal table shows (then a line says where they are)."""
+    return _too_many(out, count, "rated cells", "`wattsweep report SWEEP --format json` (ratings)")
+
+
 def print_ratings(out: Console, ratings: list[dict], rating: dict) -> None:
     """The AI Energy Score stars per cell, with the energy they rate by and the reference set beside them."""
-    if not ratings or _too_many(out, len(ratings), "rated cells", "`wattsweep report SWEEP --format json` (ratings)"):
+    if not ratings or too_many_ratings(out, len(ratings)):
         return
     table = _table(f"AI Energy Score rating: {rating['energy_label']}; reference: {rating['reference']}",
                    ["task", "model", "class", "Wh/1k rated", "stars", "band of reference (Wh/1k)"],
