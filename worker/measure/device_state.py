@@ -214,18 +214,18 @@ def _maybe(read):
         return None
 
 
-def open_nvml(nvml: Any, error: type[Exception]) -> Any:
-    """pynvml (or the stand-in given), initialised: `error` with one line where it is not installed or finds no
-    driver. The caller shuts it down."""
+def open_nvml(nvml: Any, error: type[Exception], context: str = "") -> Any:
+    """pynvml (or the stand-in given), initialised: `error` with one line (after `context`, e.g. "--gpu 3: ") where
+    it is not installed or finds no driver. The caller shuts it down."""
     if nvml is None:
         try:
             import pynvml as nvml
         except ImportError as cause:
-            raise error(f"NVML is not installed ({cause}); install nvidia-ml-py") from None
+            raise error(f"{context}NVML is not installed ({cause}); install nvidia-ml-py") from None
     try:
         nvml.nvmlInit()
     except Exception as cause:
-        raise error(f"NVML unavailable ({cause}): no NVIDIA driver on this host?") from None
+        raise error(f"{context}NVML unavailable ({cause}): no NVIDIA driver on this host?") from None
     return nvml
 
 

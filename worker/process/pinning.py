@@ -31,6 +31,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.measure.device_state import nvml_text, open_nvml
+
 HEAVY_MODULES = ("torch", "transformers", "diffusers", "codecarbon")
 _NAME = re.compile(r"^[\w.\-]+@[\w.\-]+$")
 
@@ -170,7 +172,7 @@ def _is_mig(nvml: Any, handle: Any) -> bool:
 
 
 def _bare_uuid(value: Any) -> str:
-    text = _text(value) if isinstance(value, str | bytes) else str(value)
+    text = nvml_text(value) if isinstance(value, str | bytes) else str(value)
     return text.strip().lower().removeprefix("gpu-").removeprefix("mig-")
 
 
@@ -185,7 +187,7 @@ def check_torch_device(pinning: Pinning, metered_uuid: str, torch_uuid: Any, ord
     expected = {_bare_uuid(metered_uuid)} | ({_bare_uuid(pinning.mig_uuid)} if pinning.mig_uuid else set())
     if _bare_uuid(torch_uuid) not in expected:
         where = f"cuda:{ordinal} is GPU" if len(pinning.gpu_indexes) > 1 else "torch computes on GPU"
-        raise PinningError(f"{where} {_text(str(torch_uuid))} but NVML meters GPU {pinning.gpu_indexes[ordinal]} "
+        raise PinningError(f"{where} {nvml_text(str(torch_uuid))} but NVML meters GPU {pinning.gpu_indexes[ordinal]} "
                            f"({metered_uuid}): CUDA_VISIBLE_DEVICES={pinning.env.get('CUDA_VISIBLE_DEVICES')!r} "
                            "was not applied before CUDA started; refusing to run")
 
@@ -222,15 +224,7 @@ def apply_pinning(pinning: Pinning, environ: MutableMapping[str, str] = os.envir
 
 def read_gpu(index: int, nvml: Any = None) -> dict[str, Any]:
     """Name, memory, driver and CUDA version of physical GPU `index`, from NVML (no CUDA context)."""
-    if nvml is None:
-        try:
-            import pynvml as nvml
-        except ImportError as error:
-            raise PinningError(f"--gpu {index}: NVML is not installed ({error}); install nvidia-ml-py") from None
-    try:
-        nvml.nvmlInit()
-    except Exception as error:
-        raise PinningError(f"--gpu {index}: NVML unavailable ({error}): no NVIDIA driver on this host?") from None
+    nvml = open_nvml(nvml, PinningError, f"--gpu {index}: ")
     try:
         count = nvml.nvmlDeviceGetCount()
         if index >= count:
@@ -239,16 +233,12 @@ def read_gpu(index: int, nvml: Any = None) -> dict[str, Any]:
         cuda = nvml.nvmlSystemGetCudaDriverVersion_v2()  # e.g. 12040 -> "12.4"
         return {
             "index": index,
-            "name": _text(nvml.nvmlDeviceGetName(handle)),
-            "uuid": _text(nvml.nvmlDeviceGetUUID(handle)),
-            "pci_bus_id": _text(nvml.nvmlDeviceGetPciInfo(handle).busId),
+            "name": nvml_text(nvml.nvmlDeviceGetName(handle)),
+            "uuid": nvml_text(nvml.nvmlDeviceGetUUID(handle)),
+            "pci_bus_id": nvml_text(nvml.nvmlDeviceGetPciInfo(handle).busId),
             "memory_gb": round(nvml.nvmlDeviceGetMemoryInfo(handle).total / 2**30, 2),
-            "driver": _text(nvml.nvmlSystemGetDriverVersion()),
+            "driver": nvml_text(nvml.nvmlSystemGetDriverVersion()),
             "cuda": f"{cuda // 1000}.{cuda % 1000 // 10}",
         }
     finally:
         nvml.nvmlShutdown()
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
