@@ -13,7 +13,7 @@ Create Date: 2026-12-02
 
 from alembic import op
 
-from migrations.views import definition
+from migrations.views import recreate_views
 
 revision = "0018"
 down_revision = "0017"
@@ -21,17 +21,9 @@ branch_labels = None
 depends_on = None
 
 
-def _recreate(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    op.execute("DROP VIEW IF EXISTS v_cell_summary")
-    op.execute(definition("v_cell_summary", as_of, dialect))
-    if dialect == "postgresql":
-        op.execute("GRANT SELECT ON v_cell_summary TO wattsweep_reader")
-
-
 def upgrade() -> None:
-    _recreate(revision)
+    recreate_views(op, ["v_cell_summary"], revision)
 
 
 def downgrade() -> None:
-    _recreate(down_revision)
+    recreate_views(op, ["v_cell_summary"], down_revision)

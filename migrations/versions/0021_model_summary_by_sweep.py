@@ -18,7 +18,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.views import definition
+from migrations.views import recreate_views
 
 revision = "0021"
 down_revision = "0020"
@@ -28,21 +28,11 @@ depends_on = None
 VIEWS = ("v_model_summary", "v_model_kind_summary")  # in creation order; dropped in reverse
 
 
-def _recreate(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
-    for name in VIEWS:
-        op.execute(definition(name, as_of, dialect))
-    if dialect == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO wattsweep_reader")
-
-
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("split_units", sa.Boolean(), nullable=False, server_default=sa.true()))
-    _recreate(revision)
+    recreate_views(op, VIEWS, revision)
 
 
 def downgrade() -> None:
-    _recreate(down_revision)
+    recreate_views(op, VIEWS, down_revision)
     op.drop_column("jobs", "split_units")

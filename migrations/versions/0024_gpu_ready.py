@@ -18,7 +18,7 @@ Create Date: 2026-12-06
 import sqlalchemy as sa
 from alembic import op
 
-from migrations.views import definition
+from migrations.views import recreate_views
 
 revision = "0024"
 down_revision = "0022"
@@ -29,18 +29,10 @@ JOB_COLUMNS = [("float32_matmul_precision", sa.String(length=20)), ("tf32_matmul
                ("tf32_cudnn", sa.Boolean())]
 
 
-def _recreate_runs(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    op.execute("DROP VIEW IF EXISTS v_runs")
-    op.execute(definition("v_runs", as_of, dialect))
-    if dialect == "postgresql":
-        op.execute("GRANT SELECT ON v_runs TO wattsweep_reader")
-
-
 def upgrade() -> None:
     for name, kind in JOB_COLUMNS:
         op.add_column("jobs", sa.Column(name, kind, nullable=True))
-    _recreate_runs(revision)
+    recreate_views(op, ["v_runs"], revision)
     if op.get_bind().dialect.name == "postgresql":  # workers store what they loaded with (0022's column rights)
         op.execute(f"GRANT UPDATE ({', '.join(name for name, _ in JOB_COLUMNS)}) ON jobs TO wattsweep_worker")
 
@@ -49,4 +41,4 @@ def downgrade() -> None:
     op.execute("DROP VIEW IF EXISTS v_runs")  # it reads the columns about to go
     for name, _ in reversed(JOB_COLUMNS):
         op.drop_column("jobs", name)
-    _recreate_runs(down_revision)
+    recreate_views(op, ["v_runs"], down_revision)

@@ -17,7 +17,7 @@ Create Date: 2026-12-06
 
 from alembic import op
 
-from migrations.views import definition
+from migrations.views import recreate_views
 
 revision = "0029"
 down_revision = "0028"
@@ -30,19 +30,9 @@ VIEWS = ("v_model_summary", "v_model_kind_summary", "v_task_summary", "v_hardwar
          "v_sweep_progress", "v_serving_cells")
 
 
-def _recreate(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
-    for name in VIEWS:
-        op.execute(definition(name, as_of, dialect))
-    if dialect == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO wattsweep_reader")
-
-
 def upgrade() -> None:
-    _recreate(revision)
+    recreate_views(op, VIEWS, revision)
 
 
 def downgrade() -> None:
-    _recreate(down_revision)
+    recreate_views(op, VIEWS, down_revision)

@@ -11,7 +11,7 @@ Create Date: 2026-12-06
 
 from alembic import op
 
-from migrations.views import definition
+from migrations.views import recreate_views
 
 revision = "0031"
 down_revision = "0030"
@@ -19,17 +19,9 @@ branch_labels = None
 depends_on = None
 
 
-def _recreate_runs(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    op.execute("DROP VIEW IF EXISTS v_runs")
-    op.execute(definition("v_runs", as_of, dialect))
-    if dialect == "postgresql":
-        op.execute("GRANT SELECT ON v_runs TO wattsweep_reader")
-
-
 def upgrade() -> None:
-    _recreate_runs(revision)
+    recreate_views(op, ["v_runs"], revision)
 
 
 def downgrade() -> None:
-    _recreate_runs(down_revision)
+    recreate_views(op, ["v_runs"], down_revision)

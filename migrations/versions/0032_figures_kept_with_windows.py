@@ -22,8 +22,7 @@ Create Date: 2026-12-06
 
 from alembic import op
 
-from migrations.views import definition
-from migrations.views import figures
+from migrations.views import figures, recreate_views
 
 revision = "0032"
 down_revision = "0031"
@@ -35,16 +34,6 @@ OWNER, READER = "wattsweep_owner", "wattsweep_reader"
 VIEWS = ("v_model_summary", "v_model_kind_summary", "v_task_summary", "v_hardware_summary", "v_cell_summary",
          "v_sweep_progress")
 READS = ("jobs", "runs", "measurements", "idle_baselines")  # what the figures are computed from
-
-
-def _recreate(as_of: str) -> None:
-    dialect = op.get_bind().dialect.name
-    for name in reversed(VIEWS):
-        op.execute(f"DROP VIEW IF EXISTS {name}")
-    for name in VIEWS:
-        op.execute(definition(name, as_of, dialect))
-    if dialect == "postgresql":
-        op.execute(f"GRANT SELECT ON {', '.join(VIEWS)} TO {READER}")
 
 
 def upgrade() -> None:
@@ -72,12 +61,12 @@ def upgrade() -> None:
     else:
         for statement in figures.sqlite_triggers():
             op.execute(statement)
-    _recreate(revision)
+    recreate_views(op, VIEWS, revision)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
-    _recreate(down_revision)
+    recreate_views(op, VIEWS, down_revision)
     if dialect == "postgresql":
         for table, event in figures.TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS wattsweep_figures_{table}_{event.lower()} ON {table}")

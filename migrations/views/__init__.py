@@ -12,7 +12,8 @@ tests/db/test_view_versions.py pins the SQL of every version on both dialects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from migrations.views import (
     cell_summary,
@@ -40,3 +41,15 @@ def definition(name: str, revision: str, dialect: str) -> str:
     if not versions:
         raise LookupError(f"{name} does not exist at revision {revision}")
     return VERSIONS[name][max(versions)](dialect)
+
+
+def recreate_views(op: Any, names: Sequence[str], revision: str) -> None:
+    """Put the views `names` (in creation order: a view after the views it reads) as they stood at `revision`,
+    through alembic's `op`: each dropped, last first, then created, and on Postgres readable by the reader role."""
+    dialect = op.get_bind().dialect.name
+    for name in reversed(names):
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+    for name in names:
+        op.execute(definition(name, revision, dialect))
+    if dialect == "postgresql":
+        op.execute(f"GRANT SELECT ON {', '.join(names)} TO wattsweep_reader")
