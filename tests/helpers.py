@@ -73,6 +73,20 @@ def v2_row(model: str, energy: str, task_name: str | None = None) -> str:
     return f"{task_name},{row}" if task_name else row
 
 
+def import_codecarbon_v2(url: str, tmp_path) -> None:
+    """`wattsweep import codecarbon` of two 2.3 query rows of one model and its task file (a load and a query
+    phase), into the database at `url`."""
+    emissions = tmp_path / "emissions.csv"
+    emissions.write_text("\n".join([V2_HEADER, v2_row("bigscience/bloomz-560m", "0.0054"),
+                                    v2_row("bigscience/bloomz-560m", "0.0056")]) + "\n")
+    tasks = tmp_path / "emissions_base_x.csv"
+    tasks.write_text("\n".join(["task_name," + V2_HEADER, v2_row("ignored", "0.02", "load model"),
+                                v2_row("ignored", "0.006", "query model")]) + "\n")
+    result = wattsweep_cli(url, "import", "codecarbon", str(emissions), str(tasks), "--task",
+                           "text-classification", "--model", "hub:bigscience/bloomz-560m", "--queries", "1000")
+    assert result.exit_code == 0, result.output
+
+
 # Sweeps stored directly, with two workers' leases ---------------------------------------------------------------------
 
 W1, W2 = Lease("w1@h", "token-1"), Lease("w2@h", "token-2")

@@ -32,7 +32,7 @@ from db.session import session_factory
 from migrations.views import definition
 from scheduler.plan.submit import create_sweep
 from scheduler.spec.reading import parse_sweep
-from tests.helpers import V2_HEADER, v2_row, wattsweep_cli
+from tests.helpers import import_codecarbon_v2
 from tests.results_data import SeedModel, _window, seed_sweep
 
 # view -> the columns that identify a row
@@ -130,18 +130,6 @@ def _stored_for_real(sessions) -> int:
     return sweep_id
 
 
-def _imported(url: str, tmp_path) -> None:
-    emissions = tmp_path / "emissions.csv"
-    emissions.write_text("\n".join([V2_HEADER, v2_row("bigscience/bloomz-560m", "0.0054"),
-                                    v2_row("bigscience/bloomz-560m", "0.0056")]) + "\n")
-    tasks = tmp_path / "emissions_base_x.csv"
-    tasks.write_text("\n".join(["task_name," + V2_HEADER, v2_row("ignored", "0.02", "load model"),
-                                v2_row("ignored", "0.006", "query model")]) + "\n")
-    result = wattsweep_cli(url, "import", "codecarbon", str(emissions), str(tasks), "--task",
-                           "text-classification", "--model", "hub:bigscience/bloomz-560m", "--queries", "1000")
-    assert result.exit_code == 0, result.output
-
-
 def test_the_views_read_from_kept_figures_equal_their_0031_versions(database_url, tmp_path):
     rng = random.Random(22)
     sessions = session_factory(database_url)
@@ -173,7 +161,7 @@ def test_the_views_read_from_kept_figures_equal_their_0031_versions(database_url
     assert_views_match(database_url, "runs failed")
 
     real = _stored_for_real(sessions)
-    _imported(database_url, tmp_path)
+    import_codecarbon_v2(database_url, tmp_path)
     counts = assert_views_match(database_url, "stored for real and imported")
     assert counts["v_model_summary"] >= 14 + 4 + 20 + 1 and counts["v_cell_summary"] > counts["v_model_summary"]
 

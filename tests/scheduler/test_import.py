@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from db.models import Measurement, Sweep
 from db.session import session_factory
-from tests.helpers import V2_HEADER, v2_row, wattsweep_cli
+from tests.helpers import V2_HEADER, import_codecarbon_v2, v2_row, wattsweep_cli
 from tests.results_data import SeedModel, seed_sweep
 
 
@@ -90,15 +90,7 @@ def test_round_trip_with_real_codecarbon(codecarbon_files, database, request):
 
 
 def test_codecarbon_2_files_and_options(sqlite_url, tmp_path):
-    emissions = tmp_path / "emissions.csv"
-    emissions.write_text("\n".join([V2_HEADER, v2_row("bigscience/bloomz-560m", "0.0054"),
-                                    v2_row("bigscience/bloomz-560m", "0.0056")]) + "\n")
-    tasks = tmp_path / "emissions_base_x.csv"
-    tasks.write_text("\n".join(["task_name," + V2_HEADER, v2_row("ignored", "0.02", "load model"),
-                                v2_row("ignored", "0.006", "query model")]) + "\n")
-    result = wattsweep_cli(sqlite_url, "import", "codecarbon", str(emissions), str(tasks), "--task",
-                           "text-classification", "--model", "hub:bigscience/bloomz-560m", "--queries", "1000")
-    assert result.exit_code == 0, result.output
+    import_codecarbon_v2(sqlite_url, tmp_path)
     with session_factory(sqlite_url)() as session:
         row = session.execute(text("SELECT sweep_name, hardware_class, runs, kwh_per_1k_mean, load_energy_kwh, "
                                    "estimated_components FROM v_model_summary")).one()
