@@ -145,10 +145,30 @@ def _query(view: str, where: str = "", order: str = "", columns: list[str] | Non
 
 def _rows(session: Session, statement, **params) -> list[dict[str, Any]]:
     """Every row as a dict, fetched at once (a 10,000-model sweep's rows one fetch at a time, each through
-    Row._mapping, cost more than the query)."""
-    result = session.execute(statement, params)
-    keys = list(result.keys())
-    return [dict(zip(keys, row, strict=True)) for row in result.all()]
+    Row._mapping, cost more than the query).
+
+    Postgres: read in the binary protocol (a float arrives as its 8 bytes, not as text to parse: a 10,000-model
+    sweep's rows load in half the time), through psycopg's own cursor; then the declared type's result processor,
+    the one SQLAlchemy would apply, on the few columns that have one (a `numeric` read as Float), so that the
+    values are those SQLAlchemy returns."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "postgresql":
+        result = connection.execute(statement, params)
+        keys = list(result.keys())
+        return [dict(zip(keys, row, strict=True)) for row in result.all()]
+    compiled = statement.compile(dialect=dialect)
+    with connection.connection.driver_connection.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.construct_params(params))
+        keys = [column.name for column in cursor.description]
+        types = {column.name: column.type for column in statement.selected_columns}
+        processors = [(key, processor) for key, column in zip(keys, cursor.description, strict=True)
+                      if (processor := types[key].dialect_impl(dialect).result_processor(dialect, column.type_code))]
+        rows = [dict(zip(keys, row, strict=True)) for row in cursor.fetchall()]
+    for key, processor in processors:
+        for row in rows:
+            row[key] = processor(row[key])
+    return rows
 
 
 def task_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
