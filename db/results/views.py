@@ -255,12 +255,14 @@ def provenance_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
     The same rows as grouping v_runs (its query windows) by PROVENANCE_COLUMNS, read from job_setups (0032): each
     job's query windows grouped by worker and set-up, kept in step with the windows (migrations/views/figures.py;
     the run's worker stands in for a window that names none, as in v_runs). A million-run sweep has a handful of
-    set-ups per job: its jobs' rows are summed and joined to `workers`, no window is read.
+    set-ups per job: its jobs' rows are summed per worker and set-up first, and only those few sums are joined to
+    `workers` (whose inventory JSON is parsed for the versions once per set-up, not once per job); no window is read.
     """
     types = VIEW_COLUMNS["v_runs"]
     keys = ", ".join(PROVENANCE_COLUMNS)
     window_keys = ["cpu_model", "gpu_model", "gpu_count", "cpu_method", "gpu_method", "ram_method", "tracking_mode",
                    "codecarbon_version", "carbon_intensity_source"]
+    setup = ", ".join(f"g.{name}" for name in ["worker_id", "hostname", *window_keys])
     outer = {
         "worker_id": "g.worker_id", "hostname": "COALESCE(g.hostname, w.hostname)", "device": "w.device",
         **{name: f"g.{name}" for name in window_keys},
@@ -270,8 +272,10 @@ def provenance_rows(session: Session, *, sweep_id: int) -> list[dict[str, Any]]:
         f"SELECT {', '.join(f'{value} AS {name}' for name, value in outer.items())}, "
         f"CAST(sum(g.runs) AS BIGINT) AS runs, min(g.intensity_min) AS intensity_min, "
         f"max(g.intensity_max) AS intensity_max "
-        f"FROM job_setups g JOIN jobs j ON j.id = g.job_id "
-        f"LEFT JOIN workers w ON w.id = g.worker_id WHERE j.sweep_id = :sweep_id "
+        f"FROM (SELECT {setup}, sum(g.runs) AS runs, min(g.intensity_min) AS intensity_min, "
+        f"max(g.intensity_max) AS intensity_max "
+        f"FROM job_setups g JOIN jobs j ON j.id = g.job_id WHERE j.sweep_id = :sweep_id GROUP BY {setup}) g "
+        f"LEFT JOIN workers w ON w.id = g.worker_id "
         f"GROUP BY {', '.join(value for value in outer.values())} ORDER BY runs DESC, {keys}"
     ).columns(**{name: types[name] for name in PROVENANCE_COLUMNS}, runs=INT, intensity_min=F, intensity_max=F)
     return _rows(session, statement, sweep_id=sweep_id)
