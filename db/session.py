@@ -45,8 +45,10 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     settings = settings or get_settings()
+    # use_native_hstore off: no table has an HSTORE column, and with it on each engine's first connection asks the
+    # server for the hstore type, one more round trip for every process
     return create_engine(url, pool_pre_ping=True, pool_size=settings.pool_size, max_overflow=0, pool_timeout=60,
-                         connect_args=postgres_connect_args(settings))
+                         connect_args=postgres_connect_args(settings), use_native_hstore=False)
 
 
 def postgres_connect_args(settings: Settings) -> dict:
