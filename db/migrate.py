@@ -90,10 +90,9 @@ def is_up_to_date(url: str | None = None) -> bool:
     """Whether the schema exists at the latest committed revision (cheap check used before running commands;
     alembic is imported only to migrate)."""
     try:
-        engine = get_engine(url)
-        if "alembic_version" not in inspect(engine).get_table_names():
-            return False
-        with engine.connect() as connection:
+        with get_engine(url).connect() as connection:  # one connection for both questions
+            if not inspect(connection).has_table("alembic_version"):
+                return False
             current = set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
         return current == committed_heads()
     except OperationalError as error:

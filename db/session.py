@@ -25,8 +25,6 @@ come from the roles' own settings (migrations/roles.sql, run by migration 0013).
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,8 +43,10 @@ def make_engine(url: str, settings: Settings | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     settings = settings or get_settings()
+    # use_native_hstore off: no table has an HSTORE column, and with it on each engine's first connection asks the
+    # server for the hstore type, one more round trip for every process
     return create_engine(url, pool_pre_ping=True, pool_size=settings.pool_size, max_overflow=0, pool_timeout=60,
-                         connect_args=postgres_connect_args(settings))
+                         connect_args=postgres_connect_args(settings), use_native_hstore=False)
 
 
 def postgres_connect_args(settings: Settings) -> dict:
@@ -77,9 +77,22 @@ def _sqlite_pragmas(connection, _record) -> None:
     cursor.close()
 
 
-@lru_cache
+_engines: dict[str | None, Engine] = {}  # get_engine's, by the URL asked for (None: the settings')
+
+
 def get_engine(url: str | None = None) -> Engine:
-    return make_engine(url or get_settings().database_url)
+    """The process's engine for `url`, made once."""
+    if url not in _engines:
+        _engines.setdefault(url, make_engine(url or get_settings().database_url))
+    return _engines[url]
+
+
+def dispose_engines() -> None:
+    """Close the pooled connections of every engine get_engine made, now: at a process's end the collector's last
+    pass would close them, a pass that a command ending with frozen objects (scheduler.cli.options.collector_paused)
+    does not make. Checked-out connections are closed when they are checked in; the engines stay usable."""
+    for engine in _engines.values():
+        engine.dispose()
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

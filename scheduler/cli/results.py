@@ -309,6 +309,7 @@ def import_aienergyscore(
 
 
 @app.command()
+@collector_paused
 def export(
     sweep: SweepArg = None,
     format: Annotated[str, typer.Option("--format", "-f", help="csv | parquet | aienergyscore (a submission for "
