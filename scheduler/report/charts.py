@@ -65,10 +65,10 @@ class LogScale:
         if self.hi == self.lo:
             self.hi += 1
         self.start_px, self.end_px = start_px, end_px
+        self._decades, self._px = self.hi - self.lo, end_px - start_px  # per chart, not per point
 
     def __call__(self, value: float) -> float:
-        share = (math.log10(value) - self.lo) / (self.hi - self.lo)
-        return self.start_px + share * (self.end_px - self.start_px)
+        return self.start_px + (math.log10(value) - self.lo) / self._decades * self._px
 
     def ticks(self) -> list[float]:
         """Decades; with 2 and 5 between them when the axis spans at most three decades."""
@@ -137,9 +137,13 @@ def _x_axis(scale: LogScale, top: float, bottom: float, label: str, center: floa
 
 def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tuple[str, str]] = (),
                 width: int = 900, label_width: int | None = None, row_height: int = 26) -> str:
-    values = [p.value for r in rows for p in r.points if _plottable(p.value)]
+    # what each row draws, decided once: a chart of a task's 1,000 models has 1,000 rows
+    drawn = [([p for p in r.points if _plottable(p.value)],
+              r.whisker if r.whisker and all(_plottable(v) for v in r.whisker) else None,
+              r.median if _plottable(r.median) else None) for r in rows]
+    values = [p.value for points, _, _ in drawn for p in points]
     values += [v for r in rows for v in (r.whisker or ()) if _plottable(v)]
-    hidden = sum(1 for r in rows for p in r.points if not _plottable(p.value))
+    hidden = sum(len(r.points) for r in rows) - sum(len(points) for points, _, _ in drawn)
     if not values:
         return f'<p class="empty">{escape(title)}: no positive values to plot.</p>'
     legend_width = 170 if legend else 0
@@ -150,23 +154,22 @@ def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tu
     scale = LogScale(values, left, right)
     body = [f'<text x="8" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
             _x_axis(scale, top, bottom, axis_label, (left + right) / 2)]
-    for i, (row, short) in enumerate(zip(rows, shorts, strict=True)):
+    for i, (row, short, (points, whisker, median)) in enumerate(zip(rows, shorts, drawn, strict=True)):
         y = top + row_height * (i + 0.5)
         cy = f"{y:.1f}"  # a row's y, written once for its label's line, whisker and points
         body.append(f'<text x="{left - 8}" y="{y + 4:.1f}" font-size="12" text-anchor="end">'
                     f"<title>{escape(row.label)}</title>{escape(short)}</text>"
                     f'<line x1="{left}" y1="{cy}" x2="{right}" y2="{cy}" stroke="#f2f2f2"/>')
-        if row.whisker and all(_plottable(v) for v in row.whisker):
-            x1, x2 = scale(row.whisker[0]), scale(row.whisker[1])
-            body.append(f'<line x1="{x1:.1f}" y1="{cy}" x2="{x2:.1f}" y2="{cy}" stroke="#555" '
-                        'stroke-width="1.5"/>')
-        body += [f'<circle cx="{scale(p.value):.1f}" cy="{cy}" r="5" fill="{p.color}" fill-opacity="0.75" '
-                 f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>'
-                 for p in row.points if _plottable(p.value)]
-        if _plottable(row.median):
-            x = scale(row.median)
-            body.append(f'<line x1="{x:.1f}" y1="{y - 10:.1f}" x2="{x:.1f}" y2="{y + 10:.1f}" stroke="#111" '
-                        f'stroke-width="2"><title>median {row.median:.3g}</title></line>')
+        if whisker:
+            body.append(f'<line x1="{scale(whisker[0]):.1f}" y1="{cy}" x2="{scale(whisker[1]):.1f}" y2="{cy}" '
+                        'stroke="#555" stroke-width="1.5"/>')
+        for p in points:
+            body.append(f'<circle cx="{scale(p.value):.1f}" cy="{cy}" r="5" fill="{p.color}" fill-opacity="0.75" '
+                        f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
+        if median is not None:
+            x = f"{scale(median):.1f}"
+            body.append(f'<line x1="{x}" y1="{y - 10:.1f}" x2="{x}" y2="{y + 10:.1f}" stroke="#111" '
+                        f'stroke-width="2"><title>median {median:.3g}</title></line>')
     body.append(_plot_border_and_legend(left, top, right, bottom, legend))
     caption = f"{hidden} value(s) not shown: zero, negative or missing cannot sit on a log axis." if hidden else ""
     return _frame(width, bottom + 46, title, "".join(body), caption)

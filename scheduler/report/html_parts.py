@@ -4,21 +4,21 @@
 The markup lives in `templates/`, rendered with autoescape: sections hand the
 templates plain text and numbers, and every string is escaped on the way out.
 A cell that needs markup says which kind it is (`Estimated`, `WithCode`,
-`Stars`) and the template draws it; only our own SVG charts enter as Markup.
+`Stars`) and the template draws it; only our own SVG charts enter as markup (a `Block`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
-from itertools import groupby
+from itertools import chain, groupby
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from jinja2 import Environment
-    from markupsafe import Markup
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -97,25 +97,51 @@ def table(headers: list[str], rows: list[list[Any]], numeric: set[int] = frozens
     return Table(headers, rows, frozenset(numeric))
 
 
-def svg(markup: str) -> Markup:
-    """A chart from scheduler.report.charts as Markup: our own code builds it and escapes every text in it."""
-    from markupsafe import Markup
+# The blocks of the page that render_template is rendering (None: no render under way).
+_page_blocks: ContextVar[list[list[str]] | None] = ContextVar("page_blocks", default=None)
+_BLOCK_MARKER = re.compile("<!--block ([0-9]+)-->")
 
-    return Markup(markup)
+
+class Block:
+    """Markup that a template only passes through: a chart or a table. A 10,000-model sweep's are 20 MB, and Jinja
+    copies such markup at every step (each {{ }} twice, as escape makes a new Markup; each macro's output once
+    more), which took longer than drawing it. So while render_template renders a page, the template writes a marker
+    in its place (an HTML comment, which no escaped text can hold) and the markup is put in when the page is joined:
+    copied once. Anywhere else a Block is its markup, like a Markup."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[str]) -> None:
+        self.parts = parts  # our own markup, every text in it escaped; joined only once, into the page
+
+    def __str__(self) -> str:
+        return "".join(self.parts)
+
+    def __html__(self) -> str:
+        blocks = _page_blocks.get()
+        if blocks is None:
+            return str(self)
+        blocks.append(self.parts)
+        return f"<!--block {len(blocks) - 1}-->"
+
+
+def svg(markup: str) -> Block:
+    """A chart from scheduler.report.charts: our own code builds it and escapes every text in it."""
+    return Block([markup])
 
 
 # what markupsafe.escape replaces: a text without any of them (most cells: figures) is written as it is
 _MARKUP_CHARACTERS = re.compile("[&<>'\"]")
 
 
-def table_html(t: Table) -> Markup:
+def table_html(t: Table) -> Block:
     """A table's markup (templates/parts.html.j2 `table`): drawn here, not by a macro per cell, which took 9 s for
     a 10,000-model sweep's 300,000 cells; every text is escaped as autoescape would.
 
     The cells are checked a column at a time and each row is written by one str.format called from map, so that a
     column of figures costs one join and one search, not a Python step per cell (rows of equal length are taken
     together: the columns of a run of them are zip(*rows))."""
-    from markupsafe import Markup, escape
+    from markupsafe import escape
 
     head = "".join(f"<th>{escape(h)}</th>" for h in t.headers)
     lines = [f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>\n']
@@ -127,7 +153,7 @@ def table_html(t: Table) -> Markup:
         columns = [_column_html(column, escape) for column in zip(*rows, strict=True)]
         lines += map(row_format.format, *columns) if columns else ["<tr></tr>\n"] * len(rows)
     lines.append("</tbody></table></div>")
-    return Markup("".join(lines))
+    return Block(lines)
 
 
 def _column_html(cells: tuple[Any, ...], escape) -> Sequence[str]:
@@ -179,4 +205,12 @@ def environment() -> Environment:
 
 
 def render_template(name: str, **context: Any) -> str:
-    return environment().get_template(name).render(**context)
+    """The page, its blocks (charts, tables) put in where the template marked them."""
+    blocks: list[list[str]] = []
+    token = _page_blocks.set(blocks)
+    try:
+        page = environment().get_template(name).render(**context)
+    finally:
+        _page_blocks.reset(token)
+    pieces = _BLOCK_MARKER.split(page)  # the page's texts, each block's index between two
+    return "".join(chain.from_iterable(blocks[int(piece)] if i % 2 else (piece,) for i, piece in enumerate(pieces)))
