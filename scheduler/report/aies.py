@@ -10,6 +10,7 @@ the report.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from scheduler.report.charts import PALETTE, Line, Point, scatter_chart
@@ -23,11 +24,16 @@ def stars_section(data: ReportData) -> dict[str, Any] | None:
         return None
     rows = [[x["task"], WithCode(x["model"], x["cell_key"] or None),
              x["size_class"] or "–", fmt(x["wh_per_1k"]), Stars(x["stars"]),
-             f"{fmt(_wh(x['band_low_kwh_per_1k']))} – {fmt(_wh(x['band_high_kwh_per_1k']))}",
+             _band(x["band_low_kwh_per_1k"], x["band_high_kwh_per_1k"]),
              fmt(x["reference_models"])] for x in data.ratings]
     return {"energy_label": r["energy_label"], "reference": r["reference"], "rule": r["rule"],
             "table": table(["task", "model", "size class", "Wh per 1,000 queries", "stars", "reference range (Wh/1k)",
                             "reference cells"], rows, {3, 5, 6})}
+
+
+@lru_cache(maxsize=256)  # a reference range per task and size class: written once, not once per cell
+def _band(low_kwh: float | None, high_kwh: float | None) -> str:
+    return f"{fmt(_wh(low_kwh))} – {fmt(_wh(high_kwh))}"
 
 
 def _wh(kwh: float | None) -> float | None:

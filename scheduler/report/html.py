@@ -12,6 +12,7 @@ the markup is in templates/report.html.j2 and templates/sections.html.j2.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from scheduler.report.aies import batch_section, latency_section, output_length_section, stars_section
@@ -173,7 +174,12 @@ RELIABILITY = "outliers / unreliable / excluded"
 
 def _reliability(row: dict[str, Any]) -> str:
     """Windows flagged as outliers and as unreliable (both in the figures), and excluded (no GPU reading)."""
-    return f"{fmt(row['outlier_runs'])} / {fmt(row['unreliable_runs'])} / {fmt(row['excluded_runs'])}"
+    return _counts(row["outlier_runs"], row["unreliable_runs"], row["excluded_runs"])
+
+
+@lru_cache(maxsize=256)  # nearly every row of a big sweep's two largest tables says 0 / 0 / 0: written once
+def _counts(outliers: int | None, unreliable: int | None, excluded: int | None) -> str:
+    return f"{fmt(outliers)} / {fmt(unreliable)} / {fmt(excluded)}"
 
 
 def models_table(data: ReportData) -> Table:
