@@ -123,9 +123,10 @@ class Block:
         return f"<!--block {len(blocks) - 1}-->"
 
 
-def svg(markup: str) -> Block:
-    """A chart from scheduler.report.charts: our own code builds it and escapes every text in it."""
-    return Block([markup])
+def svg(parts: list[str]) -> Block:
+    """A chart from scheduler.report.charts (its markup in parts): our own code builds it and escapes every text
+    in it."""
+    return Block(parts)
 
 
 # what markupsafe.escape replaces: a text without any of them (most cells: figures) is written as it is
