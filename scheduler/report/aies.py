@@ -74,10 +74,12 @@ def latency_section(data: ReportData) -> dict[str, Any] | None:
         return None
     tasks = sorted({m["task"] for m in cells})
     colors = {task: PALETTE[i % len(PALETTE)] for i, task in enumerate(tasks)}
+    labels = [cell_label(m) for m in cells]
     points = [Point(m["latency_p95_s_mean"], colors[m["task"]],
-                    f"{cell_label(m)} ({m['task']}): p95 {fmt(m['latency_p95_s_mean'])} s, "
-                    f"{fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries", y=m["kwh_per_1k_mean"]) for m in cells]
-    by_label = {(m["task"], cell_label(m)): m for m in cells}
+                    f"{label} ({m['task']}): p95 {fmt(m['latency_p95_s_mean'])} s, "
+                    f"{fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries", y=m["kwh_per_1k_mean"])
+              for m, label in zip(cells, labels, strict=True)]
+    by_label = {(m["task"], label): m for m, label in zip(cells, labels, strict=True)}
     lines, rows = [], []
     for front in data.pareto:
         members = [by_label[(front["task"], key)] for key in front["front"] if (front["task"], key) in by_label]
