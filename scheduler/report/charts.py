@@ -29,6 +29,12 @@ def escape(text: str) -> str:
     return _html_escape(text) if _MARKUP_CHARACTERS.search(text) else text
 
 
+def nothing_to_escape(texts: list[str]) -> bool:
+    """Whether no text needs escaping: one search over a chart's labels and tooltips, which seldom hold a markup
+    character, in place of one per text (a chart of 10,000 models has 10,000 tooltips)."""
+    return not _MARKUP_CHARACTERS.search("".join(texts))
+
+
 FONT = "font-family:system-ui,-apple-system,'Segoe UI',sans-serif"
 
 
@@ -156,17 +162,20 @@ def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tu
     scale = LogScale(values, left, right)
     body = [f'<text x="8" y="20" font-size="14" font-weight="600">{escape(title)}</text>',
             _x_axis(scale, top, bottom, axis_label, (left + right) / 2)]
+    plain = nothing_to_escape([r.label for r in rows] + [p.tooltip for points, _, _ in drawn for p in points])
     for row, short, (points, whisker, median), (cy, label_y, tick_top, tick_bottom) in zip(
             rows, shorts, drawn, _row_ys(top, row_height, len(rows)), strict=True):
         body.append(f'<text x="{left - 8}" y="{label_y}" font-size="12" text-anchor="end">'
-                    f"<title>{escape(row.label)}</title>{escape(short)}</text>"
+                    f"<title>{row.label if plain else escape(row.label)}</title>"
+                    f"{short if plain else escape(short)}</text>"
                     f'<line x1="{left}" y1="{cy}" x2="{right}" y2="{cy}" stroke="#f2f2f2"/>')
         if whisker:
             body.append(f'<line x1="{scale(whisker[0]):.1f}" y1="{cy}" x2="{scale(whisker[1]):.1f}" y2="{cy}" '
                         'stroke="#555" stroke-width="1.5"/>')
         for p in points:
             body.append(f'<circle cx="{scale(p.value):.1f}" cy="{cy}" r="5" fill="{p.color}" fill-opacity="0.75" '
-                        f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
+                        f'stroke="#fff" stroke-width="0.8"><title>{p.tooltip if plain else escape(p.tooltip)}</title>'
+                        "</circle>")
         if median is not None:
             x = f"{scale(median):.1f}"
             body.append(f'<line x1="{x}" y1="{tick_top}" x2="{x}" y2="{tick_bottom}" stroke="#111" '
@@ -210,9 +219,11 @@ def scatter_chart(points: list[Point], *, title: str, x_label: str, y_label: str
             dash = ' stroke-dasharray="6 4"' if line.dashed else ""
             body.append(f'<polyline points="{path}" fill="none" stroke="{line.color}" stroke-width="2"{dash}>'
                         f"<title>{escape(line.tooltip)}</title></polyline>")
+    plain = nothing_to_escape([p.tooltip for p in shown])
     for p in shown:
         body.append(f'<circle cx="{xs(p.value):.1f}" cy="{ys(p.y):.1f}" r="5" fill="{p.color}" fill-opacity="0.8" '
-                    f'stroke="#fff" stroke-width="0.8"><title>{escape(p.tooltip)}</title></circle>')
+                    f'stroke="#fff" stroke-width="0.8"><title>{p.tooltip if plain else escape(p.tooltip)}</title>'
+                    "</circle>")
     for line, vertices in drawn:
         if line.rings:
             body += [f'<circle cx="{xs(x):.1f}" cy="{ys(y):.1f}" r="9" fill="none" stroke="{line.color}" '
