@@ -147,7 +147,7 @@ def strip_chart(rows: list[Row], *, title: str, axis_label: str, legend: list[tu
                 width: int = 900, label_width: int | None = None, row_height: int = 26) -> list[str]:
     # what each row draws, decided once: a chart of a task's 1,000 models has 1,000 rows
     drawn = [([p for p in r.points if _plottable(p.value)],
-              r.whisker if r.whisker and all(_plottable(v) for v in r.whisker) else None,
+              r.whisker if r.whisker and _plottable(r.whisker[0]) and _plottable(r.whisker[1]) else None,
               r.median if _plottable(r.median) else None) for r in rows]
     values = [p.value for points, _, _ in drawn for p in points]
     values += [v for r in rows for v in (r.whisker or ()) if _plottable(v)]
