@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from itertools import chain, groupby
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -173,6 +173,11 @@ def _cell_html(c: Any, escape) -> str:
     """One cell's markup by its kind (the cases of templates/parts.html.j2 `cell`), as str (escaped texts in it)."""
     if isinstance(c, str):
         return str(escape(c))
+    return _kind_html(c, escape)
+
+
+@lru_cache(maxsize=1024)  # cells of a kind repeat down a column (Estimated("ram"), Stars(5)): each drawn once
+def _kind_html(c: Estimated | Code | WithCode | Stars, escape) -> str:
     if c.kind == "estimated":
         return f'<span class="est">{_text(c.text, escape)}</span>'
     if c.kind == "code":
@@ -180,16 +185,11 @@ def _cell_html(c: Any, escape) -> str:
     if c.kind == "with_code":
         return _text(c.text, escape) + ("" if c.code is None else f" <code>{_text(c.code, escape)}</code>")
     if c.kind == "stars":
-        return _stars_html(c.stars)
+        if c.stars is None:
+            return '<span class="note">unrated (size unknown)</span>'
+        return (f'<span class="stars" title="{c.stars} of 5 stars">{"★" * c.stars}'
+                f'<span class="off">{"★" * (5 - c.stars)}</span></span>')
     return ""
-
-
-@cache  # seven markups (0 to 5 stars, unrated) for a column of 10,000 cells
-def _stars_html(stars: int | None) -> str:
-    if stars is None:
-        return '<span class="note">unrated (size unknown)</span>'
-    return (f'<span class="stars" title="{stars} of 5 stars">{"★" * stars}'
-            f'<span class="off">{"★" * (5 - stars)}</span></span>')
 
 
 @cache
