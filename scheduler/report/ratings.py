@@ -64,8 +64,10 @@ class Rating(NamedTuple):  # a tuple: a 10,000-model sweep makes 10,000, and a f
     unrated: str | None = None  # why stars is None, in words
 
     def as_dict(self) -> dict[str, Any]:
-        return self._asdict() | {"energy_label": ENERGY_LABELS[self.energy],
-                         "wh_per_1k": self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None}
+        fields = self._asdict()
+        fields["energy_label"] = ENERGY_LABELS[self.energy]
+        fields["wh_per_1k"] = self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None
+        return fields
 
 
 def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], *, energy: str = "gpu",
@@ -84,8 +86,9 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     for row in models:
         klass = classes[id(row)] if id(row) in classes else row_class(row)
         value = row.get(column)
-        values = groups.get((row["task"], klass), [])
-        low, high = extremes.get((row["task"], klass), (None, None))
+        group = (row["task"], klass)
+        values = groups.get(group, [])
+        low, high = extremes.get(group, (None, None))
         unrated = _unrated(value, energy, klass, values)
         given = stars(float(value), low, high) if unrated is None else None
         ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,
