@@ -4,7 +4,7 @@
 The markup lives in `templates/`, rendered with autoescape: sections hand the
 templates plain text and numbers, and every string is escaped on the way out.
 A cell that needs markup says which kind it is (`Estimated`, `WithCode`,
-`Stars`) and the template draws it; only our own SVG charts enter as markup (a `Block`).
+`Stars`) and the template draws it; only our own markup (charts, tables) enters as such, a `Block`.
 """
 
 from __future__ import annotations
