@@ -159,8 +159,11 @@ def _column_html(cells: tuple[Any, ...], escape) -> Sequence[str]:
     """One column's cells as markup: as they are where all are texts without markup characters, else each escaped
     or drawn by its kind."""
     search = _MARKUP_CHARACTERS.search
-    if set(map(type, cells)) == {str} and not search("".join(cells)):
-        return cells
+    try:
+        if not search("".join(cells)):
+            return cells
+    except TypeError:  # a cell of a kind (Estimated, Stars, ...), which join refuses: drawn one by one below
+        pass
     return [c if type(c) is str and not search(c) else _cell_html(c, escape) for c in cells]
 
 
