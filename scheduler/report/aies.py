@@ -10,6 +10,7 @@ the report.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from scheduler.report.charts import PALETTE, Line, Point, scatter_chart
@@ -23,11 +24,16 @@ def stars_section(data: ReportData) -> dict[str, Any] | None:
         return None
     rows = [[x["task"], WithCode(x["model"], x["cell_key"] or None),
              x["size_class"] or "–", fmt(x["wh_per_1k"]), Stars(x["stars"]),
-             f"{fmt(_wh(x['band_low_kwh_per_1k']))} – {fmt(_wh(x['band_high_kwh_per_1k']))}",
+             _band(x["band_low_kwh_per_1k"], x["band_high_kwh_per_1k"]),
              fmt(x["reference_models"])] for x in data.ratings]
     return {"energy_label": r["energy_label"], "reference": r["reference"], "rule": r["rule"],
             "table": table(["task", "model", "size class", "Wh per 1,000 queries", "stars", "reference range (Wh/1k)",
                             "reference cells"], rows, {3, 5, 6})}
+
+
+@lru_cache(maxsize=256)  # a reference range per task and size class: written once, not once per cell
+def _band(low_kwh: float | None, high_kwh: float | None) -> str:
+    return f"{fmt(_wh(low_kwh))} – {fmt(_wh(high_kwh))}"
 
 
 def _wh(kwh: float | None) -> float | None:
@@ -68,10 +74,12 @@ def latency_section(data: ReportData) -> dict[str, Any] | None:
         return None
     tasks = sorted({m["task"] for m in cells})
     colors = {task: PALETTE[i % len(PALETTE)] for i, task in enumerate(tasks)}
+    labels = [cell_label(m) for m in cells]
     points = [Point(m["latency_p95_s_mean"], colors[m["task"]],
-                    f"{cell_label(m)} ({m['task']}): p95 {fmt(m['latency_p95_s_mean'])} s, "
-                    f"{fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries", y=m["kwh_per_1k_mean"]) for m in cells]
-    by_label = {(m["task"], cell_label(m)): m for m in cells}
+                    f"{label} ({m['task']}): p95 {fmt(m['latency_p95_s_mean'])} s, "
+                    f"{fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries", y=m["kwh_per_1k_mean"])
+              for m, label in zip(cells, labels, strict=True)]
+    by_label = {(m["task"], label): m for m, label in zip(cells, labels, strict=True)}
     lines, rows = [], []
     for front in data.pareto:
         members = [by_label[(front["task"], key)] for key in front["front"] if (front["task"], key) in by_label]

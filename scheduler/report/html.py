@@ -12,18 +12,16 @@ the markup is in templates/report.html.j2 and templates/sections.html.j2.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import Any
 
 from scheduler.report.aies import batch_section, latency_section, output_length_section, stars_section
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
 from scheduler.report.data import EXCLUDED_NOTE, ReportData
-from scheduler.report.html_parts import Estimated, Table, fmt, render_template, svg, table
+from scheduler.report.html_parts import Block, Estimated, Table, fmt, render_template, svg, table
 from scheduler.report.power_limits import power_limit_section
 from scheduler.report.provenance import provenance_section
 from scheduler.report.serving import serving_section
-
-if TYPE_CHECKING:
-    from markupsafe import Markup
 
 KIND_COLORS = {"task-specific": PALETTE[0], "multi-purpose": PALETTE[1]}
 OTHER_COLOR = "#7F7F7F"
@@ -52,7 +50,7 @@ def _kind_legend(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(kind, _kind_color(kind)) for kind in kinds]
 
 
-def task_chart(data: ReportData) -> Markup:
+def task_chart(data: ReportData) -> Block:
     by_task: dict[str, list[dict]] = {}
     for m in data.models:
         by_task.setdefault(m["task"], []).append(m)
@@ -67,7 +65,7 @@ def task_chart(data: ReportData) -> Markup:
                            axis_label="kWh per 1,000 queries (log scale)", legend=_kind_legend(data.models)))
 
 
-def model_charts(data: ReportData) -> list[Markup]:
+def model_charts(data: ReportData) -> list[Block]:
     by_task: dict[str, list[dict]] = {}
     for m in data.models:
         by_task.setdefault(m["task"], []).append(m)
@@ -113,7 +111,7 @@ def _ratio(value: float | None) -> str:
     return f"{fmt(value)}×" if value is not None else "–"
 
 
-def kinds_chart(data: ReportData, tasks: list[str]) -> Markup:
+def kinds_chart(data: ReportData, tasks: list[str]) -> Block:
     """One row per (task, kind) for tasks with both kinds: the models as points, the kind's median as a bar."""
     by_kind = {(k["task"], k["model_kind"]): k for k in data.model_kinds}
     rows = []
@@ -176,7 +174,12 @@ RELIABILITY = "outliers / unreliable / excluded"
 
 def _reliability(row: dict[str, Any]) -> str:
     """Windows flagged as outliers and as unreliable (both in the figures), and excluded (no GPU reading)."""
-    return f"{fmt(row['outlier_runs'])} / {fmt(row['unreliable_runs'])} / {fmt(row['excluded_runs'])}"
+    return _counts(row["outlier_runs"], row["unreliable_runs"], row["excluded_runs"])
+
+
+@lru_cache(maxsize=256)  # nearly every row of a big sweep's two largest tables says 0 / 0 / 0: written once
+def _counts(outliers: int | None, unreliable: int | None, excluded: int | None) -> str:
+    return f"{fmt(outliers)} / {fmt(unreliable)} / {fmt(excluded)}"
 
 
 def models_table(data: ReportData) -> Table:

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from scheduler.report.size_classes import CLASSED_TASKS, size_class
 
@@ -49,8 +48,8 @@ def stars(value: float, low: float, high: float) -> int:
     return 5 - min(4, max(0, band))
 
 
-@dataclass(frozen=True)
-class Rating:
+class Rating(NamedTuple):  # a tuple: a 10,000-model sweep makes 10,000, and a frozen dataclass's __init__ costs
+    # several times a tuple's
     task: str
     model: str
     cell_key: str
@@ -65,9 +64,10 @@ class Rating:
     unrated: str | None = None  # why stars is None, in words
 
     def as_dict(self) -> dict[str, Any]:
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}  # flat: asdict deep-copies
-        return fields | {"energy_label": ENERGY_LABELS[self.energy],
-                         "wh_per_1k": self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None}
+        fields = self._asdict()
+        fields["energy_label"] = ENERGY_LABELS[self.energy]
+        fields["wh_per_1k"] = self.kwh_per_1k * 1000 if self.kwh_per_1k is not None else None
+        return fields
 
 
 def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, Any]], *, energy: str = "gpu",
@@ -86,8 +86,9 @@ def rate(models: Iterable[Mapping[str, Any]], reference: Iterable[Mapping[str, A
     for row in models:
         klass = classes[id(row)] if id(row) in classes else row_class(row)
         value = row.get(column)
-        values = groups.get((row["task"], klass), [])
-        low, high = extremes.get((row["task"], klass), (None, None))
+        group = (row["task"], klass)
+        values = groups.get(group, [])
+        low, high = extremes.get(group, (None, None))
         unrated = _unrated(value, energy, klass, values)
         given = stars(float(value), low, high) if unrated is None else None
         ratings.append(Rating(row["task"], row["model"], row.get("cell_key") or "", klass,

@@ -1,15 +1,16 @@
 """What the faster rendering of a big sweep's report (10,000 models under a second, bench/scale.py) must keep:
 the same JSON document (orjson, not the standard library, encodes it), the same table cells and chart texts
-(escaped only where a text needs it, figures formatted on a fast path), the same star ratings (each row classed
-once), and the same terminal report past its row limit (cells counted, ratings not computed to be counted)."""
+(escaped only where a text needs it, figures formatted on a fast path), the same page when charts and tables are
+put in after Jinja rendered it (Blocks), the same star ratings (each row classed once), and the same terminal
+report past its row limit (cells counted, ratings not computed to be counted)."""
 
 from __future__ import annotations
 
 import copy
-import html
 import json
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
+from html import escape as html_escape
 from typing import Any
 
 from hypothesis import given, settings
@@ -18,10 +19,13 @@ from markupsafe import Markup
 from rich.console import Console
 from typer.testing import CliRunner
 
+from db.queue.sweeps import find_sweep
+from db.session import session_factory
 from scheduler.cli import app
-from scheduler.report import charts, table
-from scheduler.report.data import batch_curves, cell_label, pareto_rows
-from scheduler.report.html_parts import Stars, Table, WithCode, fmt, table_html
+from scheduler.report import charts, html, table
+from scheduler.report.charts import Point, Row
+from scheduler.report.data import ReportOptions, batch_curves, cell_label, gather, pareto_rows
+from scheduler.report.html_parts import Block, Stars, Table, WithCode, environment, fmt, render_template, table_html
 from scheduler.report.ratings import pareto_front, rate
 from scheduler.report.render import _dumps, _plain
 from tests.scheduler.test_report import study  # noqa: F401  (the fixture: a small study-like sweep)
@@ -54,7 +58,7 @@ def test_fmt_fast_path_formats_as_before(value, digits):
 
 @given(TEXT)
 def test_chart_escape_is_htmls(text):
-    assert charts.escape(text) == html.escape(text)
+    assert charts.escape(text) == html_escape(text)
 
 
 @settings(max_examples=60)
@@ -69,6 +73,36 @@ def test_table_html_escapes_as_the_macros_did(rows, numeric):
     env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     assert str(table_html(t)) == str(env.from_string(MACROS).module.table(t))
+
+
+@settings(max_examples=60)
+@given(st.lists(TEXT, min_size=1, max_size=4), st.booleans())
+def test_chart_texts_are_escaped_as_each_alone(texts, scatter):
+    """A chart searches all its labels and tooltips at once for markup characters: each text still comes out as
+    html.escape writes it, whether or not the others need escaping."""
+    if scatter:
+        markup = "".join(charts.scatter_chart([Point(1.0 + i, "#000", t, y=2.0) for i, t in enumerate(texts)],
+                                              title="t", x_label="x", y_label="y"))
+    else:
+        markup = "".join(charts.strip_chart([Row(t, [Point(1.0 + i, "#000", t)]) for i, t in enumerate(texts)],
+                                            title="t", axis_label="x", label_width=100))
+    for t in texts:
+        assert f"<title>{html_escape(t)}</title>" in markup
+
+
+def test_page_with_blocks_put_in_is_the_page_jinja_renders(study, monkeypatch):  # noqa: F811
+    """render_template puts charts and tables (Blocks) into the page after Jinja rendered it: the same page as
+    Jinja writing them in place (as it does outside render_template, where a Block is its markup)."""
+    pages = []
+    monkeypatch.setattr(html, "render_template", lambda name, **page: pages.append((name, page)) or "")
+    with session_factory(study).begin() as session:
+        html.render(gather(session, find_sweep(session, ref="study"), ReportOptions()))
+    (name, page), = pages
+    inline = environment().get_template(name).render(**page)
+    assert render_template(name, **page) == inline
+    assert inline.count("<svg") >= 4 and inline.count("<table>") >= 8 and "<!--block" not in inline
+    block = table_html(page["models"])  # outside a render: its markup
+    assert isinstance(block, Block) and str(block) == block.__html__() and str(block) in inline
 
 
 def _report_like(models: int) -> dict[str, Any]:

@@ -46,3 +46,17 @@ def test_table_html_is_the_macros_markup():
     assert "<code>batch_size=&lt;u&gt;1&lt;/u&gt;</code>" in expected and "&lt;em&gt;" in expected
     shipped = environment().from_string('{% from "parts.html.j2" import table %}{{ table(t) }}').render(t=table)
     assert shipped == expected
+
+
+def test_rows_of_other_lengths_and_none_are_the_macros_markup():
+    """table_html takes runs of rows of one length together (their columns): rows of other lengths between them,
+    rows without cells, a table without rows and columns that need escaping all come out as the macros drew them."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    for table in [
+        Table(["a", "b", "c"], [["1", "2", "3"], ["4", "<5>", Estimated("6")], ["7"], [], [], ["8", "9", "10", "11"],
+                                ["a & b", Stars(2), Code("c")]], numeric=frozenset({1, 3})),
+        Table(["a"], [], numeric=frozenset({0})),
+        Table([], [[]]),
+    ]:
+        assert str(table_html(table)) == str(env.from_string(MACROS).module.table(table))
