@@ -3,7 +3,9 @@ interpreter each time (start, imports, SQL, rendering, output), its wall time an
 the child process: on a shared machine the wall time says as much about the neighbours as about the command).
 
 Targets (issue 22): every format and `status` of the 10,000-model sweep under 1 s, a small sweep's report under
-0.3 s, on a quiet 2-core machine.
+0.3 s, on a quiet 2-core machine. The last line is the floor under every command: a new interpreter that only
+imports the stack and runs SELECT 1 (on this machine about 0.35 s: the small sweep's 0.3 s holds for the report's
+own work, bench/scale.py's in-process figures, not for a new interpreter).
 
     python bench/report_commands.py --build          # once: a kept database with scale.py's sweeps (~1-2 min)
     python bench/report_commands.py [--repeat 3]     # the figures, best of --repeat
@@ -73,12 +75,21 @@ def build(models: int) -> None:
 CHILD_ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PYTHONPATH": str(ROOT)}
 
 
-def command(*args: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of `wattsweep ARGS` in a new interpreter, its output thrown away."""
+# What any command pays before its own work, whatever the project does: a new interpreter importing the stack a
+# command stands on (Typer and Rich, pydantic-settings, SQLAlchemy's ORM, psycopg) and one query on a new connection.
+STACK_FLOOR = """import typer, rich.console, pydantic_settings, sqlalchemy.orm
+from sqlalchemy import create_engine, text
+with create_engine(URL).connect() as connection:
+    connection.execute(text("SELECT 1"))"""
+
+
+def command(*args: str, code: str = "from scheduler.cli import main; main()") -> tuple[float, float]:
+    """(wall, CPU) seconds of `wattsweep ARGS` (or of `code` given ARGS) in a new interpreter, its output thrown
+    away."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from scheduler.cli import main; main()", *args], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, env=CHILD_ENV)
+    subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   env=CHILD_ENV)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -104,6 +115,9 @@ def measure(url: str, repeat: int, sweeps: tuple[str, ...]) -> None:
     out.unlink(missing_ok=True)
     wall, cpu = min(command("report", "--help") for _ in range(repeat))
     print(f"report --help: wall {wall:.2f} s, CPU {cpu:.2f} s")
+    floor = STACK_FLOOR.replace("URL", repr(url.replace("postgresql://", "postgresql+psycopg://", 1)))
+    wall, cpu = min(command(code=floor) for _ in range(repeat))
+    print(f"the stack's floor (imports, connect, SELECT 1): wall {wall:.2f} s, CPU {cpu:.2f} s")
 
 
 def main() -> None:
