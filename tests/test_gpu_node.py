@@ -119,7 +119,12 @@ def test_attributed_cpu_and_ram_add_up_to_what_the_host_drew(drained):
             union[-1][1] = max(union[-1][1], end)
         else:
             union.append([start, end])
-    cpu_truth_j = sum(drained.node.host_energy_j(a, b) for a, b in union)
+    # The truth is what readers of the package counters could see (SimNode.host_energy_read_j): the counters move
+    # only when the simulated updater writes them, and on a loaded machine a write can come late, so against the
+    # profile's integral a window's reading came out short by more than the tolerance (2.3% of 1.04 kJ, in a
+    # suite run beside an install).
+    updates = drained.node.rapl_updates()
+    cpu_truth_j = sum(drained.node.host_energy_read_j(a, b, updates) for a, b in union)
     # RAM is CodeCarbon's model, constant power for a host: the profile's RAM is that power over the same times.
     ram_w = windows[0].ram_energy_kwh * 3.6e6 / windows[0].duration_s
     ram_truth_j = ram_w * sum(b - a for a, b in union)
