@@ -4,7 +4,7 @@ the child process: on a shared machine the wall time says as much about the neig
 
 Targets (issue 22): every format and `status` of the 10,000-model sweep under 1 s, a small sweep's report under
 0.3 s, on a quiet 2-core machine. The last line is the floor under every command: a new interpreter that only
-imports the stack and runs SELECT 1 (on this machine about 0.35 s: the small sweep's 0.3 s holds for the report's
+imports the stack and runs SELECT 1 (on this machine about 0.4 s: the small sweep's 0.3 s holds for the report's
 own work, bench/scale.py's in-process figures, not for a new interpreter).
 
     python bench/report_commands.py --build          # once: a kept database with scale.py's sweeps (~1-2 min)
@@ -76,11 +76,17 @@ CHILD_ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTE
 
 
 # What any command pays before its own work, whatever the project does: a new interpreter importing the stack a
-# command stands on (Typer and Rich, pydantic-settings, SQLAlchemy's ORM, psycopg) and one query on a new connection.
-STACK_FLOOR = """import typer, rich.console, pydantic_settings, sqlalchemy.orm
+# command stands on (Typer and Rich, pydantic-settings, SQLAlchemy's ORM, psycopg) and one query on a new connection,
+# ending as a command ends (scheduler.cli.options.collector_paused: engine disposed, objects frozen; left to the
+# collector's last passes at exit, the same lines take 0.13 s more).
+STACK_FLOOR = """import gc
+import typer, rich.console, pydantic_settings, sqlalchemy.orm
 from sqlalchemy import create_engine, text
-with create_engine(URL).connect() as connection:
-    connection.execute(text("SELECT 1"))"""
+engine = create_engine(URL)
+with engine.connect() as connection:
+    connection.execute(text("SELECT 1"))
+engine.dispose()
+gc.freeze()"""
 
 
 def command(*args: str, code: str = "from scheduler.cli import main; main()") -> tuple[float, float]:
