@@ -201,15 +201,20 @@ def cell_label(row: dict[str, Any]) -> str:
     return f"{row['model']} [{row['cell_key']}]" if row.get("cell_key") else row["model"]
 
 
+def rows_by_task(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each task, in their order: one pass over a 10,000-model sweep, not one per task."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_task.setdefault(row["task"], []).append(row)
+    return by_task
+
+
 def pareto_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per task, the cells no other cell beats on both energy per 1,000 queries and p95 latency."""
     from scheduler.report.ratings import pareto_front
 
-    by_task: dict[str, list[dict[str, Any]]] = {}
-    for m in models:
-        by_task.setdefault(m["task"], []).append(m)
     rows = []
-    for task, cells in sorted(by_task.items()):
+    for task, cells in sorted(rows_by_task(models).items()):
         front = pareto_front((m.get("latency_p95_s_mean"), m.get("kwh_per_1k_mean"), cell_label(m)) for m in cells)
         rows.append({"task": task, "cells": len(cells), "front": front})
     return rows

@@ -17,7 +17,7 @@ from typing import Any
 
 from scheduler.report.aies import batch_section, latency_section, output_length_section, stars_section
 from scheduler.report.charts import PALETTE, Point, Row, scatter_chart, strip_chart
-from scheduler.report.data import EXCLUDED_NOTE, ReportData
+from scheduler.report.data import EXCLUDED_NOTE, ReportData, rows_by_task
 from scheduler.report.html_parts import Block, Estimated, Table, fmt, render_template, svg, table
 from scheduler.report.power_limits import power_limit_section
 from scheduler.report.provenance import provenance_section
@@ -51,9 +51,7 @@ def _kind_legend(models: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def task_chart(data: ReportData) -> Block:
-    by_task: dict[str, list[dict]] = {}
-    for m in data.models:
-        by_task.setdefault(m["task"], []).append(m)
+    by_task = rows_by_task(data.models)
     rows = [
         Row(t["task"], [Point(m["kwh_per_1k_mean"], _kind_color(m.get("model_kind")),
                               f"{m['model']}: {fmt(m['kwh_per_1k_mean'])} kWh per 1,000 queries")
@@ -66,9 +64,7 @@ def task_chart(data: ReportData) -> Block:
 
 
 def model_charts(data: ReportData) -> list[Block]:
-    by_task: dict[str, list[dict]] = {}
-    for m in data.models:
-        by_task.setdefault(m["task"], []).append(m)
+    by_task = rows_by_task(data.models)
     charts = []
     for t in data.tasks:
         models = sorted(by_task.get(t["task"], []),
