@@ -28,6 +28,7 @@ from tests.distributed.conftest import (
 from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
+from tests.simnode.host_truth import assert_host_counted_once
 
 ok, why = SimNode.available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -112,30 +113,12 @@ def test_each_pinned_worker_meters_its_own_gpu(drained):
 
 def test_attributed_cpu_and_ram_add_up_to_what_the_host_drew(drained):
     windows = drained.windows
-    union = []  # the times any window was open, as disjoint intervals
-    for w in windows:
-        start, end = w.started_at.timestamp(), w.ended_at.timestamp()
-        if union and start <= union[-1][1]:
-            union[-1][1] = max(union[-1][1], end)
-        else:
-            union.append([start, end])
-    # The truth is what readers of the package counters could see (SimNode.host_energy_read_j): the counters move
-    # only when the simulated updater writes them, and on a loaded machine a write can come late, so against the
-    # profile's integral a window's reading came out short by more than the tolerance (2.3% of 1.04 kJ, in a
-    # suite run beside an install).
-    updates = drained.node.rapl_updates()
-    cpu_truth_j = sum(drained.node.host_energy_read_j(a, b, updates) for a, b in union)
-    # RAM is CodeCarbon's model, constant power for a host: the profile's RAM is that power over the same times.
-    ram_w = windows[0].ram_energy_kwh * 3.6e6 / windows[0].duration_s
-    ram_truth_j = ram_w * sum(b - a for a, b in union)
-    attributed_j = sum(w.cpu_energy_attributed_kwh + w.ram_energy_attributed_kwh for w in windows) * 3.6e6
-    assert attributed_j == pytest.approx(cpu_truth_j + ram_truth_j, rel=0.02)
-    assert sum(w.cpu_energy_attributed_kwh for w in windows) * 3.6e6 == pytest.approx(cpu_truth_j, rel=0.02)
+    truth = assert_host_counted_once(drained.node, windows)
     # What was tested: windows overlapped many at a time, the host's power changed under them, and the node-wide
     # readings summed would have counted the host several times over.
     assert max(w.max_concurrent_windows for w in windows) >= 4
     assert len(drained.node.data["segments"]) >= 4
-    assert sum(w.cpu_energy_kwh for w in windows) * 3.6e6 > 2 * cpu_truth_j
+    assert sum(w.cpu_energy_kwh for w in windows) * 3.6e6 > 2 * truth.drawn_cpu_j
     assert all(w.host_samples for w in windows)
 
 

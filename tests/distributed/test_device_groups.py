@@ -32,6 +32,7 @@ from tests.distributed.conftest import (
 from tests.helpers import spawn_on_node
 from tests.scratch_db import scratch_database
 from tests.simnode import SimNode
+from tests.simnode.host_truth import assert_host_counted_once
 
 ok, why = SimNode.available()
 pytestmark = pytest.mark.skipif(not ok, reason=why)
@@ -153,23 +154,7 @@ def test_one_gpu_workers_store_their_gpus_energy_too_and_no_gpu_is_metered_by_tw
 
 def test_attributed_cpu_and_ram_add_up_to_what_the_host_drew_a_group_window_counting_once(drained):
     windows = drained.windows
-    union = []  # the times any window was open, as disjoint intervals
-    for w in windows:
-        start, end = w.started_at.timestamp(), w.ended_at.timestamp()
-        if union and start <= union[-1][1]:
-            union[-1][1] = max(union[-1][1], end)
-        else:
-            union.append([start, end])
-    # The host's CPU energy as its readers saw it: the fake RAPL counters move when the simulator's updater writes
-    # them (every 10 ms), so a window's reading misses up to one update's energy at each end, a few joules: against
-    # the profile's integral a quick drain (4 s of windows, 1.1 kJ) came out 1.3% off, of the 2% allowed.
-    updates = drained.node.rapl_updates()
-    cpu_truth_j = sum(drained.node.host_energy_read_j(a, b, updates) for a, b in union)
-    ram_w = windows[0].ram_energy_kwh * 3.6e6 / windows[0].duration_s  # CodeCarbon's model: constant for a host
-    ram_truth_j = ram_w * sum(b - a for a, b in union)
-    attributed_j = sum(w.cpu_energy_attributed_kwh + w.ram_energy_attributed_kwh for w in windows) * 3.6e6
-    assert attributed_j == pytest.approx(cpu_truth_j + ram_truth_j, rel=0.02)
-    assert sum(w.cpu_energy_attributed_kwh for w in windows) * 3.6e6 == pytest.approx(cpu_truth_j, rel=0.02)
+    assert_host_counted_once(drained.node, windows)
     # What was tested: the group's windows overlapped the one-GPU workers' (a group window would have counted
     # four times had it been one window per GPU), under a host power that changed.
     group_windows = [w for w in windows if w.worker_id == "gpu0-3@ctrg"]
