@@ -67,9 +67,9 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
                 gpus: dict[tuple[str, str], int] | None = None):
     """The replayed sweep, split and estimated by submit's code; returns (sweep id, its NewJobs). `gpus`: the
     GPUs of the (task, model) jobs that need more than one (`mark_groups`)."""
-    from db.queue.sweeps import insert_sweep
+    from db.queue.sweeps import GroupedRuns, insert_sweep, run_groups
     from db.results.estimates import earlier_estimates
-    from scheduler.plan.expand import PlannedJob, PlannedRun
+    from scheduler.plan.expand import PlannedJob
     from scheduler.plan.submit import UnitSettings, job_estimate, new_job
 
     estimates = earlier_estimates(session, hardware_class=HARDWARE_CLASS)
@@ -79,7 +79,8 @@ def build_sweep(session, trace: list[TraceRun], *, queries: int, max_unit_s: flo
     jobs = []
     for (task, model), runs in grouped.items():
         planned = PlannedJob(task, model, HARDWARE_CLASS, {},
-                             tuple(PlannedRun(r.dataset, r.repetition, queries, 1, 0) for r in runs),
+                             GroupedRuns(run_groups(dict(dataset=r.dataset, repetition=r.repetition, n_queries=queries,
+                                                         batch_size=1, warmup=0) for r in runs)),
                              gpus=(gpus or {}).get((task, model), 1))
         estimate = job_estimate(planned, estimates, {})
         job = new_job(planned, estimate, UnitSettings(None, max_unit_s))

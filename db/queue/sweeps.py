@@ -36,15 +36,36 @@ class RunGroup:
     batch_size: int
     warmup: int
     shards: Sequence[tuple[int, float | None]] | None = None  # each run's units, as NewJob's runs give them
+    expected_s: float | None = None  # without shards: the expected seconds of each run's one unit
 
     def run(self, repetition: int) -> dict[str, Any]:
         return dict(dataset=self.dataset, repetition=repetition, n_queries=self.n_queries,
-                    batch_size=self.batch_size, warmup=self.warmup, shards=self.shards)
+                    batch_size=self.batch_size, warmup=self.warmup, shards=self.shards, expected_s=self.expected_s)
+
+
+def run_groups(runs: Iterable[dict[str, Any]]) -> Iterator[RunGroup]:
+    """Runs given one by one (NewJob.runs' dicts) as groups, in order: each group the consecutive runs alike
+    (units included) but for their repetition, which counts up by one."""
+    key, first, count = None, 0, 0
+    for run in runs:
+        shards = run.get("shards")
+        alike = (run["dataset"], run["n_queries"], run["batch_size"], run["warmup"],
+                 tuple(map(tuple, shards)) if shards else None, None if shards else run.get("expected_s"))
+        if alike == key and run["repetition"] == first + count:
+            count += 1
+            continue
+        if not _RUN_FIELDS.issuperset(run):
+            raise ValueError(f"a new run has fields {sorted(set(run) - _RUN_FIELDS)} that submit does not write")
+        if key is not None:
+            yield RunGroup(key[0], first, count, *key[1:])
+        key, first, count = alike, run["repetition"], 1
+    if key is not None:
+        yield RunGroup(key[0], first, count, *key[1:])
 
 
 class GroupedRuns(Sequence[dict[str, Any]]):
-    """A job's runs as groups of like runs (NewJob.runs as submit makes it): read as runs, one dict each, made
-    when read; written by insert_sweep from the groups, without making them."""
+    """A job's runs as groups of like runs (expand's PlannedJob.runs, NewJob.runs as submit makes it): read as
+    runs, one dict each, made when read; written by insert_sweep from the groups, without making them."""
 
     def __init__(self, groups: Iterable[RunGroup]) -> None:
         self.groups = tuple(groups)
@@ -66,6 +87,12 @@ class GroupedRuns(Sequence[dict[str, Any]]):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         return (group.run(group.first_repetition + offset) for group in self.groups
                 for offset in range(group.repetitions))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GroupedRuns) and self.groups == other.groups
+
+    def __hash__(self) -> int:
+        return hash(self.groups)
 
 
 @dataclass(frozen=True)
@@ -170,12 +197,8 @@ def _insert_runs_and_units(session: Session, job_ids: Sequence[int], jobs: Seque
     """
     groups = _RunGroups()
     for job_id, job in zip(job_ids, jobs, strict=True):
-        if isinstance(job.runs, GroupedRuns):
-            for group in job.runs.groups:
-                groups.add(job_id, group.run(group.first_repetition), repetitions=group.repetitions)
-        else:
-            for run in job.runs:
-                groups.add(job_id, run)
+        for group in job.runs.groups if isinstance(job.runs, GroupedRuns) else run_groups(job.runs):
+            groups.add(job_id, group)
     if not groups.job_id:
         return
     with session.connection().connection.driver_connection.cursor() as cursor:
@@ -191,38 +214,28 @@ class _RunGroups:
         self.job_id, self.dataset, self.n_queries, self.batch_size, self.warmup = [], [], [], [], []
         self.first_repetition, self.repetitions, self.n_units, self.unit_first = [], [], [], []
         self.unit_start, self.unit_queries, self.unit_expected_s = [], [], []
-        self._plans: dict[tuple, int] = {}  # units -> unit_first
-        self._last: tuple | None = None  # ((job_id, dataset, n_queries, batch_size, warmup, plan), repetition)
+        self._plans: dict[tuple, int] = {}  # (dataset, n_queries, batch_size, warmup, units) -> unit_first
 
-    def add(self, job_id: int, run: dict[str, Any], repetitions: int = 1) -> None:
-        """`run`, and the `repetitions` - 1 runs after it that differ only by their repetition."""
-        shards = run.get("shards")
-        plan = (tuple(map(tuple, shards)) if shards else None, None if shards else run.get("expected_s"))
-        key = (job_id, run["dataset"], run["n_queries"], run["batch_size"], run["warmup"], plan)
-        last = self._last
-        if last is not None and last[0] == key and run["repetition"] == last[1] + 1:
-            self.repetitions[-1] += repetitions
-            self._last = (key, run["repetition"] + repetitions - 1)
-            return
-        if not _RUN_FIELDS.issuperset(run):
-            raise ValueError(f"a new run has fields {sorted(set(run) - _RUN_FIELDS)} that submit does not write")
-        if (unit_first := self._plans.get(key[1:])) is None:  # a plan is checked against its run's size once
-            units = _units_of(run)
-            unit_first = self._plans[key[1:]] = len(self.unit_start) + 1
+    def add(self, job_id: int, group: RunGroup) -> None:
+        shards = group.shards
+        plan = (group.dataset, group.n_queries, group.batch_size, group.warmup,
+                tuple(map(tuple, shards)) if shards else None, None if shards else group.expected_s)
+        if (unit_first := self._plans.get(plan)) is None:  # a plan is checked against its run's size once
+            units = _units_of(group.run(group.first_repetition))
+            unit_first = self._plans[plan] = len(self.unit_start) + 1
             for start, n_queries, expected_s in units:
                 self.unit_start.append(start)
                 self.unit_queries.append(n_queries)
                 self.unit_expected_s.append(expected_s)
         self.job_id.append(job_id)
-        self.dataset.append(run["dataset"])
-        self.n_queries.append(run["n_queries"])
-        self.batch_size.append(run["batch_size"])
-        self.warmup.append(run["warmup"])
-        self.first_repetition.append(run["repetition"])
-        self.repetitions.append(repetitions)
+        self.dataset.append(group.dataset)
+        self.n_queries.append(group.n_queries)
+        self.batch_size.append(group.batch_size)
+        self.warmup.append(group.warmup)
+        self.first_repetition.append(group.first_repetition)
+        self.repetitions.append(group.repetitions)
         self.n_units.append(len(shards) if shards else 1)
         self.unit_first.append(unit_first)
-        self._last = (key, run["repetition"] + repetitions - 1)
 
     def arrays(self) -> dict[str, list]:
         return {name: value for name, value in vars(self).items() if not name.startswith("_")}

@@ -18,10 +18,11 @@ the axes given as lists ("" when none is), which keeps cells of one model apart.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from db.queue.sweeps import GroupedRuns, RunGroup
 from scheduler.spec.gpus import model_gpus
 from scheduler.spec.schema import SweepSpec, task_defaults
 from worker.contract.catalog import PARAM_AXES, SWEEP_AXES
@@ -32,67 +33,14 @@ MULTI_PURPOSE = "multi-purpose"
 
 
 @dataclass(frozen=True)
-class PlannedRun:
-    dataset: str
-    repetition: int  # 0-based
-    n_queries: int
-    batch_size: int
-    warmup: int
-
-
-@dataclass(frozen=True)
-class PlannedRuns(Sequence[PlannedRun]):
-    """A job's runs: each dataset (in order) x each repetition, alike in everything else. Kept as that description:
-    a million-run sweep then holds 10,000 of these, not a million PlannedRun objects; they are made when read."""
-
-    datasets: tuple[str, ...]
-    repetitions: int
-    n_queries: int
-    batch_size: int
-    warmup: int
-
-    def __len__(self) -> int:
-        return len(self.datasets) * self.repetitions
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        if not -len(self) <= index < len(self):
-            raise IndexError(index)
-        dataset, repetition = divmod(index % len(self), self.repetitions)
-        return PlannedRun(self.datasets[dataset], repetition, self.n_queries, self.batch_size, self.warmup)
-
-    def __iter__(self) -> Iterator[PlannedRun]:
-        return (PlannedRun(dataset, repetition, self.n_queries, self.batch_size, self.warmup)
-                for dataset in self.datasets for repetition in range(self.repetitions))
-
-
-def alike_runs(runs: Sequence[PlannedRun]) -> Iterator[tuple[PlannedRun, int]]:
-    """The runs in order as (first run, how many): each the first of consecutive runs alike but for their
-    repetition, which counts up by one (PlannedRuns: one per dataset, without making each run)."""
-    if isinstance(runs, PlannedRuns):
-        for dataset in runs.datasets:
-            yield PlannedRun(dataset, 0, runs.n_queries, runs.batch_size, runs.warmup), runs.repetitions
-        return
-    first, count = None, 0
-    for run in runs:
-        if first is not None and run == replace(first, repetition=first.repetition + count):
-            count += 1
-            continue
-        if first is not None:
-            yield first, count
-        first, count = run, 1
-    if first is not None:
-        yield first, count
-
-
-@dataclass(frozen=True)
 class PlannedJob:
     task: str
     model: str
     hardware_class: str
     params: dict[str, Any] = field(hash=False)
-    runs: Sequence[PlannedRun]  # PlannedRuns, as expand makes them
+    # each dataset (in order) x each repetition, kept as one group per dataset: a million-run sweep holds 10,000
+    # groups, not a million runs (they are made when read)
+    runs: GroupedRuns
     model_kind: str = TASK_SPECIFIC  # or MULTI_PURPOSE
     # jobs column -> value, for every axis that applies to the task (given or default); see SWEEP_AXES.
     axes: dict[str, Any] = field(default_factory=dict, hash=False)
@@ -156,8 +104,8 @@ def _cells(spec: SweepSpec, task: str, model: str, kind: str, hardware_class: st
     cells = []
     for values in combinations(axes):
         job_params = {**params, **{name: values[name] for name in PARAM_AXES if name in values}}
-        runs = PlannedRuns(tuple(dict.fromkeys(spec.tasks[task].datasets)), settings.repetitions, settings.queries,
-                           values["batch_size"], settings.warmup)
+        runs = GroupedRuns(RunGroup(dataset, 0, settings.repetitions, settings.queries, values["batch_size"],
+                                    settings.warmup) for dataset in dict.fromkeys(spec.tasks[task].datasets))
         columns = {SWEEP_AXES[name]: job_params.get(name, defaults.get(name)) for name in PARAM_AXES
                    if name in defaults}
         columns["batch_size"] = values["batch_size"]

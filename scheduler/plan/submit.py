@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from db.queue.sweeps import GroupedRuns, NewJob, RunGroup
 from db.results.estimates import Estimate, earlier_estimates, known_parameter_counts
-from scheduler.plan.expand import PlannedJob, alike_runs, expand
+from scheduler.plan.expand import PlannedJob, expand
 from scheduler.plan.priors import prior_estimate, shard_sizes
 from scheduler.spec.schema import SweepSpec
 
@@ -29,7 +29,7 @@ def job_estimate(job: PlannedJob, estimates: Mapping, parameters: Mapping[str, i
 
     Measurements without a load window (imported logs often have none) take the prior's load time.
     """
-    batch = job.runs[0].batch_size if job.runs else 1
+    batch = job.runs.groups[0].batch_size if job.runs else 1
     prior = prior_estimate(task=job.task, model=job.model, params=job.params, batch_size=batch,
                            num_parameters=parameters.get(job.model))
     found = estimates.get((job.task, job.model, job.model_kind))
@@ -45,20 +45,20 @@ def new_job(job: PlannedJob, estimate: Estimate, units: UnitSettings) -> NewJob:
     a million runs are 10,000 groups here, and the database makes the rows.
     """
     groups, total_s, split = [], 0.0, {}
-    for run, count in alike_runs(job.runs):
-        key = (run.dataset, run.n_queries, run.batch_size, run.warmup)
+    for group in job.runs.groups:
+        key = (group.dataset, group.n_queries, group.batch_size, group.warmup)
         if key not in split:
-            s_per_query = estimate.seconds_per_query(run.dataset)
-            sizes = shard_sizes(n_queries=run.n_queries, batch_size=run.batch_size, warmup=run.warmup,
+            s_per_query = estimate.seconds_per_query(group.dataset)
+            sizes = shard_sizes(n_queries=group.n_queries, batch_size=group.batch_size, warmup=group.warmup,
                                 s_per_query=s_per_query, shard_queries=units.shard_queries,
                                 max_unit_s=units.max_unit_s)
-            shards = [(size, s_per_query * (size + run.warmup)) for size in sizes]
+            shards = [(size, s_per_query * (size + group.warmup)) for size in sizes]
             split[key] = (shards, sum(expected for _, expected in shards))
         shards, run_s = split[key]
-        for _ in range(count):  # added run by run, as the runs are: the same float as before
+        for _ in range(group.repetitions):  # added run by run, as the runs are: the same float as before
             total_s += run_s
-        groups.append(RunGroup(run.dataset, run.repetition, count, run.n_queries, run.batch_size, run.warmup,
-                               shards))
+        groups.append(RunGroup(group.dataset, group.first_repetition, group.repetitions, group.n_queries,
+                               group.batch_size, group.warmup, shards))
     return NewJob(job.task, job.model, job.hardware_class, job.params, GroupedRuns(groups), model_kind=job.model_kind,
                   axes=job.axes, cell_key=job.cell_key, expected_s=total_s, load_expected_s=estimate.load_s or None,
                   estimate_source=estimate.source, split_units=units.shard_queries is None, gpus=job.gpus)

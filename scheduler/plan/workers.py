@@ -69,8 +69,8 @@ class SweepPlan:
 
 
 def _job_plan(job: PlannedJob, estimates: Mapping) -> JobPlan:
-    measured = sum(run.n_queries for run in job.runs)
-    warmup = sum(run.warmup for run in job.runs)
+    measured = sum(group.n_queries * group.repetitions for group in job.runs.groups)
+    warmup = sum(group.warmup * group.repetitions for group in job.runs.groups)
     estimate = estimates.get((job.task, job.model, job.model_kind))
     hours = kwh = None
     if estimate is not None:  # warm-up queries cost the same as measured ones; the model loads once per job

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Job, Run, Shard
-from db.queue.sweeps import GroupedRuns, NewJob, RunGroup, insert_sweep
+from db.queue.sweeps import GroupedRuns, NewJob, RunGroup, insert_sweep, run_groups
 
 GRID_100_G = dict(country_iso_code=None, region=None, grid_intensity_g_per_kwh=100.0)
 
@@ -37,6 +37,23 @@ def test_jobs_runs_and_units_come_back_as_written(sessions):
     assert [(u.run_id, u.shard_index, u.query_start, u.n_queries, u.expected_s, u.status, u.attempts) for u in units] \
         == [(runs[0].id, 0, 0, 6, 3.5, "pending", 0), (runs[0].id, 1, 6, 4, 2.5, "pending", 0),
             (runs[1].id, 0, 0, 10, None, "pending", 0)]
+
+
+def test_consecutive_runs_alike_but_for_their_repetition_make_one_group():
+    def run(dataset, repetition, n_queries=10, **more):
+        return dict(dataset=dataset, repetition=repetition, n_queries=n_queries, batch_size=1, warmup=0, **more)
+
+    given = [run("builtin:texts", 1), run("builtin:texts", 2), run("builtin:texts", 0), run("builtin:texts", 3, 11),
+             run("builtin:reviews", 0, shards=[[4, 1.0], [6, 1.5]]),
+             run("builtin:reviews", 1, shards=[(4, 1.0), (6, 1.5)]),
+             run("builtin:reviews", 2, expected_s=2.0), run("builtin:reviews", 3, expected_s=2.0)]
+    assert list(run_groups(given)) == [
+        RunGroup("builtin:texts", 1, 2, 10, 1, 0), RunGroup("builtin:texts", 0, 1, 10, 1, 0),
+        RunGroup("builtin:texts", 3, 1, 11, 1, 0), RunGroup("builtin:reviews", 0, 2, 10, 1, 0, ((4, 1.0), (6, 1.5))),
+        RunGroup("builtin:reviews", 2, 2, 10, 1, 0, None, 2.0)]
+    fields = ("dataset", "repetition", "n_queries", "expected_s")
+    assert [[r.get(f) for f in fields] for r in GroupedRuns(run_groups(given))] == [[r.get(f) for f in fields]
+                                                                                    for r in given]
 
 
 def test_runs_keep_the_order_given_and_groups_of_like_runs_write_the_same_rows(sessions):

@@ -87,12 +87,12 @@ def test_short_units_are_never_split(sessions):
 
 
 def test_a_sweep_that_fixed_its_unit_size_keeps_it(sessions):
-    from db.queue.sweeps import NewJob, insert_sweep
-    from scheduler.plan.expand import PlannedJob, PlannedRun
+    from db.queue.sweeps import GroupedRuns, NewJob, RunGroup, insert_sweep
+    from scheduler.plan.expand import PlannedJob
     from scheduler.plan.priors import prior_estimate
     from scheduler.plan.submit import UnitSettings, new_job
 
-    planned = PlannedJob("fill-mask", "tiny:m", "cpu", {}, (PlannedRun("builtin:texts", 0, 1000, 1, 0),))
+    planned = PlannedJob("fill-mask", "tiny:m", "cpu", {}, GroupedRuns([RunGroup("builtin:texts", 0, 1, 1000, 1, 0)]))
     estimate = prior_estimate(task="fill-mask", model="tiny:m", params={})
     assert new_job(planned, estimate, UnitSettings(None, 1800)).split_units  # sized by max_unit_s: may split
     assert not new_job(planned, estimate, UnitSettings(500, 1800)).split_units  # shard_queries: fixed

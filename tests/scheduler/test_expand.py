@@ -2,7 +2,8 @@
 
 import pytest
 
-from scheduler.plan.expand import PlannedRun, PlannedRuns, alike_runs, expand
+from db.queue.sweeps import RunGroup
+from scheduler.plan.expand import expand
 from scheduler.spec.reading import parse_sweep
 
 SPEC = {
@@ -28,13 +29,14 @@ def test_jobs_are_task_model_cells_with_dataset_repetition_runs():
         ("text-to-image", "tiny:stable-diffusion", "a100"),  # listed twice, one job
     ]
     runs = jobs[0].runs
-    assert [(r.dataset, r.repetition) for r in runs] == [
+    assert [(r["dataset"], r["repetition"]) for r in runs] == [
         ("builtin:texts", 0), ("builtin:texts", 1), ("builtin:texts", 2),
         ("builtin:reviews", 0), ("builtin:reviews", 1), ("builtin:reviews", 2),
     ]
-    assert {(r.n_queries, r.batch_size, r.warmup) for r in runs} == {(10, 2, 1)}
+    assert {(r["n_queries"], r["batch_size"], r["warmup"]) for r in runs} == {(10, 2, 1)}
     image_job = jobs[2]
-    assert [(r.dataset, r.repetition, r.n_queries) for r in image_job.runs] == [("builtin:image-prompts", 0, 4)]
+    assert [(r["dataset"], r["repetition"], r["n_queries"]) for r in image_job.runs] == [
+        ("builtin:image-prompts", 0, 4)]
     assert image_job.params == {"num_inference_steps": 2}
 
 
@@ -78,11 +80,11 @@ def test_each_axis_combination_is_its_own_job_with_its_values_in_columns():
     assert len({j.cell_key for j in generation}) == 6
     for job in generation:
         assert job.params["max_new_tokens"] == job.axes["max_new_tokens"]  # the worker sees scalars
-        assert {r.batch_size for r in job.runs} == {job.axes["batch_size"]} and len(job.runs) == 2
+        assert {r["batch_size"] for r in job.runs} == {job.axes["batch_size"]} and len(job.runs) == 2
         assert job.axes["dtype"] == "float32" and "num_inference_steps" not in job.axes  # not an axis of the task
     [mask] = [j for j in jobs if j.task == "fill-mask"]  # the task's own scalar batch size overrides the axis
     assert mask.cell_key == "" and mask.axes == {"batch_size": 4, "dtype": None, "power_limit_w": None}
-    assert {r.batch_size for r in mask.runs} == {4}
+    assert {r["batch_size"] for r in mask.runs} == {4}
 
 
 def test_a_sweep_without_lists_keeps_one_job_per_model_and_default_axis_values():
@@ -125,14 +127,14 @@ def test_model_params_set_one_models_reasoning_switch_and_win_over_the_task():
                         ("text-generation", "tiny:ministral3", None, None)]
 
 
-def test_a_jobs_runs_are_held_as_datasets_times_repetitions_and_read_as_runs():
-    runs = PlannedRuns(("builtin:texts", "builtin:reviews"), 3, 10, 2, 1)
-    listed = [PlannedRun(d, r, 10, 2, 1) for d in ("builtin:texts", "builtin:reviews") for r in range(3)]
+def test_a_jobs_runs_are_held_as_one_group_per_dataset_and_read_as_runs():
+    [job] = expand(parse_sweep({**SPEC, "tasks": {"fill-mask": {"models": ["tiny:bert"],
+                                                                  "datasets": ["builtin:texts", "builtin:reviews"]}}}))
+    runs = job.runs
+    assert runs.groups == (RunGroup("builtin:texts", 0, 3, 10, 2, 1), RunGroup("builtin:reviews", 0, 3, 10, 2, 1))
+    listed = [dict(dataset=d, repetition=r, n_queries=10, batch_size=2, warmup=1, shards=None, expected_s=None)
+              for d in ("builtin:texts", "builtin:reviews") for r in range(3)]
     assert list(runs) == listed and len(runs) == 6
     assert [runs[i] for i in range(-6, 6)] == listed * 2 and runs[1:3] == listed[1:3]
     with pytest.raises(IndexError):
         runs[6]
-    assert list(alike_runs(runs)) == [(listed[0], 3), (listed[3], 3)]
-    # Any other sequence: consecutive repetitions of otherwise equal runs, in the order given.
-    odd = (listed[1], listed[2], listed[0], PlannedRun("builtin:texts", 3, 11, 2, 1), listed[3])
-    assert list(alike_runs(odd)) == [(listed[1], 2), (listed[0], 1), (odd[3], 1), (listed[3], 1)]

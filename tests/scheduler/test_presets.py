@@ -40,7 +40,7 @@ def preset_cells(path: Path) -> set[tuple[str, str, str, str]]:
     cells = set()
     for job in expand(load_sweep(path)):
         for run in job.runs:
-            source = parse_hf_dataset(parse_dataset_ref(run.dataset).name).source  # without its column
+            source = parse_hf_dataset(parse_dataset_ref(run["dataset"]).name).source  # without its column
             cells.add((job.task, source, parse_model_ref(job.model).name, job.model_kind))
     return cells
 
