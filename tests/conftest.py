@@ -73,6 +73,7 @@ def sessions(database_url):
     return session_factory(database_url)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups into node ids
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist (`-n 2`), the tests of one slow group run one after another in one process: a Slurm
     cluster, a set of network namespaces, a chaos run or a vLLM engine at a time, beside the rest of the suite."""
